@@ -1,0 +1,24 @@
+"""gradlint: find vanishing-gradient risk in PyTorch model code before training.
+
+The pipeline is ``load -> trace -> estimate -> rules -> report``; ``check`` runs it on a model
+object you already have (a notebook, a test), without loading any file.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gradlint.ftypes import ModelReport
+
+
+def check(model: Any, inputs: Any = None, threshold: float = 1e-2) -> ModelReport:
+    """Lint an ``nn.Module`` instance in-process; imported lazily so ``--version`` stays fast."""
+    from gradlint.pipeline import check_model
+
+    return check_model(model, inputs=inputs, threshold=threshold)
+
+
+__all__ = ["__version__", "check"]

@@ -1,0 +1,194 @@
+"""Elementwise activations: value, derivative, sup|f'| and whether they saturate.
+
+Derivatives are written out by hand (not taken from autograd) so the test suite can check the
+catalogue against autograd independently. Evaluated on float64 tensors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+Fn = Callable[[Tensor, dict[str, Any]], Tensor]
+SQRT2 = math.sqrt(2.0)
+INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One elementwise op. ``saturating``: f' -> 0 on both sides (DESIGN §4); ``dead``: the side
+    where f' -> 0 for one-sided activations (documentation only)."""
+
+    name: str
+    f: Fn
+    df: Fn
+    sup: Callable[[dict[str, Any]], float]
+    saturating: bool
+    defaults: dict[str, Any]
+
+
+def _sig(x: Tensor) -> Tensor:
+    return torch.sigmoid(x)
+
+
+def _phi(x: Tensor) -> Tensor:  # standard normal pdf
+    return INV_SQRT_2PI * torch.exp(-0.5 * x * x)
+
+
+def _Phi(x: Tensor) -> Tensor:  # standard normal cdf
+    return 0.5 * (1.0 + torch.erf(x / SQRT2))
+
+
+def _softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    bx = beta * x
+    return torch.where(bx > threshold, x, torch.log1p(torch.exp(torch.clamp(bx, max=threshold))) / beta)
+
+
+def _gelu(x: Tensor, a: dict[str, Any]) -> Tensor:
+    if a.get("approximate", "none") == "tanh":
+        return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+    return x * _Phi(x)
+
+
+def _dgelu(x: Tensor, a: dict[str, Any]) -> Tensor:
+    if a.get("approximate", "none") == "tanh":
+        c = math.sqrt(2 / math.pi)
+        u = c * (x + 0.044715 * x**3)
+        t = torch.tanh(u)
+        return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)
+    return _Phi(x) + x * _phi(x)
+
+
+def _mish(x: Tensor, a: dict[str, Any]) -> Tensor:
+    return x * torch.tanh(_softplus(x))
+
+
+def _dmish(x: Tensor, a: dict[str, Any]) -> Tensor:
+    t = torch.tanh(_softplus(x))
+    return t + x * (1 - t * t) * _sig(x)
+
+
+_SELU_ALPHA = 1.6732632423543772
+_SELU_SCALE = 1.0507009873554805
+
+
+def _hardtanh_sup(a: dict[str, Any]) -> float:
+    return 1.0 if a["max_val"] > a["min_val"] else 0.0
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    a.name: a
+    for a in [
+        Activation("identity", lambda x, a: x, lambda x, a: torch.ones_like(x), lambda a: 1.0,
+                   False, {}),
+        Activation("sigmoid", lambda x, a: _sig(x), lambda x, a: _sig(x) * (1 - _sig(x)),
+                   lambda a: 0.25, True, {}),
+        Activation("tanh", lambda x, a: torch.tanh(x), lambda x, a: 1 - torch.tanh(x) ** 2,
+                   lambda a: 1.0, True, {}),
+        Activation("hardtanh",
+                   lambda x, a: torch.clamp(x, a["min_val"], a["max_val"]),
+                   lambda x, a: ((x > a["min_val"]) & (x < a["max_val"])).to(x.dtype),
+                   _hardtanh_sup, True, {"min_val": -1.0, "max_val": 1.0}),
+        Activation("relu6", lambda x, a: torch.clamp(x, 0.0, 6.0),
+                   lambda x, a: ((x > 0) & (x < 6)).to(x.dtype), lambda a: 1.0, False, {}),
+        Activation("hardsigmoid", lambda x, a: torch.clamp(x / 6 + 0.5, 0.0, 1.0),
+                   lambda x, a: ((x > -3) & (x < 3)).to(x.dtype) / 6, lambda a: 1 / 6, True, {}),
+        Activation("softsign", lambda x, a: x / (1 + x.abs()), lambda x, a: 1 / (1 + x.abs()) ** 2,
+                   lambda a: 1.0, True, {}),
+        Activation("relu", lambda x, a: torch.clamp(x, min=0.0), lambda x, a: (x > 0).to(x.dtype),
+                   lambda a: 1.0, False, {}),
+        Activation("leaky_relu",
+                   lambda x, a: torch.where(x > 0, x, a["negative_slope"] * x),
+                   lambda x, a: torch.where(x > 0, torch.ones_like(x),
+                                            torch.full_like(x, a["negative_slope"])),
+                   lambda a: max(1.0, abs(a["negative_slope"])), False, {"negative_slope": 0.01}),
+        Activation("prelu",
+                   lambda x, a: torch.where(x > 0, x, a["negative_slope"] * x),
+                   lambda x, a: torch.where(x > 0, torch.ones_like(x),
+                                            torch.full_like(x, a["negative_slope"])),
+                   lambda a: max(1.0, abs(a["negative_slope"])), False, {"negative_slope": 0.25}),
+        Activation("elu",
+                   lambda x, a: torch.where(x > 0, x, a["alpha"] * torch.expm1(x)),
+                   lambda x, a: torch.where(x > 0, torch.ones_like(x), a["alpha"] * torch.exp(x)),
+                   lambda a: max(1.0, a["alpha"]), False, {"alpha": 1.0}),
+        Activation("celu",
+                   lambda x, a: torch.where(x > 0, x, a["alpha"] * torch.expm1(x / a["alpha"])),
+                   lambda x, a: torch.where(x > 0, torch.ones_like(x), torch.exp(x / a["alpha"])),
+                   lambda a: 1.0, False, {"alpha": 1.0}),
+        Activation("selu",
+                   lambda x, a: _SELU_SCALE * torch.where(x > 0, x, _SELU_ALPHA * torch.expm1(x)),
+                   lambda x, a: _SELU_SCALE * torch.where(x > 0, torch.ones_like(x),
+                                                          _SELU_ALPHA * torch.exp(x)),
+                   lambda a: _SELU_SCALE * _SELU_ALPHA, False, {}),
+        Activation("gelu", _gelu, _dgelu,
+                   lambda a: 1.0199 if a.get("approximate", "none") == "tanh" else 1.1289,
+                   False, {"approximate": "none"}),
+        Activation("silu", lambda x, a: x * _sig(x),
+                   lambda x, a: _sig(x) * (1 + x * (1 - _sig(x))), lambda a: 1.0998, False, {}),
+        Activation("mish", _mish, _dmish, lambda a: 1.0885, False, {}),
+        Activation("softplus",
+                   lambda x, a: _softplus(x, a["beta"], a["threshold"]),
+                   lambda x, a: torch.where(a["beta"] * x > a["threshold"], torch.ones_like(x),
+                                            _sig(a["beta"] * x)),
+                   lambda a: 1.0, False, {"beta": 1.0, "threshold": 20.0}),
+        Activation("logsigmoid", lambda x, a: -_softplus(-x), lambda x, a: _sig(-x),
+                   lambda a: 1.0, False, {}),
+        Activation("hardswish",
+                   lambda x, a: x * torch.clamp(x + 3, 0.0, 6.0) / 6,
+                   lambda x, a: torch.where(x <= -3, torch.zeros_like(x),
+                                            torch.where(x >= 3, torch.ones_like(x), (2 * x + 3) / 6)),
+                   lambda a: 1.5, False, {}),
+    ]
+}
+
+# A fine grid in standard units: step-shaped derivatives (relu, hardtanh) integrate to ~1e-4.
+_Z = torch.linspace(-10.0, 10.0, 40000, dtype=torch.float64)  # even: no node at 0
+_W = _phi(_Z)
+_W = _W / _W.sum()
+# Gauss-Hermite nodes (probabilists') for the nested integral of the batch-shared moment.
+_GH_X, _GH_W = (torch.tensor(v, dtype=torch.float64) for v in
+                __import__("numpy").polynomial.hermite_e.hermegauss(24))
+_GH_W = _GH_W / _GH_W.sum()
+
+
+def with_defaults(name: str, attrs: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(ACTIVATIONS[name].defaults)
+    merged.update({k: v for k, v in attrs.items() if k in merged})
+    return merged
+
+
+@dataclass(frozen=True)
+class GaussianMoments:
+    """E f, E f^2 and E f'^2 for h ~ N(mean, var), plus the batch-shared second moment."""
+
+    mean: float
+    second: float
+    grad_sq: float
+    shared: float
+
+
+def gaussian_moments(name: str, attrs: dict[str, Any], mean: float, var: float,
+                     shared_var: float = 0.0) -> GaussianMoments:
+    """Moments of f(h), h ~ N(mean, var); ``shared_var`` is the part of var shared across the
+    batch (per-unit means), needed only for the batch-shared moment S' that BatchNorm uses."""
+    act = ACTIVATIONS[name]
+    a = with_defaults(name, attrs)
+    sd = math.sqrt(max(var, 0.0))
+    h = mean + sd * _Z
+    fx = act.f(h, a)
+    dfx = act.df(h, a)
+    m1 = float((_W * fx).sum())
+    m2 = float((_W * fx * fx).sum())
+    g2 = float((_W * dfx * dfx).sum())
+    # S' = E_m[(E_z f(m + z))^2], m ~ N(mean, shared_var), z ~ N(0, var - shared_var)
+    sv = min(max(shared_var, 0.0), max(var, 0.0))
+    inner_sd = math.sqrt(max(var - sv, 0.0))
+    m_nodes = mean + math.sqrt(sv) * _GH_X
+    inner = act.f(m_nodes[:, None] + inner_sd * _GH_X[None, :], a) @ _GH_W
+    shared = float((_GH_W * inner * inner).sum())
+    return GaussianMoments(m1, m2, g2, shared)

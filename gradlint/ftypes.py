@@ -1,0 +1,119 @@
+"""Small frozen values that cross stage boundaries (locations, diagnostics, reports)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Severity = Literal["error", "warning", "info"]
+SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
+
+
+@dataclass(frozen=True)
+class Location:
+    """A span in a source file; lines and columns are 1-based, ``end_col`` is exclusive."""
+
+    file: str
+    line: int
+    col: int = 1
+    end_line: int | None = None
+    end_col: int | None = None
+
+    def short(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A suggested change; gradlint only displays these (no automatic edits yet)."""
+
+    message: str
+    suggestions: tuple[str, ...] = ()
+    applicability: str = "display-only"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One finding, anchored at the user's source line."""
+
+    code: str
+    name: str
+    severity: Severity
+    message: str
+    location: Location
+    target: str = ""
+    module: str | None = None
+    related: tuple[Location, ...] = ()
+    fix: Fix | None = None
+
+
+@dataclass(frozen=True)
+class LayerEstimate:
+    """What the estimate says about one module that owns parameters (see DESIGN §3, JSON)."""
+
+    module: str
+    type: str
+    numel: int
+    location: Location | None
+    log10_grad: float | None
+    log10_relative: float | None
+    log10_signal: float | None
+    log10_attenuation: float | None
+    log10_bound: float | None
+    saturating: int
+    depth: int
+    factors: int
+    gate: str | None
+    frozen: bool
+    aliases: tuple[str, ...]
+    zero: bool
+    confidence: Literal["high", "low"]
+    anchor: Location | None = None  # the user's line (differs from ``location`` for library code)
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    """Everything gradlint learned about one target."""
+
+    target: str
+    name: str
+    file: str
+    line: int
+    status: Literal["ok", "failed", "skipped"]
+    tracer: str | None = None
+    init: str | None = None
+    seconds: float = 0.0
+    layers: tuple[LayerEstimate, ...] = ()
+    diagnostics: tuple[Diagnostic, ...] = ()
+
+
+@dataclass(frozen=True)
+class Report:
+    """The result of one run over many files."""
+
+    models: tuple[ModelReport, ...] = ()
+    diagnostics: tuple[Diagnostic, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Target:
+    """A built model ready to trace: the module, its example inputs, and where each submodule
+    was constructed (qualified name -> (definition, anchor in the checked file))."""
+
+    name: str  # e.g. "model.py::Net"
+    model: object  # nn.Module; typed loosely so this module never imports torch
+    file: str
+    line: int
+    inputs: tuple[object, ...] | None = None
+    sites: dict[str, tuple[Location | None, Location | None]] = field(default_factory=dict)
+    output_key: str | None = None
+
+
+class StageError(Exception):
+    """A user-caused failure inside a stage, carried to the report as a GL9xx diagnostic."""
+
+    def __init__(self, code: str, message: str, location: Location | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.location = location

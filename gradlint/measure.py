@@ -1,0 +1,110 @@
+"""Ground truth: per-layer weight-gradient RMS measured with autograd (DESIGN §5 protocol).
+
+The model is copied to float64 in train() mode with dropout off; the loss on the primary output is
+<g_b, y_b> with g_b ~ N(0, I) per example. Per-example gradients (torch.func) where the model
+allows it; where it mixes examples (BatchNorm in training) the batch gradient of
+sum_b <g_b, y_b> / sqrt(B) is used instead, which has the same scale for independent examples.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+
+def primary_tensor(out: Any) -> torch.Tensor:
+    """The output the loss is taken on (DESIGN §3): tensor; tuple -> first tensor; dict-like ->
+    logits, else last_hidden_state, else first tensor."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, dict) or hasattr(out, "keys"):
+        for k in ("logits", "last_hidden_state"):
+            if k in out and isinstance(out[k], torch.Tensor):
+                return out[k]
+        out = list(out.values())
+    for v in out:
+        try:
+            return primary_tensor(v)
+        except TypeError:
+            continue
+    raise TypeError("the model returns no tensor")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """log10 RMS of each layer's main weight gradient (None where exactly zero)."""
+
+    log10_grad: dict[str, float | None]
+    per_example: bool
+
+
+def _main_params(model: nn.Module) -> dict[str, str]:
+    out: dict[str, str] = {}
+    seen: set[int] = set()
+    for name, mod in model.named_modules():
+        own = [(k, p) for k, p in mod._parameters.items() if p is not None]
+        if not own or all(id(p) in seen for _, p in own):
+            continue
+        seen.update(id(p) for _, p in own)
+        key = "weight" if any(k == "weight" for k, _ in own) else own[0][0]
+        out[name] = f"{name}.{key}" if name else key
+    return out
+
+
+def measure_gradients(model: nn.Module, make_inputs: Callable[[int], Sequence[torch.Tensor]],
+                      batch: int = 64, seeds: Sequence[int] = (0,)) -> Measurement:
+    """Measure at init; ``make_inputs(batch)`` draws one batch of example inputs."""
+    m = copy.deepcopy(model).to(torch.float64).train()
+    for mod in m.modules():
+        if isinstance(mod, nn.modules.dropout._DropoutNd):
+            mod.p = 0.0
+    mains = _main_params(m)
+    sums: dict[str, float] = dict.fromkeys(mains, 0.0)
+    per_example = True
+    for seed in seeds:
+        torch.manual_seed(seed)
+        inputs = [t.to(torch.float64) if t.is_floating_point() else t for t in make_inputs(batch)]
+        with torch.no_grad():
+            y = primary_tensor(m(*inputs))
+        g = torch.randn_like(y)
+        try:
+            sq = _per_example(m, inputs, g, mains)
+        except Exception:  # noqa: BLE001 - vmap cannot run models that mix examples
+            per_example = False
+            sq = _batch(m, inputs, g, mains)
+        for k, v in sq.items():
+            sums[k] += v / len(seeds)
+    return Measurement({k: (0.5 * math.log10(v) if v > 0 else None) for k, v in sums.items()},
+                       per_example)
+
+
+def _per_example(m: nn.Module, inputs: list[torch.Tensor], g: torch.Tensor,
+                 mains: dict[str, str]) -> dict[str, float]:
+    from torch.func import functional_call, grad, vmap
+
+    params = {k: v.detach() for k, v in m.named_parameters()}
+    wanted = {p for p in mains.values() if p in params}
+
+    def loss(ps: dict[str, torch.Tensor], xs: tuple[torch.Tensor, ...], gb: torch.Tensor
+             ) -> torch.Tensor:
+        out = primary_tensor(functional_call(m, ps, tuple(x.unsqueeze(0) for x in xs)))
+        return (out * gb.unsqueeze(0)).sum()
+
+    grads = vmap(grad(loss), in_dims=(None, 0, 0))(params, tuple(inputs), g)
+    return {mod: float((grads[p] ** 2).mean()) for mod, p in mains.items() if p in wanted}
+
+
+def _batch(m: nn.Module, inputs: list[torch.Tensor], g: torch.Tensor,
+           mains: dict[str, str]) -> dict[str, float]:
+    m.zero_grad(set_to_none=True)
+    y = primary_tensor(m(*inputs))
+    ((y * g).sum() / math.sqrt(y.shape[0])).backward()
+    params = dict(m.named_parameters())
+    return {mod: float((params[p].grad ** 2).mean()) if params[p].grad is not None else 0.0
+            for mod, p in mains.items() if p in params}

@@ -1,0 +1,277 @@
+"""Forward moments and local backward gains, one catalogue kind at a time (DESIGN §4 table).
+
+For every node we carry, per tensor entry: the mean M, the second moment P and the part of P
+shared across the batch S (per-unit means, what BatchNorm subtracts). Each rule also returns the
+local backward gain per input, log(r_in / r_out), with r the mean squared gradient per entry.
+The gains do not depend on r, so the backward pass is a plain linear sweep.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from gradlint.activations import gaussian_moments
+from gradlint.catalogue import spec
+from gradlint.graph import GraphNode, ParamStats
+
+NEG_INF = float("-inf")
+
+
+@dataclass(frozen=True)
+class Moments:
+    mean: float
+    second: float
+    shared: float
+
+    @property
+    def var(self) -> float:
+        return max(self.second - self.mean * self.mean, 0.0)
+
+
+def _log(x: float) -> float:
+    return math.log(x) if x > 0 else NEG_INF
+
+
+def _weight_bias(node: GraphNode) -> tuple[ParamStats | None, ParamStats | None]:
+    w = node.param("weight")
+    if w is None and node.params:
+        w = node.params[0]
+    return w, node.param("bias")
+
+
+def _prod(xs: tuple[int, ...] | list[int]) -> int:
+    n = 1
+    for x in xs:
+        n *= int(x)
+    return n
+
+
+def _affine(inp: Moments, gain: float, w: ParamStats | None, b: ParamStats | None) -> Moments:
+    """y = Wx + b with zero-mean weights: P' = k E[W^2] P + E[b^2] (gain = k E[W^2])."""
+    eb2 = b.mean_sq if b else 0.0
+    mb = b.mean if b else 0.0
+    return Moments(mb, gain * inp.second + eb2, gain * inp.shared + eb2)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one node does: its output moments and log gain of r per input."""
+
+    out: Moments
+    log_gains: tuple[float, ...]
+    gate: bool = False
+
+
+def propagate(node: GraphNode, ins: list[Moments], in_nodes: list[GraphNode]) -> Step:
+    """Moments out of ``node`` and its backward gains, from its inputs' moments."""
+    kind = spec(node.op).kind
+    n_in = len(ins)
+    if kind == "input":
+        return Step(Moments(0.0, 1.0, 0.0), ())
+    if kind in ("param", "constant"):
+        p = node.params[0] if node.params else None
+        if p is None:
+            v = float(node.attrs.get("value", 0.0))
+            return Step(Moments(v, v * v, v * v), ())
+        return Step(Moments(p.mean, p.mean_sq, p.mean_sq), ())
+    x = ins[0] if ins else Moments(0.0, 1.0, 0.0)
+    if kind == "elementwise":
+        g = gaussian_moments(node.op, node.attrs, x.mean, x.var, max(x.shared - x.mean ** 2, 0.0))
+        return Step(Moments(g.mean, g.second, g.shared), (_log(g.grad_sq),))
+    if kind in ("linear", "conv", "conv_transpose"):
+        return _weight_layer(node, kind, x)
+    if kind == "embedding":
+        w, _ = _weight_bias(node)
+        ew2 = w.mean_sq if w else 1.0
+        mw = w.mean if w else 0.0
+        return Step(Moments(mw, ew2, mw * mw), (NEG_INF,) * n_in)
+    if kind == "norm":
+        return _norm(node, x)
+    if kind == "add":
+        scales = node.scales or (1.0,) * n_in
+        mean = sum(a * m.mean for a, m in zip(scales, ins))
+        cross = sum(scales[i] * scales[j] * ins[i].mean * ins[j].mean
+                    for i in range(n_in) for j in range(i + 1, n_in))
+        second = sum(a * a * m.second for a, m in zip(scales, ins)) + 2 * cross
+        shared = sum(a * a * m.shared for a, m in zip(scales, ins)) + 2 * cross
+        return Step(Moments(mean, max(second, 0.0), max(shared, 0.0)),
+                    tuple(_log(a * a) for a in scales))
+    if kind == "mul":
+        if n_in == 1:
+            return Step(x, (0.0,))
+        a, b = ins[0], ins[1]
+        gate = any(spec(i.op).kind == "param" for i in in_nodes[:2])
+        return Step(Moments(a.mean * b.mean, a.second * b.second, a.shared * b.shared),
+                    (_log(b.second), _log(a.second)) + (NEG_INF,) * (n_in - 2), gate)
+    if kind == "div":
+        if n_in == 1:
+            return Step(x, (0.0,))
+        d = max(ins[1].second, 1e-30)
+        return Step(Moments(x.mean / math.sqrt(d), x.second / d, x.shared / d),
+                    (_log(1.0 / d), NEG_INF) + (NEG_INF,) * (n_in - 2))
+    if kind == "scale":
+        c = float(node.attrs.get("factor", 1.0))
+        return Step(Moments(c * x.mean, c * c * x.second, c * c * x.shared), (_log(c * c),))
+    if kind == "cat":
+        sizes = [max(i.numel_per_example, 1) for i in in_nodes]
+        tot = float(sum(sizes))
+        return Step(Moments(sum(s * m.mean for s, m in zip(sizes, ins)) / tot,
+                            sum(s * m.second for s, m in zip(sizes, ins)) / tot,
+                            sum(s * m.shared for s, m in zip(sizes, ins)) / tot), (0.0,) * n_in)
+    if kind == "pool":
+        return _pool(node, x, in_nodes[0] if in_nodes else None)
+    if kind == "reduce":
+        k = max(in_nodes[0].numel_per_example / node.numel_per_example, 1.0) if in_nodes else 1.0
+        fluct = max(x.second - x.shared, 0.0)
+        if node.op == "sum":
+            return Step(Moments(k * x.mean, k * k * x.shared + k * fluct, k * k * x.shared),
+                        (0.0,))
+        return Step(Moments(x.mean, x.shared + fluct / k, x.shared), (_log(1.0 / (k * k)),))
+    if kind == "softmax":
+        return _softmax(node, x)
+    if kind == "log_softmax":
+        n = float(_dim_size(node) or 1)
+        m = -math.log(n) - x.var / 2
+        return Step(Moments(m, m * m + x.var, m * m), (0.0,))
+    if kind == "matmul":
+        return _matmul(node, ins, in_nodes)
+    if kind == "attention":
+        return _attention(node, x, n_in)
+    if kind == "recurrent":
+        return _recurrent(node, x)
+    # passthrough and opaque: moments unchanged, gain 1 (opaque is flagged by the caller)
+    return Step(x, (0.0,) + (NEG_INF,) * (n_in - 1) if n_in else ())
+
+
+def _weight_layer(node: GraphNode, kind: str, x: Moments) -> Step:
+    w, b = _weight_bias(node)
+    ew2 = w.mean_sq if w else 0.0
+    a = node.attrs
+    if kind == "linear":
+        fan_in, back = a["fan_in"], a["fan_out"]
+    else:
+        ksize = _prod(a["kernel"])
+        stride = _prod(a["stride"])
+        groups = a.get("groups", 1)
+        if kind == "conv":  # each input entry feeds C_out/groups * k / stride outputs
+            fan_in, back = a["in"] // groups * ksize, a["out"] // groups * ksize / stride
+        else:
+            fan_in, back = a["in"] // groups * ksize / stride, a["out"] // groups * ksize
+    return Step(_affine(x, fan_in * ew2, w, b), (_log(back * ew2),))
+
+
+def _norm(node: GraphNode, x: Moments) -> Step:
+    """Normalization rescales by 1/s: LayerNorm s^2 = P - M^2, RMSNorm P, BatchNorm P - S."""
+    g, b = node.param("weight"), node.param("bias")
+    eg2 = g.mean_sq if g else 1.0
+    eb2 = b.mean_sq if b else 0.0
+    mb = b.mean if b else 0.0
+    if node.op == "batch_norm":
+        s2 = x.second - x.shared
+        shared = eb2
+    elif node.op == "rms_norm":
+        s2 = x.second
+        shared = eg2 * x.shared / max(s2, 1e-30) + eb2
+    else:
+        s2 = x.var
+        shared = eg2 * max(x.shared - x.mean ** 2, 0.0) / max(s2, 1e-30) + eb2
+    eps = float(node.attrs.get("eps", 1e-5))
+    s2 = max(s2, 0.0) + eps
+    gate = g is not None and eg2 < 1e-4
+    return Step(Moments(mb, eg2 + eb2, min(shared, eg2 + eb2)), (_log(eg2 / s2),), gate)
+
+
+def _spatial(node: GraphNode | None) -> int:
+    if node is None or not node.shape or len(node.shape) < 3:
+        return 1
+    return _prod(list(node.shape[2:]))
+
+
+def _pool(node: GraphNode, x: Moments, src: GraphNode | None) -> Step:
+    k_in = _spatial(src)
+    k_out = max(_spatial(node), 1)
+    ratio = max(k_in / k_out, 1.0)  # input entries per output entry
+    if node.op in ("adaptive_avg_pool", "adaptive_max_pool"):
+        window = ratio
+    else:
+        kern = node.attrs.get("kernel", 2)
+        window = float(_prod(kern) if isinstance(kern, (tuple, list)) else
+                       kern ** max(len(node.shape or (0, 0, 0, 0)) - 2, 1))
+    if node.op.endswith("avg_pool"):
+        # r_in = r_out * (window / ratio) / window^2: each input sits in window/ratio windows
+        gain = 1.0 / (window * ratio)
+        if node.op == "adaptive_avg_pool":  # global pooling: fluctuations average out
+            fluct = max(x.second - x.shared, 0.0)
+            return Step(Moments(x.mean, x.shared + fluct / window, x.shared), (_log(gain),))
+        return Step(x, (_log(gain),))
+    return Step(x, (_log(1.0 / ratio),))  # max pool: one input per output gets the gradient
+
+
+def _dim_size(node: GraphNode) -> int | None:
+    if not node.shape:
+        return None
+    dim = node.attrs.get("dim", -1)
+    if dim is None:
+        dim = -1
+    try:
+        return int(node.shape[dim])
+    except (IndexError, TypeError):
+        return None
+
+
+def _softmax(node: GraphNode, x: Moments) -> Step:
+    """Near-uniform softmax over n entries with logit variance v: E p^2 ~ e^v / n^2, and the
+    Jacobian's mean squared entry per input is ~ E p^2 (DESIGN §4: ~1/n^2 near uniform)."""
+    n = float(_dim_size(node) or 1)
+    p2 = min(math.exp(min(x.var, 50.0)) / (n * n), 1.0 / n)
+    return Step(Moments(1.0 / n, p2, p2), (_log(p2 * (1 - 1.0 / n) if n > 1 else 0.0),))
+
+
+def _matmul(node: GraphNode, ins: list[Moments], in_nodes: list[GraphNode]) -> Step:
+    """Y = A @ B with inner size k: P_Y = k P_A P_B; r_A = m P_B r_Y, r_B = n P_A r_Y."""
+    if len(ins) < 2 or not in_nodes[0].shape or not in_nodes[1].shape:
+        return Step(ins[0] if ins else Moments(0, 1, 0), (0.0,) * len(ins))
+    a, b = ins[0], ins[1]
+    sa, sb = in_nodes[0].shape, in_nodes[1].shape
+    k = sa[-1]
+    n = sa[-2] if len(sa) >= 2 else 1
+    m = sb[-1] if len(sb) >= 2 else 1
+    out = Moments(k * a.mean * b.mean, k * a.second * b.second, k * a.shared * b.shared)
+    return Step(out, (_log(m * b.second), _log(n * a.second)) + (NEG_INF,) * (len(ins) - 2))
+
+
+def attention_factors(node: GraphNode) -> tuple[float, float, float, int]:
+    """(E*E[W_in^2], E*E[W_out^2], 1/n averaging, n tokens) for nn.MultiheadAttention at init.
+
+    Near-uniform attention averages the values over n tokens: P_out ~ P_v / n for independent
+    tokens, and r_v ~ r_out / n. Q/K take the softmax Jacobian and are negligible here.
+    """
+    e = int(node.attrs.get("embed_dim", 1))
+    w_in = node.param("in_proj_weight") or node.param("v_proj_weight")
+    w_out = node.param("out_proj.weight") or node.param("weight")
+    shape = node.shape or ()
+    n = 1
+    if len(shape) == 3:
+        n = shape[1] if node.attrs.get("batch_first") else shape[0]
+    return (e * (w_in.mean_sq if w_in else 1.0 / (3 * e)),
+            e * (w_out.mean_sq if w_out else 1.0 / (3 * e)), 1.0 / max(n, 1), n)
+
+
+def _attention(node: GraphNode, x: Moments, n_in: int) -> Step:
+    gin, gout, avg, _ = attention_factors(node)
+    p = gout * avg * gin * x.second
+    gains = [NEG_INF] * n_in
+    gains[min(2, n_in - 1)] = _log(gout * avg * gin)  # the value input carries the gradient
+    return Step(Moments(0.0, p, 0.0), tuple(gains))
+
+
+def _recurrent(node: GraphNode, x: Moments) -> Step:
+    """Crude stationary model (per-step transfer is a later issue): one tanh layer over W_ih."""
+    hidden = int(node.attrs.get("hidden", 1))
+    w = node.param("weight_ih_l0")
+    fan_in_gain = (w.shape[1] * w.mean_sq) if w else 1.0 / 3
+    q = fan_in_gain * x.second
+    g = gaussian_moments("tanh", {}, 0.0, q)
+    back = (w.shape[0] * w.mean_sq) if w else hidden / (3.0 * hidden)
+    return Step(Moments(0.0, g.second, 0.0), (_log(back * g.grad_sq),))

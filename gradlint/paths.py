@@ -1,0 +1,114 @@
+"""Path quantities from the loss to every tensor, each in one reverse sweep (no enumeration).
+
+- the strongest path: from each tensor follow the consumer that contributes most of its gradient;
+  along it, the attenuation GL101 judges is the sum of log10 per-layer gains below 1, where a
+  "layer" factor spans one weight layer (Linear/Conv/Embedding/attention/recurrent) and what lies
+  between it and the previous weight layer (norms, activations, pools, adds). Gains are ratios of
+  the total gradient norm per example at consecutive weight-layer outputs; learnable gates are
+  left out;
+- the worst-case bound: the sum over all paths of the product of sup|f'|, other ops gain 1;
+- confidence: low behind an op the catalogue does not know.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from gradlint.catalogue import WEIGHT_KINDS, spec
+from gradlint.graph import LayerGraph
+
+NEG_INF = float("-inf")
+LN10 = math.log(10.0)
+# a per-layer factor counts towards GL101's "at least 3 factors" only when it is clearly below 1
+FACTOR_COUNTS_BELOW = math.log10(0.9)
+
+
+@dataclass(frozen=True)
+class PathState:
+    """What lies between a tensor and the loss along the strongest path."""
+
+    attenuation: float  # log10, sum of closed per-layer factors below 1
+    factors: int  # closed factors below FACTOR_COUNTS_BELOW
+    open_from: float | None  # log10 gradient norm^2 where the open factor began (None: head)
+    saturating: int
+    depth: int
+    gate: str | None
+    low: bool
+    bound: float  # log10 of the sum-over-paths sup|f'| product
+
+    def closed(self, log_norm2: float) -> tuple[float, int]:
+        """Attenuation and factor count if the open factor closed at a tensor of this norm."""
+        if self.open_from is None or log_norm2 == NEG_INF:
+            return self.attenuation, self.factors
+        g = 0.5 * (log_norm2 - self.open_from)
+        if g >= 0:
+            return self.attenuation, self.factors
+        return self.attenuation + g, self.factors + (g < FACTOR_COUNTS_BELOW)
+
+
+def analyse_paths(graph: LayerGraph, log_r: list[float],
+                  contrib: list[list[tuple[int, float]]],
+                  gates: list[str | None]) -> list[PathState]:
+    """``contrib[p]`` lists (consumer, log of the r it sends to p); ``log_r`` is natural log;
+    ``gates[c]`` names the learnable gate node ``c`` applies, if any."""
+    nodes = graph.nodes
+    n = len(nodes)
+    log_norm2 = [
+        (log_r[i] / LN10 + math.log10(nodes[i].numel_per_example)) if log_r[i] > NEG_INF
+        else NEG_INF for i in range(n)
+    ]
+    states: list[PathState | None] = [None] * n
+    states[graph.output] = PathState(0.0, 0, None, 0, 0, None, False, 0.0)
+    for p in range(n - 1, -1, -1):
+        if p == graph.output:
+            continue
+        best: tuple[float, int] | None = None
+        bound_terms: list[float] = []
+        low = False
+        for c, lc in contrib[p]:
+            sc = states[c]
+            if sc is None:
+                continue
+            cnode = nodes[c]
+            cspec = spec(cnode.op)
+            low = low or sc.low or cspec.kind == "opaque"
+            sup = cspec.sup_derivative(cnode.attrs)
+            bound_terms.append(sc.bound + (math.log10(sup) if sup > 0 else NEG_INF))
+            if best is None or lc > best[0]:
+                best = (lc, c)
+        if best is None:
+            continue
+        c = best[1]
+        sc = states[c]
+        assert sc is not None
+        cnode = nodes[c]
+        cspec = spec(cnode.op)
+        att, fac, open_from = sc.attenuation, sc.factors, sc.open_from
+        gate = sc.gate
+        if cspec.kind in WEIGHT_KINDS:
+            att, fac = sc.closed(log_norm2[c])
+            open_from = log_norm2[c]
+        elif gates[c] is not None:
+            # a learnable gate: its smallness is by design (GL106), not compounding attenuation
+            gate = gates[c]
+            if open_from is not None:
+                open_from += (best[0] - log_r[c]) / LN10 + math.log10(
+                    nodes[p].numel_per_example / cnode.numel_per_example)
+        mx = max(bound_terms)
+        bound = mx if mx == NEG_INF else mx + math.log10(sum(10 ** (t - mx) for t in bound_terms))
+        states[p] = PathState(
+            attenuation=att, factors=fac, open_from=open_from,
+            saturating=sc.saturating + (1 if cspec.saturating else 0),
+            depth=sc.depth + (1 if cnode.params and cspec.kind not in ("param",) else 0),
+            gate=gate, low=low, bound=bound,
+        )
+    return [s if s is not None else PathState(0.0, 0, None, 0, 0, None, False, NEG_INF)
+            for s in states]
+
+
+def log_norm2_of(graph: LayerGraph, log_r: list[float], i: int) -> float:
+    """log10 of the gradient's squared norm per example at node ``i``."""
+    if log_r[i] == NEG_INF:
+        return NEG_INF
+    return log_r[i] / LN10 + math.log10(graph.nodes[i].numel_per_example)

@@ -1,0 +1,401 @@
+"""The trace stage: nn.Module -> torch.fx graph -> gradlint's LayerGraph.
+
+A tracer subclass keeps qualified module names and stack traces, treats recurrent and attention
+modules as leaves (the catalogue models them whole), and ShapeProp records tensor shapes, which
+the estimate needs (positions per example, pooling windows, softmax widths).
+"""
+
+from __future__ import annotations
+
+import inspect
+import traceback
+from typing import Any
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
+
+from gradlint.catalogue import LEAF_MODULES, function_label, function_op, method_op, module_op
+from gradlint.ftypes import Location, StageError, Target
+from gradlint.graph import GraphNode, LayerGraph, ModuleInfo, ParamStats
+from gradlint.sources import display_path, is_library_file, trace_site
+
+BATCH = 4  # examples in the shape-propagation batch (BatchNorm needs more than one)
+
+
+class GradTracer(fx.Tracer):
+    """fx tracer that records stack traces and keeps RNN/attention modules whole."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.record_stack_traces = True
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return isinstance(m, LEAF_MODULES) or super().is_leaf_module(m, module_qualified_name)
+
+
+def param_stats(name: str, p: torch.Tensor) -> ParamStats:
+    if p.device.type == "meta" or p.numel() == 0:
+        return ParamStats(name, tuple(p.shape), 0.0, 0.0, bool(p.requires_grad))
+    t = p.detach().to(torch.float64)
+    return ParamStats(name, tuple(p.shape), float(t.mean()), float((t * t).mean()),
+                      bool(p.requires_grad))
+
+
+def owners_of(model: nn.Module, sites: dict[str, tuple[Location | None, Location | None]]
+              ) -> tuple[ModuleInfo, ...]:
+    """Modules that directly own parameters; one sharing all its parameters with an earlier
+    module (tied weights, a module registered twice) becomes that module's alias."""
+    infos: list[ModuleInfo] = []
+    aliases: dict[str, list[str]] = {}
+    by_param: dict[int, str] = {}
+    for name, mod in model.named_modules(remove_duplicate=False):
+        own = [(k, p) for k, p in mod._parameters.items() if p is not None]
+        if not own:
+            continue
+        ids = [id(p) for _, p in own]
+        if all(i in by_param for i in ids):
+            aliases.setdefault(by_param[ids[0]], []).append(name)
+            continue
+        for i in ids:
+            by_param.setdefault(i, name)
+        prefix = f"{name}." if name else ""
+        loc, anchor = sites.get(name, (None, None))
+        infos.append(ModuleInfo(name, type(mod).__name__,
+                                tuple(param_stats(prefix + k, p) for k, p in own), loc, anchor))
+    return tuple(ModuleInfo(i.name, i.type, i.params, i.location, i.anchor,
+                            tuple(aliases.get(i.name, ()))) for i in infos)
+
+
+def _where_it_broke(exc: BaseException, anchor_file: str) -> Location | None:
+    """The innermost frame of user code in the exception's traceback."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    for fr in reversed(frames):
+        if not is_library_file(fr.filename):
+            return Location(display_path(fr.filename), fr.lineno or 1)
+    return None
+
+
+def trace_target(target: Target) -> LayerGraph:
+    """Trace a target; user-caused failures become ``StageError('GL903', ...)``."""
+    model = target.model
+    assert isinstance(model, nn.Module)
+    concrete = _defaulted_args(model)
+    tracer = GradTracer()
+    try:
+        graph = tracer.trace(model, concrete_args=concrete or None)
+    except Exception as exc:  # noqa: BLE001 - any failure in user code is a diagnostic
+        where = _where_it_broke(exc, target.file)
+        raise StageError("GL903", f"torch.fx could not trace {type(model).__name__}: "
+                         f"{type(exc).__name__}: {_first_line(exc)}; rewrite the "
+                         "data-dependent control flow in forward(), or lint the submodules "
+                         "separately", where) from None
+    gm = fx.GraphModule(tracer.root, graph)
+    inputs = target.inputs if target.inputs is not None else infer_inputs(model, gm)
+    if inputs is None:
+        raise StageError("GL903", f"cannot infer an example input for {type(model).__name__}; "
+                         "pass --input SHAPE[:DTYPE] or define example_inputs() in the file",
+                         Location(target.file, target.line))
+    try:
+        with torch.no_grad():
+            was_training = model.training
+            model.train()
+            ShapeProp(gm).propagate(*inputs)
+            model.train(was_training)
+    except Exception as exc:  # noqa: BLE001
+        raise StageError("GL903", f"running {type(model).__name__} on an example input of "
+                         f"shape {_shapes(inputs)} failed: {type(exc).__name__}: "
+                         f"{_first_line(exc)}; pass --input SHAPE[:DTYPE] or define "
+                         "example_inputs() in the file",
+                         _where_it_broke(exc, target.file)) from None
+    return _to_layer_graph(target, gm)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else ""
+
+
+def _shapes(inputs: tuple[Any, ...]) -> str:
+    return ", ".join("x".join(map(str, t.shape)) if isinstance(t, torch.Tensor) else repr(t)
+                     for t in inputs)
+
+
+def _defaulted_args(model: nn.Module) -> dict[str, Any]:
+    """Arguments of forward() with defaults are fixed to them (``mask=None`` then traces)."""
+    try:
+        sig = inspect.signature(model.forward)
+    except (TypeError, ValueError):
+        return {}
+    return {k: p.default for k, p in sig.parameters.items()
+            if p.default is not inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def infer_inputs(model: nn.Module, gm: fx.GraphModule) -> tuple[torch.Tensor, ...] | None:
+    """A float/int example input per placeholder from the first layer that consumes it."""
+    out: list[torch.Tensor] = []
+    for ph in gm.graph.nodes:
+        if ph.op != "placeholder":
+            continue
+        mod = _first_module_user(gm, ph)
+        if mod is None:
+            return None
+        t = _input_for(mod)
+        if t is None:
+            return None
+        out.append(t)
+    return tuple(out)
+
+
+def _first_module_user(gm: fx.GraphModule, start: fx.Node) -> nn.Module | None:
+    frontier = [start]
+    seen: set[fx.Node] = set()
+    while frontier:
+        node = frontier.pop(0)
+        for user in node.users:
+            if user in seen:
+                continue
+            seen.add(user)
+            if user.op == "call_module":
+                mod = gm.get_submodule(str(user.target))
+                if any(True for _ in mod.parameters(recurse=False)) or isinstance(
+                        mod, (nn.RNNBase, nn.MultiheadAttention)):
+                    return mod
+            frontier.append(user)
+    return None
+
+
+def _input_for(mod: nn.Module) -> torch.Tensor | None:
+    if isinstance(mod, nn.Linear):
+        return torch.randn(BATCH, mod.in_features)
+    if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        spatial = {1: (64,), 2: (32, 32), 3: (16, 16, 16)}[len(mod.kernel_size)]
+        return torch.randn(BATCH, mod.in_channels, *spatial)
+    if isinstance(mod, nn.Embedding):
+        return torch.randint(0, mod.num_embeddings, (BATCH, 16))
+    if isinstance(mod, nn.RNNBase):
+        shape = (BATCH, 16, mod.input_size) if mod.batch_first else (16, BATCH, mod.input_size)
+        return torch.randn(*shape)
+    if isinstance(mod, nn.MultiheadAttention):
+        shape = (BATCH, 16, mod.embed_dim) if mod.batch_first else (16, BATCH, mod.embed_dim)
+        return torch.randn(*shape)
+    return None
+
+
+def _shape_of(meta: Any) -> tuple[int, ...] | None:
+    if isinstance(meta, TensorMetadata):
+        return tuple(int(s) for s in meta.shape)
+    if isinstance(meta, (tuple, list)):
+        for m in meta:
+            s = _shape_of(m)
+            if s is not None:
+                return s
+    if isinstance(meta, dict):
+        for m in meta.values():
+            s = _shape_of(m)
+            if s is not None:
+                return s
+    return None
+
+
+def _flat(args: Any) -> list[Any]:
+    if isinstance(args, (list, tuple)):
+        return [y for a in args for y in _flat(a)]
+    if isinstance(args, dict):
+        return [y for a in args.values() for y in _flat(a)]
+    return [args]
+
+
+def _arg(n: fx.Node, pos: int, name: str, default: Any = None) -> Any:
+    if name in n.kwargs:
+        return n.kwargs[name]
+    return n.args[pos] if len(n.args) > pos else default
+
+
+_FN_ATTRS: dict[str, list[tuple[int, str]]] = {
+    "leaky_relu": [(1, "negative_slope")], "elu": [(1, "alpha")], "celu": [(1, "alpha")],
+    "hardtanh": [(1, "min_val"), (2, "max_val")], "gelu": [(99, "approximate")],
+    "softplus": [(1, "beta"), (2, "threshold")], "softmax": [(1, "dim")],
+    "log_softmax": [(1, "dim")], "avg_pool": [(1, "kernel_size")],
+    "max_pool": [(1, "kernel_size")],
+}
+
+
+class _Converter:
+    """Walks the fx graph once, appending one GraphNode per tensor-producing node."""
+
+    def __init__(self, target: Target, gm: fx.GraphModule) -> None:
+        self.target = target
+        self.gm = gm
+        self.modules = dict(gm.named_modules())
+        self.nodes: list[GraphNode] = []
+        self.index: dict[fx.Node, int] = {}
+
+    def add(self, op: str, inputs: tuple[int, ...] = (), **kw: Any) -> int:
+        i = len(self.nodes)
+        self.nodes.append(GraphNode(index=i, op=op, inputs=inputs, **kw))
+        return i
+
+    def operand(self, a: Any, shape: tuple[int, ...] | None) -> int | None:
+        """A tensor operand's index; Python numbers become constant nodes."""
+        if isinstance(a, fx.Node):
+            return self.index.get(a)
+        if isinstance(a, (int, float)) and not isinstance(a, bool):
+            return self.add("constant", attrs={"value": float(a)}, shape=shape, label=repr(a))
+        return None
+
+    def run(self) -> int:
+        output = -1
+        for n in self.gm.graph.nodes:
+            meta = n.meta.get("tensor_meta")
+            shape = _shape_of(meta)
+            if n.op == "output":
+                output = self.primary_output(n)
+                continue
+            if shape is None and n.op != "get_attr":
+                continue  # sizes, flags and other non-tensor values
+            if n.op == "placeholder":
+                self.index[n] = self.add("input", shape=shape, label=n.name)
+            elif n.op == "get_attr":
+                self.get_attr(n)
+            elif n.op == "call_module":
+                self.call_module(n, shape)
+            else:
+                self.call(n, shape)
+        return output
+
+    def get_attr(self, n: fx.Node) -> None:
+        obj: Any = self.gm
+        for part in str(n.target).split("."):
+            obj = getattr(obj, part, None)
+        if isinstance(obj, torch.Tensor):
+            self.index[n] = self.add("param", params=(param_stats(str(n.target), obj),),
+                                     shape=(1, *obj.shape), label=str(n.target),
+                                     module=None)
+
+    def call_module(self, n: fx.Node, shape: tuple[int, ...] | None) -> None:
+        name = str(n.target)
+        mod = self.modules[name]
+        key, attrs = module_op(mod)
+        if hasattr(mod, "eps"):
+            attrs["eps"] = float(mod.eps)
+        params = tuple(param_stats(f"{name}.{k}" if name else k, p)
+                       for k, p in mod.named_parameters())
+        loc, anchor = self.target.sites.get(name, (None, None))
+        ins = tuple(i for a in _flat((n.args, n.kwargs)) if (i := self.operand_only(a)) is not None)
+        t = type(mod)
+        label = f"nn.{t.__name__}" if t.__module__.startswith("torch.nn") else t.__name__
+        self.index[n] = self.add(key, ins, attrs=attrs, module=name, module_type=t.__name__,
+                                 label=label, params=params, shape=shape, location=loc,
+                                 anchor=anchor)
+
+    def operand_only(self, a: Any) -> int | None:
+        return self.index.get(a) if isinstance(a, fx.Node) else None
+
+    def call(self, n: fx.Node, shape: tuple[int, ...] | None) -> None:
+        if n.op == "call_function":
+            key = function_op(n.target)
+            label = function_label(n.target)
+        else:
+            key = method_op(str(n.target))
+            label = f".{n.target}()"
+        hint = getattr(n.target, "__name__", str(n.target))
+        loc, anchor = trace_site(n.stack_trace, self.target.file, hint)
+        common: dict[str, Any] = {"shape": shape, "location": loc, "anchor": anchor,
+                                  "label": label}
+        args = list(n.args)
+        if key in ("add", "sub", "mul", "div"):
+            self.index[n] = self.binary(key, args[0] if args else None, _arg(n, 1, "other"),
+                                        common)
+            return
+        ins = tuple(i for a in _flat((n.args, n.kwargs)) if (i := self.operand_only(a)) is not None)
+        attrs: dict[str, Any] = {}
+        if key == "neg":
+            key, attrs = "scale", {"factor": -1.0}
+        elif key == "linear_fn" and len(ins) >= 2:
+            key, attrs, params, ins = self.functional_weights(n, ins, "linear")
+            common["params"] = params
+            if params:
+                common["module"] = params[0].name.rpartition(".")[0]
+        elif key in ("layer_norm", "rms_norm") and n.op == "call_function":
+            x = self.operand_only(args[0]) if args else None
+            ws = [self.operand_only(_arg(n, 2, "weight")), self.operand_only(_arg(n, 3, "bias"))]
+            params = tuple(self.rename(self.nodes[w], nm) for w, nm in zip(ws, ("weight", "bias"))
+                           if w is not None and self.nodes[w].op == "param")
+            common["params"] = params
+            if params:
+                common["module"] = params[0].name.rpartition(".")[0]
+            ins = (x,) if x is not None else ins[:1]
+        base = "avg_pool" if key == "avg_pool" else "max_pool" if key == "max_pool" else key
+        for pos, name in _FN_ATTRS.get(base, []):
+            v = _arg(n, pos, name)
+            if v is not None and not isinstance(v, fx.Node):
+                attrs["kernel" if name == "kernel_size" else name] = v
+        if key in ("softmax", "log_softmax") and "dim" not in attrs:
+            attrs["dim"] = -1
+        if key == "opaque" and not ins:
+            key = "constant"  # tensors made from scratch (arange, zeros): no gradient to carry
+        self.index[n] = self.add(key, ins, attrs=attrs, **common)
+
+    def binary(self, key: str, x: Any, y: Any, common: dict[str, Any]) -> int:
+        """``a + b``, ``a - b``, ``a * b``, ``a / b``; a number operand scales or shifts."""
+        def num(v: Any) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+        if key in ("mul", "div") and num(y) and isinstance(x, fx.Node) and x in self.index:
+            c = float(y)
+            factor = c if key == "mul" else (1.0 / c if c else 1.0)
+            return self.add("scale", (self.index[x],), attrs={"factor": factor}, **common)
+        if key == "mul" and num(x) and isinstance(y, fx.Node) and y in self.index:
+            return self.add("scale", (self.index[y],), attrs={"factor": float(x)}, **common)
+        if key == "div" and not (isinstance(x, fx.Node) and x in self.index):
+            ins = tuple(i for i in (self.operand_only(y),) if i is not None)
+            return self.add("opaque", ins, **common)  # c / x: outside the catalogue
+        a = self.operand(x, common["shape"])
+        b = self.operand(y, common["shape"])
+        ins = tuple(i for i in (a, b) if i is not None)
+        scales = (1.0, -1.0) if key == "sub" and len(ins) == 2 else ()
+        return self.add("add" if key == "sub" else key, ins, scales=scales, **common)
+
+    def rename(self, node: GraphNode, short: str) -> ParamStats:
+        p = node.params[0]
+        return ParamStats(f"{p.name}#{short}" if not p.name.endswith(short) else p.name,
+                          p.shape, p.mean, p.mean_sq, p.requires_grad)
+
+    def functional_weights(self, n: fx.Node, ins: tuple[int, ...], key: str
+                           ) -> tuple[str, dict[str, Any], tuple[ParamStats, ...], tuple[int, ...]]:
+        """F.linear(x, w, b) with parameter tensors: a Linear whose module is the caller."""
+        w = self.nodes[ins[1]]
+        if w.op != "param" or not w.params or len(w.params[0].shape) != 2:
+            return "opaque", {}, (), ins
+        ps = [self.rename(w, "weight")]
+        if len(ins) > 2 and self.nodes[ins[2]].op == "param":
+            ps.append(self.rename(self.nodes[ins[2]], "bias"))
+        out_f, in_f = w.params[0].shape
+        return key, {"fan_in": in_f, "fan_out": out_f}, tuple(ps), ins[:1]
+
+    def primary_output(self, n: fx.Node) -> int:
+        out = n.args[0]
+        key = self.target.output_key
+        if isinstance(out, dict):
+            for k in ([key] if key else []) + ["logits", "last_hidden_state"]:
+                if k in out and isinstance(out[k], fx.Node) and out[k] in self.index:
+                    return self.index[out[k]]
+        for a in _flat(out):
+            if isinstance(a, fx.Node) and a in self.index:
+                return self.index[a]
+        raise StageError("GL903", "the model's forward() returns no tensor to take a loss on",
+                         Location(self.target.file, self.target.line))
+
+
+def _to_layer_graph(target: Target, gm: fx.GraphModule) -> LayerGraph:
+    conv = _Converter(target, gm)
+    output = conv.run()
+    model = target.model
+    assert isinstance(model, nn.Module)
+    return LayerGraph(name=target.name, nodes=tuple(conv.nodes), output=output, tracer="fx",
+                      owners=owners_of(model, target.sites))
+
+
