@@ -36,6 +36,7 @@ class PathState:
     gate: str | None
     low: bool
     bound: float  # log10 of the sum-over-paths sup|f'| product
+    next: int | None = None  # the consumer this path continues through (towards the loss)
 
     def closed(self, log_norm2: float) -> tuple[float, int]:
         """Attenuation and factor count if the open factor closed at a tensor of this norm."""
@@ -101,7 +102,7 @@ def analyse_paths(graph: LayerGraph, log_r: list[float],
             attenuation=att, factors=fac, open_from=open_from,
             saturating=sc.saturating + (1 if cspec.saturating else 0),
             depth=sc.depth + (1 if cnode.params and cspec.kind not in ("param",) else 0),
-            gate=gate, low=low, bound=bound,
+            gate=gate, low=low, bound=bound, next=c,
         )
     return [s if s is not None else PathState(0.0, 0, None, 0, 0, None, False, NEG_INF)
             for s in states]

@@ -160,8 +160,7 @@ def _first_module_user(gm: fx.GraphModule, start: fx.Node) -> nn.Module | None:
             seen.add(user)
             if user.op == "call_module":
                 mod = gm.get_submodule(str(user.target))
-                if any(True for _ in mod.parameters(recurse=False)) or isinstance(
-                        mod, (nn.RNNBase, nn.MultiheadAttention)):
+                if _input_for(mod) is not None:
                     return mod
             frontier.append(user)
     return None
@@ -175,6 +174,12 @@ def _input_for(mod: nn.Module) -> torch.Tensor | None:
         return torch.randn(BATCH, mod.in_channels, *spatial)
     if isinstance(mod, nn.Embedding):
         return torch.randint(0, mod.num_embeddings, (BATCH, 16))
+    if isinstance(mod, nn.LayerNorm) or (hasattr(nn, "RMSNorm") and isinstance(mod, nn.RMSNorm)):
+        return torch.randn(BATCH, *mod.normalized_shape)
+    if isinstance(mod, nn.BatchNorm1d):
+        return torch.randn(BATCH, mod.num_features)
+    if isinstance(mod, nn.BatchNorm2d):
+        return torch.randn(BATCH, mod.num_features, 32, 32)
     if isinstance(mod, nn.RNNBase):
         shape = (BATCH, 16, mod.input_size) if mod.batch_first else (16, BATCH, mod.input_size)
         return torch.randn(*shape)

@@ -1,0 +1,126 @@
+"""``gradlint PATH...``: the command line. Imports torch only when it has a model to check."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from gradlint import __version__
+
+EXIT_OK, EXIT_FINDINGS, EXIT_FAILED = 0, 1, 2
+
+
+class _DefaultCheck(click.Group):
+    """``gradlint model.py`` runs the check; ``gradlint rules`` / ``explain`` are subcommands."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["check", *args]
+        elif not args:
+            args = ["check"]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultCheck, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="gradlint")
+def main() -> None:
+    """Find vanishing-gradient risk in PyTorch model code before training."""
+
+
+@main.command("check")
+@click.argument("paths", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report here.")
+@click.option("--select", default="", help="Comma-separated rule codes or prefixes (GL1).")
+@click.option("--ignore", default="", help="Comma-separated rule codes or prefixes to skip.")
+@click.option("--threshold", type=float, default=None,
+              help="GL101's attenuation threshold (default 1e-2).")
+@click.option("--input", "inputs", multiple=True, metavar="SHAPE[:DTYPE]",
+              help="Example input, e.g. 8x3x224x224 or 2x128:int64 (repeatable).")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when rules find problems.")
+@click.option("--quiet", "-q", is_flag=True, help="Only the diagnostics, no charts.")
+@click.option("--debug", is_flag=True, help="Show gradlint's own tracebacks.")
+def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ignore: str,
+          threshold: float | None, inputs: tuple[str, ...], exit_zero: bool, quiet: bool,
+          debug: bool) -> None:
+    """Check model files and directories (PATH or PATH::Model)."""
+    if not paths:
+        _usage("no paths given; try `gradlint model.py`")
+    from gradlint.config import ConfigError, load_config
+
+    try:
+        config = load_config(".")
+    except ConfigError as exc:
+        _usage(str(exc))
+    if threshold is not None and not 0 < threshold < 1:
+        _usage("--threshold must be in (0, 1)")
+    from gradlint.pipeline import Options, check_paths, selected
+
+    options = Options(
+        select=_codes(select) or config.select, ignore=_codes(ignore) or config.ignore,
+        threshold=threshold if threshold is not None else config.threshold,
+        inputs=inputs, exclude=config.exclude, debug=debug, config=config)
+    try:
+        report, missing = check_paths(paths, options)
+    except ValueError as exc:  # e.g. a malformed --input
+        _usage(str(exc))
+    for path in missing:
+        click.echo(f"gradlint: error: {path}: no such file or directory", err=True)
+    diags = selected(report, options)
+    from gradlint.report import to_json, to_text
+
+    text = to_json(report, diags) + "\n" if fmt == "json" else to_text(
+        report, diags, options.threshold, quiet)
+    if output:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        click.echo(text, nl=False)
+    sys.exit(exit_code(report, diags, exit_zero, bool(missing)))
+
+
+def exit_code(report: Any, diags: list[Any], exit_zero: bool, usage_error: bool) -> int:
+    """2: something could not be checked (or bad usage); 1: a warning/error finding; else 0."""
+    failed = any(m.status == "failed" for m in report.models) or any(
+        d.code.startswith("GL9") and d.severity == "error" for d in report.diagnostics)
+    if failed or usage_error:
+        return EXIT_FAILED
+    if not exit_zero and any(d.severity in ("error", "warning") for d in diags):
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _codes(text: str) -> tuple[str, ...]:
+    return tuple(c.strip().upper() for c in text.split(",") if c.strip())
+
+
+def _usage(message: str) -> None:
+    click.echo(f"gradlint: error: {message}", err=True)
+    sys.exit(EXIT_FAILED)
+
+
+@main.command("rules")
+def rules_cmd() -> None:
+    """List the rules: code, name, default severity, summary."""
+    from gradlint.engine import discover_rules
+
+    for info in discover_rules():
+        r = info.rule
+        state = "" if r.enabled_by_default else " (off by default)"
+        click.echo(f"{r.code}  {r.name:<22} {r.severity:<8} {r.summary}{state}")
+
+
+@main.command("explain")
+@click.argument("code")
+def explain_cmd(code: str) -> None:
+    """Print a rule's documentation page."""
+    from gradlint.engine import rule_by_code
+
+    info = rule_by_code(code)
+    if info is None:
+        _usage(f"unknown rule {code!r}; `gradlint rules` lists them")
+        return
+    click.echo(info.readme)

@@ -1,0 +1,326 @@
+"""The load stage: import one file safely, discover its models, build them, find inputs.
+
+The file is imported under a unique module name with its folder on ``sys.path`` (as pytest
+does), with stdout sent to stderr so a stray ``print`` cannot corrupt a JSON report. Everything
+the user's code can get wrong becomes a diagnostic (GL901 import, GL902 needs arguments, GL906
+constructor), never a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import inspect
+import os
+import sys
+import traceback
+import types
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from gradlint.config import TargetConfig
+from gradlint.construction import SiteRecorder
+from gradlint.ftypes import Diagnostic, Location, ModelReport, Target
+from gradlint.sources import display_path, is_library_file
+
+RULE_NAMES = {"GL901": "import-failed", "GL902": "needs-arguments", "GL906": "construction-failed"}
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """What to load from one file: explicit target names (``file.py::Name``), per-target
+    configuration, and input shapes from the command line."""
+
+    path: str
+    names: tuple[str, ...] = ()
+    configs: dict[str, TargetConfig] | None = None
+    inputs: tuple[str, ...] = ()
+
+
+def _diag(code: str, message: str, loc: Location, target: str = "",
+          severity: str = "error") -> Diagnostic:
+    return Diagnostic(code, RULE_NAMES[code], severity, message, loc, target)  # type: ignore[arg-type]
+
+
+def _user_location(exc: BaseException, path: str) -> Location:
+    """Where in the user's code an exception came from: their file first, else any user frame."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    target = os.path.abspath(path)
+    for fr in reversed(frames):
+        if os.path.abspath(fr.filename) == target:
+            return Location(display_path(fr.filename), fr.lineno or 1)
+    for fr in reversed(frames):
+        if not is_library_file(fr.filename) and "gradlint" not in fr.filename:
+            return Location(display_path(fr.filename), fr.lineno or 1)
+    if isinstance(exc, SyntaxError) and exc.lineno:
+        return Location(display_path(exc.filename or path), exc.lineno, exc.offset or 1)
+    return Location(path, 1)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({exc.code!r})"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def user_code() -> Iterator[None]:
+    """Run user code with its stdout on our stderr (reports own stdout)."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def import_file(path: str, recorder: SiteRecorder) -> types.ModuleType:
+    folder = os.path.dirname(os.path.abspath(path))
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    digest = hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:10]
+    stem = os.path.splitext(os.path.basename(path))[0].replace("-", "_")
+    name = f"gradlint_target_{digest}_{stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    with recorder, user_code():
+        spec.loader.exec_module(module)
+    return module
+
+
+def _required_params(cls: type) -> list[str]:
+    try:
+        sig = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return []
+    return [n for n, p in list(sig.parameters.items())[1:]
+            if p.default is inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _class_line(obj: Any) -> int:
+    try:
+        return inspect.getsourcelines(obj)[1]
+    except (OSError, TypeError):
+        return 1
+
+
+def _config_for(req: LoadRequest, name: str) -> TargetConfig | None:
+    if not req.configs:
+        return None
+    here = os.path.abspath(req.path)
+    for key, cfg in req.configs.items():
+        file, _, target = key.partition("::")
+        if target == name and (os.path.abspath(file) == here or here.endswith(os.sep + file)):
+            return cfg
+    return None
+
+
+def parse_input(spec: str) -> torch.Tensor:
+    """``8x3x224x224`` or ``2x128:int64`` -> a random tensor of that shape and dtype."""
+    shape_text, _, dtype_text = spec.partition(":")
+    try:
+        shape = tuple(int(s) for s in shape_text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"bad --input {spec!r}: expected a shape like 8x3x224x224[:int64]") \
+            from None
+    dtype = getattr(torch, dtype_text or "float32", None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"bad --input {spec!r}: unknown dtype {dtype_text!r}")
+    if dtype.is_floating_point:
+        return torch.randn(*shape, dtype=dtype)
+    return torch.randint(0, 2, shape, dtype=dtype)
+
+
+def _example_inputs(module: types.ModuleType, model: nn.Module, req: LoadRequest,
+                    cfg: TargetConfig | None) -> tuple[Any, ...] | None:
+    specs = req.inputs or (cfg.inputs if cfg else ())
+    if specs:
+        return tuple(parse_input(s) for s in specs)
+    fn = getattr(module, "example_inputs", None)
+    value: Any = None
+    if callable(fn):
+        with user_code():
+            value = fn()
+    elif isinstance(getattr(type(model), "dummy_inputs", None), property):
+        value = model.dummy_inputs
+    if value is None:
+        return None
+    if isinstance(value, torch.Tensor):
+        return (value,)
+    if isinstance(value, dict):  # keyword inputs, in forward()'s order
+        names = list(inspect.signature(model.forward).parameters)
+        return tuple(value[n] for n in names if n in value)
+    return tuple(value)
+
+
+@dataclass
+class _Candidate:
+    name: str
+    model: nn.Module
+    line: int
+    cls: type | None  # set when built from a class (not a module-level instance)
+
+
+def _failed(req: LoadRequest, name: str, line: int, diag: Diagnostic,
+            status: str = "failed") -> ModelReport:
+    return ModelReport(target=f"{req.path}::{name}", name=name, file=req.path, line=line,
+                       status=status, diagnostics=(diag,))  # type: ignore[arg-type]
+
+
+def load_targets(req: LoadRequest) -> list[Target | ModelReport] | Diagnostic:
+    """Import ``req.path`` and return its outermost models, built and ready to trace; a file
+    that cannot be imported gives one GL901 diagnostic instead."""
+    recorder = SiteRecorder(req.path)
+    try:
+        module = import_file(req.path, recorder)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the user's import failed, whatever it raised
+        loc = _user_location(exc, req.path)
+        return _diag("GL901", f"importing {req.path} raised {_describe(exc)}; fix the error or "
+                     "guard side effects with `if __name__ == \"__main__\":`", loc)
+
+    results: list[Target | ModelReport] = []
+    candidates: list[_Candidate] = []
+    needs_args: list[tuple[type, list[str]]] = []
+    if req.names:
+        for name in req.names:
+            obj = getattr(module, name, None)
+            if obj is None:
+                results.append(_failed(req, name, 1, _diag(
+                    "GL906", f"{req.path} has no model named {name!r}",
+                    Location(req.path, 1), f"{req.path}::{name}")))
+                continue
+            built = _build(req, module, name, obj, recorder, force=True)
+            if isinstance(built, ModelReport):
+                results.append(built)
+            else:
+                candidates.append(built)
+    else:
+        candidates, more, needs_args = _discover(req, module, recorder)
+        results.extend(more)
+
+    candidates = _outermost(candidates)
+    types_inside = {type(m) for c in candidates for _, m in c.model.named_modules() if m is not c.model}
+    for cls, params in needs_args:
+        if cls in types_inside or any(type(c.model) is cls for c in candidates):
+            continue  # a component of a model we check: its instance is analysed there
+        line = _class_line(cls)
+        results.append(_failed(req, cls.__name__, line, _diag(
+            "GL902", f"{cls.__name__} needs constructor arguments ({', '.join(params)}); "
+            f"create a module-level instance, or set them in pyproject.toml under "
+            f"[tool.gradlint.targets.\"{req.path}::{cls.__name__}\"] kwargs = {{...}}",
+            Location(req.path, line), f"{req.path}::{cls.__name__}", severity="info"),
+            status="skipped"))
+
+    for c in candidates:
+        cfg = _config_for(req, c.name)
+        try:
+            inputs = _example_inputs(module, c.model, req, cfg)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            loc = _user_location(exc, req.path)
+            results.append(_failed(req, c.name, c.line, _diag(
+                "GL906", f"building example inputs for {c.name} raised {_describe(exc)}",
+                loc, f"{req.path}::{c.name}")))
+            continue
+        results.append(Target(f"{req.path}::{c.name}", c.model, req.path, c.line, inputs,
+                              recorder.sites_of(c.model), cfg.output if cfg else None))
+    results.sort(key=lambda r: r.line)
+    return results
+
+
+def _discover(req: LoadRequest, module: types.ModuleType, recorder: SiteRecorder
+              ) -> tuple[list[_Candidate], list[ModelReport], list[tuple[type, list[str]]]]:
+    candidates: list[_Candidate] = []
+    failures: list[ModelReport] = []
+    needs_args: list[tuple[type, list[str]]] = []
+    here = os.path.abspath(req.path)
+    instance_types: set[type] = set()
+    for name, obj in vars(module).items():
+        if name.startswith("_") or not isinstance(obj, nn.Module):
+            continue
+        site = recorder.sites.get(id(obj))
+        anchor = site[1] if site else None
+        if anchor is None or os.path.abspath(anchor.file) != here:
+            continue  # imported from elsewhere, not built by this file
+        candidates.append(_Candidate(name, obj, anchor.line, None))
+        instance_types.add(type(obj))
+    for name, obj in vars(module).items():
+        if not (inspect.isclass(obj) and issubclass(obj, nn.Module)) or obj in instance_types:
+            continue
+        if obj.__module__ != module.__name__ or inspect.isabstract(obj):
+            continue
+        if getattr(obj, "forward", None) is nn.Module.forward:
+            continue  # a base class with no forward of its own
+        cfg = _config_for(req, name)
+        params = _required_params(obj)
+        if params and cfg is None:
+            needs_args.append((obj, params))
+            continue
+        built = _build(req, module, name, obj, recorder, force=False)
+        if isinstance(built, ModelReport):
+            failures.append(built)
+        else:
+            candidates.append(built)
+    return candidates, failures, needs_args
+
+
+def _build(req: LoadRequest, module: types.ModuleType, name: str, obj: Any,
+           recorder: SiteRecorder, force: bool) -> _Candidate | ModelReport:
+    """Instantiate a class (or call a factory) with its configured arguments."""
+    if isinstance(obj, nn.Module):
+        site = recorder.sites.get(id(obj))
+        return _Candidate(name, obj, site[1].line if site and site[1] else 1, None)
+    line = _class_line(obj)
+    cfg = _config_for(req, name) or TargetConfig()
+    if not callable(obj):
+        return _failed(req, name, line, _diag(
+            "GL906", f"{name} is not an nn.Module, a module class or a factory",
+            Location(req.path, line), f"{req.path}::{name}"))
+    if inspect.isclass(obj) and not cfg.args and not cfg.kwargs and _required_params(obj):
+        params = _required_params(obj)
+        return _failed(req, name, line, _diag(
+            "GL902", f"{name} needs constructor arguments ({', '.join(params)}); set them in "
+            f"pyproject.toml under [tool.gradlint.targets.\"{req.path}::{name}\"]",
+            Location(req.path, line), f"{req.path}::{name}", severity="info"), status="skipped")
+    try:
+        with recorder, user_code():
+            model = obj(*cfg.args, **cfg.kwargs)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the user's constructor failed
+        loc = _user_location(exc, req.path)
+        return _failed(req, name, line, _diag(
+            "GL906", f"constructing {name}() raised {_describe(exc)}", loc,
+            f"{req.path}::{name}"))
+    if not isinstance(model, nn.Module):
+        return _failed(req, name, line, _diag(
+            "GL906", f"{name}() returned {type(model).__name__}, not an nn.Module",
+            Location(req.path, line), f"{req.path}::{name}"))
+    return _Candidate(name, model, line, obj if inspect.isclass(obj) else None)
+
+
+def _outermost(cands: list[_Candidate]) -> list[_Candidate]:
+    """Drop models that are submodules of another discovered model (DESIGN §3)."""
+    inner_ids: set[int] = set()
+    inner_types: set[type] = set()
+    for c in cands:
+        for _, m in c.model.named_modules():
+            if m is not c.model:
+                inner_ids.add(id(m))
+                inner_types.add(type(m))
+    keep = []
+    for c in cands:
+        if id(c.model) in inner_ids:
+            continue
+        if c.cls is not None and c.cls in inner_types:
+            continue
+        keep.append(c)
+    return keep

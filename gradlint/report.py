@@ -1,0 +1,145 @@
+"""The report stage: text (ruff-like lines, help, a gradient-flow chart) and JSON (DESIGN §3)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from gradlint import __version__
+from gradlint.ftypes import Diagnostic, LayerEstimate, Location, ModelReport, Report
+
+SCHEMA_VERSION = 1
+BAR = 28
+MAX_ROWS = 40
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None or math.isinf(x) or math.isnan(x) else round(x, 3)
+
+
+def _loc(loc: Location | None) -> dict[str, Any]:
+    if loc is None:
+        return {"file": None, "line": None, "col": None}
+    return {"file": loc.file, "line": loc.line, "col": loc.col}
+
+
+def layer_json(le: LayerEstimate) -> dict[str, Any]:
+    return {
+        "module": le.module, "type": le.type, "numel": le.numel, **_loc(le.location),
+        "log10_grad": _r(le.log10_grad), "log10_relative": _r(le.log10_relative),
+        "log10_signal": _r(le.log10_signal), "log10_attenuation": _r(le.log10_attenuation),
+        "log10_bound": _r(le.log10_bound), "saturating": le.saturating, "depth": le.depth,
+        "factors": le.factors, "gate": le.gate, "frozen": le.frozen,
+        "aliases": list(le.aliases), "zero": le.zero, "confidence": le.confidence,
+    }
+
+
+def diagnostic_json(d: Diagnostic) -> dict[str, Any]:
+    loc = d.location
+    return {
+        "code": d.code, "name": d.name, "severity": d.severity, "message": d.message,
+        "target": d.target, "module": d.module, "file": loc.file, "line": loc.line,
+        "col": loc.col, "end_line": loc.end_line or loc.line, "end_col": loc.end_col,
+        "related": [_loc(r) for r in d.related],
+        "fix": None if d.fix is None else {"message": d.fix.message,
+                                           "suggestions": list(d.fix.suggestions),
+                                           "applicability": d.fix.applicability},
+    }
+
+
+def model_json(m: ModelReport) -> dict[str, Any]:
+    out: dict[str, Any] = {"target": m.target, "name": m.name, "file": m.file, "line": m.line,
+                           "status": m.status, "tracer": m.tracer, "init": m.init,
+                           "seconds": round(m.seconds, 3)}
+    if m.status == "ok":
+        out["layers"] = [layer_json(le) for le in m.layers]
+    return out
+
+
+def to_json(report: Report, diagnostics: Sequence[Diagnostic]) -> str:
+    failed = sum(1 for m in report.models if m.status == "failed")
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "gradlint": __version__,
+        "summary": {"targets": len(report.models),
+                    "checked": sum(1 for m in report.models if m.status == "ok"),
+                    "failed": failed, "diagnostics": len(diagnostics)},
+        "models": [model_json(m) for m in report.models],
+        "diagnostics": [diagnostic_json(d) for d in diagnostics],
+    }
+    return json.dumps(doc, indent=2)
+
+
+def format_diagnostic(d: Diagnostic) -> list[str]:
+    loc = d.location
+    lines = [f"{loc.file}:{loc.line}:{loc.col}: {d.code} [{d.severity}] {d.message}"]
+    for r in d.related:
+        lines.append(f"  note: defined at {r.file}:{r.line}")
+    if d.fix is not None:
+        lines.append(f"  help: {d.fix.message}")
+    return lines
+
+
+def chart(m: ModelReport, flagged: set[str], threshold: float) -> list[str]:
+    """One bar per layer, length on a log scale of the estimated relative weight gradient."""
+    rows = [le for le in m.layers if not le.frozen]
+    if not rows:
+        return []
+    lows = [le.log10_relative for le in rows if le.log10_relative is not None]
+    floor = min(min(lows, default=0.0), -1.0)
+    head = (f"{m.target}  ({m.tracer}, {m.init} init, {len(m.layers)} layers, "
+            f"{m.seconds:.2f} s)")
+    name_w = min(max(len(le.module or "<root>") for le in rows), 28)
+    lines = [head, f"  {'layer':<{name_w}}  {'type':<10} {'gradient (log10, relative)':<{BAR + 8}}"
+             f" {'atten':>6} {'sat':>4}"]
+    shown = rows if len(rows) <= MAX_ROWS + 10 else rows[: MAX_ROWS // 2] + [None] + rows[-MAX_ROWS // 2:]  # type: ignore[list-item]
+    for le in shown:
+        if le is None:
+            lines.append(f"  … {len(rows) - MAX_ROWS} more layers")
+            continue
+        rel = le.log10_relative
+        if rel is None:
+            bar, val = "".ljust(BAR), "  zero"
+        else:
+            n = max(1, round(BAR * (1 - rel / floor))) if floor < 0 else BAR
+            bar, val = ("█" * n).ljust(BAR), f"{rel:6.1f}"
+        sick = le.log10_attenuation is not None and le.log10_attenuation < math.log10(threshold)
+        mark = "!" if le.module in flagged or (sick and le.factors >= 3) else " "
+        att = "" if le.log10_attenuation is None else f"{le.log10_attenuation:6.1f}"
+        name = (le.module or "<root>")[-name_w:]
+        low = "?" if le.confidence == "low" else " "
+        lines.append(f"{mark} {name:<{name_w}}  {le.type[:10]:<10} |{bar}|{val}{low} "
+                     f"{att:>6} {le.saturating:>4}")
+    lines.append(f"  threshold for GL101: attenuation below {math.log10(threshold):.1f}; "
+                 "! = vanishing, ? = low confidence")
+    return lines
+
+
+def to_text(report: Report, diagnostics: Sequence[Diagnostic], threshold: float,
+            quiet: bool = False) -> str:
+    out: list[str] = []
+    for d in diagnostics:
+        out.extend(format_diagnostic(d))
+    if not quiet:
+        for m in report.models:
+            if m.status != "ok":
+                continue
+            flagged = {d.module for d in m.diagnostics if d.code == "GL101" and d.module}
+            out.append("")
+            out.extend(chart(m, flagged, threshold))
+        out.append("")
+        out.append(summary_line(report, diagnostics))
+    return "\n".join(out).strip("\n") + "\n" if out else ""
+
+
+def summary_line(report: Report, diagnostics: Sequence[Diagnostic]) -> str:
+    counts = {s: sum(1 for d in diagnostics if d.severity == s)
+              for s in ("error", "warning", "info")}
+    failed = sum(1 for m in report.models if m.status == "failed")
+    checked = sum(1 for m in report.models if m.status == "ok")
+    parts = [f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n]
+    found = ", ".join(parts) if parts else "no problems"
+    tail = f"; {failed} could not be checked" if failed else ""
+    return f"gradlint: {found} in {checked} checked model{'s' if checked != 1 else ''}{tail}."

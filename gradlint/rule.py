@@ -1,0 +1,84 @@
+"""What a rule sees and returns. Rules live in ``rules/<CODE>-<name>/check.py``, one class each;
+the class's README.md beside it is its documentation (``gradlint explain CODE``)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+from gradlint.estimate import GraphEstimate
+from gradlint.ftypes import Diagnostic, Fix, LayerEstimate, Location, Severity
+from gradlint.graph import GraphNode
+
+
+@dataclass(frozen=True)
+class ModelAnalysis:
+    """One traced and estimated model, as the rules see it."""
+
+    target: str
+    estimate: GraphEstimate
+    threshold: float
+
+    @property
+    def layers(self) -> tuple[LayerEstimate, ...]:
+        return self.estimate.layers
+
+    @property
+    def nodes(self) -> tuple[GraphNode, ...]:
+        return self.estimate.graph.nodes
+
+    def path_to_loss(self, start: int) -> Iterator[GraphNode]:
+        """The nodes on the strongest path from ``start`` to the loss, nearest first."""
+        i = self.estimate.paths[start].next
+        while i is not None:
+            yield self.nodes[i]
+            i = self.estimate.paths[i].next
+
+    def site_of(self, module: str) -> int | None:
+        """The call of ``module`` that carries the most gradient."""
+        best = None
+        for node in self.nodes:
+            if node.module == module and node.params:
+                if best is None or self.estimate.log_r[node.index] > self.estimate.log_r[best]:
+                    best = node.index
+        return best
+
+
+class Rule:
+    """Base class: subclasses set the metadata and implement ``check``."""
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    severity: ClassVar[Severity] = "error"
+    summary: ClassVar[str] = ""
+    enabled_by_default: ClassVar[bool] = True
+    # emitted by a stage (load/trace), not by checking an analysis
+    stage: ClassVar[bool] = False
+
+    def check(self, analysis: ModelAnalysis) -> Iterable[Diagnostic]:
+        return ()
+
+    def diagnostic(self, message: str, location: Location, target: str,
+                   module: str | None = None, related: tuple[Location, ...] = (),
+                   fix: Fix | None = None) -> Diagnostic:
+        return Diagnostic(self.code, self.name, self.severity, message, location, target,
+                          module, related, fix)
+
+
+def anchor_of(layer: LayerEstimate | GraphNode, fallback: Location) -> tuple[
+        Location, tuple[Location, ...]]:
+    """Diagnostics sit on the user's line; a library definition goes under ``related``."""
+    anchor = layer.anchor or layer.location or fallback
+    related = ()
+    if layer.location is not None and layer.location != anchor:
+        related = (layer.location,)
+    return anchor, related
+
+
+def power10(x: float) -> str:
+    """10^-5.9 style, the way the report prints gradient sizes."""
+    if x is None or math.isinf(x):
+        return "0"
+    return f"10^{x:.1f}"

@@ -1,0 +1,79 @@
+"""GL101 vanishing-gradient: attenuation that compounds with distance from the loss."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+from gradlint.catalogue import WEIGHT_KINDS, spec
+from gradlint.ftypes import Diagnostic, Fix, LayerEstimate, Location
+from gradlint.rule import ModelAnalysis, Rule, anchor_of, power10
+
+MIN_FACTORS = 3  # one small factor (a softmax, one small projection) never fires alone
+
+
+class VanishingGradient(Rule):
+    code = "GL101"
+    name = "vanishing-gradient"
+    severity = "error"
+    summary = ("A layer's gradient is attenuated below the threshold by per-layer gains below 1 "
+               "that compound with its distance from the loss.")
+
+    def check(self, analysis: ModelAnalysis) -> Iterator[Diagnostic]:
+        limit = math.log10(analysis.threshold)
+        sick = [le for le in analysis.layers
+                if not le.frozen and not le.zero and le.log10_attenuation is not None
+                and le.factors >= MIN_FACTORS and le.log10_attenuation < limit]
+        groups: dict[tuple[str, int], list[LayerEstimate]] = {}
+        fallback = Location(analysis.target.split("::")[0], 1)
+        for le in sick:
+            anchor, _ = anchor_of(le, fallback)
+            groups.setdefault((anchor.file, anchor.line), []).append(le)
+        for layers in groups.values():
+            yield self._diagnose(analysis, layers, fallback)
+
+    def _diagnose(self, analysis: ModelAnalysis, layers: list[LayerEstimate],
+                  fallback: Location) -> Diagnostic:
+        worst = min(layers, key=lambda le: le.log10_attenuation or 0.0)
+        att = worst.log10_attenuation or 0.0
+        anchor, related = anchor_of(worst, fallback)
+        site = analysis.site_of(worst.module)
+        path = list(analysis.path_to_loss(site)) if site is not None else []
+        saturating = [n for n in path if spec(n.op).saturating]
+        weights = [n.module for n in path if spec(n.op).kind in WEIGHT_KINDS and n.module]
+        if len(layers) == 1:
+            what = f"{worst.type} '{worst.module}'"
+        else:
+            names = [le.module for le in layers]
+            shown = ", ".join(names[:3]) + (f", … {names[-1]}" if len(names) > 3 else "")
+            what = (f"{len(layers)} layers built here ({shown}); the deepest, "
+                    f"{worst.type} '{worst.module}',")
+        message = (f"vanishing gradient: {what} receives {power10(att)} of the gradient signal "
+                   f"at the loss: {worst.factors} layers between it and the loss each shrink it "
+                   f"(about {power10(att / max(worst.factors, 1))} per layer)")
+        if worst.saturating and worst.log10_bound is not None:
+            message += (f"; {worst.saturating} saturating activations on the way "
+                        f"(worst case {power10(worst.log10_bound)})")
+        return self.diagnostic(message, anchor, analysis.target, worst.module, related,
+                               _fix(saturating, [worst.module, *weights[:-1]]))
+
+
+def _fix(saturating: list, weights: list[str]) -> Fix:  # type: ignore[type-arg]
+    span = f" around layers {weights[0]}–{weights[-1]}" if len(weights) >= 2 else ""
+    if saturating:
+        seen: dict[tuple[str, str], str] = {}
+        for n in saturating:
+            loc = n.anchor or n.location
+            where = f"{loc.file}:{loc.line}" if loc else "forward()"
+            seen.setdefault((n.label, where), f"{n.label} ({where})")
+        culprits = list(seen.values())
+        first = "replace " + ", ".join(culprits[:3]) + " with nn.ReLU or nn.GELU"
+        return Fix(f"{first}; or add a residual connection / normalization{span}",
+                   (first, f"add residual connections{span}",
+                    f"add nn.LayerNorm / nn.BatchNorm between the layers{span}"))
+    first = ("the per-layer gain at init is below 1 (PyTorch's default init gives "
+             "fan_in·E[W²] = 1/3): initialize with nn.init.kaiming_normal_ (ReLU family) or "
+             "nn.init.xavier_uniform_ (tanh)")
+    return Fix(f"{first}; or add normalization / residual connections{span}",
+               (first, f"add nn.LayerNorm / nn.BatchNorm between the layers{span}",
+                f"add residual connections{span}"))

@@ -1,0 +1,96 @@
+"""GL102 saturating-chain: three or more two-sided saturating activations on one path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from gradlint.catalogue import spec
+from gradlint.ftypes import Diagnostic, Fix, Location
+from gradlint.graph import GraphNode
+from gradlint.rule import ModelAnalysis, Rule, anchor_of
+
+MIN_CHAIN = 3
+_SOURCES = ("param", "constant", "input")
+
+
+class SaturatingChain(Rule):
+    code = "GL102"
+    name = "saturating-chain"
+    severity = "warning"
+    summary = ("Three or more saturating activations (sigmoid, tanh, hardtanh, softsign, "
+               "hardsigmoid) on one path with no normalization or skip connection between them.")
+
+    def check(self, analysis: ModelAnalysis) -> Iterator[Diagnostic]:
+        nodes = analysis.nodes
+        users = analysis.estimate.graph.consumers()
+        # one forward sweep: the longest run of saturating activations ending at each tensor,
+        # reset by normalization and by a skip connection joining two paths
+        count = [0] * len(nodes)
+        prev: list[int | None] = [None] * len(nodes)  # the run's previous activation
+        last: list[int | None] = [None] * len(nodes)  # the run's last activation so far
+        for node in nodes:
+            kind = spec(node.op).kind
+            best = max(node.inputs, key=lambda i: count[i], default=None)
+            if kind == "norm" or _is_join(node, nodes) or best is None:
+                continue
+            count[node.index], last[node.index] = count[best], last[best]
+            if spec(node.op).saturating and not _is_gate(node, nodes, users):
+                count[node.index] += 1
+                prev[node.index] = last[best]
+                last[node.index] = node.index
+        reported: set[int] = set()
+        ends = [n.index for n in nodes if spec(n.op).saturating and count[n.index] >= MIN_CHAIN]
+        # report each maximal run once, at its first activation; one diagnostic per line
+        by_line: dict[tuple[str, int], list[list[int]]] = {}
+        fallback = Location(analysis.target.split("::")[0], 1)
+        for end in sorted(ends, key=lambda i: -count[i]):
+            if end in reported:
+                continue
+            chain = []
+            i: int | None = end
+            while i is not None:
+                chain.append(i)
+                i = prev[i]
+            chain.reverse()
+            reported.update(chain)
+            anchor, _ = anchor_of(nodes[chain[0]], fallback)
+            by_line.setdefault((anchor.file, anchor.line), []).append(chain)
+        for chains in by_line.values():
+            yield self._diagnose(analysis, max(chains, key=len), fallback)
+
+    def _diagnose(self, analysis: ModelAnalysis, chain: list[int],
+                  fallback: Location) -> Diagnostic:
+        nodes = [analysis.nodes[i] for i in chain]
+        anchor, related = anchor_of(nodes[0], fallback)
+        places: dict[str, int] = {}
+        for n in nodes:
+            loc = n.anchor or n.location
+            key = f"{n.label} at {loc.file}:{loc.line}" if loc else n.label
+            places[key] = places.get(key, 0) + 1
+        listed = ", ".join(f"{k} ×{v}" if v > 1 else k for k, v in list(places.items())[:4])
+        message = (f"saturating chain: {len(chain)} saturating activations on one path ({listed}) "
+                   "with no normalization or skip connection between them; each one scales the "
+                   "gradient by f′ ≤ 1 and saturated units pass almost none")
+        culprit = nodes[0].label
+        fix = Fix(f"replace {culprit} with nn.ReLU or nn.GELU, or put nn.LayerNorm / "
+                  "nn.BatchNorm or a residual connection between the activations",
+                  (f"replace {culprit} with nn.ReLU or nn.GELU",
+                   "add normalization between the activations",
+                   "add residual connections around the blocks"))
+        return self.diagnostic(message, anchor, analysis.target, nodes[0].module, related, fix)
+
+
+def _is_join(node: GraphNode, nodes: tuple[GraphNode, ...]) -> bool:
+    """An add of two computed tensors: a skip connection joining two paths."""
+    if node.op != "add":
+        return False
+    return sum(1 for i in node.inputs if nodes[i].op not in _SOURCES) >= 2
+
+
+def _is_gate(node: GraphNode, nodes: tuple[GraphNode, ...], users: list[list[int]]) -> bool:
+    """A sigmoid whose output multiplies another tensor (LSTM/GRU, SE, GLU) is a gate."""
+    for u in users[node.index]:
+        other = [i for i in nodes[u].inputs if i != node.index]
+        if nodes[u].op == "mul" and any(nodes[i].op not in _SOURCES for i in other):
+            return True
+    return False

@@ -1,0 +1,13 @@
+"""GL902 needs-arguments: emitted by a stage of the pipeline, not by checking an estimate."""
+
+from __future__ import annotations
+
+from gradlint.rule import Rule
+
+
+class NeedsArguments(Rule):
+    code = "GL902"
+    name = "needs-arguments"
+    severity = "info"
+    summary = "A model class needs constructor arguments; it was skipped."
+    stage = True

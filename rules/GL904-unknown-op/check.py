@@ -1,0 +1,30 @@
+"""GL904 unknown-op: an op the catalogue does not know was treated as gain 1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from gradlint.ftypes import Diagnostic, Location
+from gradlint.rule import ModelAnalysis, Rule, anchor_of
+
+
+class UnknownOp(Rule):
+    code = "GL904"
+    name = "unknown-op"
+    severity = "info"
+    summary = ("An op the catalogue does not know was treated as gain 1; the layers behind it "
+               "are marked confidence: low.")
+
+    def check(self, analysis: ModelAnalysis) -> Iterator[Diagnostic]:
+        fallback = Location(analysis.target.split("::")[0], 1)
+        seen: set[tuple[str, str, int]] = set()
+        for node in analysis.estimate.unknown_ops:
+            anchor, related = anchor_of(node, fallback)
+            key = (node.label, anchor.file, anchor.line)
+            if key in seen:
+                continue
+            seen.add(key)
+            yield self.diagnostic(
+                f"unknown op {node.label} was treated as gain 1; the estimate for the layers "
+                "before it is less certain (confidence: low)", anchor, analysis.target,
+                node.module, related)
