@@ -46,7 +46,8 @@ def _Phi(x: Tensor) -> Tensor:  # standard normal cdf
 
 def _softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     bx = beta * x
-    return torch.where(bx > threshold, x, torch.log1p(torch.exp(torch.clamp(bx, max=threshold))) / beta)
+    soft = torch.log1p(torch.exp(torch.clamp(bx, max=threshold))) / beta
+    return torch.where(bx > threshold, x, soft)
 
 
 def _gelu(x: Tensor, a: dict[str, Any]) -> Tensor:
@@ -140,14 +141,15 @@ ACTIVATIONS: dict[str, Activation] = {
                    lambda a: 1.0, False, {}),
         Activation("hardswish",
                    lambda x, a: x * torch.clamp(x + 3, 0.0, 6.0) / 6,
-                   lambda x, a: torch.where(x <= -3, torch.zeros_like(x),
-                                            torch.where(x >= 3, torch.ones_like(x), (2 * x + 3) / 6)),
+                   lambda x, a: torch.where(
+                       x <= -3, torch.zeros_like(x),
+                       torch.where(x >= 3, torch.ones_like(x), (2 * x + 3) / 6)),
                    lambda a: 1.5, False, {}),
     ]
 }
 
 # A fine grid in standard units: step-shaped derivatives (relu, hardtanh) integrate to ~1e-4.
-_Z = torch.linspace(-10.0, 10.0, 40000, dtype=torch.float64)  # even: no node at 0
+_Z = torch.linspace(-10.0, 10.0, 40000, dtype=torch.float64)  # even count: no node at 0
 _W = _phi(_Z)
 _W = _W / _W.sum()
 # Gauss-Hermite nodes (probabilists') for the nested integral of the batch-shared moment.

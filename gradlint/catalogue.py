@@ -122,9 +122,9 @@ def module_op(mod: nn.Module) -> tuple[str, dict[str, Any]]:
     if isinstance(mod, nn.Embedding):
         return "embedding", {"num_embeddings": mod.num_embeddings}
     if isinstance(mod, nn.LayerNorm):
-        return "layer_norm", {"normalized_ndim": len(mod.normalized_shape)}
+        return "layer_norm", {}
     if _RMSNORM and isinstance(mod, _RMSNORM):
-        return "rms_norm", {"normalized_ndim": len(mod.normalized_shape)}
+        return "rms_norm", {}
     if isinstance(mod, nn.modules.batchnorm._BatchNorm):
         return "batch_norm", {}
     if isinstance(mod, nn.GroupNorm):

@@ -83,7 +83,9 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
             log_r[p] = _logaddexp(log_r[p], log_r[c] + g)
 
     paths = analyse_paths(graph, log_r, contrib, gates)
-    layers = _layer_estimates(graph, moments, log_r, paths)
+    spread = [max((nodes[c].numel_per_example for c, _ in contrib[i]), default=1)
+              / max(nodes[i].numel_per_example, 1) for i in range(n)]
+    layers = _layer_estimates(graph, moments, log_r, paths, spread)
     unknown = tuple(node for node in nodes if spec(node.op).kind == "opaque")
     return GraphEstimate(graph, tuple(moments), tuple(log_r), tuple(paths), layers, unknown)
 
@@ -125,11 +127,14 @@ def _main_param(owner: ModuleInfo) -> ParamStats | None:
 
 
 def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[float],
-                     paths: list[PathState]) -> tuple[LayerEstimate, ...]:
+                     paths: list[PathState], spread: list[float]) -> tuple[LayerEstimate, ...]:
     nodes = graph.nodes
     calls: dict[str, list[int]] = {}
+    uses: dict[str, list[int]] = {}  # parameters read directly in forward (get_attr)
     for node in nodes:
-        if node.module is not None and node.params:
+        if node.op == "param" and node.params:
+            uses.setdefault(node.params[0].name, []).append(node.index)
+        elif node.module is not None and node.params:
             calls.setdefault(node.module, []).append(node.index)
             if spec(node.op).kind == "attention":
                 calls.setdefault(node.module + ".out_proj", []).append(node.index)
@@ -145,6 +150,11 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
             node = nodes[i]
             x = moments[node.inputs[0]] if node.inputs else Moments(0.0, 1.0, 0.0)
             total = _logaddexp(total, _grad_sq(node, owner, x, log_r[i]))
+        main = _main_param(owner)
+        direct = uses.get(main.name, []) if main is not None else []
+        for i in direct:  # each entry sums the gradient over the positions it is broadcast to
+            total = _logaddexp(total, log_r[i] + math.log(max(spread[i], 1.0)))
+        sites = sites + direct
         site = max(sites, key=lambda i: log_r[i]) if sites else None
         raw.append((owner, total, site))
 

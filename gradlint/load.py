@@ -94,12 +94,12 @@ def import_file(path: str, recorder: SiteRecorder) -> types.ModuleType:
 
 def _required_params(cls: type) -> list[str]:
     try:
-        sig = inspect.signature(cls.__init__)
+        sig = inspect.signature(cls)
+        return [n for n, p in sig.parameters.items()
+                if p.default is inspect.Parameter.empty
+                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     except (TypeError, ValueError):
         return []
-    return [n for n, p in list(sig.parameters.items())[1:]
-            if p.default is inspect.Parameter.empty
-            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def _class_line(obj: Any) -> int:
@@ -206,7 +206,7 @@ def load_targets(req: LoadRequest) -> list[Target | ModelReport] | Diagnostic:
         results.extend(more)
 
     candidates = _outermost(candidates)
-    types_inside = {type(m) for c in candidates for _, m in c.model.named_modules() if m is not c.model}
+    types_inside = {type(m) for c in candidates for m in c.model.modules() if m is not c.model}
     for cls, params in needs_args:
         if cls in types_inside or any(type(c.model) is cls for c in candidates):
             continue  # a component of a model we check: its instance is analysed there

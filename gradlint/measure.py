@@ -106,5 +106,8 @@ def _batch(m: nn.Module, inputs: list[torch.Tensor], g: torch.Tensor,
     y = primary_tensor(m(*inputs))
     ((y * g).sum() / math.sqrt(y.shape[0])).backward()
     params = dict(m.named_parameters())
-    return {mod: float((params[p].grad ** 2).mean()) if params[p].grad is not None else 0.0
-            for mod, p in mains.items() if p in params}
+    out: dict[str, float] = {}
+    for mod, p in mains.items():
+        grad = params[p].grad if p in params else None
+        out[mod] = float((grad**2).mean()) if grad is not None else 0.0
+    return out

@@ -90,11 +90,11 @@ def propagate(node: GraphNode, ins: list[Moments], in_nodes: list[GraphNode]) ->
         return _norm(node, x)
     if kind == "add":
         scales = node.scales or (1.0,) * n_in
-        mean = sum(a * m.mean for a, m in zip(scales, ins))
+        mean = sum(a * m.mean for a, m in zip(scales, ins, strict=False))
         cross = sum(scales[i] * scales[j] * ins[i].mean * ins[j].mean
                     for i in range(n_in) for j in range(i + 1, n_in))
-        second = sum(a * a * m.second for a, m in zip(scales, ins)) + 2 * cross
-        shared = sum(a * a * m.shared for a, m in zip(scales, ins)) + 2 * cross
+        second = sum(a * a * m.second for a, m in zip(scales, ins, strict=False)) + 2 * cross
+        shared = sum(a * a * m.shared for a, m in zip(scales, ins, strict=False)) + 2 * cross
         return Step(Moments(mean, max(second, 0.0), max(shared, 0.0)),
                     tuple(_log(a * a) for a in scales))
     if kind == "mul":
@@ -116,9 +116,10 @@ def propagate(node: GraphNode, ins: list[Moments], in_nodes: list[GraphNode]) ->
     if kind == "cat":
         sizes = [max(i.numel_per_example, 1) for i in in_nodes]
         tot = float(sum(sizes))
-        return Step(Moments(sum(s * m.mean for s, m in zip(sizes, ins)) / tot,
-                            sum(s * m.second for s, m in zip(sizes, ins)) / tot,
-                            sum(s * m.shared for s, m in zip(sizes, ins)) / tot), (0.0,) * n_in)
+        pairs = list(zip(sizes, ins, strict=True))
+        return Step(Moments(sum(s * m.mean for s, m in pairs) / tot,
+                            sum(s * m.second for s, m in pairs) / tot,
+                            sum(s * m.shared for s, m in pairs) / tot), (0.0,) * n_in)
     if kind == "pool":
         return _pool(node, x, in_nodes[0] if in_nodes else None)
     if kind == "reduce":

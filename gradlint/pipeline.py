@@ -56,7 +56,8 @@ def check_paths(args: Sequence[str], options: Options) -> tuple[Report, list[str
         else:
             plain.append(path)
     files, missing = find_source_files(plain, options.exclude)
-    order = [(f.path, ()) for f in files if f.path not in named]
+    order: list[tuple[str, tuple[str, ...]]] = [(f.path, ()) for f in files
+                                                if f.path not in named]
     for path, names in named.items():
         if os.path.isfile(path):
             order.append((path, tuple(names)))
@@ -64,8 +65,8 @@ def check_paths(args: Sequence[str], options: Options) -> tuple[Report, list[str
             missing.append(path)
     models: list[ModelReport] = []
     diags: list[Diagnostic] = []
-    for path, names in order:
-        file_models, file_diags = check_file(path, names, options)
+    for path, wanted in order:
+        file_models, file_diags = check_file(path, wanted, options)
         models.extend(file_models)
         diags.extend(file_diags)
     return Report(tuple(models), tuple(diags)), missing

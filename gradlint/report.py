@@ -94,7 +94,9 @@ def chart(m: ModelReport, flagged: set[str], threshold: float) -> list[str]:
     name_w = min(max(len(le.module or "<root>") for le in rows), 28)
     lines = [head, f"  {'layer':<{name_w}}  {'type':<10} {'gradient (log10, relative)':<{BAR + 8}}"
              f" {'atten':>6} {'sat':>4}"]
-    shown = rows if len(rows) <= MAX_ROWS + 10 else rows[: MAX_ROWS // 2] + [None] + rows[-MAX_ROWS // 2:]  # type: ignore[list-item]
+    shown: list[LayerEstimate | None] = list(rows)
+    if len(rows) > MAX_ROWS + 10:
+        shown = [*rows[: MAX_ROWS // 2], None, *rows[-MAX_ROWS // 2:]]
     for le in shown:
         if le is None:
             lines.append(f"  … {len(rows) - MAX_ROWS} more layers")

@@ -71,7 +71,7 @@ def anchor_of(layer: LayerEstimate | GraphNode, fallback: Location) -> tuple[
         Location, tuple[Location, ...]]:
     """Diagnostics sit on the user's line; a library definition goes under ``related``."""
     anchor = layer.anchor or layer.location or fallback
-    related = ()
+    related: tuple[Location, ...] = ()
     if layer.location is not None and layer.location != anchor:
         related = (layer.location,)
     return anchor, related

@@ -14,11 +14,12 @@ import types
 from pathlib import Path
 
 import libcst as cst
+import torch
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from gradlint.ftypes import Location
 
-_TORCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__import__("torch").__file__)))
+_TORCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(str(torch.__file__))))
 _GRADLINT_DIR = os.path.dirname(os.path.abspath(__file__))
 _FRAME_RE = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)')
 

@@ -327,7 +327,8 @@ class _Converter:
         elif key in ("layer_norm", "rms_norm") and n.op == "call_function":
             x = self.operand_only(args[0]) if args else None
             ws = [self.operand_only(_arg(n, 2, "weight")), self.operand_only(_arg(n, 3, "bias"))]
-            params = tuple(self.rename(self.nodes[w], nm) for w, nm in zip(ws, ("weight", "bias"))
+            params = tuple(self.rename(self.nodes[w], nm)
+                           for w, nm in zip(ws, ("weight", "bias"), strict=True)
                            if w is not None and self.nodes[w].op == "param")
             common["params"] = params
             if params:

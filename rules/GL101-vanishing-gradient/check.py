@@ -51,7 +51,7 @@ class VanishingGradient(Rule):
         message = (f"vanishing gradient: {what} receives {power10(att)} of the gradient signal "
                    f"at the loss: {worst.factors} layers between it and the loss each shrink it "
                    f"(about {power10(att / max(worst.factors, 1))} per layer)")
-        if worst.saturating and worst.log10_bound is not None:
+        if worst.saturating and worst.log10_bound is not None and worst.log10_bound < -0.5:
             message += (f"; {worst.saturating} saturating activations on the way "
                         f"(worst case {power10(worst.log10_bound)})")
         return self.diagnostic(message, anchor, analysis.target, worst.module, related,
