@@ -21,7 +21,7 @@ from gradlint.activations import ACTIVATIONS, with_defaults
 KINDS = (
     "input", "param", "elementwise", "linear", "conv", "conv_transpose", "embedding", "norm",
     "add", "mul", "div", "scale", "cat", "passthrough", "pool", "reduce", "softmax",
-    "log_softmax", "matmul", "attention", "recurrent", "opaque", "constant",
+    "log_softmax", "matmul", "attention", "recurrent", "upsample", "opaque", "constant",
 )
 
 # weight layers: the boundaries between the per-layer factors of the attenuation (DESIGN §4)
@@ -62,13 +62,13 @@ _KIND_OF: dict[str, str] = {
     "avg_pool": "pool", "max_pool": "pool", "adaptive_avg_pool": "pool",
     "adaptive_max_pool": "pool", "mean": "reduce", "sum": "reduce",
     "softmax": "softmax", "log_softmax": "log_softmax", "matmul": "matmul",
-    "multihead_attention": "attention", "recurrent": "recurrent",
+    "multihead_attention": "attention", "recurrent": "recurrent", "upsample": "upsample",
 }
 
 # --- modules -------------------------------------------------------------------------------
 
-_ACTIVATION_MODULES: dict[type, str] = {
-    nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.Hardtanh: "hardtanh", nn.ReLU6: "relu6",
+_ACTIVATION_MODULES: dict[type, str] = {  # subclasses first: nn.ReLU6 is an nn.Hardtanh
+    nn.ReLU6: "relu6", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.Hardtanh: "hardtanh",
     nn.Hardsigmoid: "hardsigmoid", nn.Softsign: "softsign", nn.ReLU: "relu",
     nn.LeakyReLU: "leaky_relu", nn.PReLU: "prelu", nn.ELU: "elu", nn.CELU: "celu",
     nn.SELU: "selu", nn.GELU: "gelu", nn.SiLU: "silu", nn.Mish: "mish",
@@ -76,7 +76,10 @@ _ACTIVATION_MODULES: dict[type, str] = {
 }
 _PASSTHROUGH_MODULES: tuple[type, ...] = (
     nn.Identity, nn.Flatten, nn.Unflatten, nn.Dropout, nn.Dropout1d, nn.Dropout2d,
-    nn.Dropout3d, nn.AlphaDropout,
+    nn.Dropout3d, nn.AlphaDropout, nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d,
+    nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d, nn.ReflectionPad1d,
+    nn.ReflectionPad2d, nn.ReplicationPad1d, nn.ReplicationPad2d, nn.PixelShuffle,
+    nn.PixelUnshuffle, nn.ChannelShuffle,
 )
 _RMSNORM: tuple[type, ...] = (nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()
 
@@ -91,7 +94,7 @@ def module_op(mod: nn.Module) -> tuple[str, dict[str, Any]]:
     for cls, key in _ACTIVATION_MODULES.items():
         if isinstance(mod, cls):
             attrs: dict[str, Any] = {}
-            if isinstance(mod, nn.Hardtanh) and not isinstance(mod, nn.ReLU6):
+            if key == "hardtanh":
                 attrs = {"min_val": float(mod.min_val), "max_val": float(mod.max_val)}
             elif isinstance(mod, nn.LeakyReLU):
                 attrs = {"negative_slope": float(mod.negative_slope)}
@@ -139,6 +142,8 @@ def module_op(mod: nn.Module) -> tuple[str, dict[str, Any]]:
         return "adaptive_avg_pool", {}
     if isinstance(mod, (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)):
         return "adaptive_max_pool", {}
+    if isinstance(mod, nn.Upsample):
+        return "upsample", {}
     if isinstance(mod, nn.Softmax):
         return "softmax", {"dim": mod.dim}
     if isinstance(mod, nn.LogSoftmax):
@@ -164,7 +169,7 @@ _FUNCTIONS: dict[Any, str] = {
     F.softsign: "softsign", torch.relu: "relu", F.relu: "relu", F.leaky_relu: "leaky_relu",
     F.elu: "elu", F.celu: "celu", F.selu: "selu", torch.selu: "selu", F.gelu: "gelu",
     F.silu: "silu", F.mish: "mish", F.softplus: "softplus", F.logsigmoid: "logsigmoid",
-    F.hardswish: "hardswish", torch.special.expit: "sigmoid",
+    F.hardswish: "hardswish", torch.special.expit: "sigmoid", F.prelu: "prelu",
     operator.add: "add", torch.add: "add", operator.iadd: "add", operator.sub: "sub",
     torch.sub: "sub", operator.isub: "sub", operator.neg: "neg", torch.neg: "neg",
     operator.mul: "mul", torch.mul: "mul", operator.imul: "mul",
@@ -185,6 +190,8 @@ _FUNCTIONS: dict[Any, str] = {
     F.log_softmax: "log_softmax",
     torch.matmul: "matmul", operator.matmul: "matmul", torch.bmm: "matmul", torch.mm: "matmul",
     F.linear: "linear_fn", F.layer_norm: "layer_norm", F.normalize: "layer_norm",
+    F.interpolate: "upsample", F.pad: "passthrough", F.pixel_shuffle: "passthrough",
+    torch.masked_fill: "passthrough",
 }
 if hasattr(F, "rms_norm"):
     _FUNCTIONS[F.rms_norm] = "rms_norm"
@@ -199,7 +206,8 @@ _METHODS: dict[str, str] = {
 for _m in ("view", "reshape", "flatten", "permute", "transpose", "contiguous", "squeeze",
            "unsqueeze", "clone", "float", "double", "to", "type_as", "chunk", "split", "t",
            "view_as", "reshape_as", "expand", "expand_as", "repeat", "detach_", "half", "bfloat16",
-           "flip", "roll", "narrow", "unflatten", "movedim", "swapaxes", "unbind"):
+           "flip", "roll", "narrow", "unflatten", "movedim", "swapaxes", "unbind",
+           "masked_fill", "masked_fill_"):
     _METHODS[_m] = "passthrough"
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gradlint.catalogue import spec
+from gradlint.catalogue import WEIGHT_KINDS, spec
 from gradlint.ftypes import LayerEstimate
 from gradlint.graph import GraphNode, LayerGraph, ModuleInfo, ParamStats
 from gradlint.moments import Moments, Step, attention_factors, propagate
-from gradlint.paths import LN10, NEG_INF, PathState, analyse_paths, log_norm2_of
+from gradlint.paths import LN10, NEG_INF, PathState, analyse_paths
 
 GATE_RMS = 0.1  # a learnable multiplier smaller than this at init gates its branch (GL106)
 
@@ -30,6 +30,16 @@ class GraphEstimate:
     paths: tuple[PathState, ...]
     layers: tuple[LayerEstimate, ...]
     unknown_ops: tuple[GraphNode, ...]
+    log_gains: tuple[tuple[float, ...], ...] = ()  # per node: natural log of r_in/r_out per input
+
+    def log10_gain(self, consumer: int, producer: int) -> float:
+        """log10 of the RMS gradient gain from ``consumer``'s output back to ``producer``."""
+        node = self.graph.nodes[consumer]
+        gains = self.log_gains[consumer]
+        slots = [k for k, i in enumerate(node.inputs) if i == producer and k < len(gains)]
+        if not slots:
+            return 0.0
+        return 0.5 * max(gains[k] for k in slots) / LN10
 
 
 def _logaddexp(a: float, b: float) -> float:
@@ -82,20 +92,32 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
             contrib[p].append((c, log_r[c] + g))
             log_r[p] = _logaddexp(log_r[p], log_r[c] + g)
 
-    paths = analyse_paths(graph, log_r, contrib, gates)
+    # GL101's per-layer factors compare the weight gradients of consecutive weight layers
+    weight_grad = [NEG_INF] * n
+    for node in nodes:
+        if spec(node.op).kind in WEIGHT_KINDS and node.params and node.inputs:
+            main = node.param("weight") or node.params[0]
+            weight_grad[node.index] = _call_grad_sq(
+                node, main, False, moments[node.inputs[0]], log_r[node.index]) / LN10
+    paths = analyse_paths(graph, log_r, contrib, gates, weight_grad)
     spread = [max((nodes[c].numel_per_example for c, _ in contrib[i]), default=1)
               / max(nodes[i].numel_per_example, 1) for i in range(n)]
-    layers = _layer_estimates(graph, moments, log_r, paths, spread)
+    layers = _layer_estimates(graph, moments, log_r, paths, spread, weight_grad)
     unknown = tuple(node for node in nodes if spec(node.op).kind == "opaque")
-    return GraphEstimate(graph, tuple(moments), tuple(log_r), tuple(paths), layers, unknown)
+    return GraphEstimate(graph, tuple(moments), tuple(log_r), tuple(paths), layers, unknown,
+                         tuple(s.log_gains for s in steps))
 
 
 def _grad_sq(node: GraphNode, owner: ModuleInfo, x: Moments, lr: float) -> float:
     """Natural log of the mean squared per-entry weight gradient contributed by one call."""
+    return _call_grad_sq(node, _main_param(owner), owner.name != node.module, x, lr)
+
+
+def _call_grad_sq(node: GraphNode, main: ParamStats | None, out_proj: bool, x: Moments,
+                  lr: float) -> float:
     if lr == NEG_INF:
         return NEG_INF
     kind = spec(node.op).kind
-    main = _main_param(owner)
     if main is None:
         return NEG_INF
     width = main.shape[0] if main.shape else 1
@@ -107,7 +129,7 @@ def _grad_sq(node: GraphNode, owner: ModuleInfo, x: Moments, lr: float) -> float
         return lr + math.log(max(node.numel_per_example / max(main.numel, 1), 1e-30))
     if kind == "attention":
         gin, gout, avg, tokens = attention_factors(node)
-        if owner.name != node.module:  # out_proj: sees the averaged values
+        if out_proj:  # out_proj: sees the averaged values
             p = gin * avg * x.second
             return lr + math.log(max(tokens * p, 1e-300))
         return lr + math.log(max(tokens * gout * avg * x.second, 1e-300))
@@ -127,7 +149,11 @@ def _main_param(owner: ModuleInfo) -> ParamStats | None:
 
 
 def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[float],
-                     paths: list[PathState], spread: list[float]) -> tuple[LayerEstimate, ...]:
+                     paths: list[PathState], spread: list[float], weight_grad: list[float]
+                     ) -> tuple[LayerEstimate, ...]:
+    def paths_value(i: int) -> float:  # a non-weight layer closes no factor of its own
+        return weight_grad[i] if weight_grad[i] > NEG_INF else NEG_INF
+
     nodes = graph.nodes
     calls: dict[str, list[int]] = {}
     uses: dict[str, list[int]] = {}  # parameters read directly in forward (get_attr)
@@ -167,8 +193,7 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
         st = paths[site] if site is not None else None
         att = fac = None
         if st is not None and site is not None and not zero:
-            a, f = st.closed(log_norm2_of(graph, log_r, site))
-            att, fac = a, f
+            att, fac = st.closed(paths_value(site))
         out.append(LayerEstimate(
             module=owner.name, type=owner.type,
             numel=sum(p.numel for p in owner.params),

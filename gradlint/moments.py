@@ -139,9 +139,14 @@ def propagate(node: GraphNode, ins: list[Moments], in_nodes: list[GraphNode]) ->
         return _matmul(node, ins, in_nodes)
     if kind == "attention":
         return _attention(node, x, n_in)
+    if kind == "upsample":  # each input entry is copied to k outputs and gets all their gradients
+        k = node.numel_per_example / max(in_nodes[0].numel_per_example, 1) if in_nodes else 1.0
+        return Step(x, (_log(max(k, 1e-30)),) + (NEG_INF,) * (n_in - 1))
     if kind == "recurrent":
         return _recurrent(node, x)
-    # passthrough and opaque: moments unchanged, gain 1 (opaque is flagged by the caller)
+    if kind == "opaque":  # unknown: gain 1 to every input (flagged GL904 by the caller)
+        return Step(x, (0.0,) * n_in)
+    # passthrough (views, dropout at p=0, padding, masking): the first input, unchanged
     return Step(x, (0.0,) + (NEG_INF,) * (n_in - 1) if n_in else ())
 
 

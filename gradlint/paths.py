@@ -3,9 +3,11 @@
 - the strongest path: from each tensor follow the consumer that contributes most of its gradient;
   along it, the attenuation GL101 judges is the sum of log10 per-layer gains below 1, where a
   "layer" factor spans one weight layer (Linear/Conv/Embedding/attention/recurrent) and what lies
-  between it and the previous weight layer (norms, activations, pools, adds). Gains are ratios of
-  the total gradient norm per example at consecutive weight-layer outputs; learnable gates are
-  left out;
+  between it and the previous weight layer (norms, activations, pools, adds). A factor is the
+  ratio of the per-entry weight-gradient RMS of consecutive weight layers on the path: the signal
+  gain times the change in input scale, so a stack whose activations grow backwards as fast as
+  the signal shrinks (ReLU with Xavier init) learns evenly and is not counted. Learnable gates
+  are left out;
 - the worst-case bound: the sum over all paths of the product of sup|f'|, other ops gain 1;
 - confidence: low behind an op the catalogue does not know.
 """
@@ -30,7 +32,7 @@ class PathState:
 
     attenuation: float  # log10, sum of closed per-layer factors below 1
     factors: int  # closed factors below FACTOR_COUNTS_BELOW
-    open_from: float | None  # log10 gradient norm^2 where the open factor began (None: head)
+    open_from: float | None  # log10 mean sq weight gradient where the open factor began
     saturating: int
     depth: int
     gate: str | None
@@ -38,11 +40,12 @@ class PathState:
     bound: float  # log10 of the sum-over-paths sup|f'| product
     next: int | None = None  # the consumer this path continues through (towards the loss)
 
-    def closed(self, log_norm2: float) -> tuple[float, int]:
-        """Attenuation and factor count if the open factor closed at a tensor of this norm."""
-        if self.open_from is None or log_norm2 == NEG_INF:
+    def closed(self, weight_grad: float) -> tuple[float, int]:
+        """Attenuation and factor count if the open factor closed at a layer with this log10
+        mean squared weight gradient."""
+        if self.open_from is None or weight_grad == NEG_INF:
             return self.attenuation, self.factors
-        g = 0.5 * (log_norm2 - self.open_from)
+        g = 0.5 * (weight_grad - self.open_from)
         if g >= 0:
             return self.attenuation, self.factors
         return self.attenuation + g, self.factors + (g < FACTOR_COUNTS_BELOW)
@@ -50,15 +53,12 @@ class PathState:
 
 def analyse_paths(graph: LayerGraph, log_r: list[float],
                   contrib: list[list[tuple[int, float]]],
-                  gates: list[str | None]) -> list[PathState]:
+                  gates: list[str | None], weight_grad: list[float]) -> list[PathState]:
     """``contrib[p]`` lists (consumer, log of the r it sends to p); ``log_r`` is natural log;
-    ``gates[c]`` names the learnable gate node ``c`` applies, if any."""
+    ``gates[c]`` names the learnable gate node ``c`` applies, if any; ``weight_grad[c]`` is
+    log10 of the mean squared weight gradient of weight layer ``c`` (its factor boundary)."""
     nodes = graph.nodes
     n = len(nodes)
-    log_norm2 = [
-        (log_r[i] / LN10 + math.log10(nodes[i].numel_per_example)) if log_r[i] > NEG_INF
-        else NEG_INF for i in range(n)
-    ]
     states: list[PathState | None] = [None] * n
     states[graph.output] = PathState(0.0, 0, None, 0, 0, None, False, 0.0)
     for p in range(n - 1, -1, -1):
@@ -87,15 +87,14 @@ def analyse_paths(graph: LayerGraph, log_r: list[float],
         cspec = spec(cnode.op)
         att, fac, open_from = sc.attenuation, sc.factors, sc.open_from
         gate = sc.gate
-        if cspec.kind in WEIGHT_KINDS:
-            att, fac = sc.closed(log_norm2[c])
-            open_from = log_norm2[c]
+        if cspec.kind in WEIGHT_KINDS and weight_grad[c] > NEG_INF:
+            att, fac = sc.closed(weight_grad[c])
+            open_from = weight_grad[c]
         elif gates[c] is not None:
             # a learnable gate: its smallness is by design (GL106), not compounding attenuation
             gate = gates[c]
-            if open_from is not None:
-                open_from += (best[0] - log_r[c]) / LN10 + math.log10(
-                    nodes[p].numel_per_example / cnode.numel_per_example)
+            if open_from is not None:  # upstream weight gradients all shrink by the gate's gain
+                open_from += (best[0] - log_r[c]) / LN10
         mx = max(bound_terms)
         bound = mx if mx == NEG_INF else mx + math.log10(sum(10 ** (t - mx) for t in bound_terms))
         states[p] = PathState(
@@ -106,10 +105,3 @@ def analyse_paths(graph: LayerGraph, log_r: list[float],
         )
     return [s if s is not None else PathState(0.0, 0, None, 0, 0, None, False, NEG_INF)
             for s in states]
-
-
-def log_norm2_of(graph: LayerGraph, log_r: list[float], i: int) -> float:
-    """log10 of the gradient's squared norm per example at node ``i``."""
-    if log_r[i] == NEG_INF:
-        return NEG_INF
-    return log_r[i] / LN10 + math.log10(graph.nodes[i].numel_per_example)

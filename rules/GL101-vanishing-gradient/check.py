@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from gradlint.catalogue import WEIGHT_KINDS, spec
 from gradlint.ftypes import Diagnostic, Fix, LayerEstimate, Location
+from gradlint.graph import GraphNode
 from gradlint.rule import ModelAnalysis, Rule, anchor_of, power10
 
 MIN_FACTORS = 3  # one small factor (a softmax, one small projection) never fires alone
@@ -40,6 +41,10 @@ class VanishingGradient(Rule):
         site = analysis.site_of(worst.module)
         path = list(analysis.path_to_loss(site)) if site is not None else []
         saturating = [n for n in path if spec(n.op).saturating]
+        # how much of the loss the activations themselves cause (the rest: init, widths, pools)
+        prev = [site, *(n.index for n in path[:-1])] if site is not None else []
+        from_acts = sum(analysis.estimate.log10_gain(n.index, p) for n, p in zip(path, prev, strict=True)
+                        if spec(n.op).kind == "elementwise")
         weights = [n.module for n in path if spec(n.op).kind in WEIGHT_KINDS and n.module]
         if len(layers) == 1:
             what = f"{worst.type} '{worst.module}'"
@@ -48,17 +53,22 @@ class VanishingGradient(Rule):
             shown = ", ".join(names[:3]) + (f", … {names[-1]}" if len(names) > 3 else "")
             what = (f"{len(layers)} layers built here ({shown}); the deepest, "
                     f"{worst.type} '{worst.module}',")
-        message = (f"vanishing gradient: {what} receives {power10(att)} of the gradient signal "
-                   f"at the loss: {worst.factors} layers between it and the loss each shrink it "
-                   f"(about {power10(att / max(worst.factors, 1))} per layer)")
+        message = (f"vanishing gradient: {what} gets a weight gradient {power10(att)} times "
+                   f"that of the layers nearest the loss: {worst.factors} of the weight layers "
+                   f"between it and the loss each shrink it (about {power10(att / max(worst.factors, 1))} "
+                   "per layer)")
         if worst.saturating and worst.log10_bound is not None and worst.log10_bound < -0.5:
             message += (f"; {worst.saturating} saturating activations on the way "
                         f"(worst case {power10(worst.log10_bound)})")
+        blame_acts = bool(saturating) and from_acts < 0.5 * att
         return self.diagnostic(message, anchor, analysis.target, worst.module, related,
-                               _fix(saturating, [worst.module, *weights[:-1]]))
+                               _fix(saturating if blame_acts else [], [worst.module, *weights[:-1]],
+                                    saturating))
 
 
-def _fix(saturating: list, weights: list[str]) -> Fix:  # type: ignore[type-arg]
+def _fix(saturating: list[GraphNode], weights: list[str], present: list[GraphNode]) -> Fix:
+    """Name the culprit: the saturating activations when they cause most of the attenuation,
+    else the init (PyTorch's default init shrinks every layer's gain to ~1/sqrt(3))."""
     span = f" around layers {weights[0]}–{weights[-1]}" if len(weights) >= 2 else ""
     if saturating:
         seen: dict[tuple[str, str], str] = {}
@@ -74,6 +84,8 @@ def _fix(saturating: list, weights: list[str]) -> Fix:  # type: ignore[type-arg]
     first = ("the per-layer gain at init is below 1 (PyTorch's default init gives "
              "fan_in·E[W²] = 1/3): initialize with nn.init.kaiming_normal_ (ReLU family) or "
              "nn.init.xavier_uniform_ (tanh)")
+    if present:
+        first += f"; then consider replacing {present[0].label} with nn.ReLU or nn.GELU"
     return Fix(f"{first}; or add normalization / residual connections{span}",
                (first, f"add nn.LayerNorm / nn.BatchNorm between the layers{span}",
                 f"add residual connections{span}"))
