@@ -95,7 +95,8 @@ def module_op(mod: nn.Module) -> tuple[str, dict[str, Any]]:
         if isinstance(mod, cls):
             attrs: dict[str, Any] = {}
             if key == "hardtanh":
-                attrs = {"min_val": float(mod.min_val), "max_val": float(mod.max_val)}
+                attrs = {"min_val": float(getattr(mod, "min_val", -1.0)),
+                         "max_val": float(getattr(mod, "max_val", 1.0))}
             elif isinstance(mod, nn.LeakyReLU):
                 attrs = {"negative_slope": float(mod.negative_slope)}
             elif isinstance(mod, nn.PReLU):

@@ -43,7 +43,8 @@ class VanishingGradient(Rule):
         saturating = [n for n in path if spec(n.op).saturating]
         # how much of the loss the activations themselves cause (the rest: init, widths, pools)
         prev = [site, *(n.index for n in path[:-1])] if site is not None else []
-        from_acts = sum(analysis.estimate.log10_gain(n.index, p) for n, p in zip(path, prev, strict=True)
+        from_acts = sum(analysis.estimate.log10_gain(n.index, p)
+                        for n, p in zip(path, prev, strict=True)
                         if spec(n.op).kind == "elementwise")
         weights = [n.module for n in path if spec(n.op).kind in WEIGHT_KINDS and n.module]
         if len(layers) == 1:
@@ -55,8 +56,8 @@ class VanishingGradient(Rule):
                     f"{worst.type} '{worst.module}',")
         message = (f"vanishing gradient: {what} gets a weight gradient {power10(att)} times "
                    f"that of the layers nearest the loss: {worst.factors} of the weight layers "
-                   f"between it and the loss each shrink it (about {power10(att / max(worst.factors, 1))} "
-                   "per layer)")
+                   "between it and the loss each shrink it "
+                   f"(about {power10(att / max(worst.factors, 1))} per layer)")
         if worst.saturating and worst.log10_bound is not None and worst.log10_bound < -0.5:
             message += (f"; {worst.saturating} saturating activations on the way "
                         f"(worst case {power10(worst.log10_bound)})")
