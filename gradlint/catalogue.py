@@ -21,7 +21,8 @@ from gradlint.activations import ACTIVATIONS, with_defaults
 KINDS = (
     "input", "param", "elementwise", "linear", "conv", "conv_transpose", "embedding", "norm",
     "add", "mul", "div", "scale", "cat", "passthrough", "pool", "reduce", "softmax",
-    "log_softmax", "matmul", "attention", "recurrent", "upsample", "opaque", "constant",
+    "log_softmax", "matmul", "attention", "recurrent", "upsample", "where", "opaque",
+    "constant",
 )
 
 # weight layers: the boundaries between the per-layer factors of the attenuation (DESIGN §4)
@@ -63,6 +64,7 @@ _KIND_OF: dict[str, str] = {
     "adaptive_max_pool": "pool", "mean": "reduce", "sum": "reduce",
     "softmax": "softmax", "log_softmax": "log_softmax", "matmul": "matmul",
     "multihead_attention": "attention", "recurrent": "recurrent", "upsample": "upsample",
+    "compare": "constant", "where": "where",
 }
 
 # --- modules -------------------------------------------------------------------------------
@@ -192,7 +194,11 @@ _FUNCTIONS: dict[Any, str] = {
     torch.matmul: "matmul", operator.matmul: "matmul", torch.bmm: "matmul", torch.mm: "matmul",
     F.linear: "linear_fn", F.layer_norm: "layer_norm", F.normalize: "layer_norm",
     F.interpolate: "upsample", F.pad: "passthrough", F.pixel_shuffle: "passthrough",
-    torch.masked_fill: "passthrough",
+    torch.masked_fill: "passthrough", getattr: "passthrough", torch.where: "where",
+    operator.gt: "compare", operator.lt: "compare", operator.ge: "compare",
+    operator.le: "compare", operator.eq: "compare", operator.ne: "compare", torch.gt: "compare",
+    torch.lt: "compare", torch.ge: "compare", torch.le: "compare", torch.eq: "compare",
+    torch.ne: "compare", torch.isnan: "compare", torch.isfinite: "compare",
 }
 if hasattr(F, "rms_norm"):
     _FUNCTIONS[F.rms_norm] = "rms_norm"
@@ -210,6 +216,8 @@ for _m in ("view", "reshape", "flatten", "permute", "transpose", "contiguous", "
            "flip", "roll", "narrow", "unflatten", "movedim", "swapaxes", "unbind",
            "masked_fill", "masked_fill_"):
     _METHODS[_m] = "passthrough"
+for _m in ("gt", "lt", "ge", "le", "eq", "ne", "isnan", "isfinite", "bool", "long", "int"):
+    _METHODS[_m] = "compare"
 
 
 def function_op(fn: Any) -> str:
@@ -229,6 +237,8 @@ def function_label(fn: Any) -> str:
     name = getattr(fn, "__name__", repr(fn))
     if mod.startswith("torch.nn.functional"):
         return f"F.{name}"
+    if mod == "builtins":
+        return name
     if mod == "_operator":
         return {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "matmul": "@",
                 "getitem": "[]"}.get(name, name)

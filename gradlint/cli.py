@@ -16,7 +16,8 @@ class _DefaultCheck(click.Group):
     """``gradlint model.py`` runs the check; ``gradlint rules`` / ``explain`` are subcommands."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h",
+                                                                     "--version"):
             args = ["check", *args]
         elif not args:
             args = ["check"]
@@ -57,6 +58,13 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ign
         _usage(str(exc))
     if threshold is not None and not 0 < threshold < 1:
         _usage("--threshold must be in (0, 1)")
+    from gradlint.load import parse_input
+
+    for spec in inputs:
+        try:
+            parse_input(spec)
+        except ValueError as exc:
+            _usage(str(exc))
     from gradlint.pipeline import Options, check_paths, selected
 
     options = Options(
@@ -75,8 +83,11 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ign
     text = to_json(report, diags) + "\n" if fmt == "json" else to_text(
         report, diags, options.threshold, quiet)
     if output:
-        with open(output, "w", encoding="utf-8") as f:
-            f.write(text)
+        try:
+            with open(output, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as exc:
+            _usage(f"cannot write --output {output}: {exc.strerror or exc}")
     else:
         click.echo(text, nl=False)
     sys.exit(exit_code(report, diags, exit_zero, bool(missing)))

@@ -70,6 +70,16 @@ class GraphNode:
 
 
 @dataclass(frozen=True)
+class InputSpec:
+    """One example input: enough to draw fresh batches of it (``high``: integer inputs are
+    drawn from [0, high))."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    high: int | None = None
+
+
+@dataclass(frozen=True)
 class LayerGraph:
     """A traced model: nodes in topological order and the primary output (where the loss sits)."""
 
@@ -79,6 +89,7 @@ class LayerGraph:
     tracer: str = "fx"
     # modules that own parameters: qualified name -> (type name, params, location, anchor)
     owners: tuple[ModuleInfo, ...] = ()
+    inputs: tuple[InputSpec, ...] = ()
 
     def consumers(self) -> list[list[int]]:
         """Reverse adjacency, built in one pass (the estimator walks it backwards)."""

@@ -69,6 +69,14 @@ def propagate(node: GraphNode, ins: list[Moments], in_nodes: list[GraphNode]) ->
     n_in = len(ins)
     if kind == "input":
         return Step(Moments(0.0, 1.0, 0.0), ())
+    if kind == "constant" and n_in:  # comparisons, masks: no gradient flows back
+        return Step(Moments(0.5, 0.5, 0.5), (NEG_INF,) * n_in)
+    if kind == "where":  # where(cond, a, b): each branch receives the gradient where chosen
+        a = ins[1] if n_in > 1 else Moments(0.0, 1.0, 0.0)
+        b = ins[2] if n_in > 2 else a
+        out = Moments((a.mean + b.mean) / 2, (a.second + b.second) / 2,
+                      (a.shared + b.shared) / 2)
+        return Step(out, (NEG_INF,) + (_log(0.5),) * (n_in - 1))
     if kind in ("param", "constant"):
         p = node.params[0] if node.params else None
         if p is None:
@@ -243,7 +251,10 @@ def _matmul(node: GraphNode, ins: list[Moments], in_nodes: list[GraphNode]) -> S
     k = sa[-1]
     n = sa[-2] if len(sa) >= 2 else 1
     m = sb[-1] if len(sb) >= 2 else 1
-    out = Moments(k * a.mean * b.mean, k * a.second * b.second, k * a.shared * b.shared)
+    # independent entries: the k products add in variance, their means add coherently
+    coherent = k * (k - 1) * a.mean ** 2 * b.mean ** 2
+    out = Moments(k * a.mean * b.mean, k * a.second * b.second + coherent,
+                  k * a.shared * b.shared + coherent)
     return Step(out, (_log(m * b.second), _log(n * a.second)) + (NEG_INF,) * (len(ins) - 2))
 
 

@@ -14,7 +14,7 @@ from gradlint.engine import is_selected, run_rules
 from gradlint.estimate import estimate_gradients
 from gradlint.files import find_source_files, prefilter_file
 from gradlint.ftypes import Diagnostic, Location, ModelReport, Report, StageError, Target
-from gradlint.load import LoadRequest, load_targets
+from gradlint.load import LoadRequest, load_targets, user_code
 from gradlint.rule import ModelAnalysis
 from gradlint.sources import remember_given_path
 from gradlint.trace import trace_target
@@ -110,7 +110,8 @@ def check_target(target: Target, options: Options) -> ModelReport:
     base: dict[str, Any] = {"target": target.name, "name": name, "file": target.file,
                             "line": target.line}
     try:
-        graph = trace_target(target)
+        with user_code():  # forward() may print: keep our stdout for the report
+            graph = trace_target(target)
         estimate = estimate_gradients(graph)
         analysis = ModelAnalysis(target.name, estimate, options.threshold)
         diags = run_rules(analysis, options.select, options.ignore)

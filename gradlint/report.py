@@ -91,7 +91,7 @@ def chart(m: ModelReport, flagged: set[str], threshold: float) -> list[str]:
     floor = min(min(lows, default=0.0), -1.0)
     head = (f"{m.target}  ({m.tracer}, {m.init} init, {len(m.layers)} layers, "
             f"{m.seconds:.2f} s)")
-    name_w = min(max(len(le.module or "<root>") for le in rows), 28)
+    name_w = min(max(5, *(len(le.module or "<root>") for le in rows)), 28)
     lines = [head, f"  {'layer':<{name_w}}  {'type':<10} {'gradient (log10, relative)':<{BAR + 8}}"
              f" {'atten':>6} {'sat':>4}"]
     shown: list[LayerEstimate | None] = list(rows)
@@ -106,10 +106,10 @@ def chart(m: ModelReport, flagged: set[str], threshold: float) -> list[str]:
             bar, val = "".ljust(BAR), "  zero"
         else:
             n = max(1, round(BAR * (1 - rel / floor))) if floor < 0 else BAR
-            bar, val = ("█" * n).ljust(BAR), f"{rel:6.1f}"
+            bar, val = ("█" * n).ljust(BAR), f"{round(rel, 1) + 0.0:6.1f}"
         sick = le.log10_attenuation is not None and le.log10_attenuation < math.log10(threshold)
         mark = "!" if le.module in flagged or (sick and le.factors >= 3) else " "
-        att = "" if le.log10_attenuation is None else f"{le.log10_attenuation:6.1f}"
+        att = "" if le.log10_attenuation is None else f"{round(le.log10_attenuation, 1) + 0.0:6.1f}"
         name = (le.module or "<root>")[-name_w:]
         low = "?" if le.confidence == "low" else " "
         lines.append(f"{mark} {name:<{name_w}}  {le.type[:10]:<10} |{bar}|{val}{low} "

@@ -14,11 +14,12 @@ from typing import Any
 import torch
 import torch.fx as fx
 import torch.nn as nn
-from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
+from torch.fx.node import map_aggregate
+from torch.fx.passes.shape_prop import TensorMetadata, _extract_tensor_metadata
 
 from gradlint.catalogue import LEAF_MODULES, function_label, function_op, method_op, module_op
 from gradlint.ftypes import Location, StageError, Target
-from gradlint.graph import GraphNode, LayerGraph, ModuleInfo, ParamStats
+from gradlint.graph import GraphNode, InputSpec, LayerGraph, ModuleInfo, ParamStats
 from gradlint.sources import display_path, is_library_file, trace_site
 
 BATCH = 4  # examples in the shape-propagation batch (BatchNorm needs more than one)
@@ -97,19 +98,53 @@ def trace_target(target: Target) -> LayerGraph:
         raise StageError("GL903", f"cannot infer an example input for {type(model).__name__}; "
                          "pass --input SHAPE[:DTYPE] or define example_inputs() in the file",
                          Location(target.file, target.line))
+    was_training = model.training
     try:
         with torch.no_grad():
-            was_training = model.training
             model.train()
-            ShapeProp(gm).propagate(*inputs)
-            model.train(was_training)
-    except Exception as exc:  # noqa: BLE001
+            _ShapeRecorder(gm).run(*inputs)
+    except _NodeFailed as failed:
+        cause = failed.cause
+        loc, _ = trace_site(failed.node.stack_trace, target.file)
         raise StageError("GL903", f"running {type(model).__name__} on an example input of "
-                         f"shape {_shapes(inputs)} failed: {type(exc).__name__}: "
-                         f"{_first_line(exc)}; pass --input SHAPE[:DTYPE] or define "
+                         f"shape {_shapes(inputs)} failed: {type(cause).__name__}: "
+                         f"{_first_line(cause)}; pass --input SHAPE[:DTYPE] or define "
                          "example_inputs() in the file",
-                         _where_it_broke(exc, target.file)) from None
-    return _to_layer_graph(target, gm)
+                         loc or _where_it_broke(cause, target.file)) from None
+    finally:
+        model.train(was_training)
+    return _to_layer_graph(target, gm, _input_specs(inputs))
+
+
+class _NodeFailed(Exception):
+    def __init__(self, node: fx.Node, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.node = node
+        self.cause = cause
+
+
+class _ShapeRecorder(fx.Interpreter):
+    """Runs the graph once and writes each tensor's shape beside its node (as fx's ShapeProp,
+    but a failure names the node whose user code broke instead of printing a traceback)."""
+
+    def run_node(self, n: fx.Node) -> Any:
+        try:
+            result = super().run_node(n)
+        except Exception as exc:  # noqa: BLE001 - the user's forward raised
+            raise _NodeFailed(n, exc) from None
+        found = False
+
+        def meta(obj: Any) -> Any:
+            nonlocal found
+            if isinstance(obj, torch.Tensor):
+                found = True
+                return _extract_tensor_metadata(obj)
+            return obj
+
+        value = map_aggregate(result, meta)
+        if found:
+            n.meta["tensor_meta"] = value
+        return result
 
 
 def _first_line(exc: BaseException) -> str:
@@ -396,12 +431,25 @@ class _Converter:
                          Location(self.target.file, self.target.line))
 
 
-def _to_layer_graph(target: Target, gm: fx.GraphModule) -> LayerGraph:
+def _input_specs(inputs: tuple[Any, ...]) -> tuple[InputSpec, ...]:
+    specs = []
+    for t in inputs:
+        if not isinstance(t, torch.Tensor):
+            continue
+        high = None
+        if not (t.is_floating_point() or t.is_complex()) and t.numel():
+            high = int(t.max()) + 1
+        specs.append(InputSpec(tuple(t.shape), str(t.dtype).removeprefix("torch."), high))
+    return tuple(specs)
+
+
+def _to_layer_graph(target: Target, gm: fx.GraphModule,
+                    inputs: tuple[InputSpec, ...] = ()) -> LayerGraph:
     conv = _Converter(target, gm)
     output = conv.run()
     model = target.model
     assert isinstance(model, nn.Module)
     return LayerGraph(name=target.name, nodes=tuple(conv.nodes), output=output, tracer="fx",
-                      owners=owners_of(model, target.sites))
+                      owners=owners_of(model, target.sites), inputs=inputs)
 
 
