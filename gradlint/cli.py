@@ -43,10 +43,12 @@ def main() -> None:
               help="Example input, e.g. 8x3x224x224 or 2x128:int64 (repeatable).")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when rules find problems.")
 @click.option("--quiet", "-q", is_flag=True, help="Only the diagnostics, no charts.")
+@click.option("--verify", is_flag=True,
+              help="Also measure each layer's gradient with autograd and compare.")
 @click.option("--debug", is_flag=True, help="Show gradlint's own tracebacks.")
 def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ignore: str,
           threshold: float | None, inputs: tuple[str, ...], exit_zero: bool, quiet: bool,
-          debug: bool) -> None:
+          verify: bool, debug: bool) -> None:
     """Check model files and directories (PATH or PATH::Model)."""
     if not paths:
         _usage("no paths given; try `gradlint model.py`")
@@ -70,7 +72,7 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ign
     options = Options(
         select=_codes(select) or config.select, ignore=_codes(ignore) or config.ignore,
         threshold=threshold if threshold is not None else config.threshold,
-        inputs=inputs, exclude=config.exclude, debug=debug, config=config)
+        inputs=inputs, exclude=config.exclude, debug=debug, verify=verify, config=config)
     try:
         report, missing = check_paths(paths, options)
     except ValueError as exc:  # e.g. a malformed --input

@@ -72,6 +72,26 @@ class LayerEstimate:
 
 
 @dataclass(frozen=True)
+class Verification:
+    """The estimate beside autograd on the same model (``--verify``, DESIGN §5 protocol)."""
+
+    measured: dict[str, float | None]  # module -> measured log10 RMS weight gradient
+    seeds: tuple[int, ...] = ()
+    batch: int = 0
+    per_example: bool = True
+    layers: int = 0  # layers compared
+    spearman: float | None = None
+    mean_error: float | None = None
+    max_error: float | None = None
+    error: str | None = None  # why the model could not be measured
+
+    def measured_relative(self, module: str) -> float | None:
+        top = max((v for v in self.measured.values() if v is not None), default=None)
+        value = self.measured.get(module)
+        return None if value is None or top is None else value - top
+
+
+@dataclass(frozen=True)
 class ModelReport:
     """Everything gradlint learned about one target."""
 
@@ -85,6 +105,7 @@ class ModelReport:
     seconds: float = 0.0
     layers: tuple[LayerEstimate, ...] = ()
     diagnostics: tuple[Diagnostic, ...] = ()
+    verify: Verification | None = None
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ class Options:
     inputs: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     debug: bool = False
+    verify: bool = False
     config: Config = field(default_factory=Config)
 
 
@@ -126,9 +127,17 @@ def check_target(target: Target, options: Options) -> ModelReport:
                                "GL905", f"gradlint failed while analysing {name}: {detail}; "
                                "please report this", Location(target.file, target.line),
                                target.name),))
+    seconds = time.perf_counter() - start  # the lint itself; verification is extra
+    verification = None
+    if options.verify:
+        from gradlint.verify import verify_model
+
+        with user_code():
+            verification = verify_model(target.model, graph.inputs,  # type: ignore[arg-type]
+                                        estimate.layers)
     return ModelReport(**base, status="ok", tracer=graph.tracer, init="actual",
-                       seconds=time.perf_counter() - start, layers=estimate.layers,
-                       diagnostics=tuple(sorted(diags, key=_diag_order)))
+                       seconds=seconds, layers=estimate.layers,
+                       diagnostics=tuple(sorted(diags, key=_diag_order)), verify=verification)
 
 
 def _diag_order(d: Diagnostic) -> tuple[str, int, int, str]:

@@ -8,7 +8,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from gradlint import __version__
-from gradlint.ftypes import Diagnostic, LayerEstimate, Location, ModelReport, Report
+from gradlint.ftypes import (
+    Diagnostic,
+    LayerEstimate,
+    Location,
+    ModelReport,
+    Report,
+    Verification,
+)
 
 SCHEMA_VERSION = 1
 BAR = 28
@@ -25,8 +32,8 @@ def _loc(loc: Location | None) -> dict[str, Any]:
     return {"file": loc.file, "line": loc.line, "col": loc.col}
 
 
-def layer_json(le: LayerEstimate) -> dict[str, Any]:
-    return {
+def layer_json(le: LayerEstimate, verification: Verification | None = None) -> dict[str, Any]:
+    out = {
         "module": le.module, "type": le.type, "numel": le.numel, **_loc(le.location),
         "log10_grad": _r(le.log10_grad), "log10_relative": _r(le.log10_relative),
         "log10_signal": _r(le.log10_signal), "log10_attenuation": _r(le.log10_attenuation),
@@ -34,6 +41,18 @@ def layer_json(le: LayerEstimate) -> dict[str, Any]:
         "factors": le.factors, "gate": le.gate, "frozen": le.frozen,
         "aliases": list(le.aliases), "zero": le.zero, "confidence": le.confidence,
     }
+    if verification is not None and verification.error is None:
+        out["measured_log10_grad"] = _r(verification.measured.get(le.module))
+        out["measured_log10_relative"] = _r(verification.measured_relative(le.module))
+    return out
+
+
+def verify_json(v: Verification) -> dict[str, Any]:
+    if v.error is not None:
+        return {"error": v.error, "seeds": list(v.seeds), "batch": v.batch}
+    return {"spearman": _r(v.spearman), "mean_error": _r(v.mean_error),
+            "max_error": _r(v.max_error), "layers": v.layers, "seeds": list(v.seeds),
+            "batch": v.batch, "gradients": "per-example" if v.per_example else "batch"}
 
 
 def diagnostic_json(d: Diagnostic) -> dict[str, Any]:
@@ -54,7 +73,9 @@ def model_json(m: ModelReport) -> dict[str, Any]:
                            "status": m.status, "tracer": m.tracer, "init": m.init,
                            "seconds": round(m.seconds, 3)}
     if m.status == "ok":
-        out["layers"] = [layer_json(le) for le in m.layers]
+        out["layers"] = [layer_json(le, m.verify) for le in m.layers]
+    if m.verify is not None:
+        out["verify"] = verify_json(m.verify)
     return out
 
 
@@ -92,8 +113,10 @@ def chart(m: ModelReport, flagged: set[str], threshold: float) -> list[str]:
     head = (f"{m.target}  ({m.tracer}, {m.init} init, {len(m.layers)} layers, "
             f"{m.seconds:.2f} s)")
     name_w = min(max(5, *(len(le.module or "<root>") for le in rows)), 28)
+    measured = m.verify is not None and m.verify.error is None
+    extra = f" {'measured':>8}" if measured else ""
     lines = [head, f"  {'layer':<{name_w}}  {'type':<10} {'gradient (log10, relative)':<{BAR + 8}}"
-             f" {'atten':>6} {'sat':>4}"]
+             f"{extra} {'atten':>6} {'sat':>4}"]
     shown: list[LayerEstimate | None] = list(rows)
     if len(rows) > MAX_ROWS + 10:
         shown = [*rows[: MAX_ROWS // 2], None, *rows[-MAX_ROWS // 2:]]
@@ -112,11 +135,29 @@ def chart(m: ModelReport, flagged: set[str], threshold: float) -> list[str]:
         att = "" if le.log10_attenuation is None else f"{round(le.log10_attenuation, 1) + 0.0:6.1f}"
         name = (le.module or "<root>")[-name_w:]
         low = "?" if le.confidence == "low" else " "
-        lines.append(f"{mark} {name:<{name_w}}  {le.type[:10]:<10} |{bar}|{val}{low} "
+        meas = ""
+        if measured and m.verify is not None:
+            mr = m.verify.measured_relative(le.module)
+            meas = f" {'zero' if mr is None else f'{round(mr, 1) + 0.0:.1f}':>8}"
+        lines.append(f"{mark} {name:<{name_w}}  {le.type[:10]:<10} |{bar}|{val}{low}{meas} "
                      f"{att:>6} {le.saturating:>4}")
     lines.append(f"  threshold for GL101: attenuation below {math.log10(threshold):.1f}; "
                  "! = vanishing, ? = low confidence")
+    if m.verify is not None:
+        lines.append("  " + verify_line(m.verify))
     return lines
+
+
+def verify_line(v: Verification) -> str:
+    if v.error is not None:
+        return f"verify: not measured: {v.error}"
+    if not v.layers:
+        return "verify: no layer with both an estimate and a measured gradient"
+    rho = "n/a" if v.spearman is None else f"{v.spearman:.2f}"
+    grads = "per-example" if v.per_example else "batch"
+    return (f"verify: estimate vs autograd over {v.layers} layers: Spearman {rho}, mean error "
+            f"{v.mean_error:.2f}, max {v.max_error:.2f} decades ({len(v.seeds)} seeds, batch "
+            f"{v.batch}, {grads} gradients)")
 
 
 def to_text(report: Report, diagnostics: Sequence[Diagnostic], threshold: float,

@@ -1,0 +1,45 @@
+"""``--verify`` puts autograd's measurement beside the estimate."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+import torch.nn as nn
+
+from gradlint.graph import InputSpec
+from gradlint.verify import verify_model
+
+
+def test_verify_json_and_text_on_the_deep_sigmoid_example(run_gradlint) -> None:  # type: ignore[no-untyped-def]
+    run = run_gradlint("--verify", "--format", "json", "examples/deep_sigmoid.py")
+    assert run.returncode == 1, run.stderr
+    model = json.loads(run.stdout)["models"][0]
+    v = model["verify"]
+    assert v["gradients"] == "per-example" and v["batch"] >= 16 and len(v["seeds"]) >= 2
+    assert v["spearman"] > 0.95 and v["mean_error"] < 0.3
+    layers = {le["module"]: le for le in model["layers"]}
+    first = layers["layers.0.0"]
+    assert first["measured_log10_relative"] < -10
+    assert abs(first["measured_log10_relative"] - first["log10_relative"]) < 0.5
+    assert layers["head"]["measured_log10_relative"] == 0.0
+
+    text = run_gradlint("--verify", "examples/deep_sigmoid.py").stdout
+    assert "measured" in text.splitlines()[text.splitlines().index(
+        next(line for line in text.splitlines() if line.startswith("examples/deep_sigmoid.py::")))
+        + 1]
+    assert "verify: estimate vs autograd over 21 layers" in text
+
+
+def test_a_meta_model_is_not_measured() -> None:
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(8, 8), nn.Sigmoid(), nn.Linear(8, 2))
+    v = verify_model(model, (InputSpec((4, 8), "float32"),), ())
+    assert v.error is not None and "meta" in v.error
+    assert v.measured == {} and v.spearman is None
+
+
+def test_a_model_that_cannot_run_says_why() -> None:
+    model = nn.Sequential(nn.Linear(8, 8), nn.Linear(4, 2))  # shapes do not chain
+    v = verify_model(model, (InputSpec((4, 8), "float32"),), ())
+    assert v.error is not None and "running the model failed" in v.error
