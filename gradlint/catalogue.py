@@ -157,8 +157,25 @@ def module_op(mod: nn.Module) -> tuple[str, dict[str, Any]]:
     if isinstance(mod, (nn.RNN, nn.LSTM, nn.GRU)):
         return "recurrent", {"mode": getattr(mod, "mode", t.__name__),
                              "hidden": mod.hidden_size, "layers": mod.num_layers,
-                             "batch_first": mod.batch_first}
+                             "batch_first": mod.batch_first, "gate_bias": _gate_bias(mod)}
     return "opaque", {}
+
+
+def _gate_bias(mod: nn.RNNBase) -> list[tuple[float, float]]:
+    """(mean, mean square) of b_ih + b_hh for each gate chunk of the first layer."""
+    gates = {"LSTM": 4, "GRU": 3}.get(mod.mode, 1)
+    b_ih = getattr(mod, "bias_ih_l0", None)
+    b_hh = getattr(mod, "bias_hh_l0", None)
+    if not isinstance(b_ih, torch.Tensor) or b_ih.device.type == "meta":
+        return [(0.0, 0.0)] * gates
+    total = b_ih.detach().double()
+    if isinstance(b_hh, torch.Tensor):
+        total = total + b_hh.detach().double()
+    if mod.mode == "GRU":  # b_hn sits inside r * (...), not in the candidate's sum
+        total = b_ih.detach().double().clone()
+        if isinstance(b_hh, torch.Tensor):
+            total[: 2 * mod.hidden_size] += b_hh.detach().double()[: 2 * mod.hidden_size]
+    return [(float(c.mean()), float((c * c).mean())) for c in total.chunk(gates)]
 
 
 # modules fx should not step into: the catalogue models them whole

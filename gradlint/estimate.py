@@ -15,7 +15,8 @@ from gradlint.catalogue import WEIGHT_KINDS, spec
 from gradlint.ftypes import LayerEstimate
 from gradlint.graph import GraphNode, LayerGraph, ModuleInfo, ParamStats
 from gradlint.moments import Moments, Step, attention_factors, propagate
-from gradlint.paths import LN10, NEG_INF, PathState, analyse_paths
+from gradlint.paths import LN10, NEG_INF, PathState, analyse_paths, gated_cell
+from gradlint.recurrent import analyse_cell
 
 GATE_RMS = 0.1  # a learnable multiplier smaller than this at init gates its branch (GL106)
 
@@ -133,8 +134,9 @@ def _call_grad_sq(node: GraphNode, main: ParamStats | None, out_proj: bool, x: M
             p = gin * avg * x.second
             return lr + math.log(max(tokens * p, 1e-300))
         return lr + math.log(max(tokens * gout * avg * x.second, 1e-300))
-    if kind == "recurrent":
-        m = node.numel_per_example / max(int(node.attrs.get("hidden", width)), 1)
+    if kind == "recurrent":  # W_ih sums over T steps of (gate gradient x input)
+        cell = analyse_cell(node, x.second)
+        return lr + math.log(max(cell.steps * cell.pre_gain * x.second, 1e-300))
     p_in = x.second
     if p_in <= 0 or m <= 0:
         return NEG_INF
@@ -211,6 +213,7 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
             frozen=frozen[owner.name],
             aliases=owner.aliases,
             zero=zero,
-            confidence="low" if st is not None and st.low else "high",
+            confidence="low" if (st is not None and st.low) or (
+                site is not None and gated_cell(nodes[site])) else "high",
         ))
     return tuple(out)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from gradlint.activations import gaussian_moments
 from gradlint.catalogue import spec
 from gradlint.graph import GraphNode, ParamStats
+from gradlint.recurrent import analyse_cell
 
 NEG_INF = float("-inf")
 
@@ -154,8 +155,13 @@ def propagate(node: GraphNode, ins: list[Moments], in_nodes: list[GraphNode]) ->
         return _recurrent(node, x)
     if kind == "opaque":  # unknown: gain 1 to every input (flagged GL904 by the caller)
         return Step(x, (0.0,) * n_in)
-    # passthrough (views, dropout at p=0, padding, masking): the first input, unchanged
-    return Step(x, (0.0,) + (NEG_INF,) * (n_in - 1) if n_in else ())
+    # passthrough (views, slices, expand, dropout at p=0, padding, masking): the first input.
+    # r is per entry: a slice keeping 1/k of the entries passes 1/k of them a gradient, an
+    # expand by k sums k gradients into each entry; both are numel_out / numel_in.
+    if not n_in:
+        return Step(x, ())
+    ratio = node.numel_per_example / max(in_nodes[0].numel_per_example, 1)
+    return Step(x, (_log(ratio),) + (NEG_INF,) * (n_in - 1))
 
 
 def _weight_layer(node: GraphNode, kind: str, x: Moments) -> Step:
@@ -284,11 +290,6 @@ def _attention(node: GraphNode, x: Moments, n_in: int) -> Step:
 
 
 def _recurrent(node: GraphNode, x: Moments) -> Step:
-    """Crude stationary model (per-step transfer is a later issue): one tanh layer over W_ih."""
-    hidden = int(node.attrs.get("hidden", 1))
-    w = node.param("weight_ih_l0")
-    fan_in_gain = (w.shape[1] * w.mean_sq) if w else 1.0 / 3
-    q = fan_in_gain * x.second
-    g = gaussian_moments("tanh", {}, 0.0, q)
-    back = (w.shape[0] * w.mean_sq) if w else hidden / (3.0 * hidden)
-    return Step(Moments(0.0, g.second, 0.0), (_log(back * g.grad_sq),))
+    """The cell at its stationary state (gradlint.recurrent); the output tuple's first tensor."""
+    cell = analyse_cell(node, x.second)
+    return Step(Moments(0.0, cell.out_second, 0.0), (_log(cell.input_gain),))

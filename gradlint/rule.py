@@ -20,6 +20,7 @@ class ModelAnalysis:
     target: str
     estimate: GraphEstimate
     threshold: float
+    recurrent_threshold: float = 1e-3
 
     @property
     def layers(self) -> tuple[LayerEstimate, ...]:

@@ -1,0 +1,59 @@
+"""GL104 recurrent-horizon: the gradient along time dies long before the sequence ends."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+from gradlint.ftypes import Diagnostic, Fix, Location
+from gradlint.recurrent import CellStats, analyse_cell
+from gradlint.rule import ModelAnalysis, Rule, anchor_of, power10
+
+NAMES = {"RNN_TANH": "RNN (tanh)", "RNN_RELU": "RNN (relu)", "LSTM": "LSTM", "GRU": "GRU"}
+
+
+class RecurrentHorizon(Rule):
+    code = "GL104"
+    name = "recurrent-horizon"
+    severity = "warning"
+    summary = ("An RNN/LSTM/GRU's gradient across its sequence length T falls below the "
+               "recurrent threshold (default 1e-3): rho^T is tiny, so early steps do not learn.")
+
+    def check(self, analysis: ModelAnalysis) -> Iterator[Diagnostic]:
+        limit = math.log10(analysis.recurrent_threshold)
+        fallback = Location(analysis.target.split("::")[0], 1)
+        for node in analysis.nodes:
+            if node.op != "recurrent" or not node.inputs:
+                continue
+            x = analysis.estimate.moments[node.inputs[0]]
+            cell = analyse_cell(node, x.second)
+            if cell.steps < 2 or cell.log10_span >= limit:
+                continue
+            anchor, related = anchor_of(node, fallback)
+            kind = NAMES.get(cell.mode, cell.mode)
+            usable = limit / math.log10(cell.rho) if 0 < cell.rho < 1 else 0.0
+            message = (f"recurrent horizon: {kind} '{node.module}' keeps a gradient above "
+                       f"{analysis.recurrent_threshold:g} for only ~{usable:.0f} steps (ρ = "
+                       f"{cell.rho:.2f} per step, horizon ξ = {cell.horizon:.1f} steps) but runs "
+                       f"over T = {cell.steps} steps: the gradient from the last step reaches "
+                       f"the first at {power10(cell.log10_span)}")
+            yield self.diagnostic(message, anchor, analysis.target, node.module, related,
+                                  _fix(cell, usable))
+
+
+def _fix(cell: CellStats, usable: float) -> Fix:
+    """Fixes in the order that works at init (DESIGN §4)."""
+    tbptt = (f"truncate backpropagation through time to ~{max(int(usable), 1)} steps "
+             "(detach the hidden state between chunks)")
+    attention = "let later layers attend over the sequence (attention) instead of carrying it"
+    if cell.mode == "LSTM":
+        first = "initialize the forget-gate bias to 1 (bias_ih_l0[H:2H] = 1, bias_hh_l0[H:2H] = 0)"
+        steps = (first, tbptt, attention)
+    elif cell.mode == "GRU":
+        first = ("initialize the update-gate bias positive (bias_ih_l0[H:2H] ≈ 1) so the cell "
+                 "carries its state")
+        steps = (first, tbptt, attention)
+    else:
+        first = tbptt
+        steps = (tbptt, attention, "an LSTM helps only with its forget-gate bias set to 1")
+    return Fix("; or ".join(steps[:2]), steps)
