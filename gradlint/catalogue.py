@@ -22,7 +22,7 @@ KINDS = (
     "input", "param", "elementwise", "linear", "conv", "conv_transpose", "embedding", "norm",
     "add", "mul", "div", "scale", "cat", "passthrough", "pool", "reduce", "softmax",
     "log_softmax", "matmul", "attention", "recurrent", "upsample", "where", "opaque",
-    "constant",
+    "constant", "sdpa", "smooth",
 )
 
 # weight layers: the boundaries between the per-layer factors of the attenuation (DESIGN §4)
@@ -64,7 +64,8 @@ _KIND_OF: dict[str, str] = {
     "adaptive_max_pool": "pool", "mean": "reduce", "sum": "reduce",
     "softmax": "softmax", "log_softmax": "log_softmax", "matmul": "matmul",
     "multihead_attention": "attention", "recurrent": "recurrent", "upsample": "upsample",
-    "compare": "constant", "where": "where",
+    "compare": "constant", "where": "where", "sdpa": "sdpa", "pow": "smooth",
+    "rsqrt": "smooth", "sqrt": "smooth", "reciprocal": "smooth", "exp": "smooth",
 }
 
 # --- modules -------------------------------------------------------------------------------
@@ -260,3 +261,51 @@ def function_label(fn: Any) -> str:
         return {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "matmul": "@",
                 "getitem": "[]"}.get(name, name)
     return f"torch.{name}"
+
+
+# --- ATen ops (the torch.export graph) ------------------------------------------------------
+# Keys are overload packets ("aten.linear"); weight-carrying ops are resolved by the exporter.
+ATEN: dict[str, str] = {
+    "aten.sigmoid": "sigmoid", "aten.tanh": "tanh", "aten.hardtanh": "hardtanh",
+    "aten.relu": "relu", "aten.relu6": "relu6", "aten.leaky_relu": "leaky_relu",
+    "aten.elu": "elu", "aten.celu": "celu", "aten.selu": "selu", "aten.gelu": "gelu",
+    "aten.silu": "silu", "aten.mish": "mish", "aten.softplus": "softplus",
+    "aten.log_sigmoid": "logsigmoid", "aten.hardswish": "hardswish",
+    "aten.hardsigmoid": "hardsigmoid", "aten.softsign": "softsign", "aten.prelu": "prelu",
+    "aten.add": "add", "aten.add_": "add", "aten.sub": "sub", "aten.rsub": "rsub",
+    "aten.mul": "mul", "aten.mul_": "mul", "aten.div": "div", "aten.neg": "neg",
+    "aten.cat": "cat", "aten.concat": "cat", "aten.stack": "cat",
+    "aten.mean": "mean", "aten.sum": "sum",
+    "aten.softmax": "softmax", "aten._softmax": "softmax", "aten.log_softmax": "log_softmax",
+    "aten._log_softmax": "log_softmax",
+    "aten.matmul": "matmul", "aten.bmm": "matmul", "aten.mm": "matmul",
+    "aten.avg_pool1d": "avg_pool", "aten.avg_pool2d": "avg_pool", "aten.avg_pool3d": "avg_pool",
+    "aten.max_pool1d": "max_pool", "aten.max_pool2d": "max_pool", "aten.max_pool3d": "max_pool",
+    "aten.adaptive_avg_pool1d": "adaptive_avg_pool", "aten.adaptive_avg_pool2d":
+    "adaptive_avg_pool", "aten.adaptive_avg_pool3d": "adaptive_avg_pool",
+    "aten.adaptive_max_pool2d": "adaptive_max_pool",
+    "aten.upsample_nearest2d": "upsample", "aten.upsample_bilinear2d": "upsample",
+    "aten.scaled_dot_product_attention": "sdpa",
+    "aten.pow": "pow", "aten.rsqrt": "rsqrt", "aten.sqrt": "sqrt", "aten.reciprocal":
+    "reciprocal", "aten.exp": "exp", "aten.sin": "constant", "aten.cos": "constant",
+    "aten.where": "where", "aten.masked_fill": "passthrough",
+}
+for _p in ("view", "reshape", "_unsafe_view", "transpose", "permute", "unsqueeze", "squeeze",
+           "expand", "slice", "select", "index", "clone", "contiguous", "alias", "to",
+           "_to_copy", "detach", "dropout", "native_dropout", "t", "flatten", "unflatten",
+           "split", "split_with_sizes", "chunk", "unbind", "narrow", "gather", "lift_fresh_copy",
+           "pad", "constant_pad_nd", "repeat", "expand_as", "view_as", "type_as", "flip",
+           "roll", "movedim", "float", "masked_fill_", "copy"):
+    ATEN[f"aten.{_p}"] = "passthrough"
+for _c in ("arange", "ones", "zeros", "full", "new_ones", "new_zeros", "empty", "ones_like",
+           "zeros_like", "full_like", "ge", "gt", "le", "lt", "eq", "ne", "__and__", "__or__",
+           "logical_not", "logical_and", "cumsum", "diff", "tril", "triu", "isnan", "randn",
+           "rand", "bitwise_and", "bitwise_not", "scalar_tensor", "sym_size", "argmax"):
+    ATEN[f"aten.{_c}"] = "constant"
+
+
+def aten_op(target: Any) -> str:
+    """Catalogue key for an ATen overload (``opaque`` when unknown)."""
+    name = str(target)
+    packet = name.rsplit(".", 1)[0] if name.count(".") >= 2 else name
+    return ATEN.get(packet, "opaque")

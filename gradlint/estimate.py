@@ -111,7 +111,10 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
 
 def _grad_sq(node: GraphNode, owner: ModuleInfo, x: Moments, lr: float) -> float:
     """Natural log of the mean squared per-entry weight gradient contributed by one call."""
-    return _call_grad_sq(node, _main_param(owner), owner.name != node.module, x, lr)
+    out_proj = spec(node.op).kind == "attention" and owner.name != node.module
+    # the call's own view of the weight first: GPT-2's Conv1D stores W as (in, out)
+    main = (None if out_proj else node.param("weight")) or _main_param(owner)
+    return _call_grad_sq(node, main, out_proj, x, lr)
 
 
 def _call_grad_sq(node: GraphNode, main: ParamStats | None, out_proj: bool, x: Moments,
@@ -159,13 +162,21 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
     nodes = graph.nodes
     calls: dict[str, list[int]] = {}
     uses: dict[str, list[int]] = {}  # parameters read directly in forward (get_attr)
+    # a tracer may name a tied weight after any module sharing it (export: "lm_head")
+    canonical = {alias: o.name for o in graph.owners for alias in o.aliases}
+
+    def owner_of(module: str) -> str:
+        return canonical.get(module, module)
+
     for node in nodes:
         if node.op == "param" and node.params:
-            uses.setdefault(node.params[0].name, []).append(node.index)
+            module, _, leaf = node.params[0].name.rpartition(".")
+            name = f"{owner_of(module)}.{leaf}" if module else leaf
+            uses.setdefault(name, []).append(node.index)
         elif node.module is not None and node.params:
-            calls.setdefault(node.module, []).append(node.index)
+            calls.setdefault(owner_of(node.module), []).append(node.index)
             if spec(node.op).kind == "attention":
-                calls.setdefault(node.module + ".out_proj", []).append(node.index)
+                calls.setdefault(owner_of(node.module) + ".out_proj", []).append(node.index)
     param_nodes = [i for ids in calls.values() for i in ids if log_r[i] > NEG_INF]
     nearest = max(param_nodes) if param_nodes else None
     ref_signal = log_r[nearest] if nearest is not None else 0.0

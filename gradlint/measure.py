@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -74,7 +75,9 @@ def measure_gradients(model: nn.Module, make_inputs: Callable[[int], Sequence[to
             y = primary_tensor(m(*inputs))
         g = torch.randn_like(y)
         try:
-            sq = _per_example(m, inputs, g, mains)
+            with warnings.catch_warnings():  # vmap's "no batching rule" performance notes
+                warnings.simplefilter("ignore")
+                sq = _per_example(m, inputs, g, mains)
         except Exception:  # noqa: BLE001 - vmap cannot run models that mix examples
             per_example = False
             sq = _batch(m, inputs, g, mains)

@@ -148,6 +148,10 @@ def propagate(node: GraphNode, ins: list[Moments], in_nodes: list[GraphNode]) ->
         return _matmul(node, ins, in_nodes)
     if kind == "attention":
         return _attention(node, x, n_in)
+    if kind == "smooth":
+        return _smooth(node, x)
+    if kind == "sdpa":
+        return _sdpa(node, ins, in_nodes)
     if kind == "upsample":  # each input entry is copied to k outputs and gets all their gradients
         k = node.numel_per_example / max(in_nodes[0].numel_per_example, 1) if in_nodes else 1.0
         return Step(x, (_log(max(k, 1e-30)),) + (NEG_INF,) * (n_in - 1))
@@ -293,3 +297,53 @@ def _recurrent(node: GraphNode, x: Moments) -> Step:
     """The cell at its stationary state (gradlint.recurrent); the output tuple's first tensor."""
     cell = analyse_cell(node, x.second)
     return Step(Moments(0.0, cell.out_second, 0.0), (_log(cell.input_gain),))
+
+
+_SMOOTH = {  # f and f' for the delta method around the mean
+    "rsqrt": (lambda m: m ** -0.5, lambda m: -0.5 * m ** -1.5),
+    "sqrt": (lambda m: m ** 0.5, lambda m: 0.5 * m ** -0.5),
+    "reciprocal": (lambda m: 1.0 / m, lambda m: -1.0 / (m * m)),
+    "exp": (math.exp, math.exp),
+}
+
+
+def _smooth(node: GraphNode, x: Moments) -> Step:
+    """pow/rsqrt/sqrt/reciprocal/exp, as in hand-written RMSNorm (x * rsqrt(mean(x^2) + eps)).
+
+    x^2 uses the exact Gaussian moments; the others the delta method around the mean, which is
+    right for what they act on in practice: a positive, nearly constant scale."""
+    v = x.var
+    if node.op == "pow" and float(node.attrs.get("exponent", 2.0)) == 2.0:
+        m4 = x.mean ** 4 + 6 * x.mean ** 2 * v + 3 * v * v  # E x^4, x ~ N(M, v)
+        return Step(Moments(x.second, m4, x.second ** 2), (_log(4 * x.second),))
+    if node.op == "pow":
+        e = float(node.attrs.get("exponent", 1.0))
+        f, df = (lambda m: abs(m) ** e), (lambda m: e * abs(m) ** (e - 1) if m else 0.0)
+    else:
+        f, df = _SMOOTH[node.op]
+    m = x.mean if x.mean > 0 or node.op == "exp" else max(x.second, 1e-30) ** 0.5
+    try:
+        fm, dfm = f(min(m, 50.0) if node.op == "exp" else m), df(min(m, 50.0)
+                                                               if node.op == "exp" else m)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return Step(x, (0.0,))
+    shared = fm * fm + dfm * dfm * max(x.shared - x.mean ** 2, 0.0)
+    return Step(Moments(fm, fm * fm + dfm * dfm * v, shared), (_log(dfm * dfm),))
+
+
+def _sdpa(node: GraphNode, ins: list[Moments], in_nodes: list[GraphNode]) -> Step:
+    """softmax(q k^T * scale) v near uniform attention over n keys (DESIGN §4): values are
+    averaged (P_out ~ sum_j p_j^2 P_v); q and k take the softmax Jacobian."""
+    if len(ins) < 3 or not all(n.shape for n in in_nodes[:3]):
+        return Step(ins[0] if ins else Moments(0, 1, 0), (0.0,) * len(ins))
+    q, k, v = ins[:3]
+    sq, sk, sv = (n.shape or () for n in in_nodes[:3])
+    d, n_k, n_q, d_v = sq[-1], sk[-2], sq[-2], sv[-1]
+    scale = float(node.attrs.get("scale") or d ** -0.5)
+    logit_var = d * q.second * k.second * scale * scale
+    p2 = min(math.exp(min(logit_var, 50.0)) / (n_k * n_k), 1.0 / n_k)
+    out = Moments(v.mean, n_k * p2 * v.second + v.mean ** 2, n_k * p2 * v.shared)
+    ds2 = p2 * d_v * v.second  # per unit r at the output, the logits' mean squared gradient
+    gains = (_log(n_k * k.second * scale * scale * ds2), _log(n_q * q.second * scale * scale * ds2),
+             _log(n_q * p2)) + (NEG_INF,) * (len(ins) - 3)
+    return Step(out, gains)

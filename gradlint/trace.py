@@ -87,11 +87,7 @@ def trace_target(target: Target) -> LayerGraph:
     try:
         graph = tracer.trace(model, concrete_args=concrete or None)
     except Exception as exc:  # noqa: BLE001 - any failure in user code is a diagnostic
-        where = _where_it_broke(exc, target.file)
-        raise StageError("GL903", f"torch.fx could not trace {type(model).__name__}: "
-                         f"{type(exc).__name__}: {_first_line(exc)}; rewrite the "
-                         "data-dependent control flow in forward(), or lint the submodules "
-                         "separately", where) from None
+        return _export_fallback(target, model, exc)
     gm = fx.GraphModule(tracer.root, graph)
     inputs = target.inputs if target.inputs is not None else infer_inputs(model, gm)
     if inputs is None:
@@ -114,6 +110,44 @@ def trace_target(target: Target) -> LayerGraph:
     finally:
         model.train(was_training)
     return _to_layer_graph(target, gm, _input_specs(inputs))
+
+
+def _export_fallback(target: Target, model: nn.Module, fx_error: BaseException) -> LayerGraph:
+    """fx failed (data-dependent control flow, cache objects): try torch.export with example
+    inputs; if that fails too, GL903 at the line where fx broke, saying what would help."""
+    from gradlint.export import export_target
+
+    where = _where_it_broke(fx_error, target.file)
+    why = f"{type(fx_error).__name__}: {_first_line(fx_error)}"
+    inputs = target.inputs if target.inputs is not None else _first_layer_inputs(model)
+    if inputs is None:
+        raise StageError("GL903", f"torch.fx could not trace {type(model).__name__} ({why}) and "
+                         "torch.export needs example inputs: pass --input SHAPE[:DTYPE] or "
+                         "define example_inputs() in the file", where)
+    was_training = model.training
+    try:
+        model.train()
+        return export_target(target, model, inputs, _input_specs(inputs),
+                             owners_of(model, target.sites))
+    except StageError as err:
+        guessed = "" if target.inputs is not None else (
+            " (with an input guessed from the first layer: pass --input SHAPE[:DTYPE] or "
+            "define example_inputs() in the file)")
+        raise StageError("GL903", f"torch.fx could not trace {type(model).__name__} ({why}); "
+                         f"{err.message}{guessed}; rewrite the data-dependent control flow in "
+                         "forward() or lint the submodules separately",
+                         where or err.location) from None
+    finally:
+        model.train(was_training)
+
+
+def _first_layer_inputs(model: nn.Module) -> tuple[torch.Tensor, ...] | None:
+    """Without a graph, guess from the first module (in definition order) that takes input."""
+    for mod in model.modules():
+        t = _input_for(mod)
+        if t is not None:
+            return (t,)
+    return None
 
 
 class _NodeFailed(Exception):
