@@ -32,8 +32,8 @@ def main() -> None:
 
 @main.command("check")
 @click.argument("paths", nargs=-1)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Output format.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]),
+              default="text", show_default=True, help="Output format.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report here.")
 @click.option("--select", default="", help="Comma-separated rule codes or prefixes (GL1).")
 @click.option("--ignore", default="", help="Comma-separated rule codes or prefixes to skip.")
@@ -43,12 +43,14 @@ def main() -> None:
               help="Example input, e.g. 8x3x224x224 or 2x128:int64 (repeatable).")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when rules find problems.")
 @click.option("--quiet", "-q", is_flag=True, help="Only the diagnostics, no charts.")
+@click.option("--meta", is_flag=True,
+              help="Build models on the meta device (no memory; default-init statistics).")
 @click.option("--verify", is_flag=True,
               help="Also measure each layer's gradient with autograd and compare.")
 @click.option("--debug", is_flag=True, help="Show gradlint's own tracebacks.")
 def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ignore: str,
           threshold: float | None, inputs: tuple[str, ...], exit_zero: bool, quiet: bool,
-          verify: bool, debug: bool) -> None:
+          meta: bool, verify: bool, debug: bool) -> None:
     """Check model files and directories (PATH or PATH::Model)."""
     if not paths:
         _usage("no paths given; try `gradlint model.py`")
@@ -72,7 +74,8 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ign
     options = Options(
         select=_codes(select) or config.select, ignore=_codes(ignore) or config.ignore,
         threshold=threshold if threshold is not None else config.threshold,
-        inputs=inputs, exclude=config.exclude, debug=debug, verify=verify, config=config)
+        inputs=inputs, exclude=config.exclude, debug=debug, verify=verify, meta=meta,
+        config=config)
     try:
         report, missing = check_paths(paths, options)
     except ValueError as exc:  # e.g. a malformed --input
@@ -81,9 +84,20 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ign
         click.echo(f"gradlint: error: {path}: no such file or directory", err=True)
     diags = selected(report, options)
     from gradlint.report import to_json, to_text
+    from gradlint.term import use_color
 
-    text = to_json(report, diags) + "\n" if fmt == "json" else to_text(
-        report, diags, options.threshold, quiet)
+    color = fmt == "text" and not output and use_color(sys.stdout)
+    if fmt == "sarif":
+        from gradlint.sarif import to_sarif
+
+        text = to_sarif(report, diags) + "\n"
+    elif fmt == "github":
+        from gradlint.github import to_github
+
+        text = to_github(report, diags)
+    else:
+        text = to_json(report, diags) + "\n" if fmt == "json" else to_text(
+            report, diags, options.threshold, quiet, color)
     if output:
         try:
             with open(output, "w", encoding="utf-8") as f:
@@ -91,7 +105,7 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ign
         except OSError as exc:
             _usage(f"cannot write --output {output}: {exc.strerror or exc}")
     else:
-        click.echo(text, nl=False)
+        click.echo(text, nl=False, color=color or None)
     sys.exit(exit_code(report, diags, exit_zero, bool(missing)))
 
 
@@ -116,10 +130,20 @@ def _usage(message: str) -> None:
 
 
 @main.command("rules")
-def rules_cmd() -> None:
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format.")
+def rules_cmd(fmt: str) -> None:
     """List the rules: code, name, default severity, summary."""
     from gradlint.engine import discover_rules
 
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps([{"code": i.rule.code, "name": i.rule.name,
+                                "severity": i.rule.severity,
+                                "enabled_by_default": bool(i.rule.enabled_by_default),
+                                "summary": i.rule.summary} for i in discover_rules()], indent=2))
+        return
     for info in discover_rules():
         r = info.rule
         state = "" if r.enabled_by_default else " (off by default)"

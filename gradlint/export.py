@@ -11,12 +11,10 @@ from typing import Any
 import torch
 import torch.fx as fx
 import torch.nn as nn
-from torch.utils._pytree import tree_flatten
 
 from gradlint.catalogue import aten_op
 from gradlint.ftypes import Location, StageError, Target
 from gradlint.graph import GraphNode, InputSpec, LayerGraph, ParamStats
-from gradlint.measure import primary_tensor
 from gradlint.sources import trace_site
 
 _LINEAR = {"aten.linear", "aten.addmm"}
@@ -50,32 +48,53 @@ def _shape(val: Any) -> tuple[int, ...] | None:
 
 
 def export_target(target: Target, model: nn.Module, inputs: tuple[Any, ...],
-                  specs: tuple[InputSpec, ...], owners: Any) -> LayerGraph:
+                  specs: tuple[InputSpec, ...], owners: Any, stats: dict[str, ParamStats],
+                  default_init: bool) -> LayerGraph:
     """Export with ``strict=False`` and convert; failures become GL903 at the user's line."""
     try:
         with torch.no_grad():
             ep = torch.export.export(model, tuple(inputs), strict=False)
-            out = model(*inputs)
     except Exception as exc:  # noqa: BLE001 - the user's model failed to export
+        text = str(exc).strip().splitlines()
         raise StageError("GL903", f"torch.export could not trace {type(model).__name__} either: "
-                         f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}",
+                         f"{type(exc).__name__}: {text[0][:300] if text else ''}",
                          Location(target.file, target.line)) from None
-    leaves, _ = tree_flatten(out)
-    try:
-        primary = primary_tensor(out)
-        index = next(i for i, leaf in enumerate(leaves) if leaf is primary)
-    except (TypeError, StopIteration):
-        index = 0
-    conv = _AtenConverter(target, ep)
-    output = conv.run(index)
+    conv = _AtenConverter(target, ep, stats)
+    output = conv.run(primary_leaf(ep.call_spec.out_spec, target.output_key))
     return LayerGraph(name=target.name, nodes=tuple(conv.nodes), output=output, tracer="export",
-                      owners=owners, inputs=specs)
+                      owners=owners, inputs=specs, init="default" if default_init else "actual")
+
+
+def primary_leaf(spec: Any, key: str | None = None) -> int:
+    """Index among the flattened outputs of the one the loss is taken on (DESIGN §3): a tensor;
+    a tuple's first; a dict's or ModelOutput's ``logits``, else ``last_hidden_state``, else
+    the first."""
+    if spec is None:
+        return 0
+    children = list(spec.children() if hasattr(spec, "children") else spec.children_specs)
+    if not children:
+        return 0
+    context = spec.context
+    keys = list(context) if isinstance(context, (list, tuple)) else []
+    if not keys and isinstance(context, dict):
+        keys = list(context)
+    if isinstance(context, (list, tuple)) and len(context) == 2 and isinstance(
+            context[1], (list, tuple)):  # dataclass-like specs carry (fields, ...) here
+        keys = list(context[1])
+    pick = 0
+    for wanted in ([key] if key else []) + ["logits", "last_hidden_state"]:
+        if wanted in keys and keys.index(wanted) < len(children):
+            pick = keys.index(wanted)
+            break
+    offset = sum(c.num_leaves for c in children[:pick])
+    return offset + primary_leaf(children[pick], None)
 
 
 class _AtenConverter:
-    def __init__(self, target: Target, ep: Any) -> None:
+    def __init__(self, target: Target, ep: Any, stats: dict[str, ParamStats]) -> None:
         self.target = target
         self.ep = ep
+        self.stats = stats
         sig = ep.graph_signature
         self.param_of: dict[str, str] = dict(sig.inputs_to_parameters)
         self.buffer_of: dict[str, str] = dict(sig.inputs_to_buffers)
@@ -131,7 +150,9 @@ class _AtenConverter:
                 t = self.constants.get(fqn)
             if isinstance(t, torch.Tensor):
                 trainable = name in self.param_of and t.requires_grad
-                stats = _stats(fqn, t, trainable)
+                known = self.stats.get(fqn)
+                stats = (ParamStats(fqn, known.shape, known.mean, known.mean_sq, trainable)
+                         if known is not None else _stats(fqn, t, trainable))
                 op = "param" if t.is_floating_point() else "constant"
                 self.index[n] = self.add(op, params=(stats,) if op == "param" else (),
                                          shape=(1, *t.shape), label=fqn)

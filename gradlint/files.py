@@ -24,6 +24,7 @@ SKIP_DIRS = frozenset({"site-packages", "dist-packages", "__pycache__", "build",
 VENV_NAMES = frozenset({"venv", ".venv", "env"})
 TORCH_PACKAGES = frozenset({"torch", "transformers"})
 MODULE_BASES = frozenset({"Module", "Sequential", "ModuleList", "ModuleDict"})
+MODEL_LIBRARIES = ("transformers.", "torchvision.models.", "timm.")
 # functions that build configs/tensors or set up the process, never start training
 HARMLESS_CALLS = frozenset({
     "torch.manual_seed", "torch.set_default_dtype", "torch.set_default_device", "torch.device",
@@ -184,6 +185,13 @@ class _Names:
     def under_nn(self, dotted: str) -> bool:
         return any(d.startswith(("nn.", "torch.nn.")) for d in (dotted, self.resolve(dotted)))
 
+    def library_model(self, dotted: str) -> bool:
+        """A class from a model library (``transformers.LlamaForCausalLM``)."""
+        full = self.resolve(dotted)
+        last = full.rsplit(".", 1)[-1]
+        return full.startswith(MODEL_LIBRARIES) and last[:1].isupper() and (
+            "Model" in last or "For" in last)
+
 
 def _module_classes(statements: list[ast.stmt], names: _Names) -> set[str]:
     """Classes of this file that are nn.Modules, following bases defined in the same file."""
@@ -198,7 +206,7 @@ def _module_classes(statements: list[ast.stmt], names: _Names) -> set[str]:
             for base in filter(None, map(_dotted, cls.bases)):
                 last = base.rsplit(".", 1)[-1]
                 if (base in found or last in MODULE_BASES or last.endswith(("Model", "Module"))
-                        or names.under_nn(base)):
+                        or names.under_nn(base) or names.library_model(base)):
                     found.add(cls.name)
                     changed = True
                     break
@@ -211,7 +219,8 @@ def _builds_module(value: ast.expr | None, names: _Names, classes: set[str]) -> 
         callee = _dotted(value.func)
         if callee is not None:
             last = callee.rsplit(".", 1)[-1]
-            return callee in classes or (last[:1].isupper() and names.under_nn(callee))
+            return callee in classes or (last[:1].isupper() and names.under_nn(callee)) or (
+                names.library_model(callee))
         value = value.func.value if isinstance(value.func, ast.Attribute) else None
     return False
 

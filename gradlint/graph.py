@@ -90,6 +90,7 @@ class LayerGraph:
     # modules that own parameters: qualified name -> (type name, params, location, anchor)
     owners: tuple[ModuleInfo, ...] = ()
     inputs: tuple[InputSpec, ...] = ()
+    init: str = "actual"  # "default": built on the meta device, module types' default init
 
     def consumers(self) -> list[list[int]]:
         """Reverse adjacency, built in one pass (the estimator walks it backwards)."""

@@ -40,6 +40,19 @@ class LoadRequest:
     names: tuple[str, ...] = ()
     configs: dict[str, TargetConfig] | None = None
     inputs: tuple[str, ...] = ()
+    meta: bool = False  # build every model on the meta device (--meta)
+
+
+def memory_budget() -> int:
+    """Bytes of parameters above which a model is built on the meta device: a quarter of RAM."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) // 4
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
+
+
+def _param_bytes(model: nn.Module) -> int:
+    return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
 def _diag(code: str, message: str, loc: Location, target: str = "",
@@ -76,7 +89,7 @@ def user_code() -> Iterator[None]:
         yield
 
 
-def import_file(path: str, recorder: SiteRecorder) -> types.ModuleType:
+def import_file(path: str, recorder: SiteRecorder, meta: bool = False) -> types.ModuleType:
     folder = os.path.dirname(os.path.abspath(path))
     if folder not in sys.path:
         sys.path.insert(0, folder)
@@ -87,7 +100,7 @@ def import_file(path: str, recorder: SiteRecorder) -> types.ModuleType:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    with recorder, user_code():
+    with recorder, user_code(), (torch.device("meta") if meta else contextlib.nullcontext()):
         spec.loader.exec_module(module)
     return module
 
@@ -177,7 +190,7 @@ def load_targets(req: LoadRequest) -> list[Target | ModelReport] | Diagnostic:
     that cannot be imported gives one GL901 diagnostic instead."""
     recorder = SiteRecorder(req.path)
     try:
-        module = import_file(req.path, recorder)
+        module = import_file(req.path, recorder, req.meta)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: BLE001 - the user's import failed, whatever it raised
@@ -291,8 +304,7 @@ def _build(req: LoadRequest, module: types.ModuleType, name: str, obj: Any,
             f"pyproject.toml under [tool.gradlint.targets.\"{req.path}::{name}\"]",
             Location(req.path, line), f"{req.path}::{name}", severity="info"), status="skipped")
     try:
-        with recorder, user_code():
-            model = obj(*cfg.args, **cfg.kwargs)
+        model = _construct(obj, cfg, recorder, req.meta)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: BLE001 - the user's constructor failed
@@ -305,6 +317,22 @@ def _build(req: LoadRequest, module: types.ModuleType, name: str, obj: Any,
             "GL906", f"{name}() returned {type(model).__name__}, not an nn.Module",
             Location(req.path, line), f"{req.path}::{name}"))
     return _Candidate(name, model, line, obj if inspect.isclass(obj) else None)
+
+
+def _construct(obj: Any, cfg: TargetConfig, recorder: SiteRecorder, meta: bool) -> Any:
+    """Size the model on the meta device first; build it for real only if it fits the budget
+    (a 70B-parameter config never touches RAM)."""
+    probe = None
+    try:
+        with recorder, user_code(), torch.device("meta"):
+            probe = obj(*cfg.args, **cfg.kwargs)
+    except Exception:  # noqa: BLE001 - some constructors need real tensors: build for real
+        if meta:
+            raise
+    if isinstance(probe, nn.Module) and (meta or _param_bytes(probe) > memory_budget()):
+        return probe
+    with recorder, user_code():
+        return obj(*cfg.args, **cfg.kwargs)
 
 
 def _outermost(cands: list[_Candidate]) -> list[_Candidate]:

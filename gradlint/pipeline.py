@@ -32,6 +32,7 @@ class Options:
     exclude: tuple[str, ...] = ()
     debug: bool = False
     verify: bool = False
+    meta: bool = False
     config: Config = field(default_factory=Config)
 
 
@@ -97,7 +98,8 @@ def check_file(path: str, names: tuple[str, ...], options: Options
                 "GL907", f"not imported: {verdict.reason}; put that code under "
                 "`if __name__ == \"__main__\":` or name a target (file.py::Model)",
                 Location(path, verdict.line, verdict.col), severity="info")]
-    loaded = load_targets(LoadRequest(path, names, options.config.targets, options.inputs))
+    loaded = load_targets(LoadRequest(path, names, options.config.targets, options.inputs,
+                                      options.meta))
     if isinstance(loaded, Diagnostic):
         return [], [loaded]
     reports = [check_target(t, options) if isinstance(t, Target) else t for t in loaded]
@@ -135,7 +137,7 @@ def check_target(target: Target, options: Options) -> ModelReport:
         with user_code():
             verification = verify_model(target.model, graph.inputs,  # type: ignore[arg-type]
                                         estimate.layers)
-    return ModelReport(**base, status="ok", tracer=graph.tracer, init="actual",
+    return ModelReport(**base, status="ok", tracer=graph.tracer, init=graph.init,
                        seconds=seconds, layers=estimate.layers,
                        diagnostics=tuple(sorted(diags, key=_diag_order)), verify=verification)
 
@@ -145,10 +147,13 @@ def _diag_order(d: Diagnostic) -> tuple[str, int, int, str]:
 
 
 def selected(report: Report, options: Options) -> list[Diagnostic]:
-    """Every diagnostic of the run that --select/--ignore keep, in file order."""
+    """Every diagnostic of the run that --select/--ignore keep and no ``# gradlint: ignore``
+    comment suppresses (plus GL100 for stale comments when selected), in file order."""
+    from gradlint.suppressions import suppress
+
     every = list(report.diagnostics) + [d for m in report.models for d in m.diagnostics]
-    return sorted((d for d in every if is_selected(d.code, options.select, options.ignore)),
-                  key=_diag_order)
+    chosen = [d for d in every if is_selected(d.code, options.select, options.ignore)]
+    return sorted(suppress(report, chosen, options.select, options.ignore), key=_diag_order)
 
 
 def check_model(model: Any, inputs: Any = None, threshold: float = 1e-2) -> ModelReport:

@@ -20,6 +20,7 @@ from torch.fx.passes.shape_prop import TensorMetadata, _extract_tensor_metadata
 from gradlint.catalogue import LEAF_MODULES, function_label, function_op, method_op, module_op
 from gradlint.ftypes import Location, StageError, Target
 from gradlint.graph import GraphNode, InputSpec, LayerGraph, ModuleInfo, ParamStats
+from gradlint.init_stats import parameter_stats
 from gradlint.sources import display_path, is_library_file, trace_site
 
 BATCH = 4  # examples in the shape-propagation batch (BatchNorm needs more than one)
@@ -44,8 +45,8 @@ def param_stats(name: str, p: torch.Tensor) -> ParamStats:
                       bool(p.requires_grad))
 
 
-def owners_of(model: nn.Module, sites: dict[str, tuple[Location | None, Location | None]]
-              ) -> tuple[ModuleInfo, ...]:
+def owners_of(model: nn.Module, sites: dict[str, tuple[Location | None, Location | None]],
+              stats: dict[str, ParamStats] | None = None) -> tuple[ModuleInfo, ...]:
     """Modules that directly own parameters; one sharing all its parameters with an earlier
     module (tied weights, a module registered twice) becomes that module's alias."""
     infos: list[ModuleInfo] = []
@@ -64,7 +65,8 @@ def owners_of(model: nn.Module, sites: dict[str, tuple[Location | None, Location
         prefix = f"{name}." if name else ""
         loc, anchor = sites.get(name, (None, None))
         infos.append(ModuleInfo(name, type(mod).__name__,
-                                tuple(param_stats(prefix + k, p) for k, p in own), loc, anchor))
+                                tuple((stats or {}).get(prefix + k) or param_stats(prefix + k, p)
+                                      for k, p in own), loc, anchor))
     return tuple(ModuleInfo(i.name, i.type, i.params, i.location, i.anchor,
                             tuple(aliases.get(i.name, ()))) for i in infos)
 
@@ -82,18 +84,22 @@ def trace_target(target: Target) -> LayerGraph:
     """Trace a target; user-caused failures become ``StageError('GL903', ...)``."""
     model = target.model
     assert isinstance(model, nn.Module)
+    stats, default_init = parameter_stats(model)
     concrete = _defaulted_args(model)
     tracer = GradTracer()
     try:
         graph = tracer.trace(model, concrete_args=concrete or None)
     except Exception as exc:  # noqa: BLE001 - any failure in user code is a diagnostic
-        return _export_fallback(target, model, exc)
+        return _export_fallback(target, model, exc, stats, default_init)
     gm = fx.GraphModule(tracer.root, graph)
     inputs = target.inputs if target.inputs is not None else infer_inputs(model, gm)
     if inputs is None:
         raise StageError("GL903", f"cannot infer an example input for {type(model).__name__}; "
                          "pass --input SHAPE[:DTYPE] or define example_inputs() in the file",
                          Location(target.file, target.line))
+    specs = _input_specs(inputs)
+    if default_init:  # a meta model runs on meta inputs: shapes only, no arithmetic
+        inputs = tuple(t.to("meta") if isinstance(t, torch.Tensor) else t for t in inputs)
     was_training = model.training
     try:
         with torch.no_grad():
@@ -109,10 +115,11 @@ def trace_target(target: Target) -> LayerGraph:
                          loc or _where_it_broke(cause, target.file)) from None
     finally:
         model.train(was_training)
-    return _to_layer_graph(target, gm, _input_specs(inputs))
+    return _to_layer_graph(target, gm, specs, stats, default_init)
 
 
-def _export_fallback(target: Target, model: nn.Module, fx_error: BaseException) -> LayerGraph:
+def _export_fallback(target: Target, model: nn.Module, fx_error: BaseException,
+                     stats: dict[str, ParamStats], default_init: bool) -> LayerGraph:
     """fx failed (data-dependent control flow, cache objects): try torch.export with example
     inputs; if that fails too, GL903 at the line where fx broke, saying what would help."""
     from gradlint.export import export_target
@@ -128,7 +135,7 @@ def _export_fallback(target: Target, model: nn.Module, fx_error: BaseException) 
     try:
         model.train()
         return export_target(target, model, inputs, _input_specs(inputs),
-                             owners_of(model, target.sites))
+                             owners_of(model, target.sites, stats), stats, default_init)
     except StageError as err:
         guessed = "" if target.inputs is not None else (
             " (with an input guessed from the first layer: pass --input SHAPE[:DTYPE] or "
@@ -300,9 +307,11 @@ _FN_ATTRS: dict[str, list[tuple[int, str]]] = {
 class _Converter:
     """Walks the fx graph once, appending one GraphNode per tensor-producing node."""
 
-    def __init__(self, target: Target, gm: fx.GraphModule) -> None:
+    def __init__(self, target: Target, gm: fx.GraphModule,
+                 stats: dict[str, ParamStats]) -> None:
         self.target = target
         self.gm = gm
+        self.stats = stats
         self.modules = dict(gm.named_modules())
         self.nodes: list[GraphNode] = []
         self.index: dict[fx.Node, int] = {}
@@ -345,7 +354,8 @@ class _Converter:
         for part in str(n.target).split("."):
             obj = getattr(obj, part, None)
         if isinstance(obj, torch.Tensor):
-            self.index[n] = self.add("param", params=(param_stats(str(n.target), obj),),
+            stats = self.stats.get(str(n.target)) or param_stats(str(n.target), obj)
+            self.index[n] = self.add("param", params=(stats,),
                                      shape=(1, *obj.shape), label=str(n.target),
                                      module=None)
 
@@ -355,7 +365,8 @@ class _Converter:
         key, attrs = module_op(mod)
         if hasattr(mod, "eps"):
             attrs["eps"] = float(mod.eps)
-        params = tuple(param_stats(f"{name}.{k}" if name else k, p)
+        params = tuple(self.stats.get(f"{name}.{k}" if name else k)
+                       or param_stats(f"{name}.{k}" if name else k, p)
                        for k, p in mod.named_parameters())
         loc, anchor = self.target.sites.get(name, (None, None))
         ins = tuple(i for a in _flat((n.args, n.kwargs)) if (i := self.operand_only(a)) is not None)
@@ -477,13 +488,14 @@ def _input_specs(inputs: tuple[Any, ...]) -> tuple[InputSpec, ...]:
     return tuple(specs)
 
 
-def _to_layer_graph(target: Target, gm: fx.GraphModule,
-                    inputs: tuple[InputSpec, ...] = ()) -> LayerGraph:
-    conv = _Converter(target, gm)
+def _to_layer_graph(target: Target, gm: fx.GraphModule, inputs: tuple[InputSpec, ...],
+                    stats: dict[str, ParamStats], default_init: bool) -> LayerGraph:
+    conv = _Converter(target, gm, stats)
     output = conv.run()
     model = target.model
     assert isinstance(model, nn.Module)
     return LayerGraph(name=target.name, nodes=tuple(conv.nodes), output=output, tracer="fx",
-                      owners=owners_of(model, target.sites), inputs=inputs)
+                      owners=owners_of(model, target.sites, stats), inputs=inputs,
+                      init="default" if default_init else "actual")
 
 

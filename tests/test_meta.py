@@ -1,0 +1,69 @@
+"""Big models on the meta device: sized first, never allocated, default-init statistics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+from gradlint.init_stats import default_init, parameter_stats
+from gradlint.load import LoadRequest, load_targets
+
+LLAMA = '''
+from transformers import LlamaConfig, LlamaForCausalLM
+
+
+class SmallLlama(LlamaForCausalLM):
+    def __init__(self):
+        super().__init__(LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                                     num_attention_heads=4, num_key_value_heads=2,
+                                     vocab_size=1000, use_cache=False))
+'''
+
+
+def test_meta_flag_lints_a_llama_config_end_to_end(tmp_path: Path, run_gradlint) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("transformers")
+    (tmp_path / "llama.py").write_text(LLAMA)
+    run = run_gradlint("llama.py", "--meta", "--input", "1x16:int64", "--format", "json",
+                       cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    model = json.loads(run.stdout)["models"][0]
+    assert (model["status"], model["tracer"], model["init"]) == ("ok", "export", "default")
+    names = {layer["module"] for layer in model["layers"]}
+    assert "model.embed_tokens" in names and "model.layers.3.mlp.down_proj" in names
+    # every layer gets a finite estimate from the default init statistics
+    assert all(layer["log10_grad"] is not None for layer in model["layers"]
+               if layer["module"] != "lm_head")
+
+
+def test_a_model_over_the_memory_budget_is_built_on_meta(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "wide.py").write_text(
+        "import torch.nn as nn\n\n\nclass Wide(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.fc = nn.Linear(4096, 4096)\n\n"
+        "    def forward(self, x):\n        return self.fc(x)\n")
+    monkeypatch.setattr("gradlint.load.memory_budget", lambda: 1 << 20)  # 1 MiB
+    (target,) = load_targets(LoadRequest(str(tmp_path / "wide.py")))
+    assert next(target.model.parameters()).device.type == "meta"  # type: ignore[union-attr]
+    monkeypatch.setattr("gradlint.load.memory_budget", lambda: 1 << 40)
+    (target,) = load_targets(LoadRequest(str(tmp_path / "wide.py")))
+    assert next(target.model.parameters()).device.type == "cpu"  # type: ignore[union-attr]
+
+
+def test_default_init_statistics_match_pytorch_defaults() -> None:
+    torch.manual_seed(0)
+    real = nn.Sequential(nn.Linear(256, 512), nn.LayerNorm(512), nn.Embedding(1000, 64),
+                         nn.Conv2d(16, 32, 3))
+    with torch.device("meta"):
+        meta = nn.Sequential(nn.Linear(256, 512), nn.LayerNorm(512), nn.Embedding(1000, 64),
+                             nn.Conv2d(16, 32, 3))
+    measured, default_r = parameter_stats(real)
+    expected, default_m = parameter_stats(meta)
+    assert not default_r and default_m
+    for name, stats in measured.items():  # sampling noise of a few dozen entries is ~20%
+        rel = 0.1 if stats.numel >= 1000 else 0.6
+        assert expected[name].mean_sq == pytest.approx(stats.mean_sq, rel=rel, abs=1e-6), name
+    assert default_init(nn.Linear(8, 8), "weight", torch.empty(8, 8), 0.02) == (0.0, 0.02 ** 2)
