@@ -56,6 +56,24 @@ class PathState:
         return self.attenuation + g, self.factors + (g < FACTOR_COUNTS_BELOW)
 
 
+_ONE_SIDED = frozenset({"relu", "relu6", "leaky_relu", "prelu", "elu", "celu", "selu", "gelu",
+                        "silu", "mish", "softplus", "hardswish"})
+_SOURCES = ("param", "constant", "input")
+
+
+def collapsing_joins(graph: LayerGraph) -> set[int]:
+    """Residual joins of an unnormalized ReLU-family stack: the mean-field estimate is known to
+    be weak behind them (samples collapse onto one direction; errors up to ~2.7 decades,
+    DESIGN §4), so the layers behind them are marked ``confidence: low``."""
+    nodes = graph.nodes
+    if any(spec(n.op).kind == "norm" for n in nodes):
+        return set()
+    if not any(n.op in _ONE_SIDED for n in nodes):
+        return set()
+    return {n.index for n in nodes if n.op == "add"
+            and sum(1 for i in n.inputs if nodes[i].op not in _SOURCES) >= 2}
+
+
 def analyse_paths(graph: LayerGraph, log_r: list[float],
                   contrib: list[list[tuple[int, float]]],
                   gates: list[str | None], weight_grad: list[float]) -> list[PathState]:
@@ -64,6 +82,7 @@ def analyse_paths(graph: LayerGraph, log_r: list[float],
     log10 of the mean squared weight gradient of weight layer ``c`` (its factor boundary)."""
     nodes = graph.nodes
     n = len(nodes)
+    weak = collapsing_joins(graph)
     states: list[PathState | None] = [None] * n
     states[graph.output] = PathState(0.0, 0, None, 0, 0, None, False, 0.0)
     for p in range(n - 1, -1, -1):
@@ -78,7 +97,7 @@ def analyse_paths(graph: LayerGraph, log_r: list[float],
                 continue
             cnode = nodes[c]
             cspec = spec(cnode.op)
-            low = low or sc.low or cspec.kind == "opaque" or gated_cell(cnode)
+            low = low or sc.low or cspec.kind == "opaque" or gated_cell(cnode) or c in weak
             sup = cspec.sup_derivative(cnode.attrs)
             bound_terms.append(sc.bound + (math.log10(sup) if sup > 0 else NEG_INF))
             if best is None or lc > best[0]:
