@@ -24,7 +24,7 @@ def test_quick_run_writes_tables(tmp_path: Path, capsys: pytest.CaptureFixture[s
     text = out.read_text(encoding="utf-8")
     for heading in ("## Targets (issue 4)", "## Grid", "### Grid by family",
                     "### Grid by activation", "## Held-out architectures", "## Verdicts",
-                    "## 10 worst layers, all sets", "RNN per-step rate error"):
+                    "## 10 worst layers, all sets", "per-step rate (decades per step, log10 ρ)"):
         assert heading in text, heading
     assert "torch " in text and "CPUs" in text and "--quick" in text
     assert "## Failures\n\nnone" in text

@@ -11,6 +11,7 @@ import torch.nn as nn
 import gradlint
 from gradlint.estimate import estimate_gradients
 from gradlint.ftypes import Target
+from gradlint.measure import measure_time_decay
 from gradlint.recurrent import analyse_cell
 from gradlint.trace import trace_target
 
@@ -43,18 +44,7 @@ def predicted_decay(model: nn.Module, steps: int) -> float:
 
 
 def measured_decay(model: nn.Module, steps: int) -> float:
-    """log10 of the per-step ratio going back in time: minus the slope of log10 RMS dL/dx_t
-    over t, away from both ends of the sequence."""
-    m = model.double()
-    x = torch.randn(64, steps, 16, dtype=torch.float64, requires_grad=True)
-    y = m(x)
-    (y * torch.randn_like(y)).sum().backward()
-    assert x.grad is not None
-    rms = x.grad.pow(2).mean(dim=(0, 2)).sqrt().log10()
-    t = torch.arange(steps, dtype=torch.float64)
-    sel = slice(steps - 25, steps - 2)
-    design = torch.stack([t[sel], torch.ones_like(t[sel])], 1)
-    return -float(torch.linalg.lstsq(design, rms[sel].unsqueeze(1)).solution[0, 0])
+    return measure_time_decay(model, steps, 16)
 
 
 @pytest.mark.parametrize("hidden", [64, 256])
