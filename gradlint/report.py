@@ -93,9 +93,12 @@ def to_json(report: Report, diagnostics: Sequence[Diagnostic]) -> str:
     return json.dumps(doc, indent=2)
 
 
-def format_diagnostic(d: Diagnostic) -> list[str]:
+def format_diagnostic(d: Diagnostic, color: bool = False) -> list[str]:
+    from gradlint.term import code_text, severity_tag
+
     loc = d.location
-    lines = [f"{loc.file}:{loc.line}:{loc.col}: {d.code} [{d.severity}] {d.message}"]
+    lines = [f"{loc.file}:{loc.line}:{loc.col}: {code_text(d.code, color)} "
+             f"{severity_tag(d.severity, color)} {d.message}"]
     for r in d.related:
         lines.append(f"  note: defined at {r.file}:{r.line}")
     if d.fix is not None:
@@ -161,10 +164,10 @@ def verify_line(v: Verification) -> str:
 
 
 def to_text(report: Report, diagnostics: Sequence[Diagnostic], threshold: float,
-            quiet: bool = False) -> str:
+            quiet: bool = False, color: bool = False) -> str:
     out: list[str] = []
     for d in diagnostics:
-        out.extend(format_diagnostic(d))
+        out.extend(format_diagnostic(d, color))
     if not quiet:
         for m in report.models:
             if m.status != "ok":
