@@ -627,10 +627,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def rnn_rate_lines(steps: int = 60, seeds: int = 3) -> tuple[list[str], list[str]]:
     """Predicted log10 rho per cell type beside the measured slope of the input gradient."""
     from gradlint.estimate import estimate_gradients
@@ -657,3 +653,7 @@ def rnn_rate_lines(steps: int = 60, seeds: int = 3) -> tuple[list[str], list[str
         out.append(f"RNN per-step rate {cell}: predicted {p:.3f}, measured {m:.3f} "
                    f"decades/step")
     return md, out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
