@@ -6,11 +6,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from gradlint.estimate import GraphEstimate
 from gradlint.ftypes import Diagnostic, Fix, LayerEstimate, Location, Severity
 from gradlint.graph import GraphNode
+
+if TYPE_CHECKING:  # the estimate imports torch; `gradlint rules` and `explain` must not
+    from gradlint.estimate import GraphEstimate
 
 
 @dataclass(frozen=True)

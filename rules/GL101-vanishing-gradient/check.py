@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-from gradlint.catalogue import WEIGHT_KINDS, spec
 from gradlint.ftypes import Diagnostic, Fix, LayerEstimate, Location
 from gradlint.graph import GraphNode
 from gradlint.rule import ModelAnalysis, Rule, anchor_of, power10
@@ -39,6 +38,8 @@ class VanishingGradient(Rule):
 
     def _diagnose(self, analysis: ModelAnalysis, layers: list[LayerEstimate],
                   fallback: Location) -> Diagnostic:
+        from gradlint.catalogue import WEIGHT_KINDS, spec  # torch: not at `gradlint rules`
+
         worst = min(layers, key=lambda le: le.log10_attenuation or 0.0)
         att = worst.log10_attenuation or 0.0
         anchor, related = anchor_of(worst, fallback)

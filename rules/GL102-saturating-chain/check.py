@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from gradlint.catalogue import spec
 from gradlint.ftypes import Diagnostic, Fix, Location
 from gradlint.graph import GraphNode
 from gradlint.rule import ModelAnalysis, Rule, anchor_of
@@ -21,6 +20,8 @@ class SaturatingChain(Rule):
                "hardsigmoid) on one path with no normalization or skip connection between them.")
 
     def check(self, analysis: ModelAnalysis) -> Iterator[Diagnostic]:
+        from gradlint.catalogue import spec  # torch: not at `gradlint rules`
+
         nodes = analysis.nodes
         users = analysis.estimate.graph.consumers()
         # one forward sweep: the longest run of saturating activations ending at each tensor,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from gradlint.ftypes import Diagnostic, Fix, Location
-from gradlint.recurrent import CellStats, analyse_cell
 from gradlint.rule import ModelAnalysis, Rule, anchor_of, power10
+
+if TYPE_CHECKING:
+    from gradlint.recurrent import CellStats
 
 NAMES = {"RNN_TANH": "RNN (tanh)", "RNN_RELU": "RNN (relu)", "LSTM": "LSTM", "GRU": "GRU"}
 
@@ -20,6 +23,8 @@ class RecurrentHorizon(Rule):
                "recurrent threshold (default 1e-3): rho^T is tiny, so early steps do not learn.")
 
     def check(self, analysis: ModelAnalysis) -> Iterator[Diagnostic]:
+        from gradlint.recurrent import analyse_cell  # torch: not at `gradlint rules`
+
         limit = math.log10(analysis.recurrent_threshold)
         fallback = Location(analysis.target.split("::")[0], 1)
         for node in analysis.nodes:
