@@ -18,13 +18,6 @@ import torch.nn.functional as F
 
 from gradlint.activations import ACTIVATIONS, with_defaults
 
-KINDS = (
-    "input", "param", "elementwise", "linear", "conv", "conv_transpose", "embedding", "norm",
-    "add", "mul", "div", "scale", "cat", "passthrough", "pool", "reduce", "softmax",
-    "log_softmax", "matmul", "attention", "recurrent", "upsample", "where", "opaque",
-    "constant", "sdpa", "smooth",
-)
-
 # weight layers: the boundaries between the per-layer factors of the attenuation (DESIGN §4)
 WEIGHT_KINDS = frozenset({"linear", "conv", "conv_transpose", "embedding", "attention",
                           "recurrent"})
@@ -304,8 +297,12 @@ for _c in ("arange", "ones", "zeros", "full", "new_ones", "new_zeros", "empty", 
     ATEN[f"aten.{_c}"] = "constant"
 
 
+def aten_packet(target: Any) -> str:
+    """``aten.linear.default`` -> ``aten.linear``."""
+    name = str(target)
+    return name.rsplit(".", 1)[0] if name.count(".") >= 2 else name
+
+
 def aten_op(target: Any) -> str:
     """Catalogue key for an ATen overload (``opaque`` when unknown)."""
-    name = str(target)
-    packet = name.rsplit(".", 1)[0] if name.count(".") >= 2 else name
-    return ATEN.get(packet, "opaque")
+    return ATEN.get(aten_packet(target), "opaque")

@@ -67,10 +67,6 @@ def discover_rules(extra: tuple[str, ...] = ()) -> tuple[RuleInfo, ...]:
     return tuple(sorted(found.values(), key=lambda r: r.rule.code))
 
 
-def rule_folders() -> list[Path]:
-    return [info.folder for info in discover_rules()]
-
-
 def _matches(code: str, prefixes: Iterable[str]) -> bool:
     return any(code.startswith(p.strip().upper()) for p in prefixes if p.strip())
 

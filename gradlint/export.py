@@ -12,9 +12,10 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from gradlint.catalogue import aten_op
+from gradlint.catalogue import aten_op, aten_packet
 from gradlint.ftypes import Location, StageError, Target
 from gradlint.graph import GraphNode, InputSpec, LayerGraph, ParamStats
+from gradlint.init_stats import tensor_stats
 from gradlint.sources import trace_site
 
 _LINEAR = {"aten.linear", "aten.addmm"}
@@ -26,11 +27,6 @@ _NORMS = {"aten.layer_norm": ("layer_norm", 2, 3), "aten.native_layer_norm": ("l
           "aten._native_batch_norm_legit_no_training": ("batch_norm", 1, 2),
           "aten.group_norm": ("group_norm", 2, 3), "aten.native_group_norm": ("group_norm", 1, 2),
           "aten.rms_norm": ("rms_norm", 2, None)}
-
-
-def _packet(target: Any) -> str:
-    name = str(target)
-    return name.rsplit(".", 1)[0] if name.count(".") >= 2 else name
 
 
 def _shape(val: Any) -> tuple[int, ...] | None:
@@ -152,7 +148,7 @@ class _AtenConverter:
                 trainable = name in self.param_of and t.requires_grad
                 known = self.stats.get(fqn)
                 stats = (ParamStats(fqn, known.shape, known.mean, known.mean_sq, trainable)
-                         if known is not None else _stats(fqn, t, trainable))
+                         if known is not None else tensor_stats(fqn, t, trainable))
                 op = "param" if t.is_floating_point() else "constant"
                 self.index[n] = self.add(op, params=(stats,) if op == "param" else (),
                                          shape=(1, *t.shape), label=fqn)
@@ -161,7 +157,7 @@ class _AtenConverter:
             self.index[n] = self.add("input", shape=shape, label=name)
 
     def call(self, n: fx.Node, shape: tuple[int, ...]) -> None:
-        packet = _packet(n.target)
+        packet = aten_packet(n.target)
         args = list(n.args)
         stack = n.meta.get("nn_module_stack") or {}
         scope = list(stack.values())[-1][0] if stack else None
@@ -287,10 +283,3 @@ class _AtenConverter:
             params=(w,) + ((b,) if b else ()), module=module, module_type="Conv",
             **{**common, "location": site[0] or common["location"],
                "anchor": site[1] or common["anchor"]})
-
-
-def _stats(fqn: str, t: torch.Tensor, trainable: bool) -> ParamStats:
-    if t.device.type == "meta" or t.numel() == 0 or not t.is_floating_point():
-        return ParamStats(fqn, tuple(t.shape), 0.0, 0.0, trainable)
-    d = t.detach().to(torch.float64)
-    return ParamStats(fqn, tuple(t.shape), float(d.mean()), float((d * d).mean()), trainable)

@@ -51,6 +51,15 @@ def default_init(mod: nn.Module, name: str, p: torch.Tensor, sigma: float | None
     return 0.0, 0.0
 
 
+def tensor_stats(name: str, t: torch.Tensor, requires_grad: bool) -> ParamStats:
+    """Mean and mean square of a real tensor (zeros for meta, empty or integer tensors)."""
+    if t.device.type == "meta" or t.numel() == 0 or not t.is_floating_point():
+        return ParamStats(name, tuple(t.shape), 0.0, 0.0, requires_grad)
+    d = t.detach().to(torch.float64)
+    return ParamStats(name, tuple(t.shape), float(d.mean()), float((d * d).mean()),
+                      requires_grad)
+
+
 def parameter_stats(model: nn.Module) -> tuple[dict[str, ParamStats], bool]:
     """Statistics of every parameter by qualified name (tied ones under each name), and
     whether any came from default init (the model lives on the meta device)."""
@@ -66,11 +75,8 @@ def parameter_stats(model: nn.Module) -> tuple[dict[str, ParamStats], bool]:
             fqn = f"{mname}.{pname}" if mname else pname
             if p.device.type == "meta":
                 mean, msq = default_init(mod, pname, p, sigma)
+                stats[fqn] = ParamStats(fqn, tuple(p.shape), mean, msq, bool(p.requires_grad))
                 default = True
-            elif p.numel() == 0:
-                mean, msq = 0.0, 0.0
             else:
-                t = p.detach().to(torch.float64)
-                mean, msq = float(t.mean()), float((t * t).mean())
-            stats[fqn] = ParamStats(fqn, tuple(p.shape), mean, msq, bool(p.requires_grad))
+                stats[fqn] = tensor_stats(fqn, p, bool(p.requires_grad))
     return stats, default

@@ -14,7 +14,6 @@ import importlib.util
 import inspect
 import os
 import sys
-import traceback
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ import torch.nn as nn
 from gradlint.config import TargetConfig
 from gradlint.construction import SiteRecorder
 from gradlint.ftypes import Diagnostic, Location, ModelReport, Target
-from gradlint.sources import display_path, is_library_file
+from gradlint.sources import display_path, exception_site
 
 RULE_NAMES = {"GL901": "import-failed", "GL902": "needs-arguments", "GL906": "construction-failed"}
 
@@ -62,14 +61,9 @@ def _diag(code: str, message: str, loc: Location, target: str = "",
 
 def _user_location(exc: BaseException, path: str) -> Location:
     """Where in the user's code an exception came from: their file first, else any user frame."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    target = os.path.abspath(path)
-    for fr in reversed(frames):
-        if os.path.abspath(fr.filename) == target:
-            return Location(display_path(fr.filename), fr.lineno or 1)
-    for fr in reversed(frames):
-        if not is_library_file(fr.filename) and "gradlint" not in fr.filename:
-            return Location(display_path(fr.filename), fr.lineno or 1)
+    site = exception_site(exc, prefer=path)
+    if site is not None:
+        return site
     if isinstance(exc, SyntaxError) and exc.lineno:
         return Location(display_path(exc.filename or path), exc.lineno, exc.offset or 1)
     return Location(path, 1)

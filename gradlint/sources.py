@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import traceback
 import types
 from pathlib import Path
 
@@ -143,3 +144,18 @@ def refine(loc: Location, name_hint: str | None = None) -> Location:
     rng = pick[1]
     return Location(loc.file, rng.start.line, rng.start.column + 1, rng.end.line,
                     rng.end.column + 1)
+
+
+def exception_site(exc: BaseException, prefer: str | None = None) -> Location | None:
+    """Where user code raised: the innermost frame in ``prefer`` (the checked file) if any,
+    else the innermost frame outside torch, gradlint and the stdlib."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if prefer is not None:
+        target = os.path.abspath(prefer)
+        for fr in reversed(frames):
+            if os.path.abspath(fr.filename) == target:
+                return Location(display_path(fr.filename), fr.lineno or 1)
+    for fr in reversed(frames):
+        if not is_library_file(fr.filename):
+            return Location(display_path(fr.filename), fr.lineno or 1)
+    return None

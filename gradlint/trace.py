@@ -8,7 +8,6 @@ the estimate needs (positions per example, pooling windows, softmax widths).
 from __future__ import annotations
 
 import inspect
-import traceback
 from typing import Any
 
 import torch
@@ -20,8 +19,8 @@ from torch.fx.passes.shape_prop import TensorMetadata, _extract_tensor_metadata
 from gradlint.catalogue import LEAF_MODULES, function_label, function_op, method_op, module_op
 from gradlint.ftypes import Location, StageError, Target
 from gradlint.graph import GraphNode, InputSpec, LayerGraph, ModuleInfo, ParamStats
-from gradlint.init_stats import parameter_stats
-from gradlint.sources import display_path, is_library_file, trace_site
+from gradlint.init_stats import parameter_stats, tensor_stats
+from gradlint.sources import exception_site, trace_site
 
 BATCH = 4  # examples in the shape-propagation batch (BatchNorm needs more than one)
 
@@ -35,14 +34,6 @@ class GradTracer(fx.Tracer):
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return isinstance(m, LEAF_MODULES) or super().is_leaf_module(m, module_qualified_name)
-
-
-def param_stats(name: str, p: torch.Tensor) -> ParamStats:
-    if p.device.type == "meta" or p.numel() == 0:
-        return ParamStats(name, tuple(p.shape), 0.0, 0.0, bool(p.requires_grad))
-    t = p.detach().to(torch.float64)
-    return ParamStats(name, tuple(p.shape), float(t.mean()), float((t * t).mean()),
-                      bool(p.requires_grad))
 
 
 def owners_of(model: nn.Module, sites: dict[str, tuple[Location | None, Location | None]],
@@ -65,19 +56,11 @@ def owners_of(model: nn.Module, sites: dict[str, tuple[Location | None, Location
         prefix = f"{name}." if name else ""
         loc, anchor = sites.get(name, (None, None))
         infos.append(ModuleInfo(name, type(mod).__name__,
-                                tuple((stats or {}).get(prefix + k) or param_stats(prefix + k, p)
+                                tuple((stats or {}).get(prefix + k)
+                                      or tensor_stats(prefix + k, p, p.requires_grad)
                                       for k, p in own), loc, anchor))
     return tuple(ModuleInfo(i.name, i.type, i.params, i.location, i.anchor,
                             tuple(aliases.get(i.name, ()))) for i in infos)
-
-
-def _where_it_broke(exc: BaseException, anchor_file: str) -> Location | None:
-    """The innermost frame of user code in the exception's traceback."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    for fr in reversed(frames):
-        if not is_library_file(fr.filename):
-            return Location(display_path(fr.filename), fr.lineno or 1)
-    return None
 
 
 def trace_target(target: Target) -> LayerGraph:
@@ -112,7 +95,7 @@ def trace_target(target: Target) -> LayerGraph:
                          f"shape {_shapes(inputs)} failed: {type(cause).__name__}: "
                          f"{_first_line(cause)}; pass --input SHAPE[:DTYPE] or define "
                          "example_inputs() in the file",
-                         loc or _where_it_broke(cause, target.file)) from None
+                         loc or exception_site(cause)) from None
     finally:
         model.train(was_training)
     return _to_layer_graph(target, gm, specs, stats, default_init)
@@ -124,7 +107,7 @@ def _export_fallback(target: Target, model: nn.Module, fx_error: BaseException,
     inputs; if that fails too, GL903 at the line where fx broke, saying what would help."""
     from gradlint.export import export_target
 
-    where = _where_it_broke(fx_error, target.file)
+    where = exception_site(fx_error)
     why = f"{type(fx_error).__name__}: {_first_line(fx_error)}"
     inputs = target.inputs if target.inputs is not None else _first_layer_inputs(model)
     if inputs is None:
@@ -354,7 +337,8 @@ class _Converter:
         for part in str(n.target).split("."):
             obj = getattr(obj, part, None)
         if isinstance(obj, torch.Tensor):
-            stats = self.stats.get(str(n.target)) or param_stats(str(n.target), obj)
+            name = str(n.target)
+            stats = self.stats.get(name) or tensor_stats(name, obj, obj.requires_grad)
             self.index[n] = self.add("param", params=(stats,),
                                      shape=(1, *obj.shape), label=str(n.target),
                                      module=None)
@@ -366,7 +350,7 @@ class _Converter:
         if hasattr(mod, "eps"):
             attrs["eps"] = float(mod.eps)
         params = tuple(self.stats.get(f"{name}.{k}" if name else k)
-                       or param_stats(f"{name}.{k}" if name else k, p)
+                       or tensor_stats(f"{name}.{k}" if name else k, p, p.requires_grad)
                        for k, p in mod.named_parameters())
         loc, anchor = self.target.sites.get(name, (None, None))
         ins = tuple(i for a in _flat((n.args, n.kwargs)) if (i := self.operand_only(a)) is not None)
