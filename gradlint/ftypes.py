@@ -24,12 +24,35 @@ class Location:
 
 
 @dataclass(frozen=True)
+class Edit:
+    """One machine-applicable change, symbolic so the codemod can pick the syntax that fits
+    the source (``nn.Sigmoid()`` -> ``nn.ReLU()``, ``x.tanh()`` -> ``x.relu()``).
+
+    ``exact``: ``location`` is the exact span of the call (a module's construction site);
+    otherwise it is only known to be on that line (an op in ``forward()``), and the codemod
+    edits it only where the line holds one such call.
+    """
+
+    location: Location
+    old: str  # catalogue key of the activation there ("sigmoid")
+    new: str  # catalogue key to put there ("relu", "gelu")
+    action: str = "replace-activation"
+    exact: bool = False
+
+    def describe(self) -> str:
+        return f"{self.old} → {self.new} at {self.location.file}:{self.location.line}"
+
+
+@dataclass(frozen=True)
 class Fix:
-    """A suggested change; gradlint only displays these (no automatic edits yet)."""
+    """A suggested change. ``applicability``: ``display-only`` (text for a person) or
+    ``unsafe`` (``edits`` can be applied with ``--fix --unsafe-fixes``; they change the model,
+    so never by default)."""
 
     message: str
     suggestions: tuple[str, ...] = ()
     applicability: str = "display-only"
+    edits: tuple[Edit, ...] = ()
 
 
 @dataclass(frozen=True)
