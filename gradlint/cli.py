@@ -32,7 +32,8 @@ def main() -> None:
 
 @main.command("check")
 @click.argument("paths", nargs=-1)
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]),
+@click.option("--format", "fmt",
+              type=click.Choice(["text", "json", "sarif", "github", "html"]),
               default="text", show_default=True, help="Output format.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report here.")
 @click.option("--select", default="", help="Comma-separated rule codes or prefixes (GL1).")
@@ -95,6 +96,10 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ign
         from gradlint.github import to_github
 
         text = to_github(report, diags)
+    elif fmt == "html":
+        from gradlint.html import to_html
+
+        text = to_html(report, diags, options.threshold)
     else:
         text = to_json(report, diags) + "\n" if fmt == "json" else to_text(
             report, diags, options.threshold, quiet, color)
