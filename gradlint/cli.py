@@ -48,10 +48,17 @@ def main() -> None:
               help="Build models on the meta device (no memory; default-init statistics).")
 @click.option("--verify", is_flag=True,
               help="Also measure each layer's gradient with autograd and compare.")
+@click.option("--fix", is_flag=True,
+              help="Apply the fixes (all unsafe: needs --unsafe-fixes), then re-check.")
+@click.option("--diff", is_flag=True,
+              help="Print the fixes as a unified diff instead of writing them.")
+@click.option("--unsafe-fixes", "unsafe_fixes", is_flag=True,
+              help="Allow fixes that change the model (replacing activations).")
 @click.option("--debug", is_flag=True, help="Show gradlint's own tracebacks.")
 def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ignore: str,
           threshold: float | None, inputs: tuple[str, ...], exit_zero: bool, quiet: bool,
-          meta: bool, verify: bool, debug: bool) -> None:
+          meta: bool, verify: bool, debug: bool, fix: bool = False, diff: bool = False,
+          unsafe_fixes: bool = False) -> None:
     """Check model files and directories (PATH or PATH::Model)."""
     if not paths:
         _usage("no paths given; try `gradlint model.py`")
@@ -84,6 +91,14 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ign
     for path in missing:
         click.echo(f"gradlint: error: {path}: no such file or directory", err=True)
     diags = selected(report, options)
+    if fix or diff:
+        from gradlint.fix import fix_or_diff
+
+        if fix_or_diff(paths, diags, diff, unsafe_fixes):  # files changed: show what remains
+            report, missing = check_paths(paths, options)
+            diags = selected(report, options)
+        if diff:
+            sys.exit(exit_code(report, diags, exit_zero, bool(missing)))
     from gradlint.report import to_json, to_text
     from gradlint.term import use_color
 

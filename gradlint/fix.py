@@ -477,3 +477,40 @@ def _fix_file(path: str, shown: str, edits: list[Edit]) -> FileFix | None:
     skipped += [(by_call[i], "arguments the replacement cannot take") for i in by_call
                 if i not in rewriter.done]
     return FileFix(shown, before, fixed.bytes, applied, tuple(skipped))
+
+
+def fix_or_diff(paths: Sequence[str], diagnostics: Sequence[Diagnostic], diff: bool,
+                unsafe: bool) -> bool:
+    """``--diff`` prints the fixes ``--fix`` would apply (stdout, nothing written); ``--fix``
+    writes them. All fixes are unsafe, so without ``--unsafe-fixes`` both only say how many
+    are available (as ruff does). Returns whether files were written (re-check them)."""
+    import click
+
+    plan = plan_fixes(diagnostics, paths)
+    if not unsafe:
+        if plan.fixes:
+            s = "es" if plan.fixes != 1 else ""
+            click.echo(f"gradlint: no fixes applied; {plan.fixes} unsafe fix{s} available with "
+                       "--unsafe-fixes (they change the model: review them with --diff "
+                       "--unsafe-fixes)", err=True)
+        else:
+            click.echo("gradlint: no fixes available", err=True)
+        return False
+    for f in plan.files:
+        for e, why in f.skipped:
+            click.echo(f"gradlint: not fixed: {e.describe()}: {why}", err=True)
+    files = sum(1 for f in plan.files if f.after != f.before)
+    n = f"{plan.edits} edit{'s' if plan.edits != 1 else ''} in {files} file" \
+        f"{'s' if files != 1 else ''}"
+    if diff:
+        click.echo(plan.diff(), nl=False)
+        click.echo(f"gradlint: would apply {n} (--fix --unsafe-fixes)" if plan.edits
+                   else "gradlint: no fixes available", err=True)
+        return False
+    if not plan.edits:
+        click.echo("gradlint: no fixes available", err=True)
+        return False
+    plan.write()
+    click.echo(f"gradlint: applied {n} ({plan.fixes} unsafe fix{'es' if plan.fixes != 1 else ''}"
+               "); the report below is after the fix", err=True)
+    return True

@@ -10,6 +10,7 @@ from typing import Any
 from gradlint import __version__
 from gradlint.ftypes import (
     Diagnostic,
+    Edit,
     LayerEstimate,
     Location,
     ModelReport,
@@ -64,8 +65,17 @@ def diagnostic_json(d: Diagnostic) -> dict[str, Any]:
         "related": [_loc(r) for r in d.related],
         "fix": None if d.fix is None else {"message": d.fix.message,
                                            "suggestions": list(d.fix.suggestions),
-                                           "applicability": d.fix.applicability},
+                                           "applicability": d.fix.applicability,
+                                           "edits": [edit_json(e) for e in d.fix.edits]},
     }
+
+
+def edit_json(e: Edit) -> dict[str, Any]:
+    """A machine-applicable edit (``--fix --unsafe-fixes``): the call at this span becomes
+    the ``new`` activation."""
+    loc = e.location
+    return {"action": e.action, "old": e.old, "new": e.new, "file": loc.file, "line": loc.line,
+            "col": loc.col, "end_line": loc.end_line or loc.line, "end_col": loc.end_col}
 
 
 def model_json(m: ModelReport) -> dict[str, Any]:
@@ -103,6 +113,11 @@ def format_diagnostic(d: Diagnostic, color: bool = False) -> list[str]:
         lines.append(f"  note: defined at {r.file}:{r.line}")
     if d.fix is not None:
         lines.append(f"  help: {d.fix.message}")
+        if d.fix.edits:
+            what = "; ".join(e.describe() for e in d.fix.edits[:3])
+            more = f" (+{len(d.fix.edits) - 3} more)" if len(d.fix.edits) > 3 else ""
+            lines.append(f"  fix [{d.fix.applicability}]: {what}{more}; apply with "
+                         "--fix --unsafe-fixes, preview with --diff --unsafe-fixes")
     return lines
 
 

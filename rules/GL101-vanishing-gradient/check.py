@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 
 from gradlint.ftypes import Diagnostic, Fix, LayerEstimate, Location
 from gradlint.graph import GraphNode
@@ -67,14 +68,20 @@ class VanishingGradient(Rule):
             message += (f"; {worst.saturating} saturating activations on the way "
                         f"(worst case {power10(worst.log10_bound)})")
         blame_acts = bool(saturating) and from_acts < 0.5 * att
-        return self.diagnostic(message, anchor, analysis.target, worst.module, related,
-                               _fix(saturating if blame_acts else [], [worst.module, *weights[:-1]],
-                                    saturating))
+        fix = _fix(saturating if blame_acts else [], [worst.module, *weights[:-1]], saturating)
+        if blame_acts:  # the activations are the cause: offer to replace the hidden ones
+            from gradlint.fix import activation_edits
+
+            edits = activation_edits(analysis, saturating)
+            if edits:
+                fix = replace(fix, applicability="unsafe", edits=edits)
+        return self.diagnostic(message, anchor, analysis.target, worst.module, related, fix)
 
 
 def _fix(saturating: list[GraphNode], weights: list[str], present: list[GraphNode]) -> Fix:
     """Name the culprit: the saturating activations when they cause most of the attenuation,
-    else the init (PyTorch's default init shrinks every layer's gain to ~1/sqrt(3))."""
+    else the init (PyTorch's default init shrinks every layer's gain to ~1/sqrt(3)). Only in
+    the first case do the edits (replace the hidden activations with ReLU) go with it."""
     span = f" around layers {weights[0]}–{weights[-1]}" if len(weights) >= 2 else ""
     if saturating:
         seen: dict[tuple[str, str], str] = {}

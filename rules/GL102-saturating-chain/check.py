@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from gradlint.ftypes import Diagnostic, Fix, Location
 from gradlint.graph import GraphNode
@@ -40,7 +41,8 @@ class SaturatingChain(Rule):
                 prev[node.index] = last[best]
                 last[node.index] = node.index
         reported: set[int] = set()
-        ends = [n.index for n in nodes if spec(n.op).saturating and count[n.index] >= MIN_CHAIN]
+        # a chain ends at a counted activation (a gate passes the count on but is no end)
+        ends = [n.index for n in nodes if last[n.index] == n.index and count[n.index] >= MIN_CHAIN]
         # report each maximal run once, at its first activation; one diagnostic per line
         by_line: dict[tuple[str, int], list[list[int]]] = {}
         fallback = Location(analysis.target.split("::")[0], 1)
@@ -78,6 +80,11 @@ class SaturatingChain(Rule):
                   (f"replace {culprit} with nn.ReLU or nn.GELU",
                    "add normalization between the activations",
                    "add residual connections around the blocks"))
+        from gradlint.fix import activation_edits
+
+        edits = activation_edits(analysis, nodes)  # hidden ones only: never outputs or gates
+        if edits:
+            fix = replace(fix, applicability="unsafe", edits=edits)
         return self.diagnostic(message, anchor, analysis.target, nodes[0].module, related, fix)
 
 
