@@ -198,3 +198,11 @@ def gaussian_moments(name: str, attrs: dict[str, Any], mean: float, var: float,
     inner = act.f(m_nodes[:, None] + inner_sd * _ZI[None, :], a) @ _WI
     shared = float((_WO * inner * inner).sum())
     return GaussianMoments(m1, m2, g2, shared)
+
+
+def negative_second_moment(name: str, attrs: dict[str, Any], mean: float, var: float) -> float:
+    """E[f(h)^2; f(h) < 0] for h ~ N(mean, var): the input PReLU's slope learns from (it gets
+    no gradient where its input is positive); 0 behind ReLU, sigmoid or softplus."""
+    act = ACTIVATIONS[name]
+    fx = act.f(mean + math.sqrt(max(var, 0.0)) * _Z, with_defaults(name, attrs))
+    return float((_W * torch.where(fx < 0, fx * fx, torch.zeros_like(fx))).sum())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from gradlint.activations import negative_second_moment
 from gradlint.catalogue import WEIGHT_KINDS, spec
 from gradlint.ftypes import LayerEstimate
 from gradlint.graph import GraphNode, LayerGraph, ModuleInfo, ParamStats
@@ -146,6 +147,20 @@ def _call_grad_sq(node: GraphNode, main: ParamStats | None, out_proj: bool, x: M
     return lr + math.log(m * p_in)
 
 
+def _negative_part(graph: LayerGraph, i: int, moments: list[Moments]) -> Moments:
+    """PReLU's slope sees only its negative inputs: E[x^2; x < 0] as the second moment, taken
+    through the activation that produced x when there is one (exactly 0 behind ReLU, sigmoid,
+    softplus, whose Gaussian moments alone would not say so)."""
+    node = graph.nodes[i]
+    while spec(node.op).kind == "passthrough" and node.inputs:
+        node = graph.nodes[node.inputs[0]]
+    x = moments[node.index]
+    name, attrs = "identity", {}
+    if spec(node.op).kind == "elementwise" and node.inputs:
+        name, attrs, x = node.op, node.attrs, moments[node.inputs[0]]
+    return Moments(x.mean, negative_second_moment(name, attrs, x.mean, x.var), x.shared)
+
+
 def _main_param(owner: ModuleInfo) -> ParamStats | None:
     for p in owner.params:
         if p.name.rsplit(".", 1)[-1] == "weight":
@@ -188,6 +203,8 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
         for i in sites:
             node = nodes[i]
             x = moments[node.inputs[0]] if node.inputs else Moments(0.0, 1.0, 0.0)
+            if spec(node.op).kind == "elementwise" and node.inputs:  # PReLU's slope
+                x = _negative_part(graph, node.inputs[0], moments)
             total = _logaddexp(total, _grad_sq(node, owner, x, log_r[i]))
         main = _main_param(owner)
         direct = uses.get(main.name, []) if main is not None else []
