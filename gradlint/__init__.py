@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def check(model: Any, inputs: Any = None, threshold: float = 1e-2) -> ModelReport:
     """Lint an ``nn.Module`` instance in-process; imported lazily so ``--version`` stays fast."""
-    from gradlint.pipeline import check_model
+    from gradlint.analyse import check_model
 
     return check_model(model, inputs=inputs, threshold=threshold)
 

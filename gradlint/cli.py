@@ -54,10 +54,18 @@ def main() -> None:
               help="Print the fixes as a unified diff instead of writing them.")
 @click.option("--unsafe-fixes", "unsafe_fixes", is_flag=True,
               help="Allow fixes that change the model (replacing activations).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Check this many files in parallel (output order stays by path).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0,
+              show_default=True, help="Seconds allowed per file before it becomes GL905.")
+@click.option("--max-memory", "max_memory", metavar="SIZE", default=None,
+              help="Address-space limit per worker, e.g. 8G or 512M; 0 for none "
+              "(default: 80%% of RAM split over --jobs).")
 @click.option("--debug", is_flag=True, help="Show gradlint's own tracebacks.")
 def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ignore: str,
           threshold: float | None, inputs: tuple[str, ...], exit_zero: bool, quiet: bool,
-          meta: bool, verify: bool, debug: bool, fix: bool = False, diff: bool = False,
+          meta: bool, verify: bool, jobs: int, timeout: float, max_memory: str | None,
+          debug: bool, fix: bool = False, diff: bool = False,
           unsafe_fixes: bool = False) -> None:
     """Check model files and directories (PATH or PATH::Model)."""
     if not paths:
@@ -83,11 +91,14 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ign
         select=_codes(select) or config.select, ignore=_codes(ignore) or config.ignore,
         threshold=threshold if threshold is not None else config.threshold,
         inputs=inputs, exclude=config.exclude, debug=debug, verify=verify, meta=meta,
-        config=config)
+        config=config, jobs=jobs, timeout=timeout, max_memory=_size(max_memory))
     try:
         report, missing = check_paths(paths, options)
     except ValueError as exc:  # e.g. a malformed --input
         _usage(str(exc))
+    except KeyboardInterrupt:
+        click.echo("gradlint: interrupted", err=True)
+        sys.exit(130)
     for path in missing:
         click.echo(f"gradlint: error: {path}: no such file or directory", err=True)
     diags = selected(report, options)
@@ -138,6 +149,25 @@ def exit_code(report: Any, diags: list[Any], exit_zero: bool, usage_error: bool)
     if not exit_zero and any(d.severity in ("error", "warning") for d in diags):
         return EXIT_FINDINGS
     return EXIT_OK
+
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _size(text: str | None) -> int | None:
+    """``8G``, ``512M``, ``1.5G``, ``0`` (no limit) -> bytes; below 1 GiB torch cannot load."""
+    if text is None:
+        return None
+    raw = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = raw[-1:] if raw[-1:] in _UNITS else ""
+    try:
+        value = int(float(raw[: len(raw) - len(unit)]) * _UNITS[unit])
+    except ValueError:
+        _usage(f"--max-memory: cannot read {text!r}; use e.g. 8G or 512M (0 for no limit)")
+        return None
+    if 0 < value < 1 << 30:
+        _usage(f"--max-memory {text} is below 1G, where `import torch` itself fails")
+    return value
 
 
 def _codes(text: str) -> tuple[str, ...]:

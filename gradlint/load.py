@@ -40,10 +40,14 @@ class LoadRequest:
     configs: dict[str, TargetConfig] | None = None
     inputs: tuple[str, ...] = ()
     meta: bool = False  # build every model on the meta device (--meta)
+    budget: int | None = None  # parameter bytes above which a model is built on meta
 
 
-def memory_budget() -> int:
-    """Bytes of parameters above which a model is built on the meta device: a quarter of RAM."""
+def memory_budget(limit: int | None = None) -> int:
+    """Bytes of parameters above which a model is built on the meta device: a quarter of RAM,
+    or ``limit`` (from the worker's memory cap) when that is lower."""
+    if limit:
+        return min(limit, memory_budget())
     try:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) // 4
     except (ValueError, OSError, AttributeError):
@@ -72,6 +76,9 @@ def _user_location(exc: BaseException, path: str) -> Location:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
         return f"SystemExit({exc.code!r})"
+    if isinstance(exc, MemoryError):
+        return "MemoryError (out of memory: --max-memory sets the limit; --meta builds models " \
+            "without memory)"
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
 
@@ -298,7 +305,7 @@ def _build(req: LoadRequest, module: types.ModuleType, name: str, obj: Any,
             f"pyproject.toml under [tool.gradlint.targets.\"{req.path}::{name}\"]",
             Location(req.path, line), f"{req.path}::{name}", severity="info"), status="skipped")
     try:
-        model = _construct(obj, cfg, recorder, req.meta)
+        model = _construct(obj, cfg, recorder, req.meta, req.budget)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: BLE001 - the user's constructor failed
@@ -313,7 +320,8 @@ def _build(req: LoadRequest, module: types.ModuleType, name: str, obj: Any,
     return _Candidate(name, model, line, obj if inspect.isclass(obj) else None)
 
 
-def _construct(obj: Any, cfg: TargetConfig, recorder: SiteRecorder, meta: bool) -> Any:
+def _construct(obj: Any, cfg: TargetConfig, recorder: SiteRecorder, meta: bool,
+               budget: int | None = None) -> Any:
     """Size the model on the meta device first; build it for real only if it fits the budget
     (a 70B-parameter config never touches RAM)."""
     probe = None
@@ -323,7 +331,7 @@ def _construct(obj: Any, cfg: TargetConfig, recorder: SiteRecorder, meta: bool) 
     except Exception:  # noqa: BLE001 - some constructors need real tensors: build for real
         if meta:
             raise
-    if isinstance(probe, nn.Module) and (meta or _param_bytes(probe) > memory_budget()):
+    if isinstance(probe, nn.Module) and (meta or _param_bytes(probe) > memory_budget(budget)):
         return probe
     with recorder, user_code():
         return obj(*cfg.args, **cfg.kwargs)

@@ -1,26 +1,33 @@
-"""Runs the stages in order for each file and target; the only place that knows their order."""
+"""Runs the stages in order over the files of a run; the only place that knows their order.
+
+The parent process never imports torch or the user's code: it walks the paths, applies the
+static pre-filter, and hands every file that must be imported to a worker (gradlint/pool.py),
+which runs load -> trace -> estimate -> rules (gradlint/analyse.py) and sends the reports back.
+"""
 
 from __future__ import annotations
 
 import os
-import time
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from gradlint.config import Config
-from gradlint.engine import is_selected, run_rules
-from gradlint.estimate import estimate_gradients
+from gradlint.engine import is_selected
 from gradlint.files import find_source_files, prefilter_file
-from gradlint.ftypes import Diagnostic, Location, ModelReport, Report, StageError, Target
-from gradlint.load import LoadRequest, load_targets, user_code
-from gradlint.rule import ModelAnalysis
-from gradlint.sources import remember_given_path
-from gradlint.trace import trace_target
+from gradlint.ftypes import Diagnostic, Location, ModelReport, Report
 
 STAGE_NAMES = {"GL900": "syntax-error", "GL903": "trace-failed", "GL905": "worker-failed",
                "GL907": "not-imported"}
+DEFAULT_TIMEOUT = 120.0
+
+
+def default_max_memory(jobs: int = 1) -> int:
+    """A generous share of the machine per worker: 80% of RAM split over the jobs, ≥ 2 GiB."""
+    try:
+        ram = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+    return max(2 << 30, int(ram * 0.8) // max(jobs, 1))
 
 
 @dataclass(frozen=True)
@@ -34,10 +41,22 @@ class Options:
     verify: bool = False
     meta: bool = False
     config: Config = field(default_factory=Config)
+    jobs: int = 1
+    timeout: float = DEFAULT_TIMEOUT  # seconds per file
+    max_memory: int | None = None  # bytes of address space per worker; None: default, 0: none
+
+    @property
+    def memory_limit(self) -> int:
+        return default_max_memory(self.jobs) if self.max_memory is None else self.max_memory
+
+    @property
+    def memory_budget(self) -> int | None:
+        """Parameter bytes above which models are built on meta: well inside the worker cap."""
+        return self.memory_limit // 4 or None
 
 
-def _stage_diag(code: str, message: str, loc: Location, target: str = "",
-                severity: str = "error") -> Diagnostic:
+def stage_diagnostic(code: str, message: str, loc: Location, target: str = "",
+                     severity: str = "error") -> Diagnostic:
     return Diagnostic(code, STAGE_NAMES[code], severity, message, loc, target)  # type: ignore[arg-type]
 
 
@@ -47,8 +66,18 @@ def split_target(arg: str) -> tuple[str, str | None]:
     return path, (name or None) if sep else None
 
 
+@dataclass(frozen=True)
+class FileJob:
+    """One file a worker must import, with the targets named for it (empty: discover)."""
+
+    path: str
+    names: tuple[str, ...]
+
+
 def check_paths(args: Sequence[str], options: Options) -> tuple[Report, list[str]]:
-    """Lint files and directories; returns the report and the paths that do not exist."""
+    """Lint files and directories; returns the report and the paths that do not exist.
+
+    Files are reported in path order, whatever order the workers finish in."""
     named: dict[str, list[str]] = {}
     plain: list[str] = []
     for arg in args:
@@ -65,12 +94,21 @@ def check_paths(args: Sequence[str], options: Options) -> tuple[Report, list[str
             order.append((path, tuple(names)))
         else:
             missing.append(path)
+    order.sort(key=lambda item: item[0])
+    results: list[tuple[list[ModelReport], list[Diagnostic]] | FileJob] = [
+        plan_file(path, names, options) for path, names in order]
+    jobs = [r for r in results if isinstance(r, FileJob)]
+    if jobs:
+        from gradlint.pool import run_jobs
+
+        done = iter(run_jobs(jobs, options))
+        results = [next(done) if isinstance(r, FileJob) else r for r in results]
     models: list[ModelReport] = []
     diags: list[Diagnostic] = []
-    for path, wanted in order:
-        file_models, file_diags = check_file(path, wanted, options)
-        models.extend(file_models)
-        diags.extend(file_diags)
+    for result in results:
+        assert not isinstance(result, FileJob)
+        models.extend(result[0])
+        diags.extend(result[1])
     return Report(tuple(models), tuple(diags)), missing
 
 
@@ -81,68 +119,26 @@ def _configured_names(path: str, config: Config) -> tuple[str, ...]:
                  if os.path.abspath(os.path.join(base, key.partition("::")[0])) == here)
 
 
-def check_file(path: str, names: tuple[str, ...], options: Options
-               ) -> tuple[list[ModelReport], list[Diagnostic]]:
-    """All targets of one file; a failure here never stops the other files."""
-    remember_given_path(path)
+def plan_file(path: str, names: tuple[str, ...], options: Options
+              ) -> tuple[list[ModelReport], list[Diagnostic]] | FileJob:
+    """What the static pre-filter decides without running the file: a result, or a job."""
     names = names or _configured_names(path, options.config)
     verdict = prefilter_file(path)
     if verdict.verdict == "syntax-error":
-        return [], [_stage_diag("GL900", f"syntax error: {verdict.reason}",
-                                Location(path, verdict.line, verdict.col))]
+        return [], [stage_diagnostic("GL900", f"syntax error: {verdict.reason}",
+                                     Location(path, verdict.line, verdict.col))]
     if not names:
         if verdict.verdict == "no-model":
             return [], []
         if verdict.verdict == "does-work":
-            return [], [_stage_diag(
+            return [], [stage_diagnostic(
                 "GL907", f"not imported: {verdict.reason}; put that code under "
                 "`if __name__ == \"__main__\":` or name a target (file.py::Model)",
                 Location(path, verdict.line, verdict.col), severity="info")]
-    loaded = load_targets(LoadRequest(path, names, options.config.targets, options.inputs,
-                                      options.meta))
-    if isinstance(loaded, Diagnostic):
-        return [], [loaded]
-    reports = [check_target(t, options) if isinstance(t, Target) else t for t in loaded]
-    return reports, []
+    return FileJob(path, names)
 
 
-def check_target(target: Target, options: Options) -> ModelReport:
-    """trace -> estimate -> rules for one built model."""
-    start = time.perf_counter()
-    name = target.name.rpartition("::")[2]
-    base: dict[str, Any] = {"target": target.name, "name": name, "file": target.file,
-                            "line": target.line}
-    try:
-        with user_code():  # forward() may print: keep our stdout for the report
-            graph = trace_target(target)
-        estimate = estimate_gradients(graph)
-        analysis = ModelAnalysis(target.name, estimate, options.threshold)
-        diags = run_rules(analysis, options.select, options.ignore)
-    except StageError as err:
-        loc = err.location or Location(target.file, target.line)
-        return ModelReport(**base, status="failed", seconds=time.perf_counter() - start,
-                           diagnostics=(_stage_diag(err.code, err.message, loc, target.name),))
-    except Exception as exc:  # noqa: BLE001 - a gradlint bug must not stop the other targets
-        detail = traceback.format_exc() if options.debug else f"{type(exc).__name__}: {exc}"
-        return ModelReport(**base, status="failed", seconds=time.perf_counter() - start,
-                           diagnostics=(_stage_diag(
-                               "GL905", f"gradlint failed while analysing {name}: {detail}; "
-                               "please report this", Location(target.file, target.line),
-                               target.name),))
-    seconds = time.perf_counter() - start  # the lint itself; verification is extra
-    verification = None
-    if options.verify:
-        from gradlint.verify import verify_model
-
-        with user_code():
-            verification = verify_model(target.model, graph.inputs,  # type: ignore[arg-type]
-                                        estimate.layers)
-    return ModelReport(**base, status="ok", tracer=graph.tracer, init=graph.init,
-                       seconds=seconds, layers=estimate.layers,
-                       diagnostics=tuple(sorted(diags, key=_diag_order)), verify=verification)
-
-
-def _diag_order(d: Diagnostic) -> tuple[str, int, int, str]:
+def diagnostic_order(d: Diagnostic) -> tuple[str, int, int, str]:
     return (d.location.file, d.location.line, d.location.col, d.code)
 
 
@@ -153,15 +149,11 @@ def selected(report: Report, options: Options) -> list[Diagnostic]:
 
     every = list(report.diagnostics) + [d for m in report.models for d in m.diagnostics]
     chosen = [d for d in every if is_selected(d.code, options.select, options.ignore)]
-    return sorted(suppress(report, chosen, options.select, options.ignore), key=_diag_order)
+    return sorted(suppress(report, chosen, options.select, options.ignore), key=diagnostic_order)
 
 
-def check_model(model: Any, inputs: Any = None, threshold: float = 1e-2) -> ModelReport:
-    """The Python API: lint a model object you already built (no file loading)."""
-    import torch
+def check_model(model: object, inputs: object = None, threshold: float = 1e-2) -> ModelReport:
+    """The Python API, in-process (no file loading); see gradlint/analyse.py."""
+    from gradlint.analyse import check_model as run
 
-    if isinstance(inputs, torch.Tensor):
-        inputs = (inputs,)
-    target = Target(f"<model>::{type(model).__name__}", model, "<model>", 1,
-                    tuple(inputs) if inputs is not None else None)
-    return check_target(target, Options(threshold=threshold))
+    return run(model, inputs=inputs, threshold=threshold)

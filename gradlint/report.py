@@ -89,6 +89,12 @@ def model_json(m: ModelReport) -> dict[str, Any]:
     return out
 
 
+def failed_files(report: Report) -> int:
+    """Files that could not be checked at all (syntax, import, worker crash or timeout)."""
+    return len({d.location.file for d in report.diagnostics
+                if d.code.startswith("GL9") and d.severity == "error"})
+
+
 def to_json(report: Report, diagnostics: Sequence[Diagnostic]) -> str:
     failed = sum(1 for m in report.models if m.status == "failed")
     doc = {
@@ -96,7 +102,8 @@ def to_json(report: Report, diagnostics: Sequence[Diagnostic]) -> str:
         "gradlint": __version__,
         "summary": {"targets": len(report.models),
                     "checked": sum(1 for m in report.models if m.status == "ok"),
-                    "failed": failed, "diagnostics": len(diagnostics)},
+                    "failed": failed, "files_failed": failed_files(report),
+                    "diagnostics": len(diagnostics)},
         "models": [model_json(m) for m in report.models],
         "diagnostics": [diagnostic_json(d) for d in diagnostics],
     }
@@ -202,5 +209,7 @@ def summary_line(report: Report, diagnostics: Sequence[Diagnostic]) -> str:
     checked = sum(1 for m in report.models if m.status == "ok")
     parts = [f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n]
     found = ", ".join(parts) if parts else "no problems"
-    tail = f"; {failed} could not be checked" if failed else ""
+    lost = [f"{n} {what}{'s' if n != 1 else ''}" for n, what in
+            ((failed, "model"), (failed_files(report), "file")) if n]
+    tail = f"; {' and '.join(lost)} could not be checked" if lost else ""
     return f"gradlint: {found} in {checked} checked model{'s' if checked != 1 else ''}{tail}."

@@ -39,17 +39,15 @@ def test_meta_flag_lints_a_llama_config_end_to_end(tmp_path: Path, run_gradlint)
                if layer["module"] != "lm_head")
 
 
-def test_a_model_over_the_memory_budget_is_built_on_meta(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_model_over_the_memory_budget_is_built_on_meta(tmp_path: Path) -> None:
     (tmp_path / "wide.py").write_text(
         "import torch.nn as nn\n\n\nclass Wide(nn.Module):\n    def __init__(self):\n"
         "        super().__init__()\n        self.fc = nn.Linear(4096, 4096)\n\n"
         "    def forward(self, x):\n        return self.fc(x)\n")
-    monkeypatch.setattr("gradlint.load.memory_budget", lambda: 1 << 20)  # 1 MiB
-    (target,) = load_targets(LoadRequest(str(tmp_path / "wide.py")))
+    path = str(tmp_path / "wide.py")  # 64 MiB of parameters
+    (target,) = load_targets(LoadRequest(path, budget=1 << 20))  # 1 MiB
     assert next(target.model.parameters()).device.type == "meta"  # type: ignore[union-attr]
-    monkeypatch.setattr("gradlint.load.memory_budget", lambda: 1 << 40)
-    (target,) = load_targets(LoadRequest(str(tmp_path / "wide.py")))
+    (target,) = load_targets(LoadRequest(path, budget=1 << 40))  # capped at a quarter of RAM
     assert next(target.model.parameters()).device.type == "cpu"  # type: ignore[union-attr]
 
 
