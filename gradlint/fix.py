@@ -71,11 +71,12 @@ def _through(start: int, graph: LayerGraph, users: list[list[int]]) -> Iterable[
             stack.extend(users[u])
 
 
-def _is_weight(node: GraphNode, nodes: Sequence[GraphNode]) -> bool:
+def _weights(nodes: Sequence[GraphNode]) -> list[bool]:
+    """Weight layers, including ``x @ W`` with a parameter ``W``."""
     from gradlint.catalogue import WEIGHT_KINDS, spec
 
-    return spec(node.op).kind in WEIGHT_KINDS or (
-        node.op == "matmul" and any(nodes[i].op == "param" for i in node.inputs))
+    return [spec(n.op).kind in WEIGHT_KINDS or (
+        n.op == "matmul" and any(nodes[i].op == "param" for i in n.inputs)) for n in nodes]
 
 
 def _is_gate(start: int, nodes: Sequence[GraphNode], users: list[list[int]]) -> bool:
@@ -114,11 +115,12 @@ def fixable_sites(graph: LayerGraph) -> dict[tuple[str, int, int], bool]:
     nodes, users = graph.nodes, graph.consumers()
     # free[i]: the value of i reaches the output (or another returned/unused tensor) through
     # no weight layer, so changing an activation there changes what the model outputs
+    weight = _weights(nodes)
     free = [False] * len(nodes)
     for node in reversed(nodes):
         i = node.index
         free[i] = i == graph.output or not users[i] or any(
-            free[u] and not _is_weight(nodes[u], nodes) for u in users[i])
+            free[u] and not weight[u] for u in users[i])
     ok: dict[tuple[str, int, int], bool] = {}
     ops: dict[tuple[str, int, int], set[str]] = {}
     for node in nodes:
