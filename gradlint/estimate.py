@@ -95,16 +95,19 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
             log_r[p] = _logaddexp(log_r[p], log_r[c] + g)
 
     # GL101's per-layer factors compare the weight gradients of consecutive weight layers
+    centred = _batch_centred(graph)
     weight_grad = [NEG_INF] * n
     for node in nodes:
         if spec(node.op).kind in WEIGHT_KINDS and node.params and node.inputs:
             main = node.param("weight") or node.params[0]
+            x = moments[node.inputs[0]]
             weight_grad[node.index] = _call_grad_sq(
-                node, main, False, moments[node.inputs[0]], log_r[node.index]) / LN10
+                node, main, False, _centred(x) if node.index in centred else x,
+                log_r[node.index]) / LN10
     paths = analyse_paths(graph, log_r, contrib, gates, weight_grad)
     spread = [max((nodes[c].numel_per_example for c, _ in contrib[i]), default=1)
               / max(nodes[i].numel_per_example, 1) for i in range(n)]
-    layers = _layer_estimates(graph, moments, log_r, paths, spread, weight_grad)
+    layers = _layer_estimates(graph, moments, log_r, paths, spread, weight_grad, centred)
     unknown = tuple(node for node in nodes if spec(node.op).kind == "opaque")
     return GraphEstimate(graph, tuple(moments), tuple(log_r), tuple(paths), layers, unknown,
                          tuple(s.log_gains for s in steps))
@@ -147,6 +150,35 @@ def _call_grad_sq(node: GraphNode, main: ParamStats | None, out_proj: bool, x: M
     return lr + math.log(m * p_in)
 
 
+def _batch_centred(graph: LayerGraph) -> set[int]:
+    """Weight layers whose output feeds only BatchNorm (through views). In training,
+    BatchNorm's input gradient sums to zero over the batch, so the weight gradient
+    sum_b delta_b x_b^T sees only the input's spread around its batch mean (P - S), not P:
+    behind a sigmoid (mean 0.5) that is ~7x less in mean square."""
+    nodes = graph.nodes
+    users = graph.consumers()
+    out: set[int] = set()
+    for node in nodes:
+        if spec(node.op).kind not in ("linear", "conv", "conv_transpose"):
+            continue
+        stack, ok = [node.index], True
+        while stack and ok:
+            us = users[stack.pop()]
+            ok = bool(us)
+            for c in us:
+                if spec(nodes[c].op).kind == "passthrough":
+                    stack.append(c)
+                elif nodes[c].op != "batch_norm":
+                    ok = False
+        if ok:
+            out.add(node.index)
+    return out
+
+
+def _centred(x: Moments) -> Moments:
+    return Moments(0.0, max(x.second - x.shared, 0.0), 0.0)
+
+
 def _negative_part(graph: LayerGraph, i: int, moments: list[Moments]) -> Moments:
     """PReLU's slope sees only its negative inputs: E[x^2; x < 0] as the second moment, taken
     through the activation that produced x when there is one (exactly 0 behind ReLU, sigmoid,
@@ -169,8 +201,8 @@ def _main_param(owner: ModuleInfo) -> ParamStats | None:
 
 
 def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[float],
-                     paths: list[PathState], spread: list[float], weight_grad: list[float]
-                     ) -> tuple[LayerEstimate, ...]:
+                     paths: list[PathState], spread: list[float], weight_grad: list[float],
+                     centred: set[int]) -> tuple[LayerEstimate, ...]:
     def paths_value(i: int) -> float:  # a non-weight layer closes no factor of its own
         return weight_grad[i] if weight_grad[i] > NEG_INF else NEG_INF
 
@@ -205,6 +237,8 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
             x = moments[node.inputs[0]] if node.inputs else Moments(0.0, 1.0, 0.0)
             if spec(node.op).kind == "elementwise" and node.inputs:  # PReLU's slope
                 x = _negative_part(graph, node.inputs[0], moments)
+            elif i in centred:
+                x = _centred(x)
             total = _logaddexp(total, _grad_sq(node, owner, x, log_r[i]))
         main = _main_param(owner)
         direct = uses.get(main.name, []) if main is not None else []
