@@ -29,6 +29,7 @@ def analyse_file(path: str, names: tuple[str, ...], options: Options,
     others. ``progress`` hears what is about to run (a worker tells its parent, so a crash
     can be reported at the model it happened in)."""
     remember_given_path(path)
+    seed_everything()  # the same file gives the same report, run after run
     if progress:
         progress("importing and building the models", Location(path, 1))
     loaded = load_targets(LoadRequest(path, names, options.config.targets, options.inputs,
@@ -42,6 +43,19 @@ def analyse_file(path: str, names: tuple[str, ...], options: Options,
                      Location(t.file, t.line))
         reports.append(check_target(t, options) if isinstance(t, Target) else t)
     return reports, []
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Fix the random init of models built from a file (python, torch; numpy if loaded)."""
+    import random
+    import sys
+
+    import torch
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed(seed)
 
 
 def check_target(target: Target, options: Options) -> ModelReport:

@@ -99,7 +99,8 @@ def _walk(root: str, patterns: Sequence[str]) -> Iterator[str]:
         dirnames[:] = keep
         for name in sorted(filenames):
             full = os.path.join(dirpath, name)
-            if name.endswith(".py") and not _excluded(os.path.relpath(full, root), full, patterns):
+            if (name.endswith(".py") and os.path.isfile(full)  # not a dangling symlink
+                    and not _excluded(os.path.relpath(full, root), full, patterns)):
                 yield full
 
 
@@ -114,18 +115,23 @@ def find_source_files(paths: Sequence[str], exclude: Sequence[str] = ()
     patterns = [p.rstrip("/").removeprefix("./") for p in exclude if p.strip("/")]
     found: dict[str, SourceFile] = {}
     missing: list[str] = []
-    for given in paths:
-        if os.path.isdir(given):
+    for given in paths:  # keyed by the real path: a symlinked file is checked once
+        if os.path.isdir(given):  # symlinked folders are not followed (no cycles)
             for path in _walk(given, patterns):
-                found.setdefault(os.path.normcase(os.path.abspath(path)), SourceFile(path, False))
+                found.setdefault(os.path.normcase(os.path.realpath(path)),
+                                 SourceFile(path, False))
         elif os.path.isfile(given):
             if given.endswith(".py"):  # explicit wins over the same file found by walking
-                found[os.path.normcase(os.path.abspath(given))] = SourceFile(given, True)
+                found[os.path.normcase(os.path.realpath(given))] = SourceFile(given, True)
         elif given not in missing:
             missing.append(given)
-    files = sorted(found.values(),
-                   key=lambda f: (os.path.normpath(f.path).split(os.sep), f.path))
+    files = sorted(found.values(), key=lambda f: path_order(f.path))
     return files, missing
+
+
+def path_order(path: str) -> tuple[list[str], str]:
+    """Folder by folder, so ``a/z.py`` comes before ``a/b/c.py``'s siblings deterministically."""
+    return os.path.normpath(path).split(os.sep), path
 
 
 # ---------------------------------------------------------------------------- the pre-filter

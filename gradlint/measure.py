@@ -9,6 +9,7 @@ sum_b <g_b, y_b> / sqrt(B) is used instead, which has the same scale for indepen
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -24,6 +25,8 @@ def primary_tensor(out: Any) -> torch.Tensor:
     logits, else last_hidden_state, else first tensor."""
     if isinstance(out, torch.Tensor):
         return out
+    if dataclasses.is_dataclass(out) and not isinstance(out, type):
+        out = {f.name: getattr(out, f.name) for f in dataclasses.fields(out)}
     if isinstance(out, dict) or hasattr(out, "keys"):
         for k in ("logits", "last_hidden_state"):
             if k in out and isinstance(out[k], torch.Tensor):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from gradlint.config import Config
 from gradlint.engine import is_selected
-from gradlint.files import find_source_files, prefilter_file
+from gradlint.files import find_source_files, path_order, prefilter_file
 from gradlint.ftypes import Diagnostic, Location, ModelReport, Report
 
 STAGE_NAMES = {"GL900": "syntax-error", "GL903": "trace-failed", "GL905": "worker-failed",
@@ -94,7 +94,7 @@ def check_paths(args: Sequence[str], options: Options) -> tuple[Report, list[str
             order.append((path, tuple(names)))
         else:
             missing.append(path)
-    order.sort(key=lambda item: item[0])
+    order.sort(key=lambda item: path_order(item[0]))
     results: list[tuple[list[ModelReport], list[Diagnostic]] | FileJob] = [
         plan_file(path, names, options) for path, names in order]
     jobs = [r for r in results if isinstance(r, FileJob)]
