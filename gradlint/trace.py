@@ -74,6 +74,8 @@ def trace_target(target: Target) -> LayerGraph:
     try:
         graph = tracer.trace(model, concrete_args=concrete or None)
     except Exception as exc:  # noqa: BLE001 - any failure in user code is a diagnostic
+        if "not installed as a submodule" in str(exc):
+            _unregistered_modules(model, exc)
         return _export_fallback(target, model, exc, stats, default_init)
     gm = fx.GraphModule(tracer.root, graph)
     inputs = target.inputs if target.inputs is not None else infer_inputs(model, gm)
@@ -99,9 +101,27 @@ def trace_target(target: Target) -> LayerGraph:
                          loc or exception_site(cause)) from None
     finally:
         model.train(was_training)
-        if "not installed as a submodule" in str(exc):
-            _unregistered_modules(model, exc)
     return _to_layer_graph(target, gm, specs, stats, default_init)
+
+
+def _unregistered_modules(model: nn.Module, exc: BaseException) -> None:
+    """Layers kept in a plain list/dict are invisible to ``parameters()`` and so to the
+    optimizer: a real bug, reported as such rather than traced around."""
+    for name, mod in model.named_modules():
+        for attr, value in vars(mod).items():
+            if attr == "_modules":
+                continue  # the registered ones
+            items = value.values() if isinstance(value, dict) else value
+            if isinstance(value, (list, tuple, dict)) and any(
+                    isinstance(v, nn.Module) for v in items):
+                kinds = sorted({type(v).__name__ for v in items if isinstance(v, nn.Module)})
+                holder = "self." + (f"{name}.{attr}" if name else attr)
+                wrapper = "nn.ModuleDict" if isinstance(value, dict) else "nn.ModuleList"
+                raise StageError(
+                    "GL903", f"{type(model).__name__} calls layers kept in a plain "
+                    f"{type(value).__name__} ({holder}: {', '.join(kinds)}); they are not "
+                    "registered submodules, so model.parameters() and your optimizer never see "
+                    f"their weights: wrap it in {wrapper}", exception_site(exc))
 
 
 def _export_fallback(target: Target, model: nn.Module, fx_error: BaseException,
@@ -129,26 +149,6 @@ def _export_fallback(target: Target, model: nn.Module, fx_error: BaseException,
         raise StageError("GL903", f"torch.fx could not trace {type(model).__name__} ({why}); "
                          f"{err.message}{guessed}; rewrite the data-dependent control flow in "
                          "forward() or lint the submodules separately",
-def _unregistered_modules(model: nn.Module, exc: BaseException) -> None:
-    """Layers kept in a plain list/dict are invisible to ``parameters()`` and so to the
-    optimizer: a real bug, reported as such rather than traced around."""
-    for name, mod in model.named_modules():
-        for attr, value in vars(mod).items():
-            if attr == "_modules":
-                continue  # the registered ones
-            items = value.values() if isinstance(value, dict) else value
-            if isinstance(value, (list, tuple, dict)) and any(
-                    isinstance(v, nn.Module) for v in items):
-                kinds = sorted({type(v).__name__ for v in items if isinstance(v, nn.Module)})
-                holder = "self." + (f"{name}.{attr}" if name else attr)
-                wrapper = "nn.ModuleDict" if isinstance(value, dict) else "nn.ModuleList"
-                raise StageError(
-                    "GL903", f"{type(model).__name__} calls layers kept in a plain "
-                    f"{type(value).__name__} ({holder}: {', '.join(kinds)}); they are not "
-                    "registered submodules, so model.parameters() and your optimizer never see "
-                    f"their weights: wrap it in {wrapper}", exception_site(exc))
-
-
                          where or err.location) from None
     finally:
         model.train(was_training)
@@ -472,6 +472,9 @@ class _Converter:
     def primary_output(self, n: fx.Node) -> int:
         out = n.args[0]
         key = self.target.output_key
+        if isinstance(out, fx.Node) and out.op == "call_function" and isinstance(
+                out.target, type) and dataclasses.is_dataclass(out.target):
+            out = dict(out.kwargs)  # fx records a returned dataclass as a call with its fields
         if isinstance(out, dict):
             for k in ([key] if key else []) + ["logits", "last_hidden_state"]:
                 if k in out and isinstance(out[k], fx.Node) and out[k] in self.index:
@@ -503,9 +506,6 @@ def _to_layer_graph(target: Target, gm: fx.GraphModule, inputs: tuple[InputSpec,
     assert isinstance(model, nn.Module)
     return LayerGraph(name=target.name, nodes=tuple(conv.nodes), output=output, tracer="fx",
                       owners=owners_of(model, target.sites, stats), inputs=inputs,
-        if isinstance(out, fx.Node) and out.op == "call_function" and isinstance(
-                out.target, type) and dataclasses.is_dataclass(out.target):
-            out = dict(out.kwargs)  # fx records a returned dataclass as a call with its fields
                       init="default" if default_init else "actual")
 
 
