@@ -1,0 +1,13 @@
+"""GL905 worker-failed: emitted by the worker pool (gradlint/pool.py), not by an estimate."""
+
+from __future__ import annotations
+
+from gradlint.rule import Rule
+
+
+class WorkerFailed(Rule):
+    code = "GL905"
+    name = "worker-failed"
+    severity = "error"
+    summary = "The file's worker crashed, timed out, ran out of memory or was ended by user code."
+    stage = True
