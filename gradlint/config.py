@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,10 +36,20 @@ class Config:
     exclude: tuple[str, ...] = ()
     targets: dict[str, TargetConfig] = field(default_factory=dict)
     path: str | None = None
+    # (glob, code prefixes) in file order; globs are relative to the pyproject's folder
+    per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    extend_rules: tuple[str, ...] = ()  # absolute paths of extra rule folders
+
+    @property
+    def base(self) -> str:
+        """The folder relative paths in the configuration start from."""
+        return os.path.dirname(self.path) if self.path else os.getcwd()
 
 
-_KEYS = {"select", "ignore", "threshold", "exclude", "targets"}
+_KEYS = {"select", "ignore", "threshold", "exclude", "targets", "per-file-ignores",
+         "extend-rules"}
 _TARGET_KEYS = {"args", "kwargs", "inputs", "output"}
+_CODE = re.compile(r"[A-Z]+[0-9]*")
 
 
 def find_pyproject(start: str) -> str | None:
@@ -61,6 +72,57 @@ def _strings(v: Any, key: str, path: str) -> tuple[str, ...]:
     return tuple(v)
 
 
+def _per_file_ignores(v: Any, path: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``{"tests/*" = ["GL101"]}``: a table of glob -> rule codes or prefixes."""
+    key = "[tool.gradlint] per-file-ignores"
+    if not isinstance(v, dict):
+        raise ConfigError(f'{path}: {key} must be a table of glob = [codes], e.g. '
+                          '{"tests/*" = ["GL101"]}')
+    out = []
+    for pattern, codes in v.items():
+        if not pattern.strip() or pattern.strip() == "!":
+            raise ConfigError(f"{path}: {key} has an empty glob")
+        found = _strings(codes, f"per-file-ignores {pattern!r}", path)
+        bad = [c for c in found if not _CODE.fullmatch(c.strip().upper())]
+        if bad or not found:
+            raise ConfigError(f"{path}: {key} {pattern!r}: {bad[0] if bad else '[]'!r} is not "
+                              "a rule code or prefix (e.g. GL101 or GL1)")
+        out.append((pattern.strip(), tuple(c.strip().upper() for c in found)))
+    return tuple(out)
+
+
+def _extend_rules(v: Any, path: str) -> tuple[str, ...]:
+    """Extra rule folders, relative to the pyproject's folder; each must exist."""
+    base = os.path.dirname(path)
+    out = []
+    for folder in _strings(v, "extend-rules", path):
+        full = os.path.normpath(os.path.join(base, os.path.expanduser(folder)))
+        if not os.path.isdir(full):
+            raise ConfigError(f"{path}: [tool.gradlint] extend-rules: {folder!r} is not a "
+                              f"folder ({full})")
+        out.append(full)
+    return tuple(out)
+
+
+def _target(name: str, spec: Any, path: str) -> TargetConfig:
+    where = f"[tool.gradlint.targets] {name!r}"
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{path}: {where} must be a table")
+    bad = sorted(set(spec) - _TARGET_KEYS)
+    if bad:
+        raise ConfigError(f"{path}: unknown key {bad[0]!r} in {where}; "
+                          f"known keys: {', '.join(sorted(_TARGET_KEYS))}")
+    if not isinstance(spec.get("args", []), list):
+        raise ConfigError(f"{path}: {where} args must be a list")
+    if not isinstance(spec.get("kwargs", {}), dict):
+        raise ConfigError(f"{path}: {where} kwargs must be a table")
+    if not isinstance(spec.get("output", ""), str):
+        raise ConfigError(f"{path}: {where} output must be a string")
+    return TargetConfig(tuple(spec.get("args", ())), dict(spec.get("kwargs", {})),
+                        _strings(spec.get("inputs", []), f"targets {name!r} inputs", path),
+                        spec.get("output"))
+
+
 def load_config(start: str = ".") -> Config:
     path = find_pyproject(start)
     if path is None:
@@ -73,6 +135,8 @@ def load_config(start: str = ".") -> Config:
     section = data.get("tool", {}).get("gradlint")
     if section is None:
         return Config(path=path)
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [tool.gradlint] must be a table")
     unknown = sorted(set(section) - _KEYS)
     if unknown:
         raise ConfigError(f"{path}: unknown key [tool.gradlint] {unknown[0]!r}; "
@@ -80,17 +144,13 @@ def load_config(start: str = ".") -> Config:
     threshold = section.get("threshold", 1e-2)
     if not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
         raise ConfigError(f"{path}: [tool.gradlint] threshold must be a number in (0, 1)")
-    targets: dict[str, TargetConfig] = {}
-    for name, spec in section.get("targets", {}).items():
-        if not isinstance(spec, dict):
-            raise ConfigError(f"{path}: [tool.gradlint.targets] {name!r} must be a table")
-        bad = sorted(set(spec) - _TARGET_KEYS)
-        if bad:
-            raise ConfigError(f"{path}: unknown key {bad[0]!r} in [tool.gradlint.targets] "
-                              f"{name!r}; known keys: {', '.join(sorted(_TARGET_KEYS))}")
-        targets[name] = TargetConfig(tuple(spec.get("args", ())), dict(spec.get("kwargs", {})),
-                                     _strings(spec.get("inputs", []), "inputs", path),
-                                     spec.get("output"))
+    table = section.get("targets", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.gradlint] targets must be a table of "
+                          '"file.py::Model" = {kwargs = ..., inputs = [...]}')
+    targets = {name: _target(name, spec, path) for name, spec in table.items()}
     return Config(_strings(section.get("select", []), "select", path),
                   _strings(section.get("ignore", []), "ignore", path), float(threshold),
-                  _strings(section.get("exclude", []), "exclude", path), targets, path)
+                  _strings(section.get("exclude", []), "exclude", path), targets, path,
+                  _per_file_ignores(section.get("per-file-ignores", {}), path),
+                  _extend_rules(section.get("extend-rules", []), path))

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import re
 import sys
+import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from gradlint.ftypes import Diagnostic
+from gradlint.config import Config, ConfigError
+from gradlint.ftypes import SEVERITY_RANK, Diagnostic
 from gradlint.rule import ModelAnalysis, Rule
 
 BUILTIN_RULES = Path(__file__).resolve().parent / "rules"
@@ -38,31 +42,97 @@ def _builtin_folder() -> Path:
     return Path(next(iter(pkg.__path__)))
 
 
-def _load_rule(folder: Path) -> Rule:
+class RuleError(Exception):
+    """An extra rule folder gradlint cannot use: a broken check.py or a code already taken."""
+
+
+def _load_rule(folder: Path, custom: bool = False) -> Rule:
+    """The one Rule subclass that ``folder/check.py`` defines. A user's rule (``custom``) gets
+    a module name of its own, and any failure becomes a RuleError that names the file."""
     path = folder / "check.py"
-    name = "gradlint_rule_" + folder.name.replace("-", "_")
+    name = "gradlint_rule_" + re.sub(r"\W", "_", folder.name)
+    if custom:
+        name += "_" + hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:8]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load rule from {path}")
+        raise RuleError(f"{path}: cannot load it as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - a user's broken rule is a config error
+        if not custom:
+            raise
+        sys.modules.pop(name, None)
+        line = next((f.lineno for f in reversed(traceback.extract_tb(exc.__traceback__))
+                     if Path(f.filename) == path), getattr(exc, "lineno", None))
+        raise RuleError(f"{path}{f':{line}' if line else ''}: importing it raised "
+                        f"{type(exc).__name__}: {exc}") from None
     rules = [v for v in vars(module).values()
              if isinstance(v, type) and issubclass(v, Rule) and v is not Rule
-             and getattr(v, "code", None)]
+             and v.__module__ == name and getattr(v, "code", None)]
     if len(rules) != 1:
-        raise ImportError(f"{path} must define exactly one Rule subclass")
-    return rules[0]()
+        raise RuleError(f"{path} must define exactly one Rule subclass with a code "
+                        f"(found {len(rules)})")
+    rule = rules[0]
+    if not isinstance(rule.code, str) or not re.fullmatch(r"[A-Z]+[0-9]+", rule.code):
+        raise RuleError(f"{path}: {rule.__name__}.code must be a code such as GL500")
+    if not isinstance(getattr(rule, "name", None), str) or rule.severity not in SEVERITY_RANK:
+        raise RuleError(f"{path}: {rule.__name__} must set name (a string) and severity "
+                        "(error, warning or info)")
+    return rule()
+
+
+def _rule_folders(root: Path, custom: bool) -> list[Path]:
+    """The ``<CODE>-<name>/`` folders under ``root``; a user may also name one rule folder."""
+    if custom and (root / "check.py").is_file():
+        return [root]
+    folders = sorted(p for p in root.iterdir() if (p / "check.py").is_file())
+    if custom and not folders:
+        raise RuleError(f"{root}: no rule folders in it (expected <CODE>-<name>/check.py)")
+    return folders
+
+
+_EXTRA: tuple[str, ...] = ()  # the run's extra rule folders (use_rule_folders)
+
+
+def use_rule_folders(folders: Sequence[str]) -> tuple[RuleInfo, ...]:
+    """Make every later discovery include ``folders`` (extend-rules); the parent calls it once
+    per run and so does each worker, since rules run there. Raises RuleError."""
+    global _EXTRA
+    infos = discover_rules(tuple(folders))
+    _EXTRA = tuple(folders)
+    return infos
+
+
+def use_config_rules(config: Config) -> None:
+    """``use_rule_folders`` for a configuration, with its errors as ConfigError."""
+    try:
+        use_rule_folders(config.extend_rules)
+    except (RuleError, OSError) as exc:
+        raise ConfigError(f"{config.path}: [tool.gradlint] extend-rules: {exc}") from None
+
+
+def discover_rules(extra: tuple[str, ...] | None = None) -> tuple[RuleInfo, ...]:
+    """Every ``<CODE>-<name>/check.py`` under the built-in folder and the extra folders
+    (default: those of ``use_rule_folders``)."""
+    return _discover(_EXTRA if extra is None else tuple(extra))
 
 
 @lru_cache(maxsize=8)
-def discover_rules(extra: tuple[str, ...] = ()) -> tuple[RuleInfo, ...]:
-    """Every ``<CODE>-<name>/check.py`` under the built-in folder and any extra folders."""
-    roots = [_builtin_folder(), *(Path(p) for p in extra)]
+def _discover(extra: tuple[str, ...]) -> tuple[RuleInfo, ...]:
     found: dict[str, RuleInfo] = {}
-    for root in roots:
-        for folder in sorted(p for p in root.iterdir() if (p / "check.py").is_file()):
-            rule = _load_rule(folder)
+    for folder in _rule_folders(_builtin_folder(), custom=False):
+        rule = _load_rule(folder)
+        found[rule.code] = RuleInfo(rule, folder)
+    for root in extra:
+        for folder in _rule_folders(Path(root), custom=True):
+            rule = _load_rule(folder, custom=True)
+            taken = found.get(rule.code)
+            if taken is not None:
+                kind = "a built-in rule" if taken.folder.parent == _builtin_folder() else "the rule"
+                raise RuleError(f"{folder / 'check.py'}: code {rule.code} is already used by "
+                                f"{kind} in {taken.folder}")
             found[rule.code] = RuleInfo(rule, folder)
     return tuple(sorted(found.values(), key=lambda r: r.rule.code))
 

@@ -143,13 +143,18 @@ def diagnostic_order(d: Diagnostic) -> tuple[str, int, int, str]:
 
 
 def selected(report: Report, options: Options) -> list[Diagnostic]:
-    """Every diagnostic of the run that --select/--ignore keep and no ``# gradlint: ignore``
-    comment suppresses (plus GL100 for stale comments when selected), in file order."""
+    """Every diagnostic of the run that --select/--ignore and per-file-ignores keep and no
+    ``# gradlint: ignore`` comment suppresses (plus GL100 for stale comments when selected),
+    in file order."""
+    from gradlint.perfile import PerFileIgnores
     from gradlint.suppressions import suppress
 
+    per_file = PerFileIgnores(options.config.per_file_ignores, options.config.base)
     every = list(report.diagnostics) + [d for m in report.models for d in m.diagnostics]
-    chosen = [d for d in every if is_selected(d.code, options.select, options.ignore)]
-    return sorted(suppress(report, chosen, options.select, options.ignore), key=diagnostic_order)
+    chosen = [d for d in every if is_selected(d.code, options.select, options.ignore)
+              and not per_file.ignores(d.code, d.location.file)]
+    return sorted(suppress(report, chosen, options.select, options.ignore, per_file),
+                  key=diagnostic_order)
 
 
 def check_model(model: object, inputs: object = None, threshold: float = 1e-2) -> ModelReport:

@@ -22,6 +22,7 @@ from functools import lru_cache
 from itertools import islice
 
 from gradlint.ftypes import Diagnostic, Location, ModelReport, Report
+from gradlint.perfile import PerFileIgnores
 
 UNUSED_CODE = "GL100"
 UNUSED_NAME = "unused-suppression"
@@ -254,9 +255,11 @@ def judged_files(models: Iterable[ModelReport], file_diagnostics: Iterable[Diagn
 
 
 def suppress(report: Report, diagnostics: Iterable[Diagnostic], select: Sequence[str] = (),
-             ignore: Sequence[str] = ()) -> list[Diagnostic]:
+             ignore: Sequence[str] = (), per_file: PerFileIgnores | None = None
+             ) -> list[Diagnostic]:
     """The diagnostics no comment suppresses, plus GL100 for stale comments when it is selected
-    (it is off by default: ``--select GL1,GL9,GL100``)."""
+    (it is off by default: ``--select GL1,GL9,GL100``). A code that ``per-file-ignores`` turns
+    off in a file did not run there: its comments in that file are not judged on it."""
     from gradlint.engine import discover_rules, is_selected
 
     kept, used = apply(diagnostics)
@@ -264,5 +267,10 @@ def suppress(report: Report, diagnostics: Iterable[Diagnostic], select: Sequence
         return kept
     known = [info.rule.code for info in discover_rules()]
     ran = [code for code in known if is_selected(code, select, ignore)]
-    files = judged_files(report.models, report.diagnostics)
-    return kept + unused(files, used, ran, known)
+    stale: list[Diagnostic] = []
+    for path in judged_files(report.models, report.diagnostics):
+        off = per_file.codes_for(path) if per_file else ()
+        if any(UNUSED_CODE.startswith(c) for c in off):
+            continue
+        stale += unused([path], used, [c for c in ran if not c.startswith(off)], known)
+    return kept + stale

@@ -38,11 +38,13 @@ def _reset_capture() -> None:
 def _run(conn: Connection, index: int, path: str, names: tuple[str, ...], options: Any
          ) -> tuple[list[Any], list[Any]]:
     from gradlint.analyse import analyse_file
+    from gradlint.engine import use_config_rules
 
     def progress(what: str, where: Any) -> None:
         conn.send(("progress", index, what, where))
 
     try:
+        use_config_rules(options.config)  # extend-rules: the parent loaded them too
         return analyse_file(path, names, options, progress)
     except MemoryError:
         return [], [_failure(path, "ran out of memory (the worker's limit is "
