@@ -424,3 +424,37 @@ def test_user_prints_never_reach_stdout(tmp_path: Path, run_gradlint: Any) -> No
         assert "hello from import" in proc.stderr and "hello" not in proc.stdout
         if fmt == "json":
             assert model(doc, "noisy.py::Net")["status"] == "ok"
+
+
+TRAIN = HEADER + """
+import pathlib
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(8, 8)
+        self.fc2 = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+model = Model()
+for step in range(3):  # MARK
+    pathlib.Path(__file__).with_name("TRAINED").write_text(str(step))
+"""
+
+
+def test_a_training_script_is_never_started(tmp_path: Path, run_gradlint: Any) -> None:
+    trace = tmp_path / "case" / "TRAINED"
+    for targets in (("case",), ("case/train.py", "case/zz_good.py")):  # walked; named plainly
+        proc, doc = run(tmp_path, run_gradlint, {"train.py": TRAIN}, targets=targets)
+        assert proc.returncode == 0 and codes(doc, "train.py") == ["GL907"]
+        (diag,) = [d for d in doc["diagnostics"] if d["code"] == "GL907"]
+        assert diag["line"] == mark(tmp_path / "case" / "train.py")
+        assert not trace.exists(), "the training loop ran"
+        good_checked(doc)
+    proc, doc = run(tmp_path, run_gradlint, {}, targets=("case/train.py::Model",))
+    assert proc.returncode == 0 and model(doc, "train.py::Model")["status"] == "ok"
+    assert trace.exists()  # a named target imports the file, as documented
