@@ -61,21 +61,23 @@ def main() -> None:
 @click.option("--max-memory", "max_memory", metavar="SIZE", default=None,
               help="Address-space limit per worker, e.g. 8G or 512M; 0 for none "
               "(default: 80%% of RAM split over --jobs).")
+@click.option("--baseline", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Report only findings not in FILE; writes FILE first if it does not exist.")
+@click.option("--update-baseline", "update_baseline", is_flag=True,
+              help="Rewrite the --baseline FILE with the current findings.")
 @click.option("--debug", is_flag=True, help="Show gradlint's own tracebacks.")
 def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ignore: str,
           threshold: float | None, inputs: tuple[str, ...], exit_zero: bool, quiet: bool,
           meta: bool, verify: bool, jobs: int, timeout: float, max_memory: str | None,
           debug: bool, fix: bool = False, diff: bool = False,
-          unsafe_fixes: bool = False) -> None:
+          unsafe_fixes: bool = False, baseline: str | None = None,
+          update_baseline: bool = False) -> None:
     """Check model files and directories (PATH or PATH::Model)."""
     if not paths:
         _usage("no paths given; try `gradlint model.py`")
-    from gradlint.config import ConfigError, load_config
-
-    try:
-        config = load_config(".")
-    except ConfigError as exc:
-        _usage(str(exc))
+    if update_baseline and not baseline:
+        _usage("--update-baseline needs --baseline FILE")
+    config = _project_config()
     if threshold is not None and not 0 < threshold < 1:
         _usage("--threshold must be in (0, 1)")
     from gradlint.load import parse_input
@@ -108,8 +110,10 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ign
         if fix_or_diff(paths, diags, diff, unsafe_fixes):  # files changed: show what remains
             report, missing = check_paths(paths, options)
             diags = selected(report, options)
-        if diff:
-            sys.exit(exit_code(report, diags, exit_zero, bool(missing)))
+    if baseline:
+        diags = _apply_baseline(baseline, report, diags, update_baseline)
+    if diff:
+        sys.exit(exit_code(report, diags, exit_zero, bool(missing)))
     from gradlint.report import to_json, to_text
     from gradlint.term import use_color
 
@@ -170,6 +174,33 @@ def _size(text: str | None) -> int | None:
     return value
 
 
+def _project_config() -> Any:
+    """``[tool.gradlint]`` of the nearest pyproject.toml, its extend-rules loaded (usage error
+    when either is broken)."""
+    from gradlint.config import ConfigError, load_config
+    from gradlint.engine import use_config_rules
+
+    try:
+        config = load_config(".")
+        use_config_rules(config)
+    except ConfigError as exc:
+        _usage(str(exc))
+    return config
+
+
+def _apply_baseline(path: str, report: Any, diags: list[Any], update: bool) -> list[Any]:
+    """The findings not in the baseline (gradlint/baseline.py); the tally goes to stderr."""
+    from gradlint.baseline import BaselineError, apply_baseline
+
+    try:
+        outcome = apply_baseline(path, report, diags, update)
+    except BaselineError as exc:
+        _usage(str(exc))
+        raise
+    click.echo(outcome.summary(path), err=True)
+    return outcome.shown
+
+
 def _codes(text: str) -> tuple[str, ...]:
     return tuple(c.strip().upper() for c in text.split(",") if c.strip())
 
@@ -185,6 +216,8 @@ def _usage(message: str) -> None:
 def rules_cmd(fmt: str) -> None:
     """List the rules: code, name, default severity, summary."""
     from gradlint.engine import discover_rules
+
+    _project_config()  # extend-rules
 
     if fmt == "json":
         import json
@@ -205,6 +238,8 @@ def rules_cmd(fmt: str) -> None:
 def explain_cmd(code: str) -> None:
     """Print a rule's documentation page."""
     from gradlint.engine import rule_by_code
+
+    _project_config()  # extend-rules
 
     info = rule_by_code(code)
     if info is None:
