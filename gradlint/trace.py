@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import sys
+import types
 from typing import Any
 
 import torch
 import torch.fx as fx
 import torch.nn as nn
 from torch.fx.node import map_aggregate
-from torch.fx.passes.shape_prop import TensorMetadata, _extract_tensor_metadata
+from torch.fx.passes.shape_prop import TensorMetadata
 
 from gradlint.catalogue import LEAF_MODULES, function_label, function_op, method_op, module_op
 from gradlint.ftypes import Location, StageError, Target
@@ -31,10 +33,33 @@ class GradTracer(fx.Tracer):
 
     def __init__(self) -> None:
         super().__init__()
-        self.record_stack_traces = True
+        self.record_stack_traces = False  # create_node records them, cheaper (_forward_stack)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return isinstance(m, LEAF_MODULES) or super().is_leaf_module(m, module_qualified_name)
+
+    def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
+        node = super().create_node(*args, **kwargs)
+        if not node.stack_trace:
+            node.stack_trace = _forward_stack(sys._getframe(1))
+        return node
+
+
+def _forward_stack(frame: types.FrameType | None) -> str:
+    """The stack from the outermost ``forward`` in, in fx's ``stack_trace`` format without the
+    source lines (``sources.trace_site`` reads files and lines only). fx's own recording
+    symbolizes a CapturedTraceback, whose first use imports torch._inductor (~1.2-2 s)."""
+    frames: list[tuple[str, int, str]] = []
+    while frame is not None:
+        code = frame.f_code
+        frames.append((code.co_filename, frame.f_lineno, code.co_name))
+        frame = frame.f_back
+    frames.reverse()
+    for i, (_, _, name) in enumerate(frames):
+        if name == "forward":
+            return "\n".join(f'  File "{file}", line {line}, in {func}'
+                             for file, line, func in frames[i:])
+    return ""
 
 
 def owners_of(model: nn.Module, sites: dict[str, tuple[Location | None, Location | None]],
@@ -185,13 +210,19 @@ class _ShapeRecorder(fx.Interpreter):
             nonlocal found
             if isinstance(obj, torch.Tensor):
                 found = True
-                return _extract_tensor_metadata(obj)
+                return _tensor_meta(obj)
             return obj
 
         value = map_aggregate(result, meta)
         if found:
             n.meta["tensor_meta"] = value
         return result
+
+
+def _tensor_meta(t: torch.Tensor) -> TensorMetadata:
+    """Shape and dtype only (the estimate reads shapes): fx's ``_extract_tensor_metadata`` also
+    works out memory formats, whose first use imports sympy (~1 s)."""
+    return TensorMetadata(t.shape, t.dtype, t.requires_grad, (), None, False, {})
 
 
 def _first_line(exc: BaseException) -> str:
