@@ -206,3 +206,15 @@ def negative_second_moment(name: str, attrs: dict[str, Any], mean: float, var: f
     act = ACTIVATIONS[name]
     fx = act.f(mean + math.sqrt(max(var, 0.0)) * _Z, with_defaults(name, attrs))
     return float((_W * torch.where(fx < 0, fx * fx, torch.zeros_like(fx))).sum())
+
+
+def gaussian_curvature(name: str, attrs: dict[str, Any], mean: float, var: float) -> float:
+    """E f''(h) for h ~ N(mean, var), by Gaussian integration by parts: E[f'(h) z] / sd. It
+    measures how a unit's slope rises with its input: 1/sqrt(2 pi var) for ReLU at mean 0, ~0
+    for odd-curved sigmoid/tanh there."""
+    sd = math.sqrt(max(var, 0.0))
+    if sd <= 0.0:
+        return 0.0
+    act = ACTIVATIONS[name]
+    dfx = act.df(mean + sd * _Z, with_defaults(name, attrs))
+    return float((_W * dfx * _Z).sum()) / sd

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from gradlint.activations import negative_second_moment
 from gradlint.catalogue import WEIGHT_KINDS, spec
+from gradlint.coherence import coherent_skips
 from gradlint.ftypes import LayerEstimate
 from gradlint.graph import GraphNode, LayerGraph, ModuleInfo, ParamStats
 from gradlint.moments import Moments, Step, attention_factors, propagate
@@ -82,17 +83,30 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
 
     log_r = [NEG_INF] * n
     log_r[graph.output] = 0.0  # loss <g, y> with g ~ N(0, I): r = 1 at the primary output
+    # log_q: the part of r shared by all units (the gradient's mean across units, squared):
+    # random-level (r / units) except where a residual stream makes it coherent (coherence.py)
+    log_q = [NEG_INF] * n
+    log_q[graph.output] = -math.log(max(nodes[graph.output].numel_per_example, 1))
+    skips = coherent_skips(graph, moments)
     contrib: list[list[tuple[int, float]]] = [[] for _ in range(n)]
     for c in range(n - 1, -1, -1):
         if log_r[c] == NEG_INF:
             continue
+        keeps_q = spec(nodes[c].op).kind in ("add", "passthrough")
+        skip = skips.get(c)
         for slot, p in enumerate(nodes[c].inputs):
             gains = steps[c].log_gains
             g = gains[slot] if slot < len(gains) else 0.0
             if g == NEG_INF:
                 continue
-            contrib[p].append((c, log_r[c] + g))
-            log_r[p] = _logaddexp(log_r[p], log_r[c] + g)
+            r = log_r[c] + g
+            q = log_q[c] + g if keeps_q else r - math.log(max(nodes[p].numel_per_example, 1))
+            if skip is not None and p == skip.skip:
+                extra = log_q[c] + g + math.log(skip.gain)
+                r, q = _logaddexp(r, extra), _logaddexp(q, extra)
+            contrib[p].append((c, r))
+            log_r[p] = _logaddexp(log_r[p], r)
+            log_q[p] = min(_logaddexp(log_q[p], q), log_r[p])
 
     # GL101's per-layer factors compare the weight gradients of consecutive weight layers
     centred = _batch_centred(graph)
