@@ -5,7 +5,11 @@ names and ``nn_module_stack``; lines from each node's ``stack_trace``."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import operator
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -49,7 +53,8 @@ def export_target(target: Target, model: nn.Module, inputs: tuple[Any, ...],
     """Export with ``strict=False`` and convert; failures become GL903 at the user's line."""
     try:
         with torch.no_grad():
-            ep = torch.export.export(model, tuple(inputs), strict=False)
+            with quiet_logs():
+                ep = torch.export.export(model, tuple(inputs), strict=False)
     except Exception as exc:  # noqa: BLE001 - the user's model failed to export
         text = str(exc).strip().splitlines()
         raise StageError("GL903", f"torch.export could not trace {type(model).__name__} either: "
@@ -59,6 +64,18 @@ def export_target(target: Target, model: nn.Module, inputs: tuple[Any, ...],
     output = conv.run(primary_leaf(ep.call_spec.out_spec, target.output_key))
     return LayerGraph(name=target.name, nodes=tuple(conv.nodes), output=output, tracer="export",
                       owners=owners, inputs=specs, init="default" if default_init else "actual")
+
+
+@contextlib.contextmanager
+def quiet_logs() -> Iterator[None]:
+    """torch.export logs and prints a failed guard with the whole graph (dozens of lines on
+    stderr); the failure reaches the user as one GL903/GL904 line instead."""
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def primary_leaf(spec: Any, key: str | None = None) -> int:

@@ -24,6 +24,7 @@ from gradlint.ftypes import Location, StageError, Target
 from gradlint.graph import GraphNode, InputSpec, LayerGraph, ModuleInfo, ParamStats
 from gradlint.init_stats import parameter_stats, tensor_stats
 from gradlint.sources import exception_site, trace_site
+from gradlint.splice import MAX_LEAVES, failing_submodule, record_leaf_inputs, splice_leaf
 
 BATCH = 4  # examples in the shape-propagation batch (BatchNorm needs more than one)
 
@@ -31,12 +32,14 @@ BATCH = 4  # examples in the shape-propagation batch (BatchNorm needs more than 
 class GradTracer(fx.Tracer):
     """fx tracer that records stack traces and keeps RNN/attention modules whole."""
 
-    def __init__(self) -> None:
+    def __init__(self, spliced: set[str] | None = None) -> None:
         super().__init__()
         self.record_stack_traces = False  # create_node records them, cheaper (_forward_stack)
+        self.spliced = spliced or set()  # submodules fx cannot trace: exported alone (splice.py)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return isinstance(m, LEAF_MODULES) or super().is_leaf_module(m, module_qualified_name)
+        return (isinstance(m, LEAF_MODULES) or module_qualified_name in self.spliced
+                or super().is_leaf_module(m, module_qualified_name))
 
     def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
         node = super().create_node(*args, **kwargs)
@@ -95,13 +98,19 @@ def trace_target(target: Target) -> LayerGraph:
     assert isinstance(model, nn.Module)
     stats, default_init = parameter_stats(model)
     concrete = _defaulted_args(model)
-    tracer = GradTracer()
-    try:
-        graph = tracer.trace(model, concrete_args=concrete or None)
-    except Exception as exc:  # noqa: BLE001 - any failure in user code is a diagnostic
-        if "not installed as a submodule" in str(exc):
-            _unregistered_modules(model, exc)
-        return _export_fallback(target, model, exc, stats, default_init)
+    spliced: set[str] = set()
+    while True:
+        tracer = GradTracer(spliced)
+        try:
+            graph = tracer.trace(model, concrete_args=concrete or None)
+            break
+        except Exception as exc:  # noqa: BLE001 - any failure in user code is a diagnostic
+            if "not installed as a submodule" in str(exc):
+                _unregistered_modules(model, exc)
+            block = failing_submodule(model, exc, spliced)
+            if block is None or len(spliced) >= MAX_LEAVES:  # the root's own forward: export
+                return _export_fallback(target, model, exc, stats, default_init)
+            spliced.add(block)
     gm = fx.GraphModule(tracer.root, graph)
     inputs = target.inputs if target.inputs is not None else infer_inputs(model, gm)
     if inputs is None:
@@ -115,7 +124,7 @@ def trace_target(target: Target) -> LayerGraph:
     try:
         with torch.no_grad():
             model.train()
-            _ShapeRecorder(gm).run(*inputs)
+            _ShapeRecorder(gm, spliced).run(*inputs)
     except _NodeFailed as failed:
         cause = failed.cause
         loc, _ = trace_site(failed.node.stack_trace, target.file)
@@ -126,7 +135,7 @@ def trace_target(target: Target) -> LayerGraph:
                          loc or exception_site(cause)) from None
     finally:
         model.train(was_training)
-    return _to_layer_graph(target, gm, specs, stats, default_init)
+    return _to_layer_graph(target, gm, specs, stats, default_init, spliced)
 
 
 def _unregistered_modules(model: nn.Module, exc: BaseException) -> None:
@@ -199,7 +208,13 @@ class _ShapeRecorder(fx.Interpreter):
     """Runs the graph once and writes each tensor's shape beside its node (as fx's ShapeProp,
     but a failure names the node whose user code broke instead of printing a traceback)."""
 
+    def __init__(self, gm: fx.GraphModule, spliced: set[str] | None = None) -> None:
+        super().__init__(gm)
+        self.spliced = spliced or set()
+
     def run_node(self, n: fx.Node) -> Any:
+        if n.op == "call_module" and str(n.target) in self.spliced:
+            record_leaf_inputs(n, *self.fetch_args_kwargs_from_env(n))
         try:
             result = super().run_node(n)
         except Exception as exc:  # noqa: BLE001 - the user's forward raised
@@ -345,13 +360,16 @@ class _Converter:
     """Walks the fx graph once, appending one GraphNode per tensor-producing node."""
 
     def __init__(self, target: Target, gm: fx.GraphModule,
-                 stats: dict[str, ParamStats]) -> None:
+                 stats: dict[str, ParamStats], spliced: set[str] | None = None) -> None:
         self.target = target
+        self.spliced = spliced or set()
         self.gm = gm
         self.stats = stats
         self.modules = dict(gm.named_modules())
         self.nodes: list[GraphNode] = []
         self.index: dict[fx.Node, int] = {}
+        self.spliced_ok: set[str] = set()
+        self.untraceable: dict[str, str] = {}  # spliced blocks export failed on, and why
 
     def add(self, op: str, inputs: tuple[int, ...] = (), **kw: Any) -> int:
         i = len(self.nodes)
@@ -374,7 +392,8 @@ class _Converter:
             if n.op == "output":
                 output = self.primary_output(n)
                 continue
-            if shape is None and n.op != "get_attr":
+            leaf = n.op == "call_module" and str(n.target) in self.spliced
+            if shape is None and n.op != "get_attr" and not leaf:
                 continue  # sizes, flags and other non-tensor values
             if n.op == "placeholder":
                 self.index[n] = self.add("input", shape=shape, label=n.name)
@@ -400,6 +419,16 @@ class _Converter:
     def call_module(self, n: fx.Node, shape: tuple[int, ...] | None) -> None:
         name = str(n.target)
         mod = self.modules[name]
+        if name in self.spliced and "leaf_inputs" in n.meta:
+            ins = tuple(i for a in _flat((n.args, n.kwargs))
+                        if (i := self.operand_only(a)) is not None)
+            out = splice_leaf(self.nodes, ins, name, mod, n.meta["leaf_inputs"], self.target,
+                              self.stats)
+            if isinstance(out, int):
+                self.index[n] = out
+                self.spliced_ok.add(name)
+                return
+            self.untraceable[name] = out
         key, attrs = module_op(mod)
         if hasattr(mod, "eps"):
             attrs["eps"] = float(mod.eps)
@@ -410,6 +439,8 @@ class _Converter:
         ins = tuple(i for a in _flat((n.args, n.kwargs)) if (i := self.operand_only(a)) is not None)
         t = type(mod)
         label = f"nn.{t.__name__}" if t.__module__.startswith("torch.nn") else t.__name__
+        if name in self.untraceable:
+            key, attrs = "opaque", {"untraceable": self.untraceable[name]}
         self.index[n] = self.add(key, ins, attrs=attrs, module=name, module_type=t.__name__,
                                  label=label, params=params, shape=shape, location=loc,
                                  anchor=anchor)
@@ -530,12 +561,14 @@ def _input_specs(inputs: tuple[Any, ...]) -> tuple[InputSpec, ...]:
 
 
 def _to_layer_graph(target: Target, gm: fx.GraphModule, inputs: tuple[InputSpec, ...],
-                    stats: dict[str, ParamStats], default_init: bool) -> LayerGraph:
-    conv = _Converter(target, gm, stats)
+                    stats: dict[str, ParamStats], default_init: bool,
+                    spliced: set[str] | None = None) -> LayerGraph:
+    conv = _Converter(target, gm, stats, spliced)
     output = conv.run()
     model = target.model
     assert isinstance(model, nn.Module)
-    return LayerGraph(name=target.name, nodes=tuple(conv.nodes), output=output, tracer="fx",
+    tracer = "fx+export" if conv.spliced_ok else "fx"  # some blocks exported alone, spliced in
+    return LayerGraph(name=target.name, nodes=tuple(conv.nodes), output=output, tracer=tracer,
                       owners=owners_of(model, target.sites, stats), inputs=inputs,
                       init="default" if default_init else "actual")
 

@@ -24,7 +24,11 @@ class UnknownOp(Rule):
             if key in seen:
                 continue
             seen.add(key)
-            yield self.diagnostic(
-                f"unknown op {node.label} was treated as gain 1; the estimate for the layers "
-                "before it is less certain (confidence: low)", anchor, analysis.target,
-                node.module, related)
+            why = node.attrs.get("untraceable")
+            message = (
+                f"block {node.module} ({node.label}) could be traced neither by torch.fx nor "
+                f"by torch.export ({why}); it was treated as gain 1 and its own layers have "
+                "no estimate, the layers before it are less certain (confidence: low)"
+                if why else f"unknown op {node.label} was treated as gain 1; the estimate for "
+                "the layers before it is less certain (confidence: low)")
+            yield self.diagnostic(message, anchor, analysis.target, node.module, related)
