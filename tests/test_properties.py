@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -55,8 +55,8 @@ ACTS = sorted(k for k in ACTIVATIONS if k != "identity")
 
 @dataclass(frozen=True)
 class Mod:
-    """One entry of the model's ModuleList: ``kind`` and its settings; ``share`` reuses the
-    instance of an earlier entry (registered twice), ``tie`` takes an earlier weight."""
+    """One entry of the model's ModuleList: ``kind`` and its settings; kind ``shared`` reuses
+    the instance of an earlier entry (registered twice), ``tie`` takes an earlier weight."""
 
     kind: str  # linear, conv1d, conv2d, act, layer_norm, batch_norm, shared
     args: tuple[Any, ...] = ()
@@ -79,12 +79,13 @@ class Step:
 
 @dataclass(frozen=True)
 class Arch:
-    in_shape: tuple[int, ...]  # per example
+    """A whole model: input shape per example, modules, plan, init seed, input scale."""
+
+    in_shape: tuple[int, ...]
     mods: tuple[Mod, ...]
     steps: tuple[Step, ...]
     seed: int = 0
     input_scale: float = 1.0
-    meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 def _act_module(name: str, a: dict[str, Any], channels: int) -> nn.Module:
