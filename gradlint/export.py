@@ -6,6 +6,7 @@ names and ``nn_module_stack``; lines from each node's ``stack_trace``."""
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import logging
 import operator
@@ -54,7 +55,8 @@ def export_target(target: Target, model: nn.Module, inputs: tuple[Any, ...],
     try:
         with torch.no_grad():
             with quiet_logs():
-                ep = torch.export.export(model, tuple(inputs), strict=False)
+                ep = torch.export.export(model, tuple(inputs), _no_cache(model, len(inputs)),
+                                         strict=False)
     except Exception as exc:  # noqa: BLE001 - the user's model failed to export
         text = str(exc).strip().splitlines()
         raise StageError("GL903", f"torch.export could not trace {type(model).__name__} either: "
@@ -64,6 +66,18 @@ def export_target(target: Target, model: nn.Module, inputs: tuple[Any, ...],
     output = conv.run(primary_leaf(ep.call_spec.out_spec, target.output_key))
     return LayerGraph(name=target.name, nodes=tuple(conv.nodes), output=output, tracer="export",
                       owners=owners, inputs=specs, init="default" if default_init else "actual")
+
+
+def _no_cache(model: nn.Module, given: int) -> dict[str, Any]:
+    """``use_cache=False`` where forward() takes it (Hugging Face): a key/value cache is
+    inference state that carries no gradient, and torch.export cannot return its object."""
+    try:
+        names = list(inspect.signature(model.forward).parameters)
+    except (TypeError, ValueError):
+        return {}
+    if "use_cache" not in names or names.index("use_cache") < given:
+        return {}
+    return {"use_cache": False}
 
 
 @contextlib.contextmanager

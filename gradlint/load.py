@@ -166,10 +166,21 @@ def _example_inputs(module: types.ModuleType, model: nn.Module, req: LoadRequest
         return None
     if isinstance(value, torch.Tensor):
         return (value,)
-    if isinstance(value, dict):  # keyword inputs, in forward()'s order
-        names = list(inspect.signature(model.forward).parameters)
-        return tuple(value[n] for n in names if n in value)
+    if isinstance(value, dict):  # keyword inputs: by position in forward(), gaps at defaults
+        return _by_position(model, value)
     return tuple(value)
+
+
+def _by_position(model: nn.Module, value: dict[str, Any]) -> tuple[Any, ...]:
+    """``{"input_ids": .., "decoder_input_ids": ..}`` -> forward()'s positional arguments up to
+    the last one given; a parameter in between keeps its default (T5's ``attention_mask``), so
+    no tensor lands in another parameter's place."""
+    params = [p for p in inspect.signature(model.forward).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    last = max((i for i, p in enumerate(params) if p.name in value), default=-1)
+    return tuple(value[p.name] if p.name in value
+                 else None if p.default is inspect.Parameter.empty else p.default
+                 for p in params[:last + 1])
 
 
 @dataclass
