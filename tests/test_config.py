@@ -70,7 +70,7 @@ def deep_copy(repo_root: Path, path: Path, old: str = "", new: str = "") -> Path
 
 def found(proc: Any) -> list[tuple[str, str]]:
     """(file, code) of every diagnostic of a JSON run, files with forward slashes."""
-    assert proc.returncode in (0, 1), proc.stderr
+    assert proc.returncode in (0, 1), proc.stderr + proc.stdout[-2000:]
     return sorted((Path(d["file"]).as_posix().removeprefix("../").removeprefix("./"),
                    d["code"]) for d in json.loads(proc.stdout)["diagnostics"])
 
