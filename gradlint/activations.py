@@ -176,10 +176,54 @@ class GaussianMoments:
     shared: float
 
 
+_MEMO: dict[tuple[Any, ...], GaussianMoments] = {}
+
+
 def gaussian_moments(name: str, attrs: dict[str, Any], mean: float, var: float,
                      shared_var: float = 0.0) -> GaussianMoments:
     """Moments of f(h), h ~ N(mean, var); ``shared_var`` is the part of var shared across the
-    batch (per-unit means), needed only for the batch-shared moment S' that BatchNorm uses."""
+    batch (per-unit means), needed only for the batch-shared moment S' that BatchNorm uses.
+
+    The numbers of ``quadrature_moments``, but fast: remembered (the activations behind
+    normalization layers all see the same input), and by the shortcuts of gradlint.fastmoments
+    where one applies (at init a deep stack would otherwise spend most of its lint here)."""
+    from gradlint.fastmoments import fast_moments  # it reads this module's grids
+
+    a = with_defaults(name, attrs)
+    key = (name, *a.items(), mean, var, shared_var)
+    try:
+        found = _MEMO.get(key)
+    except TypeError:  # an attribute that cannot be a key
+        return quadrature_moments(name, attrs, mean, var, shared_var)
+    if found is None:
+        fast = fast_moments(name, a, mean, var, shared_var)
+        if fast is None:
+            found = quadrature_moments(name, attrs, mean, var, shared_var)
+        else:
+            m1, m2, g2, shared = fast
+            if shared is None:
+                sv = min(max(shared_var, 0.0), max(var, 0.0))
+                shared = _shared_moment(name, a, mean, sv, max(var - sv, 0.0))
+            found = GaussianMoments(m1, m2, g2, shared)
+        if len(_MEMO) >= 4096:
+            _MEMO.clear()
+        _MEMO[key] = found
+    return found
+
+
+def _shared_moment(name: str, a: dict[str, Any], mean: float, sv: float,
+                   inner_var: float) -> float:
+    """S' = E_m[(E_z f(m + z))^2], m ~ N(mean, sv), z ~ N(0, inner_var), on the product grid."""
+    m_nodes = mean + math.sqrt(sv) * _ZO
+    values = ACTIVATIONS[name].f(m_nodes[:, None] + math.sqrt(inner_var) * _ZI[None, :], a)
+    inner = (values * _WI).sum(1)  # not a matmul: BLAS threads spin when the machine is busy
+    return float((_WO * inner * inner).sum())
+
+
+def quadrature_moments(name: str, attrs: dict[str, Any], mean: float, var: float,
+                       shared_var: float = 0.0) -> GaussianMoments:
+    """The reference: ``gaussian_moments`` by quadrature on the fine grid, for every
+    activation."""
     act = ACTIVATIONS[name]
     a = with_defaults(name, attrs)
     sd = math.sqrt(max(var, 0.0))
@@ -193,11 +237,7 @@ def gaussian_moments(name: str, attrs: dict[str, Any], mean: float, var: float,
     sv = min(max(shared_var, 0.0), max(var, 0.0))
     if sv <= 1e-12 * max(var, 1e-30):  # nothing shared beyond the mean: S' = (E f)^2
         return GaussianMoments(m1, m2, g2, m1 * m1)
-    inner_sd = math.sqrt(max(var - sv, 0.0))
-    m_nodes = mean + math.sqrt(sv) * _ZO
-    inner = act.f(m_nodes[:, None] + inner_sd * _ZI[None, :], a) @ _WI
-    shared = float((_WO * inner * inner).sum())
-    return GaussianMoments(m1, m2, g2, shared)
+    return GaussianMoments(m1, m2, g2, _shared_moment(name, a, mean, sv, max(var - sv, 0.0)))
 
 
 def negative_second_moment(name: str, attrs: dict[str, Any], mean: float, var: float) -> float:

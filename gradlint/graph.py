@@ -7,6 +7,7 @@ stages never see torch.fx or ATen details.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from gradlint.ftypes import Location
@@ -22,7 +23,7 @@ class ParamStats:
     mean_sq: float
     requires_grad: bool = True
 
-    @property
+    @cached_property  # asked for per layer and per use; the shape never changes
     def numel(self) -> int:
         n = 1
         for s in self.shape:
@@ -53,7 +54,7 @@ class GraphNode:
     location: Location | None = None
     anchor: Location | None = None
 
-    @property
+    @cached_property  # the estimate asks ~10 times per node
     def numel_per_example(self) -> int:
         if not self.shape:
             return 1

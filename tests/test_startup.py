@@ -1,7 +1,10 @@
-"""`gradlint --version`, `rules` and `explain` answer without importing torch."""
+"""`gradlint --version`, `rules` and `explain` answer without importing torch (issue 7: the
+command must feel instant in a pre-commit hook)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 
@@ -25,3 +28,19 @@ def test_no_torch_at_startup(args: list[str]) -> None:
     run = subprocess.run([sys.executable, "-c", PROBE.format(args=args)], capture_output=True,
                          text=True, check=True)
     assert run.stdout.strip().endswith("torch imported: False"), run.stdout[-300:]
+
+
+@pytest.mark.parametrize("args", [["--version"], ["rules"], ["explain", "GL101"]])
+def test_console_command_imports_no_heavy_module(args: list[str]) -> None:
+    """The installed ``gradlint`` command itself (not only ``cli.main``): Python's own import
+    log (``PYTHONPROFILEIMPORTTIME``) lists neither torch nor libcst (~2 s and ~0.35 s)."""
+    command = shutil.which("gradlint")
+    if command is None:
+        pytest.skip("the gradlint command is not installed")
+    run = subprocess.run([command, *args], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+    imported = {line.rsplit("|", 1)[-1].strip() for line in run.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "click" in imported, run.stderr[-500:]  # the log was written
+    assert not imported & {"torch", "libcst", "numpy"}, sorted(imported & {"torch", "libcst",
+                                                                           "numpy"})

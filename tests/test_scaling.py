@@ -1,0 +1,136 @@
+"""The estimate, the rules and the report are linear in the graph's size (issue 7).
+
+Counted, never timed, so it cannot flake: the graph's node tuple is swapped for one that counts
+every node handed out (indexing and iteration), so a stage that loops over all nodes per node, or
+walks paths one by one, shows up as superlinear growth whatever its functions are called. The
+op-catalogue lookups (``spec``, asked per node visit in every stage) and the report's per-layer
+rows are counted too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any, SupportsIndex
+
+import pytest
+import torch
+import torch.nn as nn
+
+import gradlint.catalogue
+import gradlint.estimate
+import gradlint.moments
+import gradlint.paths
+import gradlint.report
+from gradlint.engine import run_rules
+from gradlint.estimate import estimate_gradients
+from gradlint.ftypes import ModelReport, Report, Target
+from gradlint.graph import GraphNode, LayerGraph
+from gradlint.rule import ModelAnalysis
+from gradlint.trace import trace_target
+
+WIDTH = 8  # small layers: the graph's size is what matters, not the arithmetic
+
+
+class CountingNodes(tuple[GraphNode, ...]):
+    """A node tuple that counts the nodes it hands out."""
+
+    visits: Counter[str]
+
+    def __new__(cls, nodes: tuple[GraphNode, ...], visits: Counter[str]) -> CountingNodes:
+        self = super().__new__(cls, nodes)
+        self.visits = visits
+        return self
+
+    def __getitem__(self, key: SupportsIndex | slice) -> Any:  # type: ignore[override]
+        if isinstance(key, slice):
+            items = super().__getitem__(key)
+            self.visits["nodes"] += len(items)
+            return items
+        self.visits["nodes"] += 1
+        return super().__getitem__(key)
+
+    def __iter__(self) -> Iterator[GraphNode]:
+        for node in super().__iter__():
+            self.visits["nodes"] += 1
+            yield node
+
+
+def _mlp(depth: int) -> nn.Module:
+    """Linear+Tanh blocks: deep enough that GL101 and GL102 fire and the report has rows."""
+    layers: list[nn.Module] = []
+    for _ in range(depth - 1):
+        layers += [nn.Linear(WIDTH, WIDTH), nn.Tanh()]
+    return nn.Sequential(*layers, nn.Linear(WIDTH, 2))
+
+
+class _DenseMLP(nn.Module):
+    """Every layer reads the concatenation of all earlier outputs (DenseNet's connectivity):
+    exponentially many paths to the loss, quadratically many edges."""
+
+    def __init__(self, depth: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(WIDTH * (i + 1), WIDTH) for i in range(depth))
+        self.act = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = [x]
+        for layer in self.layers:
+            feats.append(self.act(layer(torch.cat(feats, 1))))
+        return feats[-1]
+
+
+def _count(model: nn.Module, monkeypatch: pytest.MonkeyPatch) -> tuple[Counter[str], LayerGraph]:
+    """Visits made by estimate + rules + report on one traced model."""
+    torch.manual_seed(0)
+    target = Target("m.py::M", model, "m.py", 1, (torch.randn(4, WIDTH),))
+    traced = trace_target(target)
+    visits: Counter[str] = Counter()
+    graph = dataclasses.replace(traced, nodes=CountingNodes(traced.nodes, visits))
+
+    def counted(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            visits[name] += 1
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    spec = counted("spec", gradlint.catalogue.spec)
+    for module in (gradlint.catalogue, gradlint.estimate, gradlint.moments, gradlint.paths):
+        monkeypatch.setattr(module, "spec", spec)  # rules import it from the catalogue
+    monkeypatch.setattr(gradlint.report, "layer_json",
+                        counted("rows", gradlint.report.layer_json))
+    estimate = estimate_gradients(graph)
+    diags = run_rules(ModelAnalysis(target.name, estimate, 1e-2))
+    report = Report((ModelReport(target.name, "M", "m.py", 1, "ok", "fx", "actual",
+                                 layers=estimate.layers, diagnostics=tuple(diags)),), ())
+    gradlint.report.to_json(report, diags)
+    gradlint.report.to_text(report, diags, 1e-2)
+    monkeypatch.undo()
+    return visits, traced
+
+
+def _size(graph: LayerGraph) -> int:
+    return len(graph.nodes) + sum(len(n.inputs) for n in graph.nodes)
+
+
+def test_mlp_visits_grow_linearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    small, g_small = _count(_mlp(100), monkeypatch)
+    large, g_large = _count(_mlp(1000), monkeypatch)
+    assert len(g_large.nodes) / len(g_small.nodes) == pytest.approx(10, rel=0.02)
+    for kind in ("nodes", "spec", "rows"):
+        assert small[kind] > 0, kind
+        ratio = large[kind] / small[kind]
+        assert ratio <= 12, f"{kind}: {small[kind]} -> {large[kind]} visits ({ratio:.1f}x)"
+
+
+def test_dense_connectivity_is_not_enumerated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DenseNet-style wiring has exponentially many paths: the visits stay proportional to
+    nodes + edges (the graph's size), the same per element at depth 8 and 32."""
+    small, g_small = _count(_DenseMLP(8), monkeypatch)
+    large, g_large = _count(_DenseMLP(32), monkeypatch)
+    for kind in ("nodes", "spec"):
+        per_small = small[kind] / _size(g_small)
+        per_large = large[kind] / _size(g_large)
+        assert per_large <= 1.5 * per_small, (kind, per_small, per_large)
