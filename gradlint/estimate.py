@@ -8,12 +8,13 @@ gradient is then m * r_out * P_in, with m the output positions per example.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 from gradlint.activations import negative_second_moment
 from gradlint.catalogue import WEIGHT_KINDS, spec
-from gradlint.coherence import coherent_skips
+from gradlint.coherence import CoherentSkip, coherent_skips
 from gradlint.ftypes import LayerEstimate
 from gradlint.graph import GraphNode, LayerGraph, ModuleInfo, ParamStats
 from gradlint.moments import Moments, Step, attention_factors, propagate
@@ -81,24 +82,66 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
         steps.append(step)
         gates.append(_gate_name(node, step, graph))
 
+    log_r, contrib = _backward(graph, steps, coherent_skips(graph, moments))
+    # GL101's per-layer factors compare the weight gradients of consecutive weight layers
+    centred = _batch_centred(graph)
+    weight_grad = _weight_grads(graph, moments, log_r, centred)
+    paths = analyse_paths(graph, log_r, contrib, gates, weight_grad)
+    spread = [max((nodes[c].numel_per_example for c, _ in contrib[i]), default=1)
+              / max(nodes[i].numel_per_example, 1) for i in range(n)]
+    layers = _layer_estimates(graph, moments, log_r, paths, spread, weight_grad, centred)
+    attention = _attention_softmaxes(graph)
+    if attention:
+        layers = _token_coherence_range(graph, moments, steps, layers, paths, spread, centred,
+                                        attention)
+    unknown = tuple(node for node in nodes if spec(node.op).kind == "opaque")
+    return GraphEstimate(graph, tuple(moments), tuple(log_r), tuple(paths), layers, unknown,
+                         tuple(s.log_gains for s in steps))
+
+
+def _weight_grads(graph: LayerGraph, moments: list[Moments], log_r: list[float],
+                  centred: set[int]) -> list[float]:
+    """log10 of each weight node's mean squared weight gradient (NEG_INF elsewhere)."""
+    out = [NEG_INF] * len(graph.nodes)
+    for node in graph.nodes:
+        if spec(node.op).kind in WEIGHT_KINDS and node.params and node.inputs:
+            main = node.param("weight") or node.params[0]
+            x = moments[node.inputs[0]]
+            out[node.index] = _call_grad_sq(
+                node, main, False, _centred(x) if node.index in centred else x,
+                log_r[node.index]) / LN10
+    return out
+
+
+def _backward(graph: LayerGraph, steps: list[Step], skips: dict[int, CoherentSkip],
+              coherent_tokens: float = 0.0, attention: frozenset[int] = frozenset()
+              ) -> tuple[list[float], list[list[tuple[int, float]]]]:
+    """Reverse sweep: log r per node (natural log of the mean squared gradient per entry) and,
+    per node, its consumers' contributions. ``coherent_tokens`` c scales what attention's Q/K
+    receive through the softmax Jacobian by 1 - c (see _token_coherence_range)."""
+    nodes = graph.nodes
+    n = len(nodes)
     log_r = [NEG_INF] * n
     log_r[graph.output] = 0.0  # loss <g, y> with g ~ N(0, I): r = 1 at the primary output
     # log_q: the part of r shared by all units (the gradient's mean across units, squared):
     # random-level (r / units) except where a residual stream makes it coherent (coherence.py)
     log_q = [NEG_INF] * n
     log_q[graph.output] = -math.log(max(nodes[graph.output].numel_per_example, 1))
-    skips = coherent_skips(graph, moments)
+    shrink = math.log(max(1.0 - coherent_tokens, 1e-30))
     contrib: list[list[tuple[int, float]]] = [[] for _ in range(n)]
     for c in range(n - 1, -1, -1):
         if log_r[c] == NEG_INF:
             continue
         keeps_q = spec(nodes[c].op).kind in ("add", "passthrough")
         skip = skips.get(c)
+        through_softmax = _softmax_slots(nodes[c]) if c in attention else ()
         for slot, p in enumerate(nodes[c].inputs):
             gains = steps[c].log_gains
             g = gains[slot] if slot < len(gains) else 0.0
             if g == NEG_INF:
                 continue
+            if slot in through_softmax:
+                g += shrink
             r = log_r[c] + g
             q = log_q[c] + g if keeps_q else r - math.log(max(nodes[p].numel_per_example, 1))
             if skip is not None and p == skip.skip:
@@ -107,24 +150,67 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
             contrib[p].append((c, r))
             log_r[p] = _logaddexp(log_r[p], r)
             log_q[p] = min(_logaddexp(log_q[p], q), log_r[p])
+    return log_r, contrib
 
-    # GL101's per-layer factors compare the weight gradients of consecutive weight layers
-    centred = _batch_centred(graph)
-    weight_grad = [NEG_INF] * n
-    for node in nodes:
-        if spec(node.op).kind in WEIGHT_KINDS and node.params and node.inputs:
-            main = node.param("weight") or node.params[0]
-            x = moments[node.inputs[0]]
-            weight_grad[node.index] = _call_grad_sq(
-                node, main, False, _centred(x) if node.index in centred else x,
-                log_r[node.index]) / LN10
-    paths = analyse_paths(graph, log_r, contrib, gates, weight_grad)
-    spread = [max((nodes[c].numel_per_example for c, _ in contrib[i]), default=1)
-              / max(nodes[i].numel_per_example, 1) for i in range(n)]
-    layers = _layer_estimates(graph, moments, log_r, paths, spread, weight_grad, centred)
-    unknown = tuple(node for node in nodes if spec(node.op).kind == "opaque")
-    return GraphEstimate(graph, tuple(moments), tuple(log_r), tuple(paths), layers, unknown,
-                         tuple(s.log_gains for s in steps))
+
+# Token coherence c: how alike the tokens' values are (their shared part's share of P_v). The
+# softmax Jacobian subtracts the mean over keys, so Q and K only see the (1 - c) that differs
+# between tokens; c is not known statically (near-uniform attention at init makes later layers'
+# tokens alike), so Q/K layers report the range over c in [0, TOKEN_COHERENCE]: 0.99 spans the
+# ~1.3 decades measured on attention-only stacks, whose tokens become nearly identical.
+TOKEN_COHERENCE = 0.99
+
+
+def _attention_softmaxes(graph: LayerGraph) -> frozenset[int]:
+    """sdpa nodes, and softmax nodes whose probabilities weight values (feed a matmul, maybe
+    through dropout/views): not a classifier's output softmax."""
+    users = graph.consumers()
+    found = set()
+    for node in graph.nodes:
+        if node.op == "sdpa":
+            found.add(node.index)
+        elif node.op == "softmax":
+            stack = list(users[node.index])
+            while stack:
+                c = graph.nodes[stack.pop()]
+                if c.op == "matmul":
+                    found.add(node.index)
+                    break
+                if spec(c.op).kind == "passthrough":
+                    stack.extend(users[c.index])
+    return frozenset(found)
+
+
+def _softmax_slots(node: GraphNode) -> tuple[int, ...]:
+    """The inputs of a node whose gradient passes through an attention softmax's Jacobian."""
+    if node.op == "softmax":
+        return (0,)
+    if node.op == "sdpa":
+        return (0, 1)
+    return ()
+
+
+def _token_coherence_range(graph: LayerGraph, moments: list[Moments], steps: list[Step],
+                           layers: tuple[LayerEstimate, ...], paths: list[PathState],
+                           spread: list[float], centred: set[int], attention: frozenset[int]
+                           ) -> tuple[LayerEstimate, ...]:
+    """Add ``range`` (log10 relative at c = TOKEN_COHERENCE .. at c = 0) to the layers whose
+    estimate depends on token coherence; the point estimate stays the c = 0 one."""
+    log_r, _ = _backward(graph, steps, coherent_skips(graph, moments), TOKEN_COHERENCE,
+                         attention)
+    weight_grad = _weight_grads(graph, moments, log_r, centred)
+    coherent = {le.module: le for le in _layer_estimates(
+        graph, moments, log_r, paths, spread, weight_grad, centred)}
+    out = []
+    for le in layers:
+        other = coherent.get(le.module)
+        if (other is not None and le.log10_relative is not None
+                and other.log10_relative is not None
+                and abs(other.log10_relative - le.log10_relative) > 0.05):
+            lo, hi = sorted((other.log10_relative, le.log10_relative))
+            le = dataclasses.replace(le, range=(round(lo, 3), round(hi, 3)))
+        out.append(le)
+    return tuple(out)
 
 
 def _grad_sq(node: GraphNode, owner: ModuleInfo, x: Moments, lr: float) -> float:

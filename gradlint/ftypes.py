@@ -92,6 +92,9 @@ class LayerEstimate:
     zero: bool
     confidence: Literal["high", "low"]
     anchor: Location | None = None  # the user's line (differs from ``location`` for library code)
+    # where the estimate depends on an unknown (attention's token coherence): log10_relative's
+    # range over it, (low, high); the point estimate is one end
+    range: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)

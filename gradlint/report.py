@@ -42,6 +42,8 @@ def layer_json(le: LayerEstimate, verification: Verification | None = None) -> d
         "factors": le.factors, "gate": le.gate, "frozen": le.frozen,
         "aliases": list(le.aliases), "zero": le.zero, "confidence": le.confidence,
     }
+    if le.range is not None:  # the estimate depends on attention's token coherence
+        out["range"] = list(le.range)
     if verification is not None and verification.error is None:
         out["measured_log10_grad"] = _r(verification.measured.get(le.module))
         out["measured_log10_relative"] = _r(verification.measured_relative(le.module))
