@@ -258,3 +258,11 @@ def gaussian_curvature(name: str, attrs: dict[str, Any], mean: float, var: float
     act = ACTIVATIONS[name]
     dfx = act.df(mean + sd * _Z, with_defaults(name, attrs))
     return float((_W * dfx * _Z).sum()) / sd
+
+
+def gaussian_slope(name: str, attrs: dict[str, Any], mean: float, var: float) -> float:
+    """E f'(h) for h ~ N(mean, var): the part of a gradient that an activation passes on
+    unchanged at every position (1/2 for ReLU at mean 0); E f'(h)^2 is the whole."""
+    act = ACTIVATIONS[name]
+    dfx = act.df(mean + math.sqrt(max(var, 0.0)) * _Z, with_defaults(name, attrs))
+    return float((_W * dfx).sum())

@@ -12,7 +12,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from gradlint.activations import negative_second_moment
+from gradlint.activations import ACTIVATIONS, gaussian_slope, negative_second_moment
 from gradlint.catalogue import WEIGHT_KINDS, spec
 from gradlint.coherence import CoherentSkip, coherent_skips
 from gradlint.ftypes import LayerEstimate
@@ -82,14 +82,15 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
         steps.append(step)
         gates.append(_gate_name(node, step, graph))
 
-    log_r, contrib = _backward(graph, steps, coherent_skips(graph, moments))
+    log_r, contrib, log_s = _backward(graph, steps, coherent_skips(graph, moments), moments)
     # GL101's per-layer factors compare the weight gradients of consecutive weight layers
     centred = _batch_centred(graph)
-    weight_grad = _weight_grads(graph, moments, log_r, centred)
+    weight_grad = _weight_grads(graph, moments, log_r, centred, log_s)
     paths = analyse_paths(graph, log_r, contrib, gates, weight_grad)
     spread = [max((nodes[c].numel_per_example for c, _ in contrib[i]), default=1)
               / max(nodes[i].numel_per_example, 1) for i in range(n)]
-    layers = _layer_estimates(graph, moments, log_r, paths, spread, weight_grad, centred)
+    layers = _layer_estimates(graph, moments, log_r, paths, spread, weight_grad, centred,
+                              log_s)
     attention = _attention_softmaxes(graph)
     if attention:
         layers = _token_coherence_range(graph, moments, steps, layers, paths, spread, centred,
@@ -100,7 +101,7 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
 
 
 def _weight_grads(graph: LayerGraph, moments: list[Moments], log_r: list[float],
-                  centred: set[int]) -> list[float]:
+                  centred: set[int], log_s: list[float] | None = None) -> list[float]:
     """log10 of each weight node's mean squared weight gradient (NEG_INF elsewhere)."""
     out = [NEG_INF] * len(graph.nodes)
     for node in graph.nodes:
@@ -109,16 +110,20 @@ def _weight_grads(graph: LayerGraph, moments: list[Moments], log_r: list[float],
             x = moments[node.inputs[0]]
             out[node.index] = _call_grad_sq(
                 node, main, False, _centred(x) if node.index in centred else x,
-                log_r[node.index]) / LN10
+                log_r[node.index], log_s[node.index] if log_s else NEG_INF) / LN10
     return out
 
 
 def _backward(graph: LayerGraph, steps: list[Step], skips: dict[int, CoherentSkip],
-              coherent_tokens: float = 0.0, attention: frozenset[int] = frozenset()
-              ) -> tuple[list[float], list[list[tuple[int, float]]]]:
-    """Reverse sweep: log r per node (natural log of the mean squared gradient per entry) and,
-    per node, its consumers' contributions. ``coherent_tokens`` c scales what attention's Q/K
-    receive through the softmax Jacobian by 1 - c (see _token_coherence_range)."""
+              moments: list[Moments], coherent_tokens: float = 0.0,
+              attention: frozenset[int] = frozenset()
+              ) -> tuple[list[float], list[list[tuple[int, float]]], list[float]]:
+    """Reverse sweep: log r per node (natural log of the mean squared gradient per entry),
+    per node its consumers' contributions, and log s, the part of r that is the same at every
+    position (a global average pool hands every position the same gradient; a weight layer
+    then sums it coherently against its inputs' mean, see _call_grad_sq).
+    ``coherent_tokens`` c scales what attention's Q/K receive through the softmax Jacobian by
+    1 - c (see _token_coherence_range)."""
     nodes = graph.nodes
     n = len(nodes)
     log_r = [NEG_INF] * n
@@ -127,6 +132,7 @@ def _backward(graph: LayerGraph, steps: list[Step], skips: dict[int, CoherentSki
     # random-level (r / units) except where a residual stream makes it coherent (coherence.py)
     log_q = [NEG_INF] * n
     log_q[graph.output] = -math.log(max(nodes[graph.output].numel_per_example, 1))
+    log_s = [NEG_INF] * n
     shrink = math.log(max(1.0 - coherent_tokens, 1e-30))
     contrib: list[list[tuple[int, float]]] = [[] for _ in range(n)]
     for c in range(n - 1, -1, -1):
@@ -150,7 +156,30 @@ def _backward(graph: LayerGraph, steps: list[Step], skips: dict[int, CoherentSki
             contrib[p].append((c, r))
             log_r[p] = _logaddexp(log_r[p], r)
             log_q[p] = min(_logaddexp(log_q[p], q), log_r[p])
-    return log_r, contrib
+            same = _position_coherent(nodes[c], nodes[p], r, log_s[c], g, moments)
+            log_s[p] = min(_logaddexp(log_s[p], same), log_r[p])
+    return log_r, contrib, log_s
+
+
+def _position_coherent(node: GraphNode, src: GraphNode, r: float, s: float, g: float,
+                       moments: list[Moments]) -> float:
+    """The part of ``src``'s gradient from ``node`` that is the same at every position: all of
+    it below a mean over positions; kept through ops that act alike at every position."""
+    kind = spec(node.op).kind
+    if kind == "reduce" or node.op == "adaptive_avg_pool":
+        shape = src.shape or ()
+        pooled = node.numel_per_example
+        channels = {shape[1], shape[-1]} if len(shape) >= 3 else set()
+        return r if pooled in channels and src.numel_per_example > pooled else NEG_INF
+    if s == NEG_INF:
+        return NEG_INF
+    if kind == "elementwise" and node.op in ACTIVATIONS:  # the slope varies by position
+        x = moments[src.index]
+        slope = abs(gaussian_slope(node.op, node.attrs, x.mean, x.var))
+        return s + 2 * math.log(slope) if slope > 0 else NEG_INF
+    if kind in ("add", "passthrough", "scale", "linear", "conv") or node.op == "batch_norm":
+        return s + g
+    return NEG_INF
 
 
 # Token coherence c: how alike the tokens' values are (their shared part's share of P_v). The
@@ -196,11 +225,11 @@ def _token_coherence_range(graph: LayerGraph, moments: list[Moments], steps: lis
                            ) -> tuple[LayerEstimate, ...]:
     """Add ``range`` (log10 relative at c = TOKEN_COHERENCE .. at c = 0) to the layers whose
     estimate depends on token coherence; the point estimate stays the c = 0 one."""
-    log_r, _ = _backward(graph, steps, coherent_skips(graph, moments), TOKEN_COHERENCE,
-                         attention)
-    weight_grad = _weight_grads(graph, moments, log_r, centred)
+    log_r, _, log_s = _backward(graph, steps, coherent_skips(graph, moments), moments,
+                                TOKEN_COHERENCE, attention)
+    weight_grad = _weight_grads(graph, moments, log_r, centred, log_s)
     coherent = {le.module: le for le in _layer_estimates(
-        graph, moments, log_r, paths, spread, weight_grad, centred)}
+        graph, moments, log_r, paths, spread, weight_grad, centred, log_s)}
     out = []
     for le in layers:
         other = coherent.get(le.module)
@@ -213,16 +242,17 @@ def _token_coherence_range(graph: LayerGraph, moments: list[Moments], steps: lis
     return tuple(out)
 
 
-def _grad_sq(node: GraphNode, owner: ModuleInfo, x: Moments, lr: float) -> float:
+def _grad_sq(node: GraphNode, owner: ModuleInfo, x: Moments, lr: float,
+             ls: float = NEG_INF) -> float:
     """Natural log of the mean squared per-entry weight gradient contributed by one call."""
     out_proj = spec(node.op).kind == "attention" and owner.name != node.module
     # the call's own view of the weight first: GPT-2's Conv1D stores W as (in, out)
     main = (None if out_proj else node.param("weight")) or _main_param(owner)
-    return _call_grad_sq(node, main, out_proj, x, lr)
+    return _call_grad_sq(node, main, out_proj, x, lr, ls)
 
 
 def _call_grad_sq(node: GraphNode, main: ParamStats | None, out_proj: bool, x: Moments,
-                  lr: float) -> float:
+                  lr: float, ls: float = NEG_INF) -> float:
     if lr == NEG_INF:
         return NEG_INF
     kind = spec(node.op).kind
@@ -247,7 +277,10 @@ def _call_grad_sq(node: GraphNode, main: ParamStats | None, out_proj: bool, x: M
     p_in = x.second
     if p_in <= 0 or m <= 0:
         return NEG_INF
-    return lr + math.log(m * p_in)
+    # sum over m positions of delta_p x_p: m r P, plus m(m-1) s M^2 where the gradient is the
+    # same at every position (s) and the inputs share a mean M (post-ReLU, post-sigmoid)
+    coherent = ls + math.log(m * (m - 1) * x.mean ** 2) if m > 1 and x.mean else NEG_INF
+    return _logaddexp(lr + math.log(m * p_in), coherent)
 
 
 def _batch_centred(graph: LayerGraph) -> set[int]:
@@ -302,7 +335,8 @@ def _main_param(owner: ModuleInfo) -> ParamStats | None:
 
 def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[float],
                      paths: list[PathState], spread: list[float], weight_grad: list[float],
-                     centred: set[int]) -> tuple[LayerEstimate, ...]:
+                     centred: set[int], log_s: list[float] | None = None
+                     ) -> tuple[LayerEstimate, ...]:
     def paths_value(i: int) -> float:  # a non-weight layer closes no factor of its own
         return weight_grad[i] if weight_grad[i] > NEG_INF else NEG_INF
 
@@ -339,7 +373,8 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
                 x = _negative_part(graph, node.inputs[0], moments)
             elif i in centred:
                 x = _centred(x)
-            total = _logaddexp(total, _grad_sq(node, owner, x, log_r[i]))
+            total = _logaddexp(total, _grad_sq(node, owner, x, log_r[i],
+                                               log_s[i] if log_s else NEG_INF))
         main = _main_param(owner)
         direct = uses.get(main.name, []) if main is not None else []
         for i in direct:  # each entry sums the gradient over the positions it is broadcast to
