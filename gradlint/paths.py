@@ -1,13 +1,16 @@
 """Path quantities from the loss to every tensor, each in one reverse sweep (no enumeration).
 
 - the strongest path: from each tensor follow the consumer that contributes most of its gradient;
-  along it, the attenuation GL101 judges is the sum of log10 per-layer gains below 1, where a
-  "layer" factor spans one weight layer (Linear/Conv/Embedding/attention/recurrent) and what lies
-  between it and the previous weight layer (norms, activations, pools, adds). A factor is the
-  ratio of the per-entry weight-gradient RMS of consecutive weight layers on the path: the signal
-  gain times the change in input scale, so a stack whose activations grow backwards as fast as
-  the signal shrinks (ReLU with Xavier init) learns evenly and is not counted. Learnable gates
-  are left out;
+  along it, the attenuation GL101 judges is the sum of log10 per-layer factors since the
+  best-fed weight layer between a layer and the loss (a running drawdown, never above 0), where
+  a "layer" factor spans one weight layer (Linear/Conv/Embedding/attention/recurrent) and what
+  lies between it and the previous weight layer (norms, activations, pools, adds). A factor is
+  the ratio of the per-entry weight-gradient RMS of consecutive weight layers on the path: the
+  signal gain times the change in input scale, so a stack whose activations grow backwards as
+  fast as the signal shrinks (ReLU with Xavier init) learns evenly and is not counted. A factor
+  above 1 wins back what earlier ones took, so the sawtooth of bottleneck blocks, dense layers
+  or UNet levels (down at each block boundary, up inside the block) does not add up; the
+  factors counted are those below 0.9 since the best-fed layer. Learnable gates are left out;
 - the worst-case bound: the sum over all paths of the product of sup|f'|, other ops gain 1;
 - confidence: low behind an op the catalogue does not know, an activation of an activation,
   or a residual join of an unnormalized ReLU-family stack.
@@ -52,9 +55,10 @@ class PathState:
         if self.open_from is None or weight_grad == NEG_INF:
             return self.attenuation, self.factors
         g = 0.5 * (weight_grad - self.open_from)
-        if g >= 0:
-            return self.attenuation, self.factors
-        return self.attenuation + g, self.factors + (g < FACTOR_COUNTS_BELOW)
+        att = self.attenuation + g
+        if att >= 0:  # as well fed as every weight layer between it and the loss: count anew
+            return 0.0, 0
+        return att, self.factors + (g < FACTOR_COUNTS_BELOW)
 
 
 _ONE_SIDED = frozenset({"relu", "relu6", "leaky_relu", "prelu", "elu", "celu", "selu", "gelu",
