@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -107,7 +108,15 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ign
     if fix or diff:
         from gradlint.fix import fix_or_diff
 
-        if fix_or_diff(paths, diags, diff, unsafe_fixes):  # files changed: show what remains
+        to_fix = diags
+        if baseline and not update_baseline and os.path.isfile(baseline):
+            from gradlint.baseline import BaselineError, apply_baseline
+
+            try:  # what the baseline hides is accepted as it is: leave it unfixed
+                to_fix = apply_baseline(baseline, report, diags).shown
+            except BaselineError as exc:
+                _usage(str(exc))
+        if fix_or_diff(paths, to_fix, diff, unsafe_fixes):  # files changed: show what remains
             report, missing = check_paths(paths, options)
             diags = selected(report, options)
     if baseline:

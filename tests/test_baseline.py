@@ -189,3 +189,20 @@ def test_entries_of_unchecked_files_are_not_stale(monkeypatch: pytest.MonkeyPatc
 def test_a_folder_is_not_a_baseline(tmp_path: Path) -> None:
     with pytest.raises(BaselineError):
         apply_baseline(str(tmp_path), Report(), [])
+
+
+def test_fix_leaves_baselined_findings_alone(run_gradlint: Any, repo_root: Path,
+                                            tmp_path: Path) -> None:
+    """What the baseline accepts is not rewritten by --fix; new findings are."""
+    model = tmp_path / "model.py"
+    source = (repo_root / "examples" / "kaiming_sigmoid.py").read_text(encoding="utf-8")
+    model.write_text(source, encoding="utf-8")
+    base = tmp_path / "baseline.json"
+    assert run_gradlint("model.py", "--baseline", base.name, cwd=tmp_path).returncode == 0
+    fixed = run_gradlint("model.py", "--baseline", base.name, "--fix", "--unsafe-fixes",
+                         cwd=tmp_path)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert model.read_text(encoding="utf-8") == source
+    # without the baseline the same command fixes the file
+    run_gradlint("model.py", "--fix", "--unsafe-fixes", cwd=tmp_path)
+    assert model.read_text(encoding="utf-8") != source
