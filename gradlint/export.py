@@ -6,6 +6,7 @@ names and ``nn_module_stack``; lines from each node's ``stack_trace``."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import io
 import logging
@@ -21,7 +22,7 @@ from gradlint.catalogue import aten_op, aten_packet
 from gradlint.ftypes import Location, StageError, Target
 from gradlint.graph import GraphNode, InputSpec, LayerGraph, ParamStats
 from gradlint.init_stats import tensor_stats
-from gradlint.sources import trace_site
+from gradlint.sources import model_site, trace_site
 
 _LINEAR = {"aten.linear", "aten.addmm"}
 _CONV = {"aten.conv1d", "aten.conv2d", "aten.conv3d", "aten.convolution",
@@ -127,8 +128,10 @@ class _AtenConverter:
         self.buffer_of: dict[str, str] = dict(sig.inputs_to_buffers)
         self.state = ep.state_dict
         self.constants = getattr(ep, "constants", {})
+        self.model_site = model_site(target)
         self.nodes: list[GraphNode] = []
         self.index: dict[fx.Node, int] = {}
+        self.inert: set[int] = set()  # nodes whose values carry no gradient (mark_inert)
 
     def add(self, op: str, inputs: tuple[int, ...] = (), **kw: Any) -> int:
         i = len(self.nodes)
@@ -163,10 +166,26 @@ class _AtenConverter:
                 self.placeholder(n, shape)
             elif n.op == "call_function" and shape is not None:
                 self.call(n, shape)
+            if n in self.index:
+                self.mark_inert(self.index[n], n.meta.get("val"))
         if output < 0:
             raise StageError("GL903", "the exported graph returns no tensor to take a loss on",
                              Location(self.target.file, self.target.line))
         return output
+
+    def mark_inert(self, i: int, val: Any) -> None:
+        """Values that carry no gradient: integer tensors (token ids, positions) and whatever is
+        computed from them alone. An op outside the catalogue on such values (T5's position
+        buckets: abs, log, min) is a constant, not an unknown gain."""
+        node = self.nodes[i]
+        if node.op == "param":
+            return
+        if node.op == "constant" or (isinstance(val, torch.Tensor) and not (
+                val.is_floating_point() or val.is_complex())) or (
+                node.inputs and all(j in self.inert for j in node.inputs)):
+            self.inert.add(i)
+            if node.op == "opaque":
+                self.nodes[i] = dataclasses.replace(node, op="constant")
 
     def placeholder(self, n: fx.Node, shape: tuple[int, ...] | None) -> None:
         name = n.name
@@ -192,7 +211,8 @@ class _AtenConverter:
         args = list(n.args)
         stack = n.meta.get("nn_module_stack") or {}
         scope = list(stack.values())[-1][0] if stack else None
-        loc, anchor = trace_site(n.meta.get("stack_trace"), self.target.file)
+        loc, anchor = trace_site(n.meta.get("stack_trace"), self.target.file,
+                                 model=self.model_site)
         common: dict[str, Any] = {"shape": shape, "location": loc, "anchor": anchor,
                                   "label": packet.replace("aten.", "aten::")}
         if n.target is operator.getitem:
@@ -206,6 +226,12 @@ class _AtenConverter:
         if packet in _CONV:
             self.conv(n, packet, args, common)
             return
+        if packet == "aten._weight_norm":  # g * v / ||v||: at init g = ||v||, so the weight is v
+            v = self.param(args[0], "weight")
+            if v is not None:
+                self.index[n] = self.add("param", params=(v,), shape=(1, *v.shape),
+                                         label=v.name)
+                return
         if packet == "aten.embedding":
             w = self.param(args[0], "weight")
             if w is not None:

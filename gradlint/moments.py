@@ -344,6 +344,8 @@ def _sdpa(node: GraphNode, ins: list[Moments], in_nodes: list[GraphNode]) -> Ste
     p2 = min(math.exp(min(logit_var, 50.0)) / (n_k * n_k), 1.0 / n_k)
     out = Moments(v.mean, n_k * p2 * v.second + v.mean ** 2, n_k * p2 * v.shared)
     ds2 = p2 * d_v * v.second  # per unit r at the output, the logits' mean squared gradient
-    gains = (_log(n_k * k.second * scale * scale * ds2), _log(n_q * q.second * scale * scale * ds2),
-             _log(n_q * p2)) + (NEG_INF,) * (len(ins) - 3)
+    gains: tuple[float, ...] = (_log(n_k * k.second * scale * scale * ds2),
+                                _log(n_q * q.second * scale * scale * ds2), _log(n_q * p2))
+    if len(ins) > 3:  # a float attn_mask adds to the logits (T5's learned position bias)
+        gains += (_log(ds2),) + (NEG_INF,) * (len(ins) - 4)
     return Step(out, gains)

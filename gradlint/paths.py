@@ -71,8 +71,8 @@ def collapsing_joins(graph: LayerGraph) -> set[int]:
     be weak behind them (samples collapse onto one direction; errors up to ~2.7 decades,
     DESIGN §4), so the layers behind them are marked ``confidence: low``."""
     nodes = graph.nodes
-    if any(spec(n.op).kind == "norm" for n in nodes):
-        return set()
+    if any(spec(n.op).kind == "norm" or n.op == "rsqrt" for n in nodes):
+        return set()  # normalized (rsqrt: an RMSNorm written out, as Llama's and T5's)
     if not any(n.op in _ONE_SIDED for n in nodes):
         return set()
     return {n.index for n in nodes if n.op == "add"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from gradlint.ftypes import Location
+from gradlint.ftypes import Location, Target
 
 _TORCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(str(torch.__file__))))
 _GRADLINT_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -119,9 +119,24 @@ def stack_sites(frame: types.FrameType | None, anchor_file: str | None) -> tuple
     return definition, anchor or definition
 
 
+def is_installed_file(filename: str) -> bool:
+    """A file of an installed package (Hugging Face and the like), not of the user's code."""
+    parts = _abspath(filename).split(os.sep)
+    return "site-packages" in parts or "dist-packages" in parts
+
+
+def model_site(target: Target) -> Location:
+    """The user's line that built the target (its instantiation, else its class)."""
+    site = target.sites.get("", (None, None))
+    return site[1] or Location(target.file, target.line)
+
+
 def trace_site(stack_trace: str | None, anchor_file: str | None = None,
-               name_hint: str | None = None) -> tuple[Location | None, Location | None]:
-    """(definition, anchor) from an fx ``stack_trace`` (innermost frame last)."""
+               name_hint: str | None = None, model: Location | None = None
+               ) -> tuple[Location | None, Location | None]:
+    """(definition, anchor) from an fx ``stack_trace`` (innermost frame last). An op defined in
+    an installed library with no frame in ``anchor_file`` is anchored at ``model``, the user's
+    line that built the library model (DESIGN §3)."""
     if not stack_trace:
         return None, None
     frames = [(m["file"], int(m["line"])) for m in _FRAME_RE.finditer(stack_trace)]
@@ -134,6 +149,9 @@ def trace_site(stack_trace: str | None, anchor_file: str | None = None,
             anchor = refine(Location(display_path(file), line), name_hint)
         if definition is not None and anchor is not None:
             break
+    if anchor is None and model is not None and definition is not None \
+            and is_installed_file(definition.file):
+        anchor = model
     return definition, anchor or definition
 
 

@@ -23,7 +23,7 @@ from gradlint.catalogue import LEAF_MODULES, function_label, function_op, method
 from gradlint.ftypes import Location, StageError, Target
 from gradlint.graph import GraphNode, InputSpec, LayerGraph, ModuleInfo, ParamStats
 from gradlint.init_stats import parameter_stats, tensor_stats
-from gradlint.sources import exception_site, trace_site
+from gradlint.sources import exception_site, model_site, trace_site
 from gradlint.splice import MAX_LEAVES, failing_submodule, record_leaf_inputs, splice_leaf
 
 BATCH = 4  # examples in the shape-propagation batch (BatchNorm needs more than one)
@@ -352,7 +352,7 @@ _FN_ATTRS: dict[str, list[tuple[int, str]]] = {
     "hardtanh": [(1, "min_val"), (2, "max_val")], "gelu": [(99, "approximate")],
     "softplus": [(1, "beta"), (2, "threshold")], "softmax": [(1, "dim")],
     "log_softmax": [(1, "dim")], "avg_pool": [(1, "kernel_size")],
-    "max_pool": [(1, "kernel_size")],
+    "max_pool": [(1, "kernel_size")], "sdpa": [(6, "scale")],
 }
 
 
@@ -456,7 +456,7 @@ class _Converter:
             key = method_op(str(n.target))
             label = f".{n.target}()"
         hint = getattr(n.target, "__name__", str(n.target))
-        loc, anchor = trace_site(n.stack_trace, self.target.file, hint)
+        loc, anchor = trace_site(n.stack_trace, self.target.file, hint, model_site(self.target))
         common: dict[str, Any] = {"shape": shape, "location": loc, "anchor": anchor,
                                   "label": label}
         args = list(n.args)
