@@ -7,10 +7,12 @@ the estimate needs (positions per example, pooling windows, softmax widths).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import sys
 import types
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -120,9 +122,8 @@ def trace_target(target: Target) -> LayerGraph:
     specs = _input_specs(inputs)
     if default_init:  # a meta model runs on meta inputs: shapes only, no arithmetic
         inputs = tuple(t.to("meta") if isinstance(t, torch.Tensor) else t for t in inputs)
-    was_training = model.training
     try:
-        with torch.no_grad():
+        with torch.no_grad(), restored(model):
             model.train()
             _ShapeRecorder(gm, spliced).run(*inputs)
     except _NodeFailed as failed:
@@ -133,8 +134,6 @@ def trace_target(target: Target) -> LayerGraph:
                          f"{_first_line(cause)}; pass --input SHAPE[:DTYPE] or define "
                          "example_inputs() in the file",
                          loc or exception_site(cause)) from None
-    finally:
-        model.train(was_training)
     return _to_layer_graph(target, gm, specs, stats, default_init, spliced)
 
 
@@ -171,11 +170,11 @@ def _export_fallback(target: Target, model: nn.Module, fx_error: BaseException,
         raise StageError("GL903", f"torch.fx could not trace {type(model).__name__} ({why}) and "
                          "torch.export needs example inputs: pass --input SHAPE[:DTYPE] or "
                          "define example_inputs() in the file", where)
-    was_training = model.training
     try:
-        model.train()
-        return export_target(target, model, inputs, _input_specs(inputs),
-                             owners_of(model, target.sites, stats), stats, default_init)
+        with restored(model):
+            model.train()
+            return export_target(target, model, inputs, _input_specs(inputs),
+                                 owners_of(model, target.sites, stats), stats, default_init)
     except StageError as err:
         guessed = "" if target.inputs is not None else (
             " (with an input guessed from the first layer: pass --input SHAPE[:DTYPE] or "
@@ -184,8 +183,23 @@ def _export_fallback(target: Target, model: nn.Module, fx_error: BaseException,
                          f"{err.message}{guessed}; rewrite the data-dependent control flow in "
                          "forward() or lint the submodules separately",
                          where or err.location) from None
+
+
+@contextlib.contextmanager
+def restored(model: nn.Module) -> Iterator[None]:
+    """Running the model in train mode updates BatchNorm's running statistics (and any other
+    buffer a forward writes) and sets every submodule's mode: put both back, so linting never
+    changes the user's model (its outputs, or a test run after ``gradlint.check``)."""
+    modes = [(m, m.training) for m in model.modules()]
+    buffers = [(b, b.detach().clone()) for b in model.buffers() if b.device.type != "meta"]
+    try:
+        yield
     finally:
-        model.train(was_training)
+        for m, mode in modes:
+            m.training = mode
+        with torch.no_grad():
+            for b, saved in buffers:
+                b.copy_(saved)
 
 
 def _first_layer_inputs(model: nn.Module) -> tuple[torch.Tensor, ...] | None:
