@@ -309,25 +309,32 @@ def _first_module_user(gm: fx.GraphModule, start: fx.Node) -> nn.Module | None:
 
 
 def _input_for(mod: nn.Module) -> torch.Tensor | None:
+    """An example input for ``mod``, drawn from a generator of its own: the values only serve
+    the shape pass, and the caller's global random stream is left as it was."""
+    gen = torch.Generator().manual_seed(0)
+
+    def randn(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen)
+
     if isinstance(mod, nn.Linear):
-        return torch.randn(BATCH, mod.in_features)
+        return randn(BATCH, mod.in_features)
     if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
         spatial = {1: (64,), 2: (32, 32), 3: (16, 16, 16)}[len(mod.kernel_size)]
-        return torch.randn(BATCH, mod.in_channels, *spatial)
+        return randn(BATCH, mod.in_channels, *spatial)
     if isinstance(mod, nn.Embedding):
-        return torch.randint(0, mod.num_embeddings, (BATCH, 16))
+        return torch.randint(0, mod.num_embeddings, (BATCH, 16), generator=gen)
     if isinstance(mod, nn.LayerNorm) or (hasattr(nn, "RMSNorm") and isinstance(mod, nn.RMSNorm)):
-        return torch.randn(BATCH, *mod.normalized_shape)
+        return randn(BATCH, *mod.normalized_shape)
     if isinstance(mod, nn.BatchNorm1d):
-        return torch.randn(BATCH, mod.num_features)
+        return randn(BATCH, mod.num_features)
     if isinstance(mod, nn.BatchNorm2d):
-        return torch.randn(BATCH, mod.num_features, 32, 32)
+        return randn(BATCH, mod.num_features, 32, 32)
     if isinstance(mod, nn.RNNBase):
         shape = (BATCH, 16, mod.input_size) if mod.batch_first else (16, BATCH, mod.input_size)
-        return torch.randn(*shape)
+        return randn(*shape)
     if isinstance(mod, nn.MultiheadAttention):
         shape = (BATCH, 16, mod.embed_dim) if mod.batch_first else (16, BATCH, mod.embed_dim)
-        return torch.randn(*shape)
+        return randn(*shape)
     return None
 
 

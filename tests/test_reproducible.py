@@ -99,3 +99,19 @@ def test_checking_a_model_leaves_it_unchanged() -> None:
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
     assert [m.training for m in model.modules()] == modes
     assert gradlint.check(model, x).layers == first.layers
+
+
+def test_inferring_an_input_leaves_the_global_random_stream_alone() -> None:
+    """Without inputs, gradlint draws an example from a generator of its own: a test that
+    calls ``gradlint.check`` does not shift the random numbers the tests after it draw."""
+    import torch
+    import torch.nn as nn
+
+    import gradlint
+
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    torch.manual_seed(0)
+    expected = torch.randn(4)
+    torch.manual_seed(0)
+    assert gradlint.check(model).status == "ok"
+    assert torch.equal(torch.randn(4), expected)
