@@ -1,0 +1,180 @@
+"""GL103's quantity: how much the backward signal grows between a layer and the loss.
+
+The signal is the size of ∂L/∂(a tensor) per example, ‖·‖ over the tensor's entries (r times
+its entries): unlike the per-entry r, a change of width or resolution alone does not move it
+(a Linear's factor is fan_in·E[W²]·E[φ′²] whatever its shapes). It is compared with the signal
+at the model's output, so a normalization that divides a grown forward scale back out (a final
+LayerNorm after an over-scaled stack) also cancels the growth it causes backwards.
+
+Exploding needs *compounding*: along the strongest path to the loss, every weight layer and
+every residual join (an add of two computed tensors) closes a factor, and at least 3 factors
+above 1/0.9 must contribute, as for GL101. One reverse sweep over the estimate's strongest-path
+links, linear in the graph.
+
+A layer whose output feeds only normalizations (through views or ReLU-family activations) is
+scale-invariant: the norm divides out its weight's scale, its gradient is orthogonal to the
+weight and ∝ 1/‖W‖, so a large gradient grows ‖W‖ and damps itself in the first steps (the
+"auto rate-tuning" of BatchNorm). BatchNorm ResNets grow their gradient towards the stem this
+way (ResNet-50-like: ~3 decades) and train well; such layers are reported as ``invariant``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from gradlint.catalogue import WEIGHT_KINDS, spec
+from gradlint.paths import LN10, NEG_INF
+from gradlint.rule import ModelAnalysis
+
+# a factor counts towards "at least 3" only when it is clearly above 1 (GL101's 0.9, mirrored)
+FACTOR_COUNTS_ABOVE = math.log10(1 / 0.9)
+_SOURCES = ("param", "constant", "input")
+_SCALERS = frozenset({"rsqrt", "reciprocal", "sqrt"})
+# positively homogeneous: a weight behind them is still scale-invariant under a norm
+_HOMOGENEOUS = frozenset({"relu", "leaky_relu", "prelu"})
+
+
+@dataclass(frozen=True)
+class Growth:
+    """One layer's backward-signal growth towards it, from the model's output."""
+
+    module: str
+    site: int  # the layer's call that carries the most gradient
+    log10_growth: float  # log10 ‖∂L/∂(layer output)‖ / ‖∂L/∂(model output)‖, per example
+    factors: int  # compounding factors above 1/0.9 between the layer and the loss
+    joins: int  # residual joins on the strongest path (the skip adds its branch's signal)
+    invariant: bool  # the output feeds only normalizations: the weight is scale-invariant
+
+
+@dataclass(frozen=True)
+class _State:
+    """The strongest path from a tensor to the loss, summed per factor."""
+
+    closed: float  # log10 growth of the closed factors that count
+    factors: int  # closed factors above 1/0.9 that count
+    boundary: float  # signal at the nearest factor boundary towards the loss
+    normed: bool  # the open factor passes a normalization (its growth does not count)
+    joins: int
+
+
+def _counted(f: float, normed: bool) -> float:
+    """A factor's share of the growth: all of a shrink, none of a normalization's growth."""
+    return 0.0 if normed and f > 0 else f
+
+
+def is_join(analysis: ModelAnalysis, i: int) -> bool:
+    """An add of two computed tensors: a residual join (a bias add has one)."""
+    nodes = analysis.nodes
+    node = nodes[i]
+    return node.op == "add" and sum(1 for j in node.inputs if nodes[j].op not in _SOURCES) >= 2
+
+
+def normalizes(analysis: ModelAnalysis, i: int) -> bool:
+    """A normalization: a norm op, or one written out (exported RMSNorm: x * rsqrt(mean(x²)),
+    x / sqrt(var))."""
+    nodes = analysis.nodes
+    node = nodes[i]
+    kind = spec(node.op).kind
+    if kind == "norm":
+        return True
+    if kind not in ("mul", "div") or len(node.inputs) < 2:
+        return False
+    for j in node.inputs[1:2] if kind == "div" else node.inputs[:2]:
+        src = nodes[j]
+        while spec(src.op).kind in ("passthrough", "scale") and src.inputs:
+            src = nodes[src.inputs[0]]
+        if src.op in _SCALERS:
+            return True
+    return False
+
+
+def signal(analysis: ModelAnalysis) -> list[float]:
+    """log10 ‖∂L/∂(node output)‖ per example, from the estimate's mean squared gradient."""
+    out = []
+    for node, lr in zip(analysis.nodes, analysis.estimate.log_r, strict=True):
+        out.append(NEG_INF if lr == NEG_INF
+                   else 0.5 * (lr + math.log(node.numel_per_example)) / LN10)
+    return out
+
+
+def layer_sites(analysis: ModelAnalysis) -> dict[str, int]:
+    """Module -> its call carrying the most gradient (``ModelAnalysis.site_of`` for all at once)."""
+    log_r = analysis.estimate.log_r
+    best: dict[str, int] = {}
+    for node in analysis.nodes:
+        if node.module is not None and node.params and spec(node.op).kind != "param":
+            i = best.get(node.module)
+            if i is None or log_r[node.index] > log_r[i]:
+                best[node.module] = node.index
+    return best
+
+
+def scale_invariant(analysis: ModelAnalysis, i: int, users: list[list[int]]) -> bool:
+    """Every use of node ``i``'s output reaches a normalization through views or ReLU-family
+    activations only (``users``: the graph's consumers)."""
+    nodes = analysis.nodes
+    stack, seen = [i], {i}
+    while stack:
+        us = users[stack.pop()]
+        if not us:
+            return False
+        for c in us:
+            kind = spec(nodes[c].op).kind
+            if normalizes(analysis, c):
+                continue
+            if kind == "passthrough" or nodes[c].op in _HOMOGENEOUS:
+                if c not in seen:
+                    seen.add(c)
+                    stack.append(c)
+                continue
+            return False
+    return True
+
+
+def signal_growth(analysis: ModelAnalysis) -> list[Growth]:
+    """Every live layer's growth; one sweep from the loss along the strongest-path links."""
+    nodes = analysis.nodes
+    graph = analysis.estimate.graph
+    paths = analysis.estimate.paths
+    users = graph.consumers()
+    s = signal(analysis)
+    norms = {n.index for n in nodes if normalizes(analysis, n.index)}
+    invariant = {n.index for n in nodes if spec(n.op).kind in WEIGHT_KINDS
+                 and scale_invariant(analysis, n.index, users)}
+
+    def entry(u: int) -> bool:  # a branch that starts with a normalization
+        return u in norms or u in invariant
+
+    states: list[_State | None] = [None] * len(nodes)
+    states[graph.output] = _State(0.0, 0, s[graph.output], False, 0)
+    for p in range(len(nodes) - 1, -1, -1):
+        c = paths[p].next
+        sc = states[c] if c is not None else None
+        if c is None or sc is None:
+            continue
+        side = any(entry(u) for u in users[p] if u != c)
+        weight = spec(nodes[c].op).kind in WEIGHT_KINDS and bool(nodes[c].params)
+        join = is_join(analysis, c)
+        if (weight or join) and s[c] > NEG_INF:
+            f = s[c] - sc.boundary
+            states[p] = _State(sc.closed + _counted(f, sc.normed),
+                               sc.factors + (not sc.normed and f > FACTOR_COUNTS_ABOVE),
+                               s[c], side, sc.joins + join)
+        else:
+            states[p] = replace(sc, normed=sc.normed or side or c in norms)
+    ref = s[graph.output]
+    sites = layer_sites(analysis)
+    out = []
+    for le in analysis.layers:
+        site = sites.get(le.module)
+        if site is None or le.frozen or le.zero or s[site] == NEG_INF or ref == NEG_INF:
+            continue
+        st = states[site]
+        if st is None:
+            continue
+        f = s[site] - st.boundary
+        out.append(Growth(le.module, site, st.closed + _counted(f, st.normed),
+                          st.factors + (not st.normed and f > FACTOR_COUNTS_ABOVE), st.joins,
+                          site in invariant))
+    return out

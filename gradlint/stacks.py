@@ -1,0 +1,156 @@
+"""GL105's quantity: plain stacks of weight layers and their per-layer gain under the real init.
+
+A plain stack is a chain of Linear/Conv layers where each one's output goes only to the next
+one, through elementwise activations, views, dropout or pooling: no normalization, no skip or
+branch, no gate between them. Its per-layer gain is what one layer does to the size of the
+gradient (and of the activations): g = fan_in·E[W²]·E[φ′²], the weights' part from their real
+statistics and the activations' part at the pre-activation moments the estimate computed. A
+gain g per layer compounds to g^(n/2) in RMS over n layers, so a good init keeps it at 1
+(Kaiming for ReLU: fan_in·E[W²] = 2 and E[φ′²] = 1/2).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+from gradlint.catalogue import spec
+from gradlint.paths import LN10, NEG_INF
+from gradlint.rule import ModelAnalysis
+
+CHAIN_KINDS = frozenset({"linear", "conv", "conv_transpose"})
+_THROUGH = frozenset({"passthrough", "pool"})
+# an activation whose derivative never reaches this caps the gain whatever the init
+# (sigmoid: f' <= 1/4): the activation is the problem there (GL101/GL102), not the init
+CAPPED_BELOW = 0.8
+# fan_in·E[W²] below this: a (nearly) zero-initialized layer, a gate (GL106), not a stack layer
+ZERO_GAIN = 1e-4
+
+
+@dataclass(frozen=True)
+class StackLayer:
+    node: int
+    module: str
+    log10_weight: float  # log10 fan_in·E[W²]
+    activations: tuple[int, ...]  # the elementwise nodes between it and the next layer
+    log10_activation: float  # log10 of the product of their E[φ′²]
+
+    @property
+    def log10_gain(self) -> float:
+        return self.log10_weight + self.log10_activation
+
+
+@dataclass(frozen=True)
+class Stack:
+    layers: tuple[StackLayer, ...]
+
+    @property
+    def activated(self) -> tuple[StackLayer, ...]:
+        """The layers followed by an activation: the repeated unit whose gain compounds (an
+        output head or a linear bottleneck has no E[φ′²] of its own)."""
+        return tuple(la for la in self.layers if la.activations)
+
+    @property
+    def log10_gain(self) -> float:
+        """Geometric mean of the activated layers' gains (log10)."""
+        units = self.activated
+        return sum(la.log10_gain for la in units) / max(len(units), 1)
+
+
+def log10_fan_gain(analysis: ModelAnalysis, i: int) -> float:
+    """log10 fan_in·E[W²] of weight layer ``i``: its forward gain on the second moment, from
+    the weight's real mean square (the estimate's ``_weight_layer`` view of fan_in)."""
+    node = analysis.nodes[i]
+    w = node.param("weight") or (node.params[0] if node.params else None)
+    a = node.attrs
+    if w is None or w.mean_sq <= 0:
+        return NEG_INF
+    kind = spec(node.op).kind
+    try:
+        if kind == "linear":
+            fan_in = float(a["fan_in"])
+        else:
+            ksize = math.prod(int(k) for k in a["kernel"])
+            fan_in = a["in"] // a.get("groups", 1) * ksize
+            if kind == "conv_transpose":
+                fan_in /= math.prod(int(s) for s in a["stride"])
+    except (KeyError, TypeError):
+        return NEG_INF
+    return math.log10(max(fan_in, 1e-30) * w.mean_sq)
+
+
+def _log10_act(analysis: ModelAnalysis, i: int) -> float:
+    gains = analysis.estimate.log_gains[i] if i < len(analysis.estimate.log_gains) else ()
+    return gains[0] / LN10 if gains and gains[0] > NEG_INF else NEG_INF
+
+
+def _trainable_weight(analysis: ModelAnalysis, i: int) -> bool:
+    """A Linear/Conv layer that learns and is not a gate (a zero-initialized layer, GL106)."""
+    node = analysis.nodes[i]
+    w = node.param("weight") or (node.params[0] if node.params else None)
+    return (spec(node.op).kind in CHAIN_KINDS and w is not None and w.requires_grad
+            and node.module is not None and bool(node.inputs)
+            and log10_fan_gain(analysis, i) >= math.log10(ZERO_GAIN))
+
+
+def _follow(analysis: ModelAnalysis, start: int, users: list[list[int]]
+            ) -> tuple[int | None, tuple[int, ...]]:
+    """From a weight layer's output along single-consumer links to the next weight layer:
+    (that layer or None, the activations passed)."""
+    nodes = analysis.nodes
+    acts: list[int] = []
+    p = start
+    while True:
+        us = users[p]
+        if len(us) != 1:
+            return None, tuple(acts)
+        c = us[0]
+        node = nodes[c]
+        if not node.inputs or node.inputs[0] != p or p in node.inputs[1:]:
+            return None, tuple(acts)
+        kind = spec(node.op).kind
+        if kind == "elementwise":
+            acts.append(c)
+        elif _trainable_weight(analysis, c):
+            return c, tuple(acts)
+        elif kind not in _THROUGH:
+            return None, tuple(acts)
+        p = c
+
+
+def plain_stacks(analysis: ModelAnalysis, min_layers: int = 5) -> list[Stack]:
+    """The model's plain stacks of at least ``min_layers`` weight layers, input side first."""
+    users = analysis.estimate.graph.consumers()
+    succ: dict[int, tuple[int | None, tuple[int, ...]]] = {}
+    for node in analysis.nodes:
+        if _trainable_weight(analysis, node.index):
+            succ[node.index] = _follow(analysis, node.index, users)
+    has_pred = {nxt for nxt, _ in succ.values() if nxt is not None}
+    out = []
+    for head in sorted(succ):
+        if head in has_pred:
+            continue
+        layers = []
+        i: int | None = head
+        while i is not None:
+            nxt, acts = succ[i]
+            layers.append(StackLayer(
+                i, analysis.nodes[i].module or "", log10_fan_gain(analysis, i), acts,
+                sum(_log10_act(analysis, a) for a in acts)))
+            i = nxt
+        if len(layers) >= min_layers:
+            out.append(Stack(tuple(layers)))
+    return out
+
+
+def capped(analysis: ModelAnalysis, stack: Stack) -> bool:
+    """An activation in the stack caps the gain below 1 whatever the init (sigmoid)."""
+    return any(spec(analysis.nodes[a].op).sup_derivative(analysis.nodes[a].attrs) < CAPPED_BELOW
+               for la in stack.layers for a in la.activations)
+
+
+def main_activation(analysis: ModelAnalysis, stack: Stack) -> str | None:
+    """The stack's most common activation (catalogue key)."""
+    ops = Counter(analysis.nodes[a].op for la in stack.layers for a in la.activations)
+    return ops.most_common(1)[0][0] if ops else None
