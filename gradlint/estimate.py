@@ -391,8 +391,10 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
         zero = g == NEG_INF
         st = paths[site] if site is not None else None
         att = fac = None
+        largest = 0.0
         if st is not None and site is not None and not zero:
             att, fac = st.closed(paths_value(site))
+            largest = st.closed_largest(paths_value(site))
         out.append(LayerEstimate(
             module=owner.name, type=owner.type,
             numel=sum(p.numel for p in owner.params),
@@ -405,7 +407,7 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
             log10_bound=None if st is None or st.bound == NEG_INF else st.bound,
             saturating=st.saturating if st else 0,
             depth=st.depth if st else 0,
-            factors=fac or 0,
+            factors=fac or 0, largest_factor=largest,
             gate=st.gate if st else None,
             frozen=frozen[owner.name],
             aliases=owner.aliases,

@@ -95,6 +95,9 @@ class LayerEstimate:
     # where the estimate depends on an unknown (attention's token coherence): log10_relative's
     # range over it, (low, high); the point estimate is one end
     range: tuple[float, float] | None = None
+    # the largest single factor (log10, <= 0) in log10_attenuation: GL101 does not fire when
+    # it carries most of the attenuation
+    largest_factor: float = 0.0
 
 
 @dataclass(frozen=True)

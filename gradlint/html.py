@@ -17,9 +17,11 @@ from gradlint import __version__
 from gradlint.ftypes import Diagnostic, LayerEstimate, Location, ModelReport, Report
 from gradlint.report import summary_line, verify_line
 
-# as GL101 (rules/GL101-vanishing-gradient/check.py): at least this many factors below 1, and
+# as GL101 (rules/GL101-vanishing-gradient/check.py): at least this many factors below 1, none
+# carrying more than this share of the attenuation, and
 # this much more attenuation where the estimate is marked low confidence
 MIN_FACTORS = 3
+DOMINANT = 0.5
 LOW_CONFIDENCE_MARGIN = 3.0
 
 # chart geometry (SVG user units = CSS px)
@@ -201,7 +203,7 @@ def _fires(le: LayerEstimate, limit: float) -> bool:
     att = le.log10_attenuation
     margin = LOW_CONFIDENCE_MARGIN if le.confidence == "low" else 0.0
     return (not le.frozen and not le.zero and att is not None and le.factors >= MIN_FACTORS
-            and att < limit - margin)
+            and le.largest_factor >= DOMINANT * att and att < limit - margin)
 
 
 def layer_states(m: ModelReport, diagnostics: Sequence[Diagnostic],

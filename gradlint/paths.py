@@ -48,6 +48,7 @@ class PathState:
     low: bool
     bound: float  # log10 of the sum-over-paths sup|f'| product
     next: int | None = None  # the consumer this path continues through (towards the loss)
+    largest: float = 0.0  # log10 of the smallest single factor in ``attenuation`` (<= 0)
 
     def closed(self, weight_grad: float) -> tuple[float, int]:
         """Attenuation and factor count if the open factor closed at a layer with this log10
@@ -59,6 +60,15 @@ class PathState:
         if att >= 0:  # as well fed as every weight layer between it and the loss: count anew
             return 0.0, 0
         return att, self.factors + (g < FACTOR_COUNTS_BELOW)
+
+    def closed_largest(self, weight_grad: float) -> float:
+        """The largest single loss (log10 factor, <= 0) in ``closed(weight_grad)``'s
+        attenuation: GL101 does not fire when one factor carries most of it, so that one
+        structural drop (a squeeze-excitation gate behind a global pool) never fires it alone."""
+        if self.open_from is None or weight_grad == NEG_INF:
+            return self.largest
+        g = 0.5 * (weight_grad - self.open_from)
+        return 0.0 if self.attenuation + g >= 0 else min(self.largest, g)
 
 
 _ONE_SIDED = frozenset({"relu", "relu6", "leaky_relu", "prelu", "elu", "celu", "selu", "gelu",
@@ -132,10 +142,11 @@ def analyse_paths(graph: LayerGraph, log_r: list[float],
         assert sc is not None
         cnode = nodes[c]
         cspec = spec(cnode.op)
-        att, fac, open_from = sc.attenuation, sc.factors, sc.open_from
+        att, fac, open_from, largest = sc.attenuation, sc.factors, sc.open_from, sc.largest
         gate = sc.gate
         if cspec.kind in WEIGHT_KINDS and weight_grad[c] > NEG_INF:
             att, fac = sc.closed(weight_grad[c])
+            largest = sc.closed_largest(weight_grad[c])
             open_from = weight_grad[c]
         elif gates[c] is not None:
             # a learnable gate: its smallness is by design (GL106), not compounding attenuation
@@ -148,7 +159,7 @@ def analyse_paths(graph: LayerGraph, log_r: list[float],
             attenuation=att, factors=fac, open_from=open_from,
             saturating=sc.saturating + (1 if cspec.saturating else 0),
             depth=sc.depth + (1 if cnode.params and cspec.kind not in ("param",) else 0),
-            gate=gate, low=low, bound=bound, next=c,
+            gate=gate, low=low, bound=bound, next=c, largest=largest,
         )
     return [s if s is not None else PathState(0.0, 0, None, 0, 0, None, False, NEG_INF)
             for s in states]

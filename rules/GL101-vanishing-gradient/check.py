@@ -11,6 +11,9 @@ from gradlint.graph import GraphNode
 from gradlint.rule import ModelAnalysis, Rule, anchor_of, power10
 
 MIN_FACTORS = 3  # one small factor (a softmax, one small projection) never fires alone
+# nor one that carries more than this share of the attenuation (a squeeze-excitation gate behind
+# its global pool, amid a few mild factors): that is one structural drop, not compounding
+DOMINANT = 0.5
 # where the estimate is known to be weak (confidence: low, errors up to ~2.7 decades), GL101
 # asks for this much more attenuation before it calls a layer vanishing
 LOW_CONFIDENCE_MARGIN = 3.0
@@ -27,7 +30,9 @@ class VanishingGradient(Rule):
         limit = math.log10(analysis.threshold)
         sick = [le for le in analysis.layers
                 if not le.frozen and not le.zero and le.log10_attenuation is not None
-                and le.factors >= MIN_FACTORS and le.log10_attenuation < limit - (
+                and le.factors >= MIN_FACTORS
+                and le.largest_factor >= DOMINANT * le.log10_attenuation
+                and le.log10_attenuation < limit - (
                     LOW_CONFIDENCE_MARGIN if le.confidence == "low" else 0.0)]
         groups: dict[tuple[str, int], list[LayerEstimate]] = {}
         fallback = Location(analysis.target.split("::")[0], 1)
