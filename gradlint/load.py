@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from gradlint.config import TargetConfig
-from gradlint.construction import SiteRecorder
+from gradlint.construction import Site, SiteRecorder
 from gradlint.ftypes import Diagnostic, Location, ModelReport, Target
 from gradlint.sources import display_path, exception_site
 
@@ -256,9 +256,24 @@ def load_targets(req: LoadRequest) -> list[Target | ModelReport] | Diagnostic:
                 loc, f"{req.path}::{c.name}")))
             continue
         results.append(Target(f"{req.path}::{c.name}", c.model, req.path, c.line, inputs,
-                              recorder.sites_of(c.model), cfg.output if cfg else None))
+                              _sites(recorder, c, req.path), cfg.output if cfg else None))
     results.sort(key=lambda r: r.line)
     return results
+
+
+def _sites(recorder: SiteRecorder, c: _Candidate, path: str) -> dict[str, Site]:
+    """Construction sites by module name; a model gradlint built from its class has no user
+    line on the stack, so its own parameters (a ViT's class token) are placed at the class."""
+    sites = recorder.sites_of(c.model)
+    if c.cls is not None and sites.get("", (None, None)) == (None, None):
+        try:
+            source = inspect.getsourcefile(c.cls) or path
+        except TypeError:
+            source = path
+        here = os.path.abspath(source) == os.path.abspath(path)
+        where = Location(path if here else display_path(source), c.line)
+        sites[""] = (where, where if here else None)
+    return sites
 
 
 def _discover(req: LoadRequest, module: types.ModuleType, recorder: SiteRecorder
