@@ -71,7 +71,12 @@ def _failure(path: str, message: str, loc: Any = None) -> Any:
 
 def serve(conn: Connection) -> None:
     """Answer jobs until the parent closes the pipe: ("started", i) at once, ("done", i, result)."""
-    import torch  # noqa: F401 - pay the import once, before the first job's clock starts
+    import torch  # pay the import once, before the first job's clock starts
+
+    # One thread: gradlint's tensors are small (moments, one forward pass for shapes), and on a
+    # busy machine (CI, other hooks, --jobs workers) torch's spinning thread pool made the same
+    # lint 5-8x slower (bench/speed.py); on an idle one a second thread saves little.
+    torch.set_num_threads(1)
 
     import gradlint.analyse  # noqa: F401
 
