@@ -10,10 +10,12 @@ subprocess so peak RSS is per model:
 - bare ``torch.fx.symbolic_trace`` of the same model (``torch.export`` where fx fails), and one
   forward+backward pass at batch 8 (the dynamic alternative; "does not fit" where it cannot run);
 
-then times the ``gradlint`` command itself (ResNet-50, the 70B config, ``--version``) against a
-bare ``python -c "import torch"``. Medians of ``--runs`` runs (default 5) after one warm-up run,
-whose total is shown as "first run". Prints the table and the issue-7 targets with PASS/FAIL and
-writes bench/results/speed.md.
+then times the ``gradlint`` command itself (ResNet-50 and the 70B config from model files with
+``example_inputs()``, bench/speed_resnet50.py and bench/speed_llama70b.py; ``--version``)
+against a bare ``python -c "import torch"``. Medians of ``--runs`` runs (default 5); the first
+run's total (cold imports and caches) is also shown. gradlint's stages run on one torch thread,
+as its worker does; the forward+backward baseline keeps all of them. Prints the table and the
+issue-7 targets with PASS/FAIL and writes bench/results/speed.md.
 
 Run:  python -m bench.speed [--runs N] [--only mlp100,resnet50] [--out FILE]
 Not part of the test suite (tests/test_scaling.py checks the linear scaling by counting visits).
@@ -166,19 +168,22 @@ def analyse_once(spec: Spec, sources: SourceTimer) -> tuple[dict[str, float], di
 def child_analyse(spec: Spec, runs: int) -> dict[str, Any]:
     import warnings
 
+    import torch
+
     warnings.filterwarnings("ignore")
+    torch.set_num_threads(1)  # as gradlint's worker runs (gradlint/worker.py)
     sources = SourceTimer()
     sources.install()
     samples: list[dict[str, float]] = []
     info: dict[str, Any] = {}
-    for _ in range(runs + 1):  # the first run pays the imports: reported separately
+    for _ in range(runs):  # the first run also pays the imports: its total is shown alone
         times, info = analyse_once(spec, sources)
         samples.append(times)
         gc.collect()
-    out = {name: median([s[name] for s in samples[1:]]) for name in STAGES}
+    out = {name: median([s[name] for s in samples]) for name in STAGES}
     first = sum(samples[0][name] for name in STAGES)
     return {"stages": out, "first": first, "rss_mb": peak_rss_mb(), **info,
-            "total_samples": [sum(s[n] for n in STAGES) for s in samples[1:]]}
+            "total_samples": [sum(s[n] for n in STAGES) for s in samples]}
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,7 +232,7 @@ def child_baseline(spec: Spec, runs: int) -> dict[str, Any]:
     model = _build(spec)
     tracer, traces = "fx", []
     try:
-        for _ in range(runs + 1):
+        for _ in range(runs):
             start = time.perf_counter()
             fx.symbolic_trace(model)
             traces.append(time.perf_counter() - start)
@@ -235,24 +240,24 @@ def child_baseline(spec: Spec, runs: int) -> dict[str, Any]:
         tracer, traces = "export", []
         model.train()
         inputs = _inputs(spec, 1, spec.meta)
-        for _ in range(runs + 1):
+        for _ in range(runs):
             start = time.perf_counter()
             with torch.no_grad():
                 torch.export.export(model, inputs, strict=False)
             traces.append(time.perf_counter() - start)
-    result: dict[str, Any] = {"bare_tracer": tracer, "bare_trace": median(traces[1:]),
+    result: dict[str, Any] = {"bare_tracer": tracer, "bare_trace": median(traces),
                               "fwd_bwd": None, "params": sum(p.numel() for p in model.parameters())}
     if spec.meta:
         return result  # 70B parameters: the dynamic pass needs ~1 TB for weights and grads
     model.train()
     inputs = _inputs(spec, 8, False)
     passes = []
-    for _ in range(runs + 1):
+    for _ in range(runs):
         model.zero_grad(set_to_none=True)
         start = time.perf_counter()
         _primary(model(*inputs)).float().square().mean().backward()
         passes.append(time.perf_counter() - start)
-    result["fwd_bwd"] = median(passes[1:])
+    result["fwd_bwd"] = median(passes)
     return result
 
 
@@ -298,29 +303,32 @@ def timed_process(cmd: list[str], ok: Sequence[int] = (0,)) -> tuple[float, floa
     return wall, usage.ru_maxrss / 1024.0
 
 
+RESNET_COMMAND = ["bench/speed_resnet50.py::ResNet50", "--quiet"]
+LLAMA_COMMAND = ["bench/speed_llama70b.py::Llama70B", "--quiet", "--format", "json"]
+
+
 def command_times(runs: int, keys: set[str]) -> dict[str, Any]:
     exe = gradlint_command()
     out: dict[str, Any] = {"gradlint": exe}
 
     def median_of(cmd: list[str], n: int, ok: Sequence[int] = (0,)) -> tuple[float, float]:
-        timed_process(cmd, ok)  # warm the page cache
         samples = [timed_process(cmd, ok) for _ in range(n)]
         return median([s[0] for s in samples]), max(s[1] for s in samples)
 
     out["version"], _ = median_of([exe, "--version"], max(runs, 10))
     out["import_torch"], _ = median_of([sys.executable, "-c", "import torch"], runs)
     if "resnet50" in keys:
-        spec = BY_KEY["resnet50"]
         out["resnet50_cli"], out["resnet50_cli_rss"] = median_of(
+            [exe, *RESNET_COMMAND], runs, ok=(0, 1))
+        spec = BY_KEY["resnet50"]  # the same model, its input given on the command line
+        out["resnet50_cli_input"], _ = median_of(
             [exe, f"{MODELS_FILE.relative_to(ROOT)}::{spec.factory}", "--input", spec.input,
              "--quiet"], runs, ok=(0, 1))
     if "llama70b" in keys:
-        spec = BY_KEY["llama70b"]
         with tempfile.TemporaryDirectory() as tmp:
             out["llama_cli"], out["llama_cli_rss"] = median_of(
-                [exe, f"{MODELS_FILE.relative_to(ROOT)}::{spec.factory}", "--input", spec.input,
-                 "--quiet", "--format", "json", "--output", os.path.join(tmp, "r.json")],
-                runs, ok=(0, 1))
+                [exe, *LLAMA_COMMAND, "--output", os.path.join(tmp, "r.json")], runs,
+                ok=(0, 1))
     return out
 
 
@@ -439,12 +447,14 @@ def write_markdown(path: Path, info: dict[str, str], table: list[list[str]],
         "- Stages are gradlint's own functions called in-process, each model in its own "
         "subprocess (peak RSS is that process's, torch included). *sources*: construction "
         "sites, fx stack traces to lines, libcst spans (moved out of load and trace). "
-        "*first run*: the warm-up run's total, with imports and caches cold.",
+        "*first run*: the first run's total, with imports and caches cold. One torch thread, "
+        "as gradlint's worker runs.",
         "- *bare trace*: `torch.fx.symbolic_trace` of the same model (`torch.export` where fx "
         "fails, as gradlint does). gradlint's trace row also runs the model once for shapes "
         "and converts the graph.",
         "- *fwd+bwd b8*: one forward and backward pass at batch 8 in train mode (the dynamic "
-        "alternative); the 70B config does not fit in RAM, gradlint builds it on `meta`.",
+        "alternative), with torch's default threads; the 70B config does not fit in RAM "
+        "(gradlint builds it on `meta`).",
         "",
         "## The `gradlint` command (wall time, medians)",
         "",
@@ -452,12 +462,13 @@ def write_markdown(path: Path, info: dict[str, str], table: list[list[str]],
         f"- `python -c \"import torch\"`: {cmd.get('import_torch', float('nan')):.2f} s",
     ]
     if "resnet50_cli" in cmd:
-        lines.append(f"- `gradlint bench/speed_models.py::ResNet50 --input 1x3x224x224`: "
+        lines.append(f"- `gradlint {' '.join(RESNET_COMMAND)}` (input from `example_inputs()`): "
                      f"{cmd['resnet50_cli']:.2f} s, peak RSS {cmd['resnet50_cli_rss']:,.0f} MB")
+        lines.append(f"- the same model with `--input 1x3x224x224` instead: "
+                     f"{cmd['resnet50_cli_input']:.2f} s")
     if "llama_cli" in cmd:
-        lines.append(f"- `gradlint bench/speed_models.py::Llama70B --input 1x16:int64 "
-                     f"--format json`: {cmd['llama_cli']:.2f} s, peak RSS "
-                     f"{cmd['llama_cli_rss']:,.0f} MB (largest of gradlint's processes)")
+        lines.append(f"- `gradlint {' '.join(LLAMA_COMMAND)}`: {cmd['llama_cli']:.2f} s, peak "
+                     f"RSS {cmd['llama_cli_rss']:,.0f} MB (the largest of gradlint's processes)")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
