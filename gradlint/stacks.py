@@ -45,17 +45,10 @@ class StackLayer:
 class Stack:
     layers: tuple[StackLayer, ...]
 
-    @property
-    def activated(self) -> tuple[StackLayer, ...]:
-        """The layers followed by an activation: the repeated unit whose gain compounds (an
-        output head or a linear bottleneck has no E[φ′²] of its own)."""
-        return tuple(la for la in self.layers if la.activations)
 
-    @property
-    def log10_gain(self) -> float:
-        """Geometric mean of the activated layers' gains (log10)."""
-        units = self.activated
-        return sum(la.log10_gain for la in units) / max(len(units), 1)
+def mean_log10_gain(units: tuple[StackLayer, ...]) -> float:
+    """Geometric mean of the layers' gains (log10): what compounds per layer."""
+    return sum(la.log10_gain for la in units) / max(len(units), 1)
 
 
 def log10_fan_gain(analysis: ModelAnalysis, i: int) -> float:
@@ -144,13 +137,18 @@ def plain_stacks(analysis: ModelAnalysis, min_layers: int = 5) -> list[Stack]:
     return out
 
 
-def capped(analysis: ModelAnalysis, stack: Stack) -> bool:
-    """An activation in the stack caps the gain below 1 whatever the init (sigmoid)."""
-    return any(spec(analysis.nodes[a].op).sup_derivative(analysis.nodes[a].attrs) < CAPPED_BELOW
-               for la in stack.layers for a in la.activations)
+def judged_units(analysis: ModelAnalysis, stack: Stack) -> tuple[StackLayer, ...]:
+    """The layers whose gain the init sets: followed by an activation (an output head or a
+    linear bottleneck has no E[φ′²] of its own), none of which caps the gain below 1 whatever
+    the init (sigmoid: the activation is the problem there, GL101/GL102, not the init; an
+    output sigmoid is left out the same way)."""
+    nodes = analysis.nodes
+    return tuple(la for la in stack.layers if la.activations and all(
+        spec(nodes[a].op).sup_derivative(nodes[a].attrs) >= CAPPED_BELOW
+        for a in la.activations))
 
 
-def main_activation(analysis: ModelAnalysis, stack: Stack) -> str | None:
-    """The stack's most common activation (catalogue key)."""
-    ops = Counter(analysis.nodes[a].op for la in stack.layers for a in la.activations)
+def main_activation(analysis: ModelAnalysis, units: tuple[StackLayer, ...]) -> str | None:
+    """The most common activation of these layers (catalogue key)."""
+    ops = Counter(analysis.nodes[a].op for la in units for a in la.activations)
     return ops.most_common(1)[0][0] if ops else None

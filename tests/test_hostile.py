@@ -325,7 +325,9 @@ class Registered(nn.Module):
 
 def test_forward_loops_over_a_python_list(tmp_path: Path, run_gradlint: Any) -> None:
     proc, doc = run(tmp_path, run_gradlint, {"loops.py": LOOPS})
-    assert proc.returncode == 2 and codes(doc, "loops.py") == ["GL903"]
+    # (the registered form is a default-init ReLU stack of 5 layers: GL105 may report its init)
+    assert proc.returncode == 2
+    assert [c for c in codes(doc, "loops.py") if c != "GL105"] == ["GL903"]
     (diag,) = [d for d in doc["diagnostics"] if d["code"] == "GL903"]
     assert "nn.ModuleList" in diag["message"] and "self.layers" in diag["message"]
     assert diag["line"] == mark(tmp_path / "case" / "loops.py")

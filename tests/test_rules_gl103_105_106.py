@@ -172,6 +172,38 @@ def test_gl103_a_final_norm_cancels_forward_and_backward_growth() -> None:
     assert "GL105" in codes(report)
 
 
+class Recurrent(nn.Module):
+    def __init__(self, mode: str = "relu", std: float | None = 2.0) -> None:
+        super().__init__()
+        cell = nn.LSTM if mode == "lstm" else nn.RNN
+        kwargs = {} if mode == "lstm" else {"nonlinearity": mode}
+        self.rnn = cell(32, 64, batch_first=True, **kwargs)
+        if std is not None:
+            nn.init.normal_(self.rnn.weight_hh_l0, std=std / math.sqrt(64))
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.rnn(x)[0][:, -1])
+
+
+def test_gl103_fires_along_time_in_an_rnn_with_per_step_gain_above_one() -> None:
+    """ρ² = H·E[W_hh²]·E[relu′²] = 64·(4/64)·1/2 = 2 per step: 10^7.3 over 50 steps."""
+    torch.manual_seed(0)
+    report = check(Recurrent("relu", 2.0), torch.randn(4, 50, 32))
+    (d,) = found(report, "GL103")
+    assert d.module == "rnn" and "RNN (relu) 'rnn'" in d.message
+    assert "ρ = 1.41 per step" in d.message and "T = 50 steps" in d.message
+    assert d.fix is not None and "orthogonal_" in d.fix.message
+
+
+@pytest.mark.parametrize("mode,std", [("relu", 1.0), ("tanh", None), ("lstm", None)])
+def test_gl103_quiet_on_rnns_whose_gradient_does_not_grow_in_time(mode: str,
+                                                                  std: float | None) -> None:
+    torch.manual_seed(0)
+    report = check(Recurrent(mode, std), torch.randn(4, 50, 32))
+    assert "GL103" not in codes(report), explain(report)
+
+
 def test_gl103_threshold_and_depth() -> None:
     torch.manual_seed(0)
     model = init_linear(stack(nn.ReLU, 20), "normal", std=2.0)
@@ -268,6 +300,14 @@ def test_gl105_fires_on_default_init_tanh_and_names_the_tanh_init() -> None:
     (d,) = found(check(plain_mlp("tanh", 8), x128()), "GL105")
     assert "nn.Tanh" in d.message
     assert d.fix is not None and 'calculate_gain("tanh")' in d.fix.message
+
+
+def test_gl105_an_output_sigmoid_does_not_hide_the_hidden_layers_init() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(*[m for _ in range(6) for m in (nn.Linear(128, 128), nn.ReLU())],
+                          nn.Linear(128, 1), nn.Sigmoid())
+    (d,) = found(check(model, x128()), "GL105")
+    assert "= 0.17 under their init" in d.message and "over these 6 layers" in d.message
 
 
 def test_gl105_fires_above_the_bound_on_an_overscaled_stack() -> None:

@@ -18,6 +18,7 @@ MIN_FACTORS = 3  # one large factor (a wide projection, an upsampling) never fir
 # less than GL101's 3 decades: in the unnormalized residual stacks that carry most low marks
 # the estimate under-predicts the growth (measured 3.4 vs 2.5 decades at depth 20)
 LOW_CONFIDENCE_MARGIN = 1.0
+_CELLS = {"RNN_TANH": "RNN (tanh)", "RNN_RELU": "RNN (relu)", "LSTM": "LSTM", "GRU": "GRU"}
 
 
 class ExplodingGradient(Rule):
@@ -46,6 +47,35 @@ class ExplodingGradient(Rule):
             groups.setdefault((anchor.file, anchor.line), []).append(g)
         for layers in groups.values():
             yield self._diagnose(analysis, layers, fallback)
+        yield from self._along_time(analysis, limit, fallback)
+
+    def _along_time(self, analysis: ModelAnalysis, limit: float,
+                    fallback: Location) -> Iterator[Diagnostic]:
+        """A recurrent cell multiplies the gradient by ρ per step going back in time; with
+        ρ > 1 (vanilla RNN with H·E[W_hh²]·E[φ′²] > 1) it compounds over the sequence."""
+        from gradlint.recurrent import analyse_cell
+
+        for node in analysis.nodes:
+            if node.op != "recurrent" or not node.inputs:
+                continue
+            cell = analyse_cell(node, analysis.estimate.moments[node.inputs[0]].second)
+            gated = cell.mode in ("LSTM", "GRU")  # confidence: low (DESIGN §4)
+            if (cell.steps - 1 < MIN_FACTORS or cell.rho <= 1 / 0.9
+                    or cell.log10_span <= limit + (LOW_CONFIDENCE_MARGIN if gated else 0.0)):
+                continue
+            anchor, related = anchor_of(node, fallback)
+            kind = _CELLS.get(cell.mode, cell.mode)
+            message = (f"exploding gradient: {kind} '{node.module}' multiplies the gradient by "
+                       f"ρ = {cell.rho:.2f} per step back in time over T = {cell.steps} steps: "
+                       "the last step's gradient reaches the first at "
+                       f"{power10(cell.log10_span)}")
+            first = ("initialize weight_hh so the per-step gain H·E[W_hh²]·E[φ′²] is at most 1 "
+                     "(nn.init.orthogonal_ for tanh; std sqrt(2/H) for relu)")
+            fix = Fix(f"{first}; clip gradients (torch.nn.utils.clip_grad_norm_) and truncate "
+                      "backpropagation through time; or use an LSTM/GRU",
+                      (first, "clip gradients and truncate backpropagation through time",
+                       "use an LSTM or GRU"))
+            yield self.diagnostic(message, anchor, analysis.target, node.module, related, fix)
 
     def _diagnose(self, analysis: ModelAnalysis, layers: list[Growth],
                   fallback: Location) -> Diagnostic:

@@ -10,7 +10,7 @@ from gradlint.ftypes import Diagnostic, Fix, Location
 from gradlint.rule import ModelAnalysis, Rule, anchor_of, power10
 
 if TYPE_CHECKING:
-    from gradlint.stacks import Stack
+    from gradlint.stacks import Stack, StackLayer
 
 LOW, HIGH = 0.8, 1.25  # per-layer gain bounds (DESIGN §3): 1/1.25 = 0.8, symmetric in log
 MIN_LAYERS = 5
@@ -37,20 +37,21 @@ class InitGain(Rule):
                "0.8 or above 1.25.")
 
     def check(self, analysis: ModelAnalysis) -> Iterator[Diagnostic]:
-        from gradlint.stacks import capped, plain_stacks  # torch: not at `gradlint rules`
+        # torch: not at `gradlint rules`
+        from gradlint.stacks import judged_units, mean_log10_gain, plain_stacks
 
         fallback = Location(analysis.target.split("::")[0], 1)
         for stack in plain_stacks(analysis, MIN_LAYERS):
-            units = stack.activated
-            if len(units) < MIN_ACTIVATED or capped(analysis, stack):
+            units = judged_units(analysis, stack)
+            log_gain = mean_log10_gain(units)
+            if len(units) < MIN_ACTIVATED or not math.isfinite(log_gain):
                 continue
-            gain = 10 ** stack.log10_gain
-            if LOW <= gain <= HIGH or not math.isfinite(stack.log10_gain):
+            if LOW <= 10 ** log_gain <= HIGH:
                 continue
-            yield self._diagnose(analysis, stack, gain, fallback)
+            yield self._diagnose(analysis, stack, units, log_gain, fallback)
 
-    def _diagnose(self, analysis: ModelAnalysis, stack: Stack, gain: float,
-                  fallback: Location) -> Diagnostic:
+    def _diagnose(self, analysis: ModelAnalysis, stack: Stack, units: tuple[StackLayer, ...],
+                  log_gain: float, fallback: Location) -> Diagnostic:
         from gradlint.stacks import main_activation
 
         first = stack.layers[0]
@@ -61,30 +62,31 @@ class InitGain(Rule):
             anchor, related = anchor_of(le, fallback)
         names = list(dict.fromkeys(la.module for la in stack.layers))
         shown = ", ".join(names[:3]) + (f", … {names[-1]}" if len(names) > 3 else "")
-        units = stack.activated
+        gain = 10 ** log_gain
         fan = 10 ** (sum(la.log10_weight for la in units) / len(units))
-        act = main_activation(analysis, stack) or "identity"
+        act = main_activation(analysis, units) or "identity"
         dphi = 10 ** (sum(la.log10_activation for la in units) / len(units))
         types = {analysis.nodes[la.node].module_type or _KIND_NAMES.get(
             analysis.nodes[la.node].op, "weight") for la in stack.layers}
         kind = types.pop() if len(types) == 1 else "weight"
-        total = 0.5 * stack.log10_gain * len(units)
+        total = 0.5 * log_gain * len(units)
         message = (f"init gain: {len(stack.layers)} {kind} layers in a plain stack ({shown}) "
                    f"have a per-layer gain fan_in·E[W²]·E[φ′²] = {gain:.2f} under their init "
                    f"(fan_in·E[W²] = {fan:.2f}, E[φ′²] = {dphi:.2f} for "
-                   f"{_NAMES.get(act, act)}); over the {len(units)} activated layers the "
+                   f"{_NAMES.get(act, act)}); over these {len(units)} layers the "
                    f"gradient's size changes by about {power10(total)} "
                    f"({'shrinks' if gain < 1 else 'grows'} with every layer; 1 keeps it)")
         return self.diagnostic(message, anchor, analysis.target, first.module, related,
-                               _fix(act, fan / gain, analysis, stack))
+                               _fix(act, fan / gain, analysis, units))
 
 
-def _fix(act: str, target: float, analysis: ModelAnalysis, stack: Stack) -> Fix:
+def _fix(act: str, target: float, analysis: ModelAnalysis,
+         units: tuple[StackLayer, ...]) -> Fix:
     """The init that gives this activation a per-layer gain of ~1."""
     if act in _RELU:
         init = "nn.init.kaiming_normal_(m.weight, nonlinearity=\"relu\")"
     elif act == "leaky_relu":
-        slope = next((analysis.nodes[a].attrs.get("negative_slope") for la in stack.layers
+        slope = next((analysis.nodes[a].attrs.get("negative_slope") for la in units
                       for a in la.activations if analysis.nodes[a].op == "leaky_relu"), None)
         init = ("nn.init.kaiming_normal_(m.weight, a="
                 f"{slope if slope is not None else 0.01}, nonlinearity=\"leaky_relu\")")
