@@ -2,20 +2,22 @@
 
 The signal is the size of ∂L/∂(a tensor) per example, ‖·‖ over the tensor's entries (r times
 its entries): unlike the per-entry r, a change of width or resolution alone does not move it
-(a Linear's factor is fan_in·E[W²]·E[φ′²] whatever its shapes). It is compared with the signal
-at the model's output, so a normalization that divides a grown forward scale back out (a final
-LayerNorm after an over-scaled stack) also cancels the growth it causes backwards.
+(a Linear + ReLU factor is fan_in·E[W²]·E[φ′²] whatever its shapes).
 
-Exploding needs *compounding*: along the strongest path to the loss, every weight layer and
-every residual join (an add of two computed tensors) closes a factor, and at least 3 factors
-above 1/0.9 must contribute, as for GL101. One reverse sweep over the estimate's strongest-path
-links, linear in the graph.
+Along the strongest path from the loss, every weight layer and every residual join (an add of
+two computed tensors) closes a factor: the ratio of the signal at two consecutive boundaries.
+The growth is the sum of their log10 from the model's output to the layer, except that a
+factor passing a normalization (or whose tensor also feeds a branch that starts with one: a
+pre-norm block, a Conv into BatchNorm) counts only when it shrinks. A normalization's own
+growth (train-mode BatchNorm, π/(π−1) per BN-ReLU layer; a norm behind a small-scale input) is
+not what explodes, but a final norm that divides an over-scaled forward signal back out does
+cancel the growth before it. At least 3 factors above 1/0.9 must contribute, as for GL101. One
+reverse sweep over the estimate's strongest-path links, linear in the graph.
 
-A layer whose output feeds only normalizations (through views or ReLU-family activations) is
-scale-invariant: the norm divides out its weight's scale, its gradient is orthogonal to the
-weight and ∝ 1/‖W‖, so a large gradient grows ‖W‖ and damps itself in the first steps (the
-"auto rate-tuning" of BatchNorm). BatchNorm ResNets grow their gradient towards the stem this
-way (ResNet-50-like: ~3 decades) and train well; such layers are reported as ``invariant``.
+A weight layer whose output feeds only normalizations (through views or ReLU-family
+activations) is scale-invariant: the norm divides out its weight's scale, its gradient is
+orthogonal to the weight and ∝ 1/‖W‖, so a large gradient grows ‖W‖ and damps itself in the
+first steps (the "auto rate-tuning" of BatchNorm). Such layers are marked ``invariant``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ class Growth:
 
     module: str
     site: int  # the layer's call that carries the most gradient
-    log10_growth: float  # log10 ‖∂L/∂(layer output)‖ / ‖∂L/∂(model output)‖, per example
+    # log10 ‖∂L/∂(layer output)‖ / ‖∂L/∂(model output)‖ per example, normalizations' growth out
+    log10_growth: float
     factors: int  # compounding factors above 1/0.9 between the layer and the loss
     joins: int  # residual joins on the strongest path (the skip adds its branch's signal)
     invariant: bool  # the output feeds only normalizations: the weight is scale-invariant
