@@ -478,7 +478,8 @@ def render(table: list[list[str]], markdown: bool) -> str:
 
 def write_markdown(path: Path, info: dict[str, str], table: list[list[str]],
                    goals: list[tuple[str, str, bool]], cmd: dict[str, Any], runs: int,
-                   load: tuple[str, str], seconds: float) -> None:
+                   load: tuple[str, str], seconds: float, busy: float) -> None:
+    """``busy``: the 5-minute load average at the end when above the core count, else 0."""
     lines = [
         "# Speed benchmark",
         "",
@@ -486,6 +487,12 @@ def write_markdown(path: Path, info: dict[str, str], table: list[list[str]],
         f"{info['cores']} cores, {info['ram']} RAM, torch {info['torch']}, Python "
         f"{info['python']} ({info['os']}). Load average {load[0]} at the start, {load[1]} at "
         f"the end (the machine is shared); the run took {seconds / 60:.1f} min.",
+        *([] if not busy else [
+            "",
+            f"**Caution: the machine was busy** (load average {busy:.1f} on {info['cores']} "
+            "cores). Timings then vary several-fold from run to run, and torch's multi-threaded "
+            "training step suffers more from the load than gradlint's single-threaded worker, "
+            "which favours gradlint in the comparison with it."]),
         "",
         "## Targets (issue 7)",
         "",
@@ -554,7 +561,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     start = time.perf_counter()
-    load_start = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    loads = [os.getloadavg()]
+    load_start = " / ".join(f"{x:.1f}" for x in loads[0])
     specs = [BY_KEY[k] for k in keys]
     rows: dict[str, dict[str, Any]] = {}
     for s in specs:
@@ -569,7 +577,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("the gradlint command ...", file=sys.stderr, flush=True)
         cmd = command_times(args.runs, set(keys))
     seconds = time.perf_counter() - start
-    load_end = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    loads.append(os.getloadavg())
+    load_end = " / ".join(f"{x:.1f}" for x in loads[1])
+    during = loads[1][1]  # the 5-minute average at the end: most of the run, this one included
+    busy = during if during > (os.cpu_count() or 1) else 0.0
     info = machine()
     table = stage_table(specs, rows)
     goals = targets(specs, rows, cmd, scaling)
@@ -581,7 +592,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{info['date']}; load {load_start} -> {load_end}; {seconds / 60:.1f} min")
     if not args.no_write:
         write_markdown(args.out, info, table, goals, cmd, args.runs, (load_start, load_end),
-                       seconds)
+                       seconds, busy)
         print(f"wrote {args.out}")
     return 0
 
