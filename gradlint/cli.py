@@ -81,11 +81,11 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ign
     config = _project_config()
     if threshold is not None and not 0 < threshold < 1:
         _usage("--threshold must be in (0, 1)")
-    from gradlint.load import parse_input
+    from gradlint.inputs import parse_spec
 
     for spec in inputs:
         try:
-            parse_input(spec)
+            parse_spec(spec)
         except ValueError as exc:
             _usage(str(exc))
     from gradlint.pipeline import Options, check_paths, selected

@@ -25,6 +25,7 @@ import torch.nn as nn
 from gradlint.config import TargetConfig
 from gradlint.construction import Site, SiteRecorder
 from gradlint.ftypes import Diagnostic, Location, ModelReport, Target
+from gradlint.inputs import parse_spec
 from gradlint.sources import display_path, exception_site
 
 RULE_NAMES = {"GL901": "import-failed", "GL902": "needs-arguments", "GL906": "construction-failed"}
@@ -136,16 +137,9 @@ def _config_for(req: LoadRequest, name: str) -> TargetConfig | None:
 
 def parse_input(spec: str) -> torch.Tensor:
     """``8x3x224x224`` or ``2x128:int64`` -> a random tensor of that shape and dtype."""
-    shape_text, _, dtype_text = spec.partition(":")
-    try:
-        shape = tuple(int(s) for s in shape_text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"bad --input {spec!r}: expected a shape like 8x3x224x224[:int64]") \
-            from None
-    dtype = getattr(torch, dtype_text or "float32", None)
-    if not isinstance(dtype, torch.dtype):
-        raise ValueError(f"bad --input {spec!r}: unknown dtype {dtype_text!r}")
-    if dtype.is_floating_point:
+    shape, dtype_name = parse_spec(spec)
+    dtype = getattr(torch, dtype_name)
+    if dtype.is_floating_point or dtype.is_complex:
         return torch.randn(*shape, dtype=dtype)
     return torch.randint(0, 2, shape, dtype=dtype)
 

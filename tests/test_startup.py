@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +45,16 @@ def test_console_command_imports_no_heavy_module(args: list[str]) -> None:
     assert "click" in imported, run.stderr[-500:]  # the log was written
     assert not imported & {"torch", "libcst", "numpy"}, sorted(imported & {"torch", "libcst",
                                                                            "numpy"})
+
+
+def test_checking_a_file_leaves_torch_to_the_worker(repo_root: Path) -> None:
+    """The parent process walks, filters, validates --input and reports; only the worker pays
+    torch's import (~1 s), so a run costs one torch import, not two."""
+    code = ("import sys\nfrom gradlint import cli\n"
+            "try:\n    cli.main(['examples/three_layer_sigmoid.py', '--format', 'json'])\n"
+            "except SystemExit:\n    pass\n"
+            "print('torch' in sys.modules, file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.stderr.strip().splitlines()[-1] == "False", proc.stderr
+    assert "three_layer_sigmoid.py::ThreeLayerNet" in proc.stdout  # it was checked

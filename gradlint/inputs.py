@@ -1,0 +1,26 @@
+"""``--input SHAPE[:DTYPE]`` specs, read without torch (the parent process checks them before
+any worker starts, and must not pay torch's import for it)."""
+
+from __future__ import annotations
+
+DTYPES = ("float32", "float", "float64", "double", "float16", "half", "bfloat16", "int64",
+          "long", "int32", "int", "int16", "short", "int8", "uint8", "bool", "complex64",
+          "complex128")
+
+
+def parse_spec(spec: str) -> tuple[tuple[int, ...], str]:
+    """``8x3x224x224`` or ``2x128:int64`` -> ((8, 3, 224, 224), "float32") / ((2, 128), "int64");
+    ValueError with the spec in the message when it is malformed."""
+    shape_text, _, dtype_text = spec.partition(":")
+    try:
+        shape = tuple(int(s) for s in shape_text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"bad --input {spec!r}: expected a shape like 8x3x224x224[:int64]") \
+            from None
+    if any(n <= 0 for n in shape):
+        raise ValueError(f"bad --input {spec!r}: every size must be positive")
+    dtype = dtype_text or "float32"
+    if dtype not in DTYPES:
+        raise ValueError(f"bad --input {spec!r}: unknown dtype {dtype_text!r} "
+                         f"(one of {', '.join(DTYPES)})")
+    return shape, dtype
