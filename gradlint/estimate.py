@@ -82,7 +82,8 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
         steps.append(step)
         gates.append(_gate_name(node, step, graph))
 
-    log_r, contrib, log_s = _backward(graph, steps, coherent_skips(graph, moments), moments)
+    skips = coherent_skips(graph, moments)
+    log_r, contrib, log_s = _backward(graph, steps, skips, moments)
     # GL101's per-layer factors compare the weight gradients of consecutive weight layers
     centred = _batch_centred(graph)
     weight_grad = _weight_grads(graph, moments, log_r, centred, log_s)
@@ -93,8 +94,8 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
                               log_s)
     attention = _attention_softmaxes(graph)
     if attention:
-        layers = _token_coherence_range(graph, moments, steps, layers, paths, spread, centred,
-                                        attention)
+        layers = _token_coherence_range(graph, moments, steps, skips, layers, paths, spread,
+                                        centred, attention)
     unknown = tuple(node for node in nodes if spec(node.op).kind == "opaque")
     return GraphEstimate(graph, tuple(moments), tuple(log_r), tuple(paths), layers, unknown,
                          tuple(s.log_gains for s in steps))
@@ -220,13 +221,13 @@ def _softmax_slots(node: GraphNode) -> tuple[int, ...]:
 
 
 def _token_coherence_range(graph: LayerGraph, moments: list[Moments], steps: list[Step],
-                           layers: tuple[LayerEstimate, ...], paths: list[PathState],
+                           skips: dict[int, CoherentSkip], layers: tuple[LayerEstimate, ...],
+                           paths: list[PathState],
                            spread: list[float], centred: set[int], attention: frozenset[int]
                            ) -> tuple[LayerEstimate, ...]:
     """Add ``range`` (log10 relative at c = TOKEN_COHERENCE .. at c = 0) to the layers whose
     estimate depends on token coherence; the point estimate stays the c = 0 one."""
-    log_r, _, log_s = _backward(graph, steps, coherent_skips(graph, moments), moments,
-                                TOKEN_COHERENCE, attention)
+    log_r, _, log_s = _backward(graph, steps, skips, moments, TOKEN_COHERENCE, attention)
     weight_grad = _weight_grads(graph, moments, log_r, centred, log_s)
     coherent = {le.module: le for le in _layer_estimates(
         graph, moments, log_r, paths, spread, weight_grad, centred, log_s)}

@@ -155,10 +155,3 @@ def selected(report: Report, options: Options) -> list[Diagnostic]:
               and not per_file.ignores(d.code, d.location.file)]
     return sorted(suppress(report, chosen, options.select, options.ignore, per_file),
                   key=diagnostic_order)
-
-
-def check_model(model: object, inputs: object = None, threshold: float = 1e-2) -> ModelReport:
-    """The Python API, in-process (no file loading); see gradlint/analyse.py."""
-    from gradlint.analyse import check_model as run
-
-    return run(model, inputs=inputs, threshold=threshold)
