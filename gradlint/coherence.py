@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from gradlint.activations import ACTIVATIONS, gaussian_curvature
-from gradlint.catalogue import spec
 from gradlint.graph import LayerGraph
 from gradlint.moments import Moments
 
@@ -42,17 +41,17 @@ def coherent_skips(graph: LayerGraph, moments: list[Moments]) -> dict[int, Coher
     nodes = graph.nodes
     found: dict[int, CoherentSkip] = {}
     for node in nodes:
-        if spec(node.op).kind != "add" or len(node.inputs) != 2:
+        if node.kind != "add" or len(node.inputs) != 2:
             continue
         scales = node.scales or (1.0, 1.0)
         for k in (0, 1):
             x, z = node.inputs[k], node.inputs[1 - k]
             act = nodes[z]
-            if (spec(act.op).kind != "elementwise" or act.op not in ACTIVATIONS
+            if (act.kind != "elementwise" or act.op not in ACTIVATIONS
                     or len(act.inputs) != 1):
                 continue
             layer = nodes[act.inputs[0]]
-            fan_in = _square_fan_in(spec(layer.op).kind, layer.attrs)
+            fan_in = _square_fan_in(layer.kind, layer.attrs)
             w = layer.param("weight")
             if not fan_in or not layer.inputs or layer.inputs[0] != x or w is None:
                 continue

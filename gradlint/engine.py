@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from gradlint.collector import collector_paused
 from gradlint.config import Config, ConfigError
 from gradlint.ftypes import SEVERITY_RANK, Diagnostic
 from gradlint.rule import ModelAnalysis, Rule
@@ -137,13 +138,18 @@ def _discover(extra: tuple[str, ...]) -> tuple[RuleInfo, ...]:
     return tuple(sorted(found.values(), key=lambda r: r.rule.code))
 
 
+@lru_cache(maxsize=8)
+def _rules_by_code(rules: tuple[RuleInfo, ...]) -> dict[str, Rule]:
+    return {i.rule.code: i.rule for i in rules}
+
+
 def _matches(code: str, prefixes: Iterable[str]) -> bool:
     return any(code.startswith(p.strip().upper()) for p in prefixes if p.strip())
 
 
 def is_selected(code: str, select: Sequence[str], ignore: Sequence[str]) -> bool:
     """ruff-style prefix selection: ``GL1`` selects GL1xx; default-off rules need a select."""
-    info = {i.rule.code: i.rule for i in discover_rules()}.get(code)
+    info = _rules_by_code(discover_rules()).get(code)
     default_on = info.enabled_by_default if info else True
     if select:  # a rule that is off by default needs its exact code
         chosen = _matches(code, select) and (
@@ -153,6 +159,7 @@ def is_selected(code: str, select: Sequence[str], ignore: Sequence[str]) -> bool
     return chosen and not _matches(code, ignore)
 
 
+@collector_paused
 def run_rules(analysis: ModelAnalysis, select: Sequence[str] = (),
               ignore: Sequence[str] = ()) -> list[Diagnostic]:
     out: list[Diagnostic] = []

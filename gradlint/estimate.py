@@ -13,8 +13,9 @@ import math
 from dataclasses import dataclass
 
 from gradlint.activations import ACTIVATIONS, gaussian_slope, negative_second_moment
-from gradlint.catalogue import WEIGHT_KINDS, spec
+from gradlint.catalogue import WEIGHT_KINDS
 from gradlint.coherence import CoherentSkip, coherent_skips
+from gradlint.collector import collector_paused
 from gradlint.ftypes import LayerEstimate
 from gradlint.graph import GraphNode, LayerGraph, ModuleInfo, ParamStats
 from gradlint.moments import Moments, Step, attention_factors, propagate
@@ -40,6 +41,8 @@ class GraphEstimate:
         """log10 of the RMS gradient gain from ``consumer``'s output back to ``producer``."""
         node = self.graph.nodes[consumer]
         gains = self.log_gains[consumer]
+        if len(node.inputs) == 1:  # the common case, without the search below
+            return 0.5 * gains[0] / LN10 if gains and node.inputs[0] == producer else 0.0
         slots = [k for k, i in enumerate(node.inputs) if i == producer and k < len(gains)]
         if not slots:
             return 0.0
@@ -69,6 +72,7 @@ def _gate_name(node: GraphNode, step: Step, graph: LayerGraph) -> str | None:
     return w.name if w is not None and w.requires_grad else None
 
 
+@collector_paused
 def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
     nodes = graph.nodes
     n = len(nodes)
@@ -80,7 +84,7 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
         step = propagate(node, ins, [nodes[i] for i in node.inputs])
         moments.append(step.out)
         steps.append(step)
-        gates.append(_gate_name(node, step, graph))
+        gates.append(_gate_name(node, step, graph) if step.gate else None)
 
     skips = coherent_skips(graph, moments)
     log_r, contrib, log_s = _backward(graph, steps, skips, moments)
@@ -88,15 +92,16 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
     centred = _batch_centred(graph)
     weight_grad = _weight_grads(graph, moments, log_r, centred, log_s)
     paths = analyse_paths(graph, log_r, contrib, gates, weight_grad)
-    spread = [max((nodes[c].numel_per_example for c, _ in contrib[i]), default=1)
-              / max(nodes[i].numel_per_example, 1) for i in range(n)]
+    # a parameter read directly in forward reaches this many positions (broadcast)
+    spread = {i: max((nodes[c].numel_per_example for c, _ in contrib[i]), default=1)
+              / max(nodes[i].numel_per_example, 1) for i in range(n) if nodes[i].op == "param"}
     layers = _layer_estimates(graph, moments, log_r, paths, spread, weight_grad, centred,
                               log_s)
     attention = _attention_softmaxes(graph)
     if attention:
         layers = _token_coherence_range(graph, moments, steps, skips, layers, paths, spread,
                                         centred, attention)
-    unknown = tuple(node for node in nodes if spec(node.op).kind == "opaque")
+    unknown = tuple(node for node in nodes if node.kind == "opaque")
     return GraphEstimate(graph, tuple(moments), tuple(log_r), tuple(paths), layers, unknown,
                          tuple(s.log_gains for s in steps))
 
@@ -106,7 +111,7 @@ def _weight_grads(graph: LayerGraph, moments: list[Moments], log_r: list[float],
     """log10 of each weight node's mean squared weight gradient (NEG_INF elsewhere)."""
     out = [NEG_INF] * len(graph.nodes)
     for node in graph.nodes:
-        if spec(node.op).kind in WEIGHT_KINDS and node.params and node.inputs:
+        if node.kind in WEIGHT_KINDS and node.params and node.inputs:
             main = node.param("weight") or node.params[0]
             x = moments[node.inputs[0]]
             out[node.index] = _call_grad_sq(
@@ -136,29 +141,36 @@ def _backward(graph: LayerGraph, steps: list[Step], skips: dict[int, CoherentSki
     log_s = [NEG_INF] * n
     shrink = math.log(max(1.0 - coherent_tokens, 1e-30))
     contrib: list[list[tuple[int, float]]] = [[] for _ in range(n)]
+    log = math.log
     for c in range(n - 1, -1, -1):
-        if log_r[c] == NEG_INF:
+        rc = log_r[c]
+        if rc == NEG_INF:
             continue
-        keeps_q = spec(nodes[c].op).kind in ("add", "passthrough")
+        node = nodes[c]
+        keeps_q = node.kind in ("add", "passthrough")
         skip = skips.get(c)
-        through_softmax = _softmax_slots(nodes[c]) if c in attention else ()
-        for slot, p in enumerate(nodes[c].inputs):
-            gains = steps[c].log_gains
+        through_softmax = _softmax_slots(node) if c in attention else ()
+        gains = steps[c].log_gains
+        qc, sc = log_q[c], log_s[c]
+        pools = node.kind == "reduce" or node.op == "adaptive_avg_pool"
+        for slot, p in enumerate(node.inputs):
             g = gains[slot] if slot < len(gains) else 0.0
             if g == NEG_INF:
                 continue
             if slot in through_softmax:
                 g += shrink
-            r = log_r[c] + g
-            q = log_q[c] + g if keeps_q else r - math.log(max(nodes[p].numel_per_example, 1))
+            r = rc + g
+            q = qc + g if keeps_q else r - log(max(nodes[p].numel_per_example, 1))
             if skip is not None and p == skip.skip:
-                extra = log_q[c] + g + math.log(skip.gain)
+                extra = qc + g + log(skip.gain)
                 r, q = _logaddexp(r, extra), _logaddexp(q, extra)
             contrib[p].append((c, r))
-            log_r[p] = _logaddexp(log_r[p], r)
-            log_q[p] = min(_logaddexp(log_q[p], q), log_r[p])
-            same = _position_coherent(nodes[c], nodes[p], r, log_s[c], g, moments)
-            log_s[p] = min(_logaddexp(log_s[p], same), log_r[p])
+            rp = log_r[p] = r if log_r[p] == NEG_INF else _logaddexp(log_r[p], r)
+            log_q[p] = min(q if log_q[p] == NEG_INF else _logaddexp(log_q[p], q), rp)
+            if sc == NEG_INF and not pools:
+                continue  # nothing position-coherent arrives (log_s[p] <= log_r[p] already)
+            same = _position_coherent(node, nodes[p], r, sc, g, moments)
+            log_s[p] = min(_logaddexp(log_s[p], same), rp)
     return log_r, contrib, log_s
 
 
@@ -166,7 +178,7 @@ def _position_coherent(node: GraphNode, src: GraphNode, r: float, s: float, g: f
                        moments: list[Moments]) -> float:
     """The part of ``src``'s gradient from ``node`` that is the same at every position: all of
     it below a mean over positions; kept through ops that act alike at every position."""
-    kind = spec(node.op).kind
+    kind = node.kind
     if kind == "reduce" or node.op == "adaptive_avg_pool":
         shape = src.shape or ()
         pooled = node.numel_per_example
@@ -206,7 +218,7 @@ def _attention_softmaxes(graph: LayerGraph) -> frozenset[int]:
                 if c.op == "matmul":
                     found.add(node.index)
                     break
-                if spec(c.op).kind == "passthrough":
+                if c.kind == "passthrough":
                     stack.extend(users[c.index])
     return frozenset(found)
 
@@ -223,7 +235,7 @@ def _softmax_slots(node: GraphNode) -> tuple[int, ...]:
 def _token_coherence_range(graph: LayerGraph, moments: list[Moments], steps: list[Step],
                            skips: dict[int, CoherentSkip], layers: tuple[LayerEstimate, ...],
                            paths: list[PathState],
-                           spread: list[float], centred: set[int], attention: frozenset[int]
+                           spread: dict[int, float], centred: set[int], attention: frozenset[int]
                            ) -> tuple[LayerEstimate, ...]:
     """Add ``range`` (log10 relative at c = TOKEN_COHERENCE .. at c = 0) to the layers whose
     estimate depends on token coherence; the point estimate stays the c = 0 one."""
@@ -246,9 +258,9 @@ def _token_coherence_range(graph: LayerGraph, moments: list[Moments], steps: lis
 def _grad_sq(node: GraphNode, owner: ModuleInfo, x: Moments, lr: float,
              ls: float = NEG_INF) -> float:
     """Natural log of the mean squared per-entry weight gradient contributed by one call."""
-    out_proj = spec(node.op).kind == "attention" and owner.name != node.module
+    out_proj = node.kind == "attention" and owner.name != node.module
     # the call's own view of the weight first: GPT-2's Conv1D stores W as (in, out)
-    main = (None if out_proj else node.param("weight")) or _main_param(owner)
+    main = (None if out_proj else node.param("weight")) or owner.main
     return _call_grad_sq(node, main, out_proj, x, lr, ls)
 
 
@@ -256,7 +268,7 @@ def _call_grad_sq(node: GraphNode, main: ParamStats | None, out_proj: bool, x: M
                   lr: float, ls: float = NEG_INF) -> float:
     if lr == NEG_INF:
         return NEG_INF
-    kind = spec(node.op).kind
+    kind = node.kind
     if main is None:
         return NEG_INF
     width = main.shape[0] if main.shape else 1
@@ -293,14 +305,14 @@ def _batch_centred(graph: LayerGraph) -> set[int]:
     users = graph.consumers()
     out: set[int] = set()
     for node in nodes:
-        if spec(node.op).kind not in ("linear", "conv", "conv_transpose"):
+        if node.kind not in ("linear", "conv", "conv_transpose"):
             continue
         stack, ok = [node.index], True
         while stack and ok:
             us = users[stack.pop()]
             ok = bool(us)
             for c in us:
-                if spec(nodes[c].op).kind == "passthrough":
+                if nodes[c].kind == "passthrough":
                     stack.append(c)
                 elif nodes[c].op != "batch_norm":
                     ok = False
@@ -318,75 +330,69 @@ def _negative_part(graph: LayerGraph, i: int, moments: list[Moments]) -> Moments
     through the activation that produced x when there is one (exactly 0 behind ReLU, sigmoid,
     softplus, whose Gaussian moments alone would not say so)."""
     node = graph.nodes[i]
-    while spec(node.op).kind == "passthrough" and node.inputs:
+    while node.kind == "passthrough" and node.inputs:
         node = graph.nodes[node.inputs[0]]
     x = moments[node.index]
     name, attrs = "identity", {}
-    if spec(node.op).kind == "elementwise" and node.inputs:
+    if node.kind == "elementwise" and node.inputs:
         name, attrs, x = node.op, node.attrs, moments[node.inputs[0]]
     return Moments(x.mean, negative_second_moment(name, attrs, x.mean, x.var), x.shared)
 
 
-def _main_param(owner: ModuleInfo) -> ParamStats | None:
-    for p in owner.params:
-        if p.name.rsplit(".", 1)[-1] == "weight":
-            return p
-    return owner.params[0] if owner.params else None
-
-
 def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[float],
-                     paths: list[PathState], spread: list[float], weight_grad: list[float],
+                     paths: list[PathState], spread: dict[int, float], weight_grad: list[float],
                      centred: set[int], log_s: list[float] | None = None
                      ) -> tuple[LayerEstimate, ...]:
-    def paths_value(i: int) -> float:  # a non-weight layer closes no factor of its own
-        return weight_grad[i] if weight_grad[i] > NEG_INF else NEG_INF
-
     nodes = graph.nodes
     calls: dict[str, list[int]] = {}
     uses: dict[str, list[int]] = {}  # parameters read directly in forward (get_attr)
     # a tracer may name a tied weight after any module sharing it (export: "lm_head")
     canonical = {alias: o.name for o in graph.owners for alias in o.aliases}
-
-    def owner_of(module: str) -> str:
-        return canonical.get(module, module)
-
     for node in nodes:
-        if node.op == "param" and node.params:
+        if not node.params:
+            continue
+        if node.op == "param":
             module, _, leaf = node.params[0].name.rpartition(".")
-            name = f"{owner_of(module)}.{leaf}" if module else leaf
+            name = f"{canonical.get(module, module)}.{leaf}" if module else leaf
             uses.setdefault(name, []).append(node.index)
-        elif node.module is not None and node.params:
-            calls.setdefault(owner_of(node.module), []).append(node.index)
-            if spec(node.op).kind == "attention":
-                calls.setdefault(owner_of(node.module) + ".out_proj", []).append(node.index)
-    param_nodes = [i for ids in calls.values() for i in ids if log_r[i] > NEG_INF]
-    nearest = max(param_nodes) if param_nodes else None
+        elif node.module is not None:
+            name = canonical.get(node.module, node.module)
+            found = calls.get(name)
+            if found is None:
+                calls[name] = [node.index]
+            else:
+                found.append(node.index)
+            if node.kind == "attention":
+                calls.setdefault(name + ".out_proj", []).append(node.index)
+    nearest = max((i for ids in calls.values() for i in ids if log_r[i] > NEG_INF), default=None)
     ref_signal = log_r[nearest] if nearest is not None else 0.0
 
     raw: list[tuple[ModuleInfo, float, int | None]] = []
     for owner in graph.owners:
         sites = calls.get(owner.name, [])
         total = NEG_INF
+        site = None
         for i in sites:
             node = nodes[i]
             x = moments[node.inputs[0]] if node.inputs else Moments(0.0, 1.0, 0.0)
-            if spec(node.op).kind == "elementwise" and node.inputs:  # PReLU's slope
+            if node.kind == "elementwise" and node.inputs:  # PReLU's slope
                 x = _negative_part(graph, node.inputs[0], moments)
             elif i in centred:
                 x = _centred(x)
             total = _logaddexp(total, _grad_sq(node, owner, x, log_r[i],
                                                log_s[i] if log_s else NEG_INF))
-        main = _main_param(owner)
-        direct = uses.get(main.name, []) if main is not None else []
-        for i in direct:  # each entry sums the gradient over the positions it is broadcast to
-            total = _logaddexp(total, log_r[i] + math.log(max(spread[i], 1.0)))
-        sites = sites + direct
-        site = max(sites, key=lambda i: log_r[i]) if sites else None
+            if site is None or log_r[i] > log_r[site]:
+                site = i
+        main = owner.main
+        if main is not None and main.name in uses:
+            for i in uses[main.name]:  # each entry sums the gradient over the positions it
+                total = _logaddexp(total, log_r[i] + math.log(max(spread[i], 1.0)))  # reaches
+                if site is None or log_r[i] > log_r[site]:
+                    site = i
         raw.append((owner, total, site))
 
-    frozen = {o.name: not any(p.requires_grad for p in o.params) for o, _, _ in raw}
-    live = [g for o, g, _ in raw if g > NEG_INF and not frozen[o.name]]
-    top = max(live) if live else 0.0
+    frozen = {o.name: not any(p.requires_grad for p in o.params) for o in graph.owners}
+    top = max((g for o, g, _ in raw if g > NEG_INF and not frozen[o.name]), default=0.0)
     out: list[LayerEstimate] = []
     for owner, g, site in raw:
         zero = g == NEG_INF
@@ -394,26 +400,25 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
         att = fac = None
         largest = 0.0
         if st is not None and site is not None and not zero:
-            att, fac = st.closed(paths_value(site))
-            largest = st.closed_largest(paths_value(site))
+            att, fac = st.closed(weight_grad[site])  # a non-weight layer closes no factor
+            largest = st.closed_largest(weight_grad[site])
         out.append(LayerEstimate(
-            module=owner.name, type=owner.type,
-            numel=sum(p.numel for p in owner.params),
-            location=owner.location, anchor=owner.anchor,
-            log10_grad=None if zero else 0.5 * g / LN10,
-            log10_relative=None if zero else 0.5 * (g - top) / LN10,
-            log10_signal=None if zero or site is None
-            else 0.5 * (log_r[site] - ref_signal) / LN10,
-            log10_attenuation=att,
-            log10_bound=None if st is None or st.bound == NEG_INF else st.bound,
-            saturating=st.saturating if st else 0,
-            depth=st.depth if st else 0,
-            factors=fac or 0, largest_factor=largest,
-            gate=st.gate if st else None,
-            frozen=frozen[owner.name],
-            aliases=owner.aliases,
-            zero=zero,
-            confidence="low" if (st is not None and st.low) or (
+            owner.name, owner.type, owner.numel, owner.location,
+            None if zero else 0.5 * g / LN10,
+            None if zero else 0.5 * (g - top) / LN10,
+            None if zero or site is None else 0.5 * (log_r[site] - ref_signal) / LN10,
+            att,
+            None if st is None or st.bound == NEG_INF else st.bound,
+            st.saturating if st else 0,
+            st.depth if st else 0,
+            fac or 0,
+            st.gate if st else None,
+            frozen[owner.name],
+            owner.aliases,
+            zero,
+            "low" if (st is not None and st.low) or (
                 site is not None and gated_cell(nodes[site])) else "high",
+            owner.anchor,
+            largest_factor=largest,
         ))
     return tuple(out)

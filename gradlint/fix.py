@@ -73,16 +73,15 @@ def _through(start: int, graph: LayerGraph, users: list[list[int]]) -> Iterable[
 
 def _weights(nodes: Sequence[GraphNode]) -> list[bool]:
     """Weight layers, including ``x @ W`` with a parameter ``W``."""
-    from gradlint.catalogue import WEIGHT_KINDS, spec
+    from gradlint.catalogue import WEIGHT_KINDS
 
-    return [spec(n.op).kind in WEIGHT_KINDS or (
+    return [n.kind in WEIGHT_KINDS or (
         n.op == "matmul" and any(nodes[i].op == "param" for i in n.inputs)) for n in nodes]
 
 
 def _is_gate(start: int, nodes: Sequence[GraphNode], users: list[list[int]]) -> bool:
     """Its value multiplies (or divides) another computed tensor, directly or after reshapes,
     scaling, another activation or a constant shift such as ``1 - z`` (GRU)."""
-    from gradlint.catalogue import spec
 
     stack, seen = [start], {start}
     while stack:
@@ -93,7 +92,7 @@ def _is_gate(start: int, nodes: Sequence[GraphNode], users: list[list[int]]) -> 
                     k != j and nodes[k].op not in _SCALARS for k in un.inputs):
                 return True
             computed = sum(1 for k in un.inputs if nodes[k].op not in _SOURCES)
-            follow = spec(un.op).kind in ("passthrough", "scale", "elementwise", "mul", "div") \
+            follow = un.kind in ("passthrough", "scale", "elementwise", "mul", "div") \
                 or (un.op == "add" and computed <= 1)
             if follow and u not in seen:
                 seen.add(u)
@@ -110,21 +109,25 @@ def fixable_sites(graph: LayerGraph) -> dict[tuple[str, int, int], bool]:
     built or called there is hidden and not a gate (a module built in a loop or list
     comprehension is one site for all the layers it builds; one module instance called as a
     hidden layer and as the output is one site too), and they are all the same activation."""
-    from gradlint.catalogue import spec
 
     nodes, users = graph.nodes, graph.consumers()
     # free[i]: the value of i reaches the output (or another returned/unused tensor) through
     # no weight layer, so changing an activation there changes what the model outputs
     weight = _weights(nodes)
     free = [False] * len(nodes)
-    for node in reversed(nodes):
-        i = node.index
-        free[i] = i == graph.output or not users[i] or any(
-            free[u] and not weight[u] for u in users[i])
+    for i in range(len(nodes) - 1, -1, -1):
+        us = users[i]
+        if i == graph.output or not us:
+            free[i] = True
+            continue
+        for u in us:
+            if free[u] and not weight[u]:
+                free[i] = True
+                break
     ok: dict[tuple[str, int, int], bool] = {}
     ops: dict[tuple[str, int, int], set[str]] = {}
     for node in nodes:
-        if not spec(node.op).saturating or node.location is None:
+        if not node.saturating or node.location is None:
             continue
         key = _site(node.location)
         ops.setdefault(key, set()).add(node.op)
@@ -133,16 +136,22 @@ def fixable_sites(graph: LayerGraph) -> dict[tuple[str, int, int], bool]:
     return ok
 
 
+def _fixable_sites(analysis: ModelAnalysis) -> dict[tuple[str, int, int], bool]:
+    return fixable_sites(analysis.estimate.graph)
+
+
+def _replacement(analysis: ModelAnalysis) -> str:
+    return replacement_for(analysis.estimate.graph)
+
+
 def activation_edits(analysis: ModelAnalysis, chosen: Iterable[GraphNode]) -> tuple[Edit, ...]:
     """Edits for the ``chosen`` activations (a rule's culprits) that may change, one per site."""
-    from gradlint.catalogue import spec
 
-    chosen = [n for n in chosen if spec(n.op).saturating and n.location is not None]
+    chosen = [n for n in chosen if n.saturating and n.location is not None]
     if not chosen:
         return ()
-    graph = analysis.estimate.graph
-    ok = fixable_sites(graph)
-    new = replacement_for(graph)
+    ok = analysis.derived(_fixable_sites)
+    new = analysis.derived(_replacement)
     edits: dict[tuple[str, int, int], Edit] = {}
     for n in chosen:
         loc = n.location

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gradlint.catalogue import spec
 from gradlint.graph import ParamStats
 from gradlint.rule import ModelAnalysis
 from gradlint.stacks import ZERO_GAIN, log10_fan_gain
@@ -42,7 +41,7 @@ def _scale_param(analysis: ModelAnalysis, i: int) -> ParamStats | None:
     nodes = analysis.nodes
     for j in nodes[i].inputs[:2]:
         src = nodes[j]
-        while spec(src.op).kind == "passthrough" and src.inputs:
+        while src.kind == "passthrough" and src.inputs:
             src = nodes[src.inputs[0]]
         if src.op == "param" and src.params:
             return src.params[0]
@@ -51,7 +50,7 @@ def _scale_param(analysis: ModelAnalysis, i: int) -> ParamStats | None:
 
 def _gate_of(analysis: ModelAnalysis, i: int) -> tuple[ParamStats, str] | None:
     node = analysis.nodes[i]
-    kind = spec(node.op).kind
+    kind = node.kind
     if kind == "mul" and len(node.inputs) >= 2:
         p = _scale_param(analysis, i)
         if p is not None and p.requires_grad and math.sqrt(p.mean_sq) < GATE_RMS:
@@ -92,7 +91,7 @@ def find_gates(analysis: ModelAnalysis) -> list[Gate]:
         nearest[p] = best
     sites: dict[str, int] = {}
     for node in nodes:  # the layer's first call (its own gate, if it is one, is not behind)
-        if node.module is not None and node.params and spec(node.op).kind != "param":
+        if node.module is not None and node.params and node.kind != "param":
             sites.setdefault(node.module, node.index)
     behind: dict[int, list[str]] = {}
     for le in analysis.layers:

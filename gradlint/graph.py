@@ -6,8 +6,8 @@ stages never see torch.fx or ATen details.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from gradlint.ftypes import Location
@@ -22,13 +22,13 @@ class ParamStats:
     mean: float
     mean_sq: float
     requires_grad: bool = True
+    numel: int = field(init=False, repr=False, compare=False)
 
-    @cached_property  # asked for per layer and per use; the shape never changes
-    def numel(self) -> int:
+    def __post_init__(self) -> None:  # asked for per layer and per use: computed once
         n = 1
         for s in self.shape:
             n *= s
-        return n
+        object.__setattr__(self, "numel", n)
 
 
 @dataclass(frozen=True)
@@ -53,21 +53,51 @@ class GraphNode:
     shape: tuple[int, ...] | None = None
     location: Location | None = None
     anchor: Location | None = None
+    # resolved once here, read by every sweep of the estimate and the rules
+    kind: str = field(init=False, repr=False, compare=False)  # the catalogue kind of ``op``
+    # a two-sided saturating activation (sigmoid, tanh...): f' -> 0 on both sides
+    saturating: bool = field(init=False, repr=False, compare=False)
+    numel_per_example: int = field(init=False, repr=False, compare=False)
+    _by_leaf: dict[str, ParamStats] = field(init=False, repr=False, compare=False)
 
-    @cached_property  # the estimate asks ~10 times per node
-    def numel_per_example(self) -> int:
-        if not self.shape:
-            return 1
+    def __post_init__(self) -> None:
+        from gradlint.catalogue import spec  # torch: only where graphs are built
+
         n = 1
-        for s in self.shape[1:]:
+        for s in (self.shape or (1, 1))[1:]:
             n *= s
-        return max(n, 1)
+        by_leaf: dict[str, ParamStats] = {}
+        for p in self.params:  # "fc.weight", or "w1#weight" for a functional call's tensor
+            by_leaf.setdefault(p.name.rsplit(".", 1)[-1].rsplit("#", 1)[-1], p)
+        entry = spec(self.op)
+        object.__setattr__(self, "kind", entry.kind)
+        object.__setattr__(self, "saturating", entry.saturating)
+        object.__setattr__(self, "numel_per_example", max(n, 1))
+        object.__setattr__(self, "_by_leaf", by_leaf)
 
     def param(self, name: str) -> ParamStats | None:
-        for p in self.params:  # "fc.weight", or "w1#weight" for a functional call's tensor
-            if p.name.rsplit(".", 1)[-1].rsplit("#", 1)[-1] == name:
-                return p
-        return None
+        return self._by_leaf.get(name)
+
+    def log10_sup_derivative(self) -> float:
+        """log10 sup|f'| for the worst-case bound (0 for non-elementwise ops)."""
+        if self.kind != "elementwise":
+            return 0.0
+        try:
+            key = (self.op, *self.attrs.items())
+            found = _LOG10_SUP.get(key)
+        except TypeError:  # an attribute that cannot be a key
+            key, found = None, None
+        if found is None:
+            from gradlint.catalogue import spec
+
+            sup = spec(self.op).sup_derivative(self.attrs)
+            found = math.log10(sup) if sup > 0 else float("-inf")
+            if key is not None:
+                _LOG10_SUP[key] = found
+        return found
+
+
+_LOG10_SUP: dict[tuple[Any, ...], float] = {}  # (op, attrs...) -> log10 sup|f'|, few distinct
 
 
 @dataclass(frozen=True)
@@ -94,11 +124,15 @@ class LayerGraph:
     init: str = "actual"  # "default": built on the meta device, module types' default init
 
     def consumers(self) -> list[list[int]]:
-        """Reverse adjacency, built in one pass (the estimator walks it backwards)."""
-        users: list[list[int]] = [[] for _ in self.nodes]
-        for node in self.nodes:
-            for i in node.inputs:
-                users[i].append(node.index)
+        """Reverse adjacency, built once (the estimate and several rules walk it backwards);
+        shared: callers must not change it."""
+        users: list[list[int]] | None = self.__dict__.get("_users")
+        if users is None:
+            users = [[] for _ in self.nodes]
+            for node in self.nodes:
+                for i in node.inputs:
+                    users[i].append(node.index)
+            object.__setattr__(self, "_users", users)
         return users
 
 
@@ -112,3 +146,12 @@ class ModuleInfo:
     location: Location | None = None
     anchor: Location | None = None
     aliases: tuple[str, ...] = ()
+    # its main parameter (``weight``, else the first) and parameter count, resolved once
+    main: ParamStats | None = field(init=False, repr=False, compare=False)
+    numel: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        main = next((p for p in self.params if p.name.rsplit(".", 1)[-1] == "weight"),
+                    self.params[0] if self.params else None)
+        object.__setattr__(self, "main", main)
+        object.__setattr__(self, "numel", sum(p.numel for p in self.params))

@@ -23,9 +23,9 @@ first steps (the "auto rate-tuning" of BatchNorm). Such layers are marked ``inva
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
-from gradlint.catalogue import WEIGHT_KINDS, spec
+from gradlint.catalogue import WEIGHT_KINDS
 from gradlint.paths import LN10, NEG_INF
 from gradlint.rule import ModelAnalysis
 
@@ -37,8 +37,7 @@ _SCALERS = frozenset({"rsqrt", "reciprocal", "sqrt"})
 _HOMOGENEOUS = frozenset({"relu", "leaky_relu", "prelu"})
 
 
-@dataclass(frozen=True)
-class Growth:
+class Growth(NamedTuple):
     """One layer's backward-signal growth towards it, from the model's output."""
 
     module: str
@@ -50,8 +49,7 @@ class Growth:
     invariant: bool  # the output feeds only normalizations: the weight is scale-invariant
 
 
-@dataclass(frozen=True)
-class _State:
+class _State(NamedTuple):
     """The strongest path from a tensor to the loss, summed per factor."""
 
     closed: float  # log10 growth of the closed factors that count
@@ -78,14 +76,14 @@ def normalizes(analysis: ModelAnalysis, i: int) -> bool:
     x / sqrt(var))."""
     nodes = analysis.nodes
     node = nodes[i]
-    kind = spec(node.op).kind
+    kind = node.kind
     if kind == "norm":
         return True
     if kind not in ("mul", "div") or len(node.inputs) < 2:
         return False
     for j in node.inputs[1:2] if kind == "div" else node.inputs[:2]:
         src = nodes[j]
-        while spec(src.op).kind in ("passthrough", "scale") and src.inputs:
+        while src.kind in ("passthrough", "scale") and src.inputs:
             src = nodes[src.inputs[0]]
         if src.op in _SCALERS:
             return True
@@ -106,7 +104,7 @@ def layer_sites(analysis: ModelAnalysis) -> dict[str, int]:
     log_r = analysis.estimate.log_r
     best: dict[str, int] = {}
     for node in analysis.nodes:
-        if node.module is not None and node.params and spec(node.op).kind != "param":
+        if node.module is not None and node.params and node.kind != "param":
             i = best.get(node.module)
             if i is None or log_r[node.index] > log_r[i]:
                 best[node.module] = node.index
@@ -123,7 +121,7 @@ def scale_invariant(analysis: ModelAnalysis, i: int, users: list[list[int]]) -> 
         if not us:
             return False
         for c in us:
-            kind = spec(nodes[c].op).kind
+            kind = nodes[c].kind
             if normalizes(analysis, c):
                 continue
             if kind == "passthrough" or nodes[c].op in _HOMOGENEOUS:
@@ -142,30 +140,33 @@ def signal_growth(analysis: ModelAnalysis) -> list[Growth]:
     paths = analysis.estimate.paths
     users = graph.consumers()
     s = signal(analysis)
-    norms = {n.index for n in nodes if normalizes(analysis, n.index)}
-    invariant = {n.index for n in nodes if spec(n.op).kind in WEIGHT_KINDS
+    norms = {n.index for n in nodes
+             if n.kind in ("norm", "mul", "div") and normalizes(analysis, n.index)}
+    invariant = {n.index for n in nodes if n.kind in WEIGHT_KINDS
                  and scale_invariant(analysis, n.index, users)}
 
-    def entry(u: int) -> bool:  # a branch that starts with a normalization
-        return u in norms or u in invariant
-
+    entries = norms | invariant  # a branch that starts with a normalization
     states: list[_State | None] = [None] * len(nodes)
     states[graph.output] = _State(0.0, 0, s[graph.output], False, 0)
     for p in range(len(nodes) - 1, -1, -1):
         c = paths[p].next
-        sc = states[c] if c is not None else None
-        if c is None or sc is None:
+        if c is None:
             continue
-        side = any(entry(u) for u in users[p] if u != c)
-        weight = spec(nodes[c].op).kind in WEIGHT_KINDS and bool(nodes[c].params)
-        join = is_join(analysis, c)
-        if (weight or join) and s[c] > NEG_INF:
+        sc = states[c]
+        if sc is None:
+            continue
+        us = users[p]
+        side = len(us) > 1 and any(u in entries for u in us if u != c)
+        cnode = nodes[c]
+        join = cnode.op == "add" and is_join(analysis, c)
+        if ((join or cnode.kind in WEIGHT_KINDS and cnode.params) and s[c] > NEG_INF):
             f = s[c] - sc.boundary
             states[p] = _State(sc.closed + _counted(f, sc.normed),
                                sc.factors + (not sc.normed and f > FACTOR_COUNTS_ABOVE),
                                s[c], side, sc.joins + join)
         else:
-            states[p] = replace(sc, normed=sc.normed or side or c in norms)
+            normed = sc.normed or side or c in norms
+            states[p] = sc if normed == sc.normed else sc._replace(normed=normed)
     ref = s[graph.output]
     sites = layer_sites(analysis)
     out = []

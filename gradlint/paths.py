@@ -19,9 +19,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
-from gradlint.catalogue import WEIGHT_KINDS, spec
+from gradlint.catalogue import WEIGHT_KINDS
 from gradlint.graph import GraphNode, LayerGraph
 
 NEG_INF = float("-inf")
@@ -35,8 +35,7 @@ LN10 = math.log(10.0)
 FACTOR_COUNTS_BELOW = math.log10(0.9)
 
 
-@dataclass(frozen=True)
-class PathState:
+class PathState(NamedTuple):  # a tuple: one per node, cheap to build
     """What lies between a tensor and the loss along the strongest path."""
 
     attenuation: float  # log10, sum of closed per-layer factors below 1
@@ -81,7 +80,7 @@ def collapsing_joins(graph: LayerGraph) -> set[int]:
     be weak behind them (samples collapse onto one direction; errors up to ~2.7 decades,
     DESIGN §4), so the layers behind them are marked ``confidence: low``."""
     nodes = graph.nodes
-    if any(spec(n.op).kind == "norm" or n.op == "rsqrt" for n in nodes):
+    if any(n.kind == "norm" or n.op == "rsqrt" for n in nodes):
         return set()  # normalized (rsqrt: an RMSNorm written out, as Llama's and T5's)
     if not any(n.op in _ONE_SIDED for n in nodes):
         return set()
@@ -97,12 +96,12 @@ def stacked_activations(graph: LayerGraph) -> set[int]:
     nodes = graph.nodes
     out: set[int] = set()
     for node in nodes:
-        if spec(node.op).kind != "elementwise" or not node.inputs:
+        if node.kind != "elementwise" or not node.inputs:
             continue
         src = nodes[node.inputs[0]]
-        while spec(src.op).kind == "passthrough" and src.inputs:
+        while src.kind == "passthrough" and src.inputs:
             src = nodes[src.inputs[0]]
-        if spec(src.op).kind == "elementwise":
+        if src.kind == "elementwise":
             out.add(node.index)
     return out
 
@@ -121,30 +120,28 @@ def analyse_paths(graph: LayerGraph, log_r: list[float],
     for p in range(n - 1, -1, -1):
         if p == graph.output:
             continue
-        best: tuple[float, int] | None = None
+        best_r = NEG_INF
+        c = -1
         bound_terms: list[float] = []
         low = False
-        for c, lc in contrib[p]:
-            sc = states[c]
+        for cc, lc in contrib[p]:
+            sc = states[cc]
             if sc is None:
                 continue
-            cnode = nodes[c]
-            cspec = spec(cnode.op)
-            low = low or sc.low or cspec.kind == "opaque" or gated_cell(cnode) or c in weak
-            sup = cspec.sup_derivative(cnode.attrs)
-            bound_terms.append(sc.bound + (math.log10(sup) if sup > 0 else NEG_INF))
-            if best is None or lc > best[0]:
-                best = (lc, c)
-        if best is None:
+            cnode = nodes[cc]
+            low = (low or sc.low or cnode.kind == "opaque" or cc in weak
+                   or gated_cell(cnode))
+            bound_terms.append(sc.bound + cnode.log10_sup_derivative())
+            if c < 0 or lc > best_r:
+                best_r, c = lc, cc
+        if c < 0:
             continue
-        c = best[1]
         sc = states[c]
         assert sc is not None
         cnode = nodes[c]
-        cspec = spec(cnode.op)
         att, fac, open_from, largest = sc.attenuation, sc.factors, sc.open_from, sc.largest
         gate = sc.gate
-        if cspec.kind in WEIGHT_KINDS and weight_grad[c] > NEG_INF:
+        if cnode.kind in WEIGHT_KINDS and weight_grad[c] > NEG_INF:
             att, fac = sc.closed(weight_grad[c])
             largest = sc.closed_largest(weight_grad[c])
             open_from = weight_grad[c]
@@ -152,14 +149,16 @@ def analyse_paths(graph: LayerGraph, log_r: list[float],
             # a learnable gate: its smallness is by design (GL106), not compounding attenuation
             gate = gates[c]
             if open_from is not None:  # upstream weight gradients all shrink by the gate's gain
-                open_from += (best[0] - log_r[c]) / LN10
-        mx = max(bound_terms)
-        bound = mx if mx == NEG_INF else mx + math.log10(sum(10 ** (t - mx) for t in bound_terms))
+                open_from += (best_r - log_r[c]) / LN10
+        if len(bound_terms) == 1:
+            bound = bound_terms[0]
+        else:
+            mx = max(bound_terms)
+            bound = mx if mx == NEG_INF else mx + math.log10(
+                sum(10 ** (t - mx) for t in bound_terms))
         states[p] = PathState(
-            attenuation=att, factors=fac, open_from=open_from,
-            saturating=sc.saturating + (1 if cspec.saturating else 0),
-            depth=sc.depth + (1 if cnode.params and cspec.kind not in ("param",) else 0),
-            gate=gate, low=low, bound=bound, next=c, largest=largest,
-        )
+            att, fac, open_from, sc.saturating + cnode.saturating,
+            sc.depth + (1 if cnode.params and cnode.kind != "param" else 0),
+            gate, low, bound, c, largest)
     return [s if s is not None else PathState(0.0, 0, None, 0, 0, None, False, NEG_INF)
             for s in states]

@@ -4,15 +4,17 @@ the class's README.md beside it is its documentation (``gradlint explain CODE``)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from gradlint.ftypes import Diagnostic, Fix, LayerEstimate, Location, Severity
 from gradlint.graph import GraphNode
 
 if TYPE_CHECKING:  # the estimate imports torch; `gradlint rules` and `explain` must not
     from gradlint.estimate import GraphEstimate
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -23,14 +25,28 @@ class ModelAnalysis:
     estimate: GraphEstimate
     threshold: float
     recurrent_threshold: float = 1e-3
+    nodes: tuple[GraphNode, ...] = field(init=False, repr=False, compare=False)
+    _derived: dict[Any, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nodes", self.estimate.graph.nodes)
+        object.__setattr__(self, "_derived", {})
 
     @property
     def layers(self) -> tuple[LayerEstimate, ...]:
         return self.estimate.layers
 
     @property
-    def nodes(self) -> tuple[GraphNode, ...]:
-        return self.estimate.graph.nodes
+    def users(self) -> list[list[int]]:
+        """Each node's consumers (shared: do not change)."""
+        return self.estimate.graph.consumers()
+
+    def derived(self, compute: Callable[[ModelAnalysis], T]) -> T:
+        """``compute(self)``, once per analysis: rules that need the same sweep share it."""
+        if compute not in self._derived:
+            self._derived[compute] = compute(self)
+        result: T = self._derived[compute]
+        return result
 
     def path_to_loss(self, start: int) -> Iterator[GraphNode]:
         """The nodes on the strongest path from ``start`` to the loss, nearest first."""
@@ -41,12 +57,7 @@ class ModelAnalysis:
 
     def site_of(self, module: str) -> int | None:
         """The call of ``module`` that carries the most gradient."""
-        best = None
-        for node in self.nodes:
-            if node.module == module and node.params:
-                if best is None or self.estimate.log_r[node.index] > self.estimate.log_r[best]:
-                    best = node.index
-        return best
+        return self.derived(_strongest_calls).get(module)
 
 
 class Rule:
@@ -85,3 +96,15 @@ def power10(x: float) -> str:
     if x is None or math.isinf(x):
         return "0"
     return f"10^{x:.1f}"
+
+
+def _strongest_calls(analysis: ModelAnalysis) -> dict[str, int]:
+    """Module -> its call (a node with parameters) that carries the most gradient."""
+    log_r = analysis.estimate.log_r
+    best: dict[str, int] = {}
+    for node in analysis.nodes:
+        if node.module is not None and node.params:
+            i = best.get(node.module)
+            if i is None or log_r[node.index] > log_r[i]:
+                best[node.module] = node.index
+    return best

@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from gradlint.catalogue import spec
 from gradlint.paths import LN10, NEG_INF
 from gradlint.rule import ModelAnalysis
 
@@ -28,8 +28,7 @@ CAPPED_BELOW = 0.8
 ZERO_GAIN = 1e-4
 
 
-@dataclass(frozen=True)
-class StackLayer:
+class StackLayer(NamedTuple):
     node: int
     module: str
     log10_weight: float  # log10 fan_in·E[W²]
@@ -54,23 +53,32 @@ def mean_log10_gain(units: tuple[StackLayer, ...]) -> float:
 def log10_fan_gain(analysis: ModelAnalysis, i: int) -> float:
     """log10 fan_in·E[W²] of weight layer ``i``: its forward gain on the second moment, from
     the weight's real mean square (the estimate's ``_weight_layer`` view of fan_in)."""
-    node = analysis.nodes[i]
-    w = node.param("weight") or (node.params[0] if node.params else None)
-    a = node.attrs
-    if w is None or w.mean_sq <= 0:
-        return NEG_INF
-    kind = spec(node.op).kind
-    try:
-        if kind == "linear":
-            fan_in = float(a["fan_in"])
-        else:
-            ksize = math.prod(int(k) for k in a["kernel"])
-            fan_in = a["in"] // a.get("groups", 1) * ksize
-            if kind == "conv_transpose":
-                fan_in /= math.prod(int(s) for s in a["stride"])
-    except (KeyError, TypeError):
-        return NEG_INF
-    return math.log10(max(fan_in, 1e-30) * w.mean_sq)
+    return analysis.derived(_fan_gains)[i]
+
+
+def _fan_gains(analysis: ModelAnalysis) -> list[float]:
+    """``log10_fan_gain`` of every node (-inf for all but Linear/Conv), in one pass."""
+    out = [NEG_INF] * len(analysis.nodes)
+    for node in analysis.nodes:
+        kind = node.kind
+        if kind not in CHAIN_KINDS:
+            continue
+        w = node.param("weight") or (node.params[0] if node.params else None)
+        if w is None or w.mean_sq <= 0:
+            continue
+        a = node.attrs
+        try:
+            if kind == "linear":
+                fan_in = float(a["fan_in"])
+            else:
+                ksize = math.prod(int(k) for k in a["kernel"])
+                fan_in = a["in"] // a.get("groups", 1) * ksize
+                if kind == "conv_transpose":
+                    fan_in /= math.prod(int(s) for s in a["stride"])
+        except (KeyError, TypeError):
+            continue
+        out[node.index] = math.log10(max(fan_in, 1e-30) * w.mean_sq)
+    return out
 
 
 def _log10_act(analysis: ModelAnalysis, i: int) -> float:
@@ -78,17 +86,21 @@ def _log10_act(analysis: ModelAnalysis, i: int) -> float:
     return gains[0] / LN10 if gains and gains[0] > NEG_INF else NEG_INF
 
 
-def _trainable_weight(analysis: ModelAnalysis, i: int) -> bool:
-    """A Linear/Conv layer that learns and is not a gate (a zero-initialized layer, GL106)."""
-    node = analysis.nodes[i]
-    w = node.param("weight") or (node.params[0] if node.params else None)
-    return (spec(node.op).kind in CHAIN_KINDS and w is not None and w.requires_grad
-            and node.module is not None and bool(node.inputs)
-            and log10_fan_gain(analysis, i) >= math.log10(ZERO_GAIN))
+def _trainable_weights(analysis: ModelAnalysis) -> list[bool]:
+    """Linear/Conv layers that learn and are not gates (a zero-initialized layer, GL106)."""
+    fan = analysis.derived(_fan_gains)
+    least = math.log10(ZERO_GAIN)
+    out = [False] * len(analysis.nodes)
+    for node in analysis.nodes:
+        if node.kind not in CHAIN_KINDS or node.module is None or not node.inputs:
+            continue
+        w = node.param("weight") or (node.params[0] if node.params else None)
+        out[node.index] = w is not None and w.requires_grad and fan[node.index] >= least
+    return out
 
 
-def _follow(analysis: ModelAnalysis, start: int, users: list[list[int]]
-            ) -> tuple[int | None, tuple[int, ...]]:
+def _follow(analysis: ModelAnalysis, start: int, users: list[list[int]],
+            trainable: list[bool]) -> tuple[int | None, tuple[int, ...]]:
     """From a weight layer's output along single-consumer links to the next weight layer:
     (that layer or None, the activations passed)."""
     nodes = analysis.nodes
@@ -102,10 +114,10 @@ def _follow(analysis: ModelAnalysis, start: int, users: list[list[int]]
         node = nodes[c]
         if not node.inputs or node.inputs[0] != p or p in node.inputs[1:]:
             return None, tuple(acts)
-        kind = spec(node.op).kind
+        kind = node.kind
         if kind == "elementwise":
             acts.append(c)
-        elif _trainable_weight(analysis, c):
+        elif trainable[c]:
             return c, tuple(acts)
         elif kind not in _THROUGH:
             return None, tuple(acts)
@@ -114,11 +126,13 @@ def _follow(analysis: ModelAnalysis, start: int, users: list[list[int]]
 
 def plain_stacks(analysis: ModelAnalysis, min_layers: int = 5) -> list[Stack]:
     """The model's plain stacks of at least ``min_layers`` weight layers, input side first."""
-    users = analysis.estimate.graph.consumers()
+    users = analysis.users
+    trainable = analysis.derived(_trainable_weights)
+    fan = analysis.derived(_fan_gains)
     succ: dict[int, tuple[int | None, tuple[int, ...]]] = {}
-    for node in analysis.nodes:
-        if _trainable_weight(analysis, node.index):
-            succ[node.index] = _follow(analysis, node.index, users)
+    for start, ok in enumerate(trainable):
+        if ok:
+            succ[start] = _follow(analysis, start, users, trainable)
     has_pred = {nxt for nxt, _ in succ.values() if nxt is not None}
     out = []
     for head in sorted(succ):
@@ -129,7 +143,7 @@ def plain_stacks(analysis: ModelAnalysis, min_layers: int = 5) -> list[Stack]:
         while i is not None:
             nxt, acts = succ[i]
             layers.append(StackLayer(
-                i, analysis.nodes[i].module or "", log10_fan_gain(analysis, i), acts,
+                i, analysis.nodes[i].module or "", fan[i], acts,
                 sum(_log10_act(analysis, a) for a in acts)))
             i = nxt
         if len(layers) >= min_layers:
@@ -143,9 +157,9 @@ def judged_units(analysis: ModelAnalysis, stack: Stack) -> tuple[StackLayer, ...
     the init (sigmoid: the activation is the problem there, GL101/GL102, not the init; an
     output sigmoid is left out the same way)."""
     nodes = analysis.nodes
+    capped = math.log10(CAPPED_BELOW)
     return tuple(la for la in stack.layers if la.activations and all(
-        spec(nodes[a].op).sup_derivative(nodes[a].attrs) >= CAPPED_BELOW
-        for a in la.activations))
+        nodes[a].log10_sup_derivative() >= capped for a in la.activations))
 
 
 def main_activation(analysis: ModelAnalysis, units: tuple[StackLayer, ...]) -> str | None:

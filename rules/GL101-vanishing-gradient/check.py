@@ -44,20 +44,20 @@ class VanishingGradient(Rule):
 
     def _diagnose(self, analysis: ModelAnalysis, layers: list[LayerEstimate],
                   fallback: Location) -> Diagnostic:
-        from gradlint.catalogue import WEIGHT_KINDS, spec  # torch: not at `gradlint rules`
+        from gradlint.catalogue import WEIGHT_KINDS  # torch: not at `gradlint rules`
 
         worst = min(layers, key=lambda le: le.log10_attenuation or 0.0)
         att = worst.log10_attenuation or 0.0
         anchor, related = anchor_of(worst, fallback)
         site = analysis.site_of(worst.module)
         path = list(analysis.path_to_loss(site)) if site is not None else []
-        saturating = [n for n in path if spec(n.op).saturating]
+        saturating = [n for n in path if n.saturating]
         # how much of the loss the activations themselves cause (the rest: init, widths, pools)
         prev = [site, *(n.index for n in path[:-1])] if site is not None else []
         from_acts = sum(analysis.estimate.log10_gain(n.index, p)
                         for n, p in zip(path, prev, strict=True)
-                        if spec(n.op).kind == "elementwise")
-        weights = [n.module for n in path if spec(n.op).kind in WEIGHT_KINDS and n.module]
+                        if n.kind == "elementwise")
+        weights = [n.module for n in path if n.kind in WEIGHT_KINDS and n.module]
         if len(layers) == 1:
             what = f"{worst.type} '{worst.module}'"
         else:

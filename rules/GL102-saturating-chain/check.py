@@ -21,22 +21,21 @@ class SaturatingChain(Rule):
                "hardsigmoid) on one path with no normalization or skip connection between them.")
 
     def check(self, analysis: ModelAnalysis) -> Iterator[Diagnostic]:
-        from gradlint.catalogue import spec  # torch: not at `gradlint rules`
 
         nodes = analysis.nodes
-        users = analysis.estimate.graph.consumers()
+        users = analysis.users
         # one forward sweep: the longest run of saturating activations ending at each tensor,
         # reset by normalization and by a skip connection joining two paths
         count = [0] * len(nodes)
         prev: list[int | None] = [None] * len(nodes)  # the run's previous activation
         last: list[int | None] = [None] * len(nodes)  # the run's last activation so far
         for node in nodes:
-            kind = spec(node.op).kind
-            best = max(node.inputs, key=lambda i: count[i], default=None)
-            if kind == "norm" or _is_join(node, nodes) or best is None:
+            ins = node.inputs
+            if not ins or node.kind == "norm" or (node.op == "add" and _is_join(node, nodes)):
                 continue
+            best = ins[0] if len(ins) == 1 else max(ins, key=lambda i: count[i])
             count[node.index], last[node.index] = count[best], last[best]
-            if spec(node.op).saturating and not _is_gate(node, nodes, users):
+            if node.saturating and not _is_gate(node, nodes, users):
                 count[node.index] += 1
                 prev[node.index] = last[best]
                 last[node.index] = node.index

@@ -30,13 +30,13 @@ class ExplodingGradient(Rule):
                "from the loss.")
 
     def check(self, analysis: ModelAnalysis) -> Iterator[Diagnostic]:
-        from gradlint.catalogue import WEIGHT_KINDS, spec  # torch: not at `gradlint rules`
+        from gradlint.catalogue import WEIGHT_KINDS  # torch: not at `gradlint rules`
         from gradlint.growth import signal_growth
 
         limit = -math.log10(analysis.threshold)
         confidence = {le.module: le.confidence for le in analysis.layers}
         sick = [g for g in signal_growth(analysis)
-                if spec(analysis.nodes[g.site].op).kind in WEIGHT_KINDS and not g.invariant
+                if analysis.nodes[g.site].kind in WEIGHT_KINDS and not g.invariant
                 and g.factors >= MIN_FACTORS and g.log10_growth > limit + (
                     LOW_CONFIDENCE_MARGIN if confidence.get(g.module) == "low" else 0.0)]
         by_module = {le.module: le for le in analysis.layers}
@@ -85,9 +85,8 @@ class ExplodingGradient(Rule):
         le = next(x for x in analysis.layers if x.module == worst.module)
         anchor, related = anchor_of(le, fallback)
         path = list(analysis.path_to_loss(worst.site))
-        from gradlint.catalogue import spec
 
-        weights = [n for n in path if spec(n.op).kind in CHAIN_KINDS and n.module]
+        weights = [n for n in path if n.kind in CHAIN_KINDS and n.module]
         fans = [v for n in weights if (v := log10_fan_gain(analysis, n.index)) > -math.inf]
         if len(layers) == 1:
             what = f"{le.type} '{le.module}'"
