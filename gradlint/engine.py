@@ -138,19 +138,17 @@ def _discover(extra: tuple[str, ...]) -> tuple[RuleInfo, ...]:
     return tuple(sorted(found.values(), key=lambda r: r.rule.code))
 
 
-@lru_cache(maxsize=8)
-def _rules_by_code(rules: tuple[RuleInfo, ...]) -> dict[str, Rule]:
-    return {i.rule.code: i.rule for i in rules}
-
-
 def _matches(code: str, prefixes: Iterable[str]) -> bool:
     return any(code.startswith(p.strip().upper()) for p in prefixes if p.strip())
 
 
 def is_selected(code: str, select: Sequence[str], ignore: Sequence[str]) -> bool:
     """ruff-style prefix selection: ``GL1`` selects GL1xx; default-off rules need a select."""
-    info = _rules_by_code(discover_rules()).get(code)
-    default_on = info.enabled_by_default if info else True
+    info = rule_by_code(code)
+    return _chosen(code, info.rule.enabled_by_default if info else True, select, ignore)
+
+
+def _chosen(code: str, default_on: bool, select: Sequence[str], ignore: Sequence[str]) -> bool:
     if select:  # a rule that is off by default needs its exact code
         chosen = _matches(code, select) and (
             default_on or any(s.strip().upper() == code for s in select))
@@ -165,7 +163,7 @@ def run_rules(analysis: ModelAnalysis, select: Sequence[str] = (),
     out: list[Diagnostic] = []
     for info in discover_rules():
         rule = info.rule
-        if rule.stage or not is_selected(rule.code, select, ignore):
+        if rule.stage or not _chosen(rule.code, rule.enabled_by_default, select, ignore):
             continue
         out.extend(rule.check(analysis))
     return out

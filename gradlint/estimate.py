@@ -81,7 +81,7 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
     gates: list[str | None] = []
     for node in nodes:
         ins = [moments[i] for i in node.inputs]
-        step = propagate(node, ins, [nodes[i] for i in node.inputs])
+        step = propagate(node, ins, nodes)
         moments.append(step.out)
         steps.append(step)
         gates.append(_gate_name(node, step, graph) if step.gate else None)
@@ -90,12 +90,13 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
     log_r, contrib, log_s = _backward(graph, steps, skips, moments)
     # GL101's per-layer factors compare the weight gradients of consecutive weight layers
     centred = _batch_centred(graph)
-    weight_grad = _weight_grads(graph, moments, log_r, centred, log_s)
+    grads = _weight_grads(graph, moments, log_r, centred, log_s)
+    weight_grad = [g / LN10 for g in grads]  # log10, as the path factors use them
     paths = analyse_paths(graph, log_r, contrib, gates, weight_grad)
     # a parameter read directly in forward reaches this many positions (broadcast)
     spread = {i: max((nodes[c].numel_per_example for c, _ in contrib[i]), default=1)
               / max(nodes[i].numel_per_example, 1) for i in range(n) if nodes[i].op == "param"}
-    layers = _layer_estimates(graph, moments, log_r, paths, spread, weight_grad, centred,
+    layers = _layer_estimates(graph, moments, log_r, paths, spread, grads, centred,
                               log_s)
     attention = _attention_softmaxes(graph)
     if attention:
@@ -108,7 +109,7 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
 
 def _weight_grads(graph: LayerGraph, moments: list[Moments], log_r: list[float],
                   centred: set[int], log_s: list[float] | None = None) -> list[float]:
-    """log10 of each weight node's mean squared weight gradient (NEG_INF elsewhere)."""
+    """Natural log of each weight node's mean squared weight gradient (NEG_INF elsewhere)."""
     out = [NEG_INF] * len(graph.nodes)
     for node in graph.nodes:
         if node.kind in WEIGHT_KINDS and node.params and node.inputs:
@@ -116,7 +117,7 @@ def _weight_grads(graph: LayerGraph, moments: list[Moments], log_r: list[float],
             x = moments[node.inputs[0]]
             out[node.index] = _call_grad_sq(
                 node, main, False, _centred(x) if node.index in centred else x,
-                log_r[node.index], log_s[node.index] if log_s else NEG_INF) / LN10
+                log_r[node.index], log_s[node.index] if log_s else NEG_INF)
     return out
 
 
@@ -240,9 +241,9 @@ def _token_coherence_range(graph: LayerGraph, moments: list[Moments], steps: lis
     """Add ``range`` (log10 relative at c = TOKEN_COHERENCE .. at c = 0) to the layers whose
     estimate depends on token coherence; the point estimate stays the c = 0 one."""
     log_r, _, log_s = _backward(graph, steps, skips, moments, TOKEN_COHERENCE, attention)
-    weight_grad = _weight_grads(graph, moments, log_r, centred, log_s)
+    grads = _weight_grads(graph, moments, log_r, centred, log_s)
     coherent = {le.module: le for le in _layer_estimates(
-        graph, moments, log_r, paths, spread, weight_grad, centred, log_s)}
+        graph, moments, log_r, paths, spread, grads, centred, log_s)}
     out = []
     for le in layers:
         other = coherent.get(le.module)
@@ -340,9 +341,10 @@ def _negative_part(graph: LayerGraph, i: int, moments: list[Moments]) -> Moments
 
 
 def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[float],
-                     paths: list[PathState], spread: dict[int, float], weight_grad: list[float],
+                     paths: list[PathState], spread: dict[int, float], grads: list[float],
                      centred: set[int], log_s: list[float] | None = None
                      ) -> tuple[LayerEstimate, ...]:
+    """One LayerEstimate per parameter owner; ``grads``: _weight_grads (natural log)."""
     nodes = graph.nodes
     calls: dict[str, list[int]] = {}
     uses: dict[str, list[int]] = {}  # parameters read directly in forward (get_attr)
@@ -374,6 +376,11 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
         site = None
         for i in sites:
             node = nodes[i]
+            if grads[i] > NEG_INF and node.kind != "attention" and node.param("weight"):
+                total = _logaddexp(total, grads[i])  # _grad_sq's value, as _weight_grads has it
+                if site is None or log_r[i] > log_r[site]:
+                    site = i
+                continue
             x = moments[node.inputs[0]] if node.inputs else Moments(0.0, 1.0, 0.0)
             if node.kind == "elementwise" and node.inputs:  # PReLU's slope
                 x = _negative_part(graph, node.inputs[0], moments)
@@ -400,8 +407,7 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
         att = fac = None
         largest = 0.0
         if st is not None and site is not None and not zero:
-            att, fac = st.closed(weight_grad[site])  # a non-weight layer closes no factor
-            largest = st.closed_largest(weight_grad[site])
+            att, fac, largest = st.close(grads[site] / LN10)  # a non-weight layer closes none
         out.append(LayerEstimate(
             owner.name, owner.type, owner.numel, owner.location,
             None if zero else 0.5 * g / LN10,

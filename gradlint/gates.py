@@ -21,6 +21,7 @@ GATE_RMS = 0.1  # a learnable multiplier below this RMS gates its branch (the es
 NORM_GATE_RMS = 0.01  # a norm's γ below this (mean square 1e-4, as the estimate's norm gates)
 WEIGHT_GATE_GAIN = ZERO_GAIN  # fan_in·E[W²] below this: the layer passes ~no gradient back
 _WEIGHTS = frozenset({"linear", "conv", "conv_transpose"})
+_GATE_KINDS = _WEIGHTS | {"mul", "norm"}  # the kinds _gate_of can find a gate at
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,11 @@ def find_gates(analysis: ModelAnalysis) -> list[Gate]:
     strongest path crosses a gate (``LayerEstimate.gate``)."""
     nodes = analysis.nodes
     found: dict[int, tuple[ParamStats, str]] = {}
-    for i in range(len(nodes)):
-        gate = _gate_of(analysis, i)
-        if gate is not None:
-            found[i] = gate
+    for node in nodes:
+        if node.kind in _GATE_KINDS:
+            gate = _gate_of(analysis, node.index)
+            if gate is not None:
+                found[node.index] = gate
     if not found:
         return []
     users = analysis.estimate.graph.consumers()

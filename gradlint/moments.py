@@ -9,6 +9,7 @@ The gains do not depend on r, so the backward pass is a plain linear sweep.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from gradlint.activations import gaussian_moments
@@ -61,16 +62,27 @@ class Step(NamedTuple):
     gate: bool = False
 
 
-def propagate(node: GraphNode, ins: list[Moments], in_nodes: list[GraphNode]) -> Step:
-    """Moments out of ``node`` and its backward gains, from its inputs' moments."""
+def propagate(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode]) -> Step:
+    """Moments out of ``node`` and its backward gains, from its inputs' moments (``nodes``:
+    the graph's nodes, to read the inputs' shapes)."""
     kind = node.kind
     n_in = len(ins)
-    if kind == "elementwise" and n_in:  # the two commonest first
+    if kind == "elementwise" and n_in:  # the commonest first
         x = ins[0]
         g = gaussian_moments(node.op, node.attrs, x.mean, x.var, max(x.shared - x.mean ** 2, 0.0))
         return Step(Moments(g.mean, g.second, g.shared), (_log(g.grad_sq),))
-    if kind in ("linear", "conv", "conv_transpose") and n_in:
+    if kind == "linear" and n_in:  # _weight_layer's numbers, inline
+        weight = node.param("weight") or (node.params[0] if node.params else None)
+        bias = node.param("bias")
+        ew2 = weight.mean_sq if weight else 0.0
+        eb2 = bias.mean_sq if bias else 0.0
+        gain = node.attrs["fan_in"] * ew2
+        x = ins[0]
+        return Step(Moments(bias.mean if bias else 0.0, gain * x.second + eb2,
+                            gain * x.shared + eb2), (_log(node.attrs["fan_out"] * ew2),))
+    if kind in ("conv", "conv_transpose") and n_in:
         return _weight_layer(node, kind, ins[0])
+    in_nodes = [nodes[i] for i in node.inputs]
     if kind == "input":
         return Step(Moments(0.0, 1.0, 0.0), ())
     if kind == "constant" and n_in:  # comparisons, masks: no gradient flows back

@@ -49,25 +49,19 @@ class PathState(NamedTuple):  # a tuple: one per node, cheap to build
     next: int | None = None  # the consumer this path continues through (towards the loss)
     largest: float = 0.0  # log10 of the smallest single factor in ``attenuation`` (<= 0)
 
-    def closed(self, weight_grad: float) -> tuple[float, int]:
-        """Attenuation and factor count if the open factor closed at a layer with this log10
-        mean squared weight gradient."""
+    def close(self, weight_grad: float) -> tuple[float, int, float]:
+        """If the open factor closed at a layer with this log10 mean squared weight gradient:
+        the attenuation, the factor count, and the largest single loss in it (log10 factor,
+        <= 0; GL101 does not fire when one factor carries most of the attenuation, so that one
+        structural drop, a squeeze-excitation gate behind a global pool, never fires it alone).
+        """
         if self.open_from is None or weight_grad == NEG_INF:
-            return self.attenuation, self.factors
+            return self.attenuation, self.factors, self.largest
         g = 0.5 * (weight_grad - self.open_from)
         att = self.attenuation + g
         if att >= 0:  # as well fed as every weight layer between it and the loss: count anew
-            return 0.0, 0
-        return att, self.factors + (g < FACTOR_COUNTS_BELOW)
-
-    def closed_largest(self, weight_grad: float) -> float:
-        """The largest single loss (log10 factor, <= 0) in ``closed(weight_grad)``'s
-        attenuation: GL101 does not fire when one factor carries most of it, so that one
-        structural drop (a squeeze-excitation gate behind a global pool) never fires it alone."""
-        if self.open_from is None or weight_grad == NEG_INF:
-            return self.largest
-        g = 0.5 * (weight_grad - self.open_from)
-        return 0.0 if self.attenuation + g >= 0 else min(self.largest, g)
+            return 0.0, 0, 0.0
+        return att, self.factors + (g < FACTOR_COUNTS_BELOW), min(self.largest, g)
 
 
 _ONE_SIDED = frozenset({"relu", "relu6", "leaky_relu", "prelu", "elu", "celu", "selu", "gelu",
@@ -120,42 +114,52 @@ def analyse_paths(graph: LayerGraph, log_r: list[float],
     for p in range(n - 1, -1, -1):
         if p == graph.output:
             continue
-        best_r = NEG_INF
-        c = -1
-        bound_terms: list[float] = []
-        low = False
-        for cc, lc in contrib[p]:
-            sc = states[cc]
+        cons = contrib[p]
+        if len(cons) == 1:  # most tensors have one consumer
+            c, best_r = cons[0]
+            sc = states[c]
             if sc is None:
                 continue
-            cnode = nodes[cc]
-            low = (low or sc.low or cnode.kind == "opaque" or cc in weak
-                   or gated_cell(cnode))
-            bound_terms.append(sc.bound + cnode.log10_sup_derivative())
-            if c < 0 or lc > best_r:
-                best_r, c = lc, cc
-        if c < 0:
-            continue
+            cnode = nodes[c]
+            low = (sc.low or cnode.kind == "opaque" or c in weak
+                   or (cnode.op == "recurrent" and gated_cell(cnode)))
+            bound = sc.bound + cnode.log10_sup_derivative()
+        else:
+            best_r = NEG_INF
+            c = -1
+            bound_terms: list[float] = []
+            low = False
+            for cc, lc in cons:
+                sc = states[cc]
+                if sc is None:
+                    continue
+                cnode = nodes[cc]
+                low = (low or sc.low or cnode.kind == "opaque" or cc in weak
+                       or gated_cell(cnode))
+                bound_terms.append(sc.bound + cnode.log10_sup_derivative())
+                if c < 0 or lc > best_r:
+                    best_r, c = lc, cc
+            if c < 0:
+                continue
+            if len(bound_terms) == 1:
+                bound = bound_terms[0]
+            else:
+                mx = max(bound_terms)
+                bound = mx if mx == NEG_INF else mx + math.log10(
+                    sum(10 ** (t - mx) for t in bound_terms))
         sc = states[c]
         assert sc is not None
         cnode = nodes[c]
         att, fac, open_from, largest = sc.attenuation, sc.factors, sc.open_from, sc.largest
         gate = sc.gate
         if cnode.kind in WEIGHT_KINDS and weight_grad[c] > NEG_INF:
-            att, fac = sc.closed(weight_grad[c])
-            largest = sc.closed_largest(weight_grad[c])
+            att, fac, largest = sc.close(weight_grad[c])
             open_from = weight_grad[c]
         elif gates[c] is not None:
             # a learnable gate: its smallness is by design (GL106), not compounding attenuation
             gate = gates[c]
             if open_from is not None:  # upstream weight gradients all shrink by the gate's gain
                 open_from += (best_r - log_r[c]) / LN10
-        if len(bound_terms) == 1:
-            bound = bound_terms[0]
-        else:
-            mx = max(bound_terms)
-            bound = mx if mx == NEG_INF else mx + math.log10(
-                sum(10 ** (t - mx) for t in bound_terms))
         states[p] = PathState(
             att, fac, open_from, sc.saturating + cnode.saturating,
             sc.depth + (1 if cnode.params and cnode.kind != "param" else 0),

@@ -86,7 +86,7 @@ def anchor_of(layer: LayerEstimate | GraphNode, fallback: Location) -> tuple[
     """Diagnostics sit on the user's line; a library definition goes under ``related``."""
     anchor = layer.anchor or layer.location or fallback
     related: tuple[Location, ...] = ()
-    if layer.location is not None and layer.location != anchor:
+    if layer.location is not None and layer.location is not anchor and layer.location != anchor:
         related = (layer.location,)
     return anchor, related
 

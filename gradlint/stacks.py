@@ -134,6 +134,7 @@ def plain_stacks(analysis: ModelAnalysis, min_layers: int = 5) -> list[Stack]:
         if ok:
             succ[start] = _follow(analysis, start, users, trainable)
     has_pred = {nxt for nxt, _ in succ.values() if nxt is not None}
+    act_gain = {a: _log10_act(analysis, a) for _, acts in succ.values() for a in acts}
     out = []
     for head in sorted(succ):
         if head in has_pred:
@@ -144,7 +145,7 @@ def plain_stacks(analysis: ModelAnalysis, min_layers: int = 5) -> list[Stack]:
             nxt, acts = succ[i]
             layers.append(StackLayer(
                 i, analysis.nodes[i].module or "", fan[i], acts,
-                sum(_log10_act(analysis, a) for a in acts)))
+                sum(act_gain[a] for a in acts)))
             i = nxt
         if len(layers) >= min_layers:
             out.append(Stack(tuple(layers)))
