@@ -398,8 +398,7 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
                     site = i
         raw.append((owner, total, site))
 
-    frozen = {o.name: not any(p.requires_grad for p in o.params) for o in graph.owners}
-    top = max((g for o, g, _ in raw if g > NEG_INF and not frozen[o.name]), default=0.0)
+    top = max((g for o, g, _ in raw if g > NEG_INF and not o.frozen), default=0.0)
     out: list[LayerEstimate] = []
     for owner, g, site in raw:
         zero = g == NEG_INF
@@ -408,23 +407,23 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
         largest = 0.0
         if st is not None and site is not None and not zero:
             att, fac, largest = st.close(grads[site] / LN10)  # a non-weight layer closes none
-        out.append(LayerEstimate(
-            owner.name, owner.type, owner.numel, owner.location,
-            None if zero else 0.5 * g / LN10,
-            None if zero else 0.5 * (g - top) / LN10,
-            None if zero or site is None else 0.5 * (log_r[site] - ref_signal) / LN10,
-            att,
-            None if st is None or st.bound == NEG_INF else st.bound,
-            st.saturating if st else 0,
-            st.depth if st else 0,
-            fac or 0,
-            st.gate if st else None,
-            frozen[owner.name],
-            owner.aliases,
-            zero,
-            "low" if (st is not None and st.low) or (
+        out.append(LayerEstimate.row(
+            module=owner.name, type=owner.type, numel=owner.numel, location=owner.location,
+            log10_grad=None if zero else 0.5 * g / LN10,
+            log10_relative=None if zero else 0.5 * (g - top) / LN10,
+            log10_signal=None if zero or site is None
+            else 0.5 * (log_r[site] - ref_signal) / LN10,
+            log10_attenuation=att,
+            log10_bound=None if st is None or st.bound == NEG_INF else st.bound,
+            saturating=st.saturating if st else 0,
+            depth=st.depth if st else 0,
+            factors=fac or 0,
+            gate=st.gate if st else None,
+            frozen=owner.frozen,
+            aliases=owner.aliases,
+            zero=zero,
+            confidence="low" if (st is not None and st.low) or (
                 site is not None and gated_cell(nodes[site])) else "high",
-            owner.anchor,
-            largest_factor=largest,
+            anchor=owner.anchor, range=None, largest_factor=largest,
         ))
     return tuple(out)

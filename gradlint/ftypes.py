@@ -99,6 +99,20 @@ class LayerEstimate:
     # it carries most of the attenuation
     largest_factor: float = 0.0
 
+    @classmethod
+    def row(cls, **values: object) -> LayerEstimate:
+        """The same object as ``LayerEstimate(**values)`` with every field given, built in one
+        step: the estimate makes one per layer, and a frozen dataclass's ``__init__`` sets
+        its 20 fields one ``object.__setattr__`` at a time (2 µs of 2.9)."""
+        if values.keys() != _LAYER_FIELDS:
+            return cls(**values)  # type: ignore[arg-type]  # raises for a missing field
+        obj = object.__new__(cls)
+        obj.__dict__.update(values)
+        return obj
+
+
+_LAYER_FIELDS = {f for f in LayerEstimate.__dataclass_fields__}
+
 
 @dataclass(frozen=True)
 class Verification:

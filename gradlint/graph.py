@@ -149,9 +149,11 @@ class ModuleInfo:
     # its main parameter (``weight``, else the first) and parameter count, resolved once
     main: ParamStats | None = field(init=False, repr=False, compare=False)
     numel: int = field(init=False, repr=False, compare=False)
+    frozen: bool = field(init=False, repr=False, compare=False)  # no parameter learns
 
     def __post_init__(self) -> None:
         main = next((p for p in self.params if p.name.rsplit(".", 1)[-1] == "weight"),
                     self.params[0] if self.params else None)
         object.__setattr__(self, "main", main)
         object.__setattr__(self, "numel", sum(p.numel for p in self.params))
+        object.__setattr__(self, "frozen", not any(p.requires_grad for p in self.params))

@@ -35,6 +35,7 @@ _SOURCES = ("param", "constant", "input")
 _SCALERS = frozenset({"rsqrt", "reciprocal", "sqrt"})
 # positively homogeneous: a weight behind them is still scale-invariant under a norm
 _HOMOGENEOUS = frozenset({"relu", "leaky_relu", "prelu"})
+_MAY_PASS = frozenset({"norm", "mul", "div", "passthrough"})  # may normalize, or a view
 
 
 class Growth(NamedTuple):
@@ -92,11 +93,9 @@ def normalizes(analysis: ModelAnalysis, i: int) -> bool:
 
 def signal(analysis: ModelAnalysis) -> list[float]:
     """log10 ‖∂L/∂(node output)‖ per example, from the estimate's mean squared gradient."""
-    out = []
-    for node, lr in zip(analysis.nodes, analysis.estimate.log_r, strict=True):
-        out.append(NEG_INF if lr == NEG_INF
-                   else 0.5 * (lr + math.log(node.numel_per_example)) / LN10)
-    return out
+    log = math.log
+    return [NEG_INF if lr == NEG_INF else 0.5 * (lr + log(node.numel_per_example)) / LN10
+            for node, lr in zip(analysis.nodes, analysis.estimate.log_r, strict=True)]
 
 
 def layer_sites(analysis: ModelAnalysis) -> dict[str, int]:
@@ -115,6 +114,9 @@ def scale_invariant(analysis: ModelAnalysis, i: int, users: list[list[int]]) -> 
     """Every use of node ``i``'s output reaches a normalization through views or ReLU-family
     activations only (``users``: the graph's consumers)."""
     nodes = analysis.nodes
+    for c in users[i]:  # the common answer from the direct users alone: no
+        if nodes[c].kind not in _MAY_PASS and nodes[c].op not in _HOMOGENEOUS:
+            return False
     stack, seen = [i], {i}
     while stack:
         us = users[stack.pop()]

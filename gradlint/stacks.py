@@ -90,12 +90,14 @@ def _trainable_weights(analysis: ModelAnalysis) -> list[bool]:
     """Linear/Conv layers that learn and are not gates (a zero-initialized layer, GL106)."""
     fan = analysis.derived(_fan_gains)
     least = math.log10(ZERO_GAIN)
-    out = [False] * len(analysis.nodes)
-    for node in analysis.nodes:
-        if node.kind not in CHAIN_KINDS or node.module is None or not node.inputs:
-            continue
-        w = node.param("weight") or (node.params[0] if node.params else None)
-        out[node.index] = w is not None and w.requires_grad and fan[node.index] >= least
+    nodes = analysis.nodes
+    out = [False] * len(nodes)
+    for i, gain in enumerate(fan):
+        if gain >= least:  # a Linear/Conv with a weight (fan gains are -inf elsewhere)
+            node = nodes[i]
+            w = node.param("weight") or (node.params[0] if node.params else None)
+            out[i] = (w is not None and w.requires_grad and node.module is not None
+                      and bool(node.inputs))
     return out
 
 
@@ -143,9 +145,10 @@ def plain_stacks(analysis: ModelAnalysis, min_layers: int = 5) -> list[Stack]:
         i: int | None = head
         while i is not None:
             nxt, acts = succ[i]
-            layers.append(StackLayer(
-                i, analysis.nodes[i].module or "", fan[i], acts,
-                sum(act_gain[a] for a in acts)))
+            gain = 0.0
+            for a in acts:
+                gain += act_gain[a]
+            layers.append(StackLayer(i, analysis.nodes[i].module or "", fan[i], acts, gain))
             i = nxt
         if len(layers) >= min_layers:
             out.append(Stack(tuple(layers)))

@@ -135,3 +135,22 @@ def test_dense_connectivity_is_not_enumerated(monkeypatch: pytest.MonkeyPatch) -
         per_small = small[kind] / _size(g_small)
         per_large = large[kind] / _size(g_large)
         assert per_large <= 1.5 * per_small, (kind, per_small, per_large)
+
+
+def test_layer_rows_built_in_one_step_equal_the_dataclass() -> None:
+    """``LayerEstimate.row`` (the estimate's fast constructor) makes the same frozen object,
+    and a missing or unknown field still raises as the dataclass would."""
+    from gradlint.ftypes import LayerEstimate
+
+    values: dict[str, Any] = {f: None for f in LayerEstimate.__dataclass_fields__}
+    values.update(module="fc", type="Linear", numel=10, saturating=0, depth=1, factors=0,
+                  frozen=False, aliases=(), zero=False, confidence="high", largest_factor=0.0)
+    row = LayerEstimate.row(**values)
+    assert row == LayerEstimate(**values) and hash(row) == hash(LayerEstimate(**values))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        row.module = "other"  # type: ignore[misc]
+    del values["numel"]
+    with pytest.raises(TypeError):
+        LayerEstimate.row(**values)
+    with pytest.raises(TypeError):
+        LayerEstimate.row(**values, numell=10)
