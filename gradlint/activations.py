@@ -178,6 +178,9 @@ class GaussianMoments:
 
 
 _MEMO: dict[tuple[Any, ...], GaussianMoments] = {}
+# (name, *defaults) for each activation: the memo key's head when no attribute is given
+_DEFAULT_KEYS = {name: (name, *act.defaults.items()) for name, act in ACTIVATIONS.items()}
+_FAST: list[Callable[..., Any]] = []  # gradlint.fastmoments.fast_moments, once imported
 
 
 def gaussian_moments(name: str, attrs: dict[str, Any], mean: float, var: float,
@@ -188,16 +191,24 @@ def gaussian_moments(name: str, attrs: dict[str, Any], mean: float, var: float,
     The numbers of ``quadrature_moments``, but fast: remembered (the activations behind
     normalization layers all see the same input), and by the shortcuts of gradlint.fastmoments
     where one applies (at init a deep stack would otherwise spend most of its lint here)."""
-    from gradlint.fastmoments import fast_moments  # it reads this module's grids
-
-    a = with_defaults(name, attrs)
-    key = (name, *a.items(), mean, var, shared_var)
+    if attrs:
+        a = with_defaults(name, attrs)
+        key = (name, *a.items(), mean, var, shared_var)
+    else:  # the same key as with_defaults would give, without building its dict on a hit
+        a = None
+        key = (*_DEFAULT_KEYS[name], mean, var, shared_var)
     try:
         found = _MEMO.get(key)
     except TypeError:  # an attribute that cannot be a key
         return quadrature_moments(name, attrs, mean, var, shared_var)
     if found is None:
-        fast = fast_moments(name, a, mean, var, shared_var)
+        if a is None:
+            a = dict(ACTIVATIONS[name].defaults)
+        if not _FAST:
+            from gradlint.fastmoments import fast_moments  # it reads this module's grids
+
+            _FAST.append(fast_moments)
+        fast = _FAST[0](name, a, mean, var, shared_var)
         if fast is None:
             found = quadrature_moments(name, attrs, mean, var, shared_var)
         else:

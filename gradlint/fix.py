@@ -91,9 +91,8 @@ def _is_gate(start: int, nodes: Sequence[GraphNode], users: list[list[int]]) -> 
             if un.op in ("mul", "div", "matmul") and any(
                     k != j and nodes[k].op not in _SCALARS for k in un.inputs):
                 return True
-            computed = sum(1 for k in un.inputs if nodes[k].op not in _SOURCES)
-            follow = un.kind in ("passthrough", "scale", "elementwise", "mul", "div") \
-                or (un.op == "add" and computed <= 1)
+            follow = un.kind in ("passthrough", "scale", "elementwise", "mul", "div") or (
+                un.op == "add" and sum(1 for k in un.inputs if nodes[k].op not in _SOURCES) <= 1)
             if follow and u not in seen:
                 seen.add(u)
                 stack.append(u)

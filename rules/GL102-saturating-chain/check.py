@@ -97,7 +97,7 @@ def _is_join(node: GraphNode, nodes: tuple[GraphNode, ...]) -> bool:
 def _is_gate(node: GraphNode, nodes: tuple[GraphNode, ...], users: list[list[int]]) -> bool:
     """A sigmoid whose output multiplies another tensor (LSTM/GRU, SE, GLU) is a gate."""
     for u in users[node.index]:
-        other = [i for i in nodes[u].inputs if i != node.index]
-        if nodes[u].op == "mul" and any(nodes[i].op not in _SOURCES for i in other):
+        if nodes[u].op == "mul" and any(nodes[i].op not in _SOURCES
+                                        for i in nodes[u].inputs if i != node.index):
             return True
     return False
