@@ -3,8 +3,8 @@
 Counted, never timed, so it cannot flake: the graph's node tuple is swapped for one that counts
 every node handed out (indexing and iteration), so a stage that loops over all nodes per node, or
 walks paths one by one, shows up as superlinear growth whatever its functions are called. The
-op-catalogue lookups (``spec``, asked per node visit in every stage) and the report's per-layer
-rows are counted too.
+op-catalogue lookups (``spec``: nodes resolve their kind when the trace builds them, so the
+estimate and rules should hardly ask) and the report's per-layer rows are counted too.
 """
 
 from __future__ import annotations
@@ -121,6 +121,8 @@ def test_mlp_visits_grow_linearly(monkeypatch: pytest.MonkeyPatch) -> None:
     large, g_large = _count(_mlp(1000), monkeypatch)
     assert len(g_large.nodes) / len(g_small.nodes) == pytest.approx(10, rel=0.02)
     for kind in ("nodes", "spec", "rows"):
+        if kind == "spec" and not small[kind] and not large[kind]:
+            continue  # nodes carry their catalogue kind from the trace; lookups are rare now
         assert small[kind] > 0, kind
         ratio = large[kind] / small[kind]
         assert ratio <= 12, f"{kind}: {small[kind]} -> {large[kind]} visits ({ratio:.1f}x)"
