@@ -163,7 +163,7 @@ def signal_growth(analysis: ModelAnalysis) -> list[Growth]:
         join = cnode.op == "add" and is_join(analysis, c)
         if ((join or cnode.kind in WEIGHT_KINDS and cnode.params) and s[c] > NEG_INF):
             f = s[c] - sc.boundary
-            states[p] = _State(sc.closed + _counted(f, sc.normed),
+            states[p] = _State(sc.closed + (0.0 if sc.normed and f > 0 else f),  # _counted
                                sc.factors + (not sc.normed and f > FACTOR_COUNTS_ABOVE),
                                s[c], side, sc.joins + join)
         else:

@@ -89,11 +89,14 @@ def _fix(saturating: list[GraphNode], weights: list[str], present: list[GraphNod
     the first case do the edits (replace the hidden activations with ReLU) go with it."""
     span = f" around layers {weights[0]}–{weights[-1]}" if len(weights) >= 2 else ""
     if saturating:
-        seen: dict[tuple[str, str], str] = {}
+        places: dict[tuple[str, str | None, int], None] = {}  # formatted once per place
         for n in saturating:
             loc = n.anchor or n.location
-            where = f"{loc.file}:{loc.line}" if loc else "forward()"
-            seen.setdefault((n.label, where), f"{n.label} ({where})")
+            places[(n.label, loc.file, loc.line) if loc else (n.label, None, 0)] = None
+        seen: dict[tuple[str, str], str] = {}
+        for label, file, line in places:
+            where = f"{file}:{line}" if file is not None else "forward()"
+            seen.setdefault((label, where), f"{label} ({where})")
         culprits = list(seen.values())
         first = "replace " + ", ".join(culprits[:3]) + " with nn.ReLU or nn.GELU"
         return Fix(f"{first}; or add a residual connection / normalization{span}",

@@ -64,11 +64,15 @@ class SaturatingChain(Rule):
                   fallback: Location) -> Diagnostic:
         nodes = [analysis.nodes[i] for i in chain]
         anchor, related = anchor_of(nodes[0], fallback)
-        places: dict[str, int] = {}
+        counts: dict[tuple[str, str | None, int], int] = {}  # formatted once per place
         for n in nodes:
             loc = n.anchor or n.location
-            key = f"{n.label} at {loc.file}:{loc.line}" if loc else n.label
-            places[key] = places.get(key, 0) + 1
+            key = (n.label, loc.file, loc.line) if loc else (n.label, None, 0)
+            counts[key] = counts.get(key, 0) + 1
+        places: dict[str, int] = {}
+        for (label, file, line), count in counts.items():
+            text = f"{label} at {file}:{line}" if file is not None else label
+            places[text] = places.get(text, 0) + count
         listed = ", ".join(f"{k} ×{v}" if v > 1 else k for k, v in list(places.items())[:4])
         message = (f"saturating chain: {len(chain)} saturating activations on one path ({listed}) "
                    "with no normalization or skip connection between them; each one scales the "
