@@ -75,7 +75,7 @@ class VanishingGradient(Rule):
         blame_acts = bool(saturating) and from_acts < 0.5 * att
         fix = _fix(saturating if blame_acts else [], [worst.module, *weights[:-1]], saturating)
         if blame_acts:  # the activations are the cause: offer to replace the hidden ones
-            from gradlint.fix import activation_edits
+            from gradlint.fixable import activation_edits
 
             edits = activation_edits(analysis, saturating)
             if edits:

@@ -83,7 +83,7 @@ class SaturatingChain(Rule):
                   (f"replace {culprit} with nn.ReLU or nn.GELU",
                    "add normalization between the activations",
                    "add residual connections around the blocks"))
-        from gradlint.fix import activation_edits
+        from gradlint.fixable import activation_edits
 
         edits = activation_edits(analysis, nodes)  # hidden ones only: never outputs or gates
         if edits:
