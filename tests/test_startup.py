@@ -74,3 +74,32 @@ def test_analysing_a_fixable_model_leaves_libcst_to_the_cli(repo_root: Path) -> 
     edits, libcst_loaded = proc.stdout.split()[-2:]
     assert int(edits) > 0, proc.stdout + proc.stderr  # the fix path ran
     assert libcst_loaded == "False", proc.stdout
+
+
+TINY_LM = '''
+import torch.nn as nn
+
+
+class TinyLM(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(100, 16)  # normal_ init: torch's meta kernel imports dynamo
+        self.head = nn.Linear(16, 100)
+        nn.init.normal_(self.head.weight, std=0.02)
+        self.head.bias.data.normal_()
+
+    def forward(self, x):
+        return self.head(self.embed(x))
+'''
+
+
+def test_sizing_a_model_on_meta_does_not_import_dynamo(tmp_path: Path) -> None:
+    """The meta-device size probe runs the constructor's random inits; on meta they draw
+    nothing, so gradlint skips torch's detour through torch._dynamo (~1 s per worker)."""
+    (tmp_path / "lm.py").write_text(TINY_LM, encoding="utf-8")
+    code = ("import sys\nfrom gradlint.load import LoadRequest, load_targets\n"
+            "found = load_targets(LoadRequest('lm.py', (), inputs=('2x8:int64',)))\n"
+            "print([type(t).__name__ for t in found], 'torch._dynamo' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.stdout.split()[-2:] == ["['Target']", "False"], proc.stdout + proc.stderr
