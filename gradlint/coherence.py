@@ -52,7 +52,7 @@ def coherent_skips(graph: LayerGraph, moments: list[Moments]) -> dict[int, Coher
                 continue
             layer = nodes[act.inputs[0]]
             fan_in = _square_fan_in(layer.kind, layer.attrs)
-            w = layer.param("weight")
+            w = layer.weight
             if not fan_in or not layer.inputs or layer.inputs[0] != x or w is None:
                 continue
             h = moments[layer.index]

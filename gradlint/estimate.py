@@ -68,7 +68,7 @@ def _gate_name(node: GraphNode, step: Step, graph: LayerGraph) -> str | None:
                 p = src.params[0]
                 return p.name if p.requires_grad and math.sqrt(p.mean_sq) < GATE_RMS else None
         return None
-    w = node.param("weight")
+    w = node.weight
     return w.name if w is not None and w.requires_grad else None
 
 
@@ -113,7 +113,7 @@ def _weight_grads(graph: LayerGraph, moments: list[Moments], log_r: list[float],
     out = [NEG_INF] * len(graph.nodes)
     for node in graph.nodes:
         if node.kind in WEIGHT_KINDS and node.params and node.inputs:
-            main = node.param("weight") or node.params[0]
+            main = node.weight or node.params[0]
             x = moments[node.inputs[0]]
             out[node.index] = _call_grad_sq(
                 node, main, False, _centred(x) if node.index in centred else x,
@@ -161,7 +161,7 @@ def _backward(graph: LayerGraph, steps: list[Step], skips: dict[int, CoherentSki
             if slot in through_softmax:
                 g += shrink
             r = rc + g
-            q = qc + g if keeps_q else r - log(max(nodes[p].numel_per_example, 1))
+            q = qc + g if keeps_q else r - log(nodes[p].numel_per_example)  # >= 1
             if skip is not None and p == skip.skip:
                 extra = qc + g + log(skip.gain)
                 r, q = _logaddexp(r, extra), _logaddexp(q, extra)
@@ -261,7 +261,7 @@ def _grad_sq(node: GraphNode, owner: ModuleInfo, x: Moments, lr: float,
     """Natural log of the mean squared per-entry weight gradient contributed by one call."""
     out_proj = node.kind == "attention" and owner.name != node.module
     # the call's own view of the weight first: GPT-2's Conv1D stores W as (in, out)
-    main = (None if out_proj else node.param("weight")) or owner.main
+    main = (None if out_proj else node.weight) or owner.main
     return _call_grad_sq(node, main, out_proj, x, lr, ls)
 
 
@@ -376,7 +376,7 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
         site = None
         for i in sites:
             node = nodes[i]
-            if grads[i] > NEG_INF and node.kind != "attention" and node.param("weight"):
+            if grads[i] > NEG_INF and node.kind != "attention" and node.weight:
                 total = _logaddexp(total, grads[i])  # _grad_sq's value, as _weight_grads has it
                 if site is None or log_r[i] > log_r[site]:
                     site = i

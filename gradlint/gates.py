@@ -57,11 +57,11 @@ def _gate_of(analysis: ModelAnalysis, i: int) -> tuple[ParamStats, str] | None:
         if p is not None and p.requires_grad and math.sqrt(p.mean_sq) < GATE_RMS:
             return p, "scale"
     elif kind == "norm":
-        g = node.param("weight")
+        g = node.weight
         if g is not None and g.requires_grad and math.sqrt(g.mean_sq) < NORM_GATE_RMS:
             return g, "norm"
     elif kind in _WEIGHTS and node.module is not None:
-        w = node.param("weight")
+        w = node.weight
         gain = log10_fan_gain(analysis, i)  # -inf also where fan_in is unknown
         if w is not None and w.requires_grad and (
                 w.mean_sq == 0 or -math.inf < gain < math.log10(WEIGHT_GATE_GAIN)):

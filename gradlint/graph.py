@@ -59,6 +59,9 @@ class GraphNode:
     saturating: bool = field(init=False, repr=False, compare=False)
     numel_per_example: int = field(init=False, repr=False, compare=False)
     _by_leaf: dict[str, ParamStats] = field(init=False, repr=False, compare=False)
+    # param("weight") and param("bias"), asked by nearly every sweep
+    weight: ParamStats | None = field(init=False, repr=False, compare=False)
+    bias: ParamStats | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         from gradlint.catalogue import spec  # torch: only where graphs are built
@@ -74,6 +77,8 @@ class GraphNode:
         object.__setattr__(self, "saturating", entry.saturating)
         object.__setattr__(self, "numel_per_example", max(n, 1))
         object.__setattr__(self, "_by_leaf", by_leaf)
+        object.__setattr__(self, "weight", by_leaf.get("weight"))
+        object.__setattr__(self, "bias", by_leaf.get("bias"))
 
     def param(self, name: str) -> ParamStats | None:
         return self._by_leaf.get(name)

@@ -34,10 +34,10 @@ def _log(x: float) -> float:
 
 
 def _weight_bias(node: GraphNode) -> tuple[ParamStats | None, ParamStats | None]:
-    w = node.param("weight")
+    w = node.weight
     if w is None and node.params:
         w = node.params[0]
-    return w, node.param("bias")
+    return w, node.bias
 
 
 def _prod(xs: tuple[int, ...] | list[int]) -> int:
@@ -72,8 +72,8 @@ def propagate(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode]) -
         g = gaussian_moments(node.op, node.attrs, x.mean, x.var, max(x.shared - x.mean ** 2, 0.0))
         return Step(Moments(g.mean, g.second, g.shared), (_log(g.grad_sq),))
     if kind == "linear" and n_in:  # _weight_layer's numbers, inline
-        weight = node.param("weight") or (node.params[0] if node.params else None)
-        bias = node.param("bias")
+        weight = node.weight or (node.params[0] if node.params else None)
+        bias = node.bias
         ew2 = weight.mean_sq if weight else 0.0
         eb2 = bias.mean_sq if bias else 0.0
         gain = node.attrs["fan_in"] * ew2
@@ -202,7 +202,7 @@ def _weight_layer(node: GraphNode, kind: str, x: Moments) -> Step:
 
 def _norm(node: GraphNode, x: Moments) -> Step:
     """Normalization rescales by 1/s: LayerNorm s^2 = P - M^2, RMSNorm P, BatchNorm P - S."""
-    g, b = node.param("weight"), node.param("bias")
+    g, b = node.weight, node.bias
     eg2 = g.mean_sq if g else 1.0
     eb2 = b.mean_sq if b else 0.0
     mb = b.mean if b else 0.0
@@ -291,7 +291,7 @@ def attention_factors(node: GraphNode) -> tuple[float, float, float, int]:
     """
     e = int(node.attrs.get("embed_dim", 1))
     w_in = node.param("in_proj_weight") or node.param("v_proj_weight")
-    w_out = node.param("out_proj.weight") or node.param("weight")
+    w_out = node.param("out_proj.weight") or node.weight
     shape = node.shape or ()
     n = 1
     if len(shape) == 3:
