@@ -29,16 +29,23 @@ SHARED = (0.0, 0.3, 1.0)  # the batch-shared part, as a fraction of the variance
                          ids=[f"{n}{a or ''}" for n, a in VARIANTS])
 def test_fast_moments_match_the_reference(name: str, attrs: dict[str, Any]) -> None:
     for mean, var, share in itertools.product(MEANS, VARIANCES, SHARED):
-        activations._MEMO.clear()
-        got = gaussian_moments(name, attrs, mean, var, share * var)
-        ref = quadrature_moments(name, attrs, mean, var, share * var)
-        scale = math.sqrt(ref.second) + 1e-300
-        where = f"{name}{attrs} mean {mean} var {var} shared {share * var}"
-        assert got.mean == pytest.approx(ref.mean, abs=1e-9 * scale), where
-        assert got.second == pytest.approx(ref.second, rel=1e-9, abs=1e-300), where
-        assert got.grad_sq == pytest.approx(ref.grad_sq, rel=1e-9, abs=1e-300), where
+        got, ref, where = _moments_beside_reference(name, attrs, mean, var, share)
         # S': the reference's product grid is itself only good to ~1e-8 (it stops at 6 sd)
         assert got.shared == pytest.approx(ref.shared, abs=1e-6 * ref.second + 1e-300), where
+
+
+def _moments_beside_reference(name: str, attrs: dict[str, Any], mean: float, var: float,
+                              share: float) -> tuple[Any, Any, str]:
+    """The fast moments and the reference's, after checking E f, E f^2 and E f'^2 agree."""
+    activations._MEMO.clear()
+    got = gaussian_moments(name, attrs, mean, var, share * var)
+    ref = quadrature_moments(name, attrs, mean, var, share * var)
+    scale = math.sqrt(ref.second) + 1e-300
+    where = f"{name}{attrs} mean {mean} var {var} shared {share * var}"
+    assert got.mean == pytest.approx(ref.mean, abs=1e-9 * scale), where
+    assert got.second == pytest.approx(ref.second, rel=1e-9, abs=1e-300), where
+    assert got.grad_sq == pytest.approx(ref.grad_sq, rel=1e-9, abs=1e-300), where
+    return got, ref, where
 
 
 def test_remembered_results_are_the_same_object() -> None:
@@ -135,11 +142,4 @@ def test_far_and_odd_inputs_match_the_reference(name: str, attrs: dict[str, Any]
     there (the torch path's S' too); the test above holds S' to the torch path's."""
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         for var, share in itertools.product((0.0, 1.0, 4.0), SHARED):
-            activations._MEMO.clear()
-            got = gaussian_moments(name, attrs, mean, var, share * var)
-            ref = quadrature_moments(name, attrs, mean, var, share * var)
-            scale = math.sqrt(ref.second) + 1e-300
-            where = f"{name}{attrs} mean {mean} var {var} shared {share * var}"
-            assert got.mean == pytest.approx(ref.mean, abs=1e-9 * scale), where
-            assert got.second == pytest.approx(ref.second, rel=1e-9, abs=1e-300), where
-            assert got.grad_sq == pytest.approx(ref.grad_sq, rel=1e-9, abs=1e-300), where
+            _moments_beside_reference(name, attrs, mean, var, share)
