@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "tests") not in sys.path:  # the tests/models zoo is imported as ``models``
     sys.path.insert(0, str(ROOT / "tests"))
 
+from models.resnet import Bottleneck  # noqa: E402
 from models.transformer import Transformer  # noqa: E402
 
 MLP_WIDTH = 256
@@ -44,31 +45,9 @@ def MLP1000() -> nn.Module:  # noqa: N802
 
 
 # ---------------------------------------------------------------------------------------------
-# ResNet-50: Bottleneck blocks [3, 4, 6, 3], torchvision's layout (53 conv/fc layers)
+# ResNet-50: Bottleneck blocks [3, 4, 6, 3], torchvision's layout (53 conv/fc layers), full
+# width at 224x224 with the 7x7 stem and max-pool (the zoo's ResNet50ish is 1/4 width at 32x32)
 # ---------------------------------------------------------------------------------------------
-
-
-class Bottleneck(nn.Module):
-    def __init__(self, cin: int, width: int, stride: int = 1) -> None:
-        super().__init__()
-        cout = width * 4
-        self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
-        self.down: nn.Module = nn.Identity()
-        if stride != 1 or cin != cout:
-            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False),
-                                      nn.BatchNorm2d(cout))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + self.down(x))
 
 
 class ResNet50(nn.Module):

@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "tests") not in sys.path:  # the tests/models zoo is imported as ``models``
     sys.path.insert(0, str(ROOT / "tests"))
 
+from models.transformer import MLP as FeedForward  # noqa: E402 - Linear, GELU, Linear
+
 Inputs = Callable[[int], tuple[torch.Tensor, ...]]
 
 # --------------------------------------------------------------------------------------------
@@ -213,17 +215,6 @@ class SelfAttention(nn.Module):
             att = att.masked_fill(~self.mask[:t, :t], float("-inf"))
         att = att.softmax(dim=-1)
         return self.out((att @ v).transpose(1, 2).reshape(b, t, c))
-
-
-class FeedForward(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
 
 
 class EncoderBlock(nn.Module):
