@@ -297,6 +297,46 @@ def _call_grad_sq(node: GraphNode, main: ParamStats | None, out_proj: bool, x: M
     return _logaddexp(lr + math.log(m * p_in), coherent)
 
 
+# Positions a global pool must average before the missing spatial correlation shows: measured
+# errors for a BatchNorm γ right before one, 2x2: 0.01 decades, 8x8: 0.66, 32x32: 1.24.
+POOLED_POSITIONS = 16
+
+
+def _norms_before_global_pool(graph: LayerGraph) -> set[int]:
+    """Normalizations whose whole output goes to a global average pool (of at least
+    POOLED_POSITIONS positions) through activations and views only. Their γ's gradient sums
+    δ_p x̂_p over the positions of one example, and below a global pool δ is alike at every
+    position while x̂ is correlated between neighbouring positions (overlapping receptive
+    fields); the moments carry no spatial correlation, so the estimate runs up to ~1.3 decades
+    low there (bench/results/accuracy.md): confidence low. Only the norm's own parameters:
+    what reaches the layers before it passes the norm's backward, which removes that part."""
+    nodes = graph.nodes
+    users = graph.consumers()
+    out: set[int] = set()
+    for node in nodes:
+        if node.kind != "norm" or not node.shape or len(node.shape) < 3:
+            continue
+        channels = node.shape[1]
+        stack, seen, pooled = list(users[node.index]), set(), False
+        while stack:
+            c = nodes[stack.pop()]
+            if c.index in seen:
+                continue
+            seen.add(c.index)
+            if ((c.kind == "reduce" or c.op == "adaptive_avg_pool")
+                    and c.numel_per_example == channels
+                    and node.numel_per_example >= POOLED_POSITIONS * channels):
+                pooled = True
+            elif c.kind in ("elementwise", "passthrough"):
+                stack.extend(users[c.index])
+            else:  # another use: its gradient is not the pool's alone
+                pooled = False
+                break
+        if pooled:
+            out.add(node.index)
+    return out
+
+
 def _batch_centred(graph: LayerGraph) -> set[int]:
     """Weight layers whose output feeds only BatchNorm (through views). In training,
     BatchNorm's input gradient sums to zero over the batch, so the weight gradient
@@ -399,6 +439,7 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
         raw.append((owner, total, site))
 
     top = max((g for o, g, _ in raw if g > NEG_INF and not o.frozen), default=0.0)
+    pooled_norms = _norms_before_global_pool(graph)
     out: list[LayerEstimate] = []
     for owner, g, site in raw:
         zero = g == NEG_INF
@@ -422,8 +463,8 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
             frozen=owner.frozen,
             aliases=owner.aliases,
             zero=zero,
-            confidence="low" if (st is not None and st.low) or (
-                site is not None and gated_cell(nodes[site])) else "high",
+            confidence="low" if (st is not None and st.low) or (site is not None and (
+                gated_cell(nodes[site]) or site in pooled_norms)) else "high",
             anchor=owner.anchor, range=None, largest_factor=largest,
         ))
     return tuple(out)

@@ -43,3 +43,17 @@ def test_a_model_that_cannot_run_says_why() -> None:
     model = nn.Sequential(nn.Linear(8, 8), nn.Linear(4, 2))  # shapes do not chain
     v = verify_model(model, (InputSpec((4, 8), "float32"),), ())
     assert v.error is not None and "running the model failed" in v.error
+
+
+def test_a_norm_right_before_a_wide_global_pool_is_marked_low(run_gradlint) -> None:  # type: ignore[no-untyped-def]
+    """The last BatchNorm before a 32x32 global average pool: its γ sums δ·x̂ over positions
+    whose x̂ is spatially correlated, which the moments do not carry. Autograd shows the
+    estimate off by more than half a decade there, and only there: that layer alone is low."""
+    run = run_gradlint("--verify", "--format", "json", "tests/models/mlp.py::SmallBNCNN")
+    layers = {le["module"]: le for le in json.loads(run.stdout)["models"][0]["layers"]}
+    errors = {m: abs(le["log10_relative"] - le["measured_log10_relative"])
+              for m, le in layers.items()}
+    assert layers["features.10"]["confidence"] == "low" and errors["features.10"] > 0.5
+    rest = {m: e for m, e in errors.items() if m != "features.10"}
+    assert all(layers[m]["confidence"] == "high" for m in rest), layers
+    assert max(rest.values()) < 0.3, rest

@@ -162,3 +162,15 @@ def test_library_layers_keep_their_lines_and_diagnostics_sit_on_the_users(
                                               gl101["related"][0]["line"])
     op = found["GL102"]["related"][0]
     assert "self.activation(" in _source_line(op["file"], op["line"])  # the library's forward
+
+
+def test_only_norms_feeding_a_wide_global_pool_are_low(zoo: dict[str, Any]) -> None:
+    """DenseNetish's last BatchNorm feeds an 8x8 global pool (measured 0.66 decades off):
+    low. MobileNetish's last one feeds a 2x2 pool (0.01 off) and its squeeze-excitation
+    BatchNorms also feed the gate's product: high."""
+    dense = {le["module"]: le for le in zoo["models"]["densenet.py::DenseNetish"]["layers"]}
+    assert dense["features.6"]["confidence"] == "low"
+    assert all(le["confidence"] == "high" for m, le in dense.items()
+               if le["type"] == "BatchNorm2d" and m != "features.6")
+    mobile = zoo["models"]["mobilenet.py::MobileNetish"]["layers"]
+    assert all(le["confidence"] == "high" for le in mobile if le["type"] == "BatchNorm2d")
