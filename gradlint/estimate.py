@@ -74,6 +74,7 @@ def _gate_name(node: GraphNode, step: Step, graph: LayerGraph) -> str | None:
 
 @collector_paused
 def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
+    """Forward moments, backward gradient signal, path states and one row per layer."""
     nodes = graph.nodes
     n = len(nodes)
     moments: list[Moments] = []
