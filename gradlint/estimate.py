@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from gradlint.activations import ACTIVATIONS, gaussian_slope, negative_second_moment
 from gradlint.catalogue import WEIGHT_KINDS
-from gradlint.coherence import CoherentSkip, coherent_skips
+from gradlint.coherence import CoherentSkip, coherent_skips, homogeneous_floor
 from gradlint.collector import collector_paused
 from gradlint.ftypes import LayerEstimate
 from gradlint.graph import GraphNode, LayerGraph, ModuleInfo, ParamStats
@@ -143,11 +143,15 @@ def _backward(graph: LayerGraph, steps: list[Step], skips: dict[int, CoherentSki
     log_s = [NEG_INF] * n
     shrink = math.log(max(1.0 - coherent_tokens, 1e-30))
     contrib: list[list[tuple[int, float]]] = [[] for _ in range(n)]
+    floor = homogeneous_floor(graph, moments)
     log = math.log
     for c in range(n - 1, -1, -1):
         rc = log_r[c]
         if rc == NEG_INF:
             continue
+        if c in floor and floor[c][0] > rc:  # Euler: the part along the tensor itself
+            rc = log_r[c] = floor[c][0]
+            log_q[c] = min(max(log_q[c], floor[c][1]), rc)
         node = nodes[c]
         keeps_q = node.kind in ("add", "passthrough")
         skip = skips.get(c)

@@ -71,7 +71,7 @@ _SOURCES = ("param", "constant", "input")
 
 def collapsing_joins(graph: LayerGraph) -> set[int]:
     """Residual joins of an unnormalized ReLU-family stack: the mean-field estimate is known to
-    be weak behind them (samples collapse onto one direction; errors up to ~2.7 decades,
+    be weak behind them (samples collapse onto one direction; errors up to ~0.8 decades,
     DESIGN §4), so the layers behind them are marked ``confidence: low``."""
     nodes = graph.nodes
     if any(n.kind == "norm" or n.op == "rsqrt" for n in nodes):

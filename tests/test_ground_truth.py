@@ -135,3 +135,31 @@ def test_batchnorm_cnn_per_layer(seed: int) -> None:
     print(f"BatchNorm CNN: mean |error| {mean_err:.3f}, max {max(errors):.3f}")
     assert len(errors) == 2 * 4 + 1
     assert mean_err <= TOLERANCE
+
+
+class _ReLUBlock(nn.Module):
+    """x + ReLU(Linear(x)), bias-free: the map from x to the output is 1-homogeneous."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(width, width, bias=False)
+        nn.init.kaiming_normal_(self.fc.weight, nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.relu(self.fc(x))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_unnormalized_relu_residual_stack_keeps_its_early_gradients(seed: int) -> None:
+    """40 unnormalized bias-free ReLU residual blocks: the stream grows forward ~2.75x per
+    block in mean square, and by Euler's theorem (x·∂L/∂x = L) the gradient along the stream
+    grows backward as fast, so the measured weight gradients stay flat where mean field alone
+    had the first block 1.7 decades too low. The estimate now follows within half a decade."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(*(_ReLUBlock(WIDTH) for _ in range(40)), nn.Linear(WIDTH, 10))
+    report = gradlint.check(model)
+    measured = measure_gradients(model, lambda b: (torch.randn(b, WIDTH),), batch=BATCH,
+                                 seeds=(seed,))
+    errors = _per_layer_errors(report, measured.log10_grad)
+    assert len(errors) == 41
+    assert max(errors) <= TOLERANCE, errors

@@ -14,7 +14,7 @@ MIN_FACTORS = 3  # one small factor (a softmax, one small projection) never fire
 # nor one that carries more than this share of the attenuation (a squeeze-excitation gate behind
 # its global pool, amid a few mild factors): that is one structural drop, not compounding
 DOMINANT = 0.5
-# where the estimate is known to be weak (confidence: low, errors up to ~2.7 decades), GL101
+# where the estimate is known to be weak (confidence: low, errors up to ~0.8 decades), GL101
 # asks for this much more attenuation before it calls a layer vanishing
 LOW_CONFIDENCE_MARGIN = 3.0
 
