@@ -110,8 +110,11 @@ def homogeneous_floor(graph: LayerGraph, moments: list[Moments]) -> dict[int, tu
     q the part shared by all units (the floor's direction x has mean M: q = r M²/P)."""
     nodes = graph.nodes
     ops = {n.op for n in nodes}
-    if "add" not in ops or not ops & (_HOMOGENEOUS | _RELU_LIKE):
-        return {}  # without residual joins of ReLU-like branches mean field already holds
+    if ("add" not in ops or not ops & (_HOMOGENEOUS | _RELU_LIKE)
+            or any(n.kind == "norm" or n.op == "rsqrt" for n in nodes)):
+        # without residual joins of ReLU-like branches, or with normalization keeping the
+        # stream's scale, the stream cannot outgrow mean field: nothing to floor
+        return {}
     users = graph.consumers()
     out_node = nodes[graph.output]
     out_m = moments[graph.output]
