@@ -83,6 +83,10 @@ def _hardtanh_sup(a: dict[str, Any]) -> float:
     return 1.0 if a["max_val"] > a["min_val"] else 0.0
 
 
+# positively homogeneous, f(a h) = a f(h) for a > 0: a weight behind them keeps its scale
+# invariance under a norm (GL103), a stack of them keeps Euler's identity (coherence.py)
+HOMOGENEOUS = frozenset({"relu", "leaky_relu", "prelu"})
+
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in [

@@ -30,9 +30,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from gradlint.activations import ACTIVATIONS, gaussian_curvature
+from gradlint.activations import ACTIVATIONS, HOMOGENEOUS, gaussian_curvature
 from gradlint.graph import LayerGraph
 from gradlint.moments import Moments
+from gradlint.paths import normalized
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,6 @@ def _square_fan_in(kind: str, attrs: dict[str, Any]) -> int:
 # ReLU-like activations are homogeneous only far from their bend: a pre-activation second
 # moment this large puts all but a few percent of the inputs there
 _FAR_FROM_BEND = 1e4
-_HOMOGENEOUS = frozenset({"relu", "leaky_relu", "prelu"})
 _RELU_LIKE = frozenset({"gelu", "silu", "elu", "celu", "selu", "mish", "softplus"})
 _BIAS_SHARE = 1e-3  # a bias whose energy is below this share of the output's is negligible
 
@@ -110,8 +110,7 @@ def homogeneous_floor(graph: LayerGraph, moments: list[Moments]) -> dict[int, tu
     q the part shared by all units (the floor's direction x has mean M: q = r M²/P)."""
     nodes = graph.nodes
     ops = {n.op for n in nodes}
-    if ("add" not in ops or not ops & (_HOMOGENEOUS | _RELU_LIKE)
-            or any(n.kind == "norm" or n.op == "rsqrt" for n in nodes)):
+    if "add" not in ops or not ops & (HOMOGENEOUS | _RELU_LIKE) or normalized(graph):
         # without residual joins of ReLU-like branches, or with normalization keeping the
         # stream's scale, the stream cannot outgrow mean field: nothing to floor
         return {}
@@ -148,7 +147,7 @@ def _homogeneous_op(nodes: Any, moments: list[Moments], u: int) -> bool:
         b = node.bias
         return b is None or b.mean_sq <= _BIAS_SHARE * moments[u].second
     if kind == "elementwise" and node.inputs:
-        if node.op in _HOMOGENEOUS:
+        if node.op in HOMOGENEOUS:
             return True
         return node.op in _RELU_LIKE and moments[node.inputs[0]].second >= _FAR_FROM_BEND
     return False

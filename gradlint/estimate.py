@@ -114,7 +114,7 @@ def _weight_grads(graph: LayerGraph, moments: list[Moments], log_r: list[float],
     out = [NEG_INF] * len(graph.nodes)
     for node in graph.nodes:
         if node.kind in WEIGHT_KINDS and node.params and node.inputs:
-            main = node.weight or node.params[0]
+            main = node.main
             x = moments[node.inputs[0]]
             out[node.index] = _call_grad_sq(
                 node, main, False, _centred(x) if node.index in centred else x,

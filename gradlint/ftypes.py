@@ -111,7 +111,7 @@ class LayerEstimate:
         return obj
 
 
-_LAYER_FIELDS = {f for f in LayerEstimate.__dataclass_fields__}
+_LAYER_FIELDS = frozenset(LayerEstimate.__dataclass_fields__)
 
 
 @dataclass(frozen=True)

@@ -59,9 +59,11 @@ class GraphNode:
     saturating: bool = field(init=False, repr=False, compare=False)
     numel_per_example: int = field(init=False, repr=False, compare=False)
     _by_leaf: dict[str, ParamStats] = field(init=False, repr=False, compare=False)
-    # param("weight") and param("bias"), asked by nearly every sweep
+    # param("weight") and param("bias"), asked by nearly every sweep; main: the weight, else
+    # the first parameter (a functional call's tensor)
     weight: ParamStats | None = field(init=False, repr=False, compare=False)
     bias: ParamStats | None = field(init=False, repr=False, compare=False)
+    main: ParamStats | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         from gradlint.catalogue import spec  # torch: only where graphs are built
@@ -79,6 +81,8 @@ class GraphNode:
         object.__setattr__(self, "_by_leaf", by_leaf)
         object.__setattr__(self, "weight", by_leaf.get("weight"))
         object.__setattr__(self, "bias", by_leaf.get("bias"))
+        object.__setattr__(self, "main", by_leaf.get("weight") or (
+            self.params[0] if self.params else None))
 
     def param(self, name: str) -> ParamStats | None:
         return self._by_leaf.get(name)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+from gradlint.activations import HOMOGENEOUS
 from gradlint.catalogue import WEIGHT_KINDS
 from gradlint.paths import LN10, NEG_INF
 from gradlint.rule import ModelAnalysis
@@ -33,8 +34,6 @@ from gradlint.rule import ModelAnalysis
 FACTOR_COUNTS_ABOVE = math.log10(1 / 0.9)
 _SOURCES = ("param", "constant", "input")
 _SCALERS = frozenset({"rsqrt", "reciprocal", "sqrt"})
-# positively homogeneous: a weight behind them is still scale-invariant under a norm
-_HOMOGENEOUS = frozenset({"relu", "leaky_relu", "prelu"})
 _MAY_PASS = frozenset({"norm", "mul", "div", "passthrough"})  # may normalize, or a view
 
 
@@ -98,24 +97,12 @@ def signal(analysis: ModelAnalysis) -> list[float]:
             for node, lr in zip(analysis.nodes, analysis.estimate.log_r, strict=True)]
 
 
-def layer_sites(analysis: ModelAnalysis) -> dict[str, int]:
-    """Module -> its call carrying the most gradient (``ModelAnalysis.site_of`` for all at once)."""
-    log_r = analysis.estimate.log_r
-    best: dict[str, int] = {}
-    for node in analysis.nodes:
-        if node.module is not None and node.params and node.kind != "param":
-            i = best.get(node.module)
-            if i is None or log_r[node.index] > log_r[i]:
-                best[node.module] = node.index
-    return best
-
-
 def scale_invariant(analysis: ModelAnalysis, i: int, users: list[list[int]]) -> bool:
     """Every use of node ``i``'s output reaches a normalization through views or ReLU-family
     activations only (``users``: the graph's consumers)."""
     nodes = analysis.nodes
     for c in users[i]:  # the common answer from the direct users alone: no
-        if nodes[c].kind not in _MAY_PASS and nodes[c].op not in _HOMOGENEOUS:
+        if nodes[c].kind not in _MAY_PASS and nodes[c].op not in HOMOGENEOUS:
             return False
     stack, seen = [i], {i}
     while stack:
@@ -126,7 +113,7 @@ def scale_invariant(analysis: ModelAnalysis, i: int, users: list[list[int]]) -> 
             kind = nodes[c].kind
             if normalizes(analysis, c):
                 continue
-            if kind == "passthrough" or nodes[c].op in _HOMOGENEOUS:
+            if kind == "passthrough" or nodes[c].op in HOMOGENEOUS:
                 if c not in seen:
                     seen.add(c)
                     stack.append(c)
@@ -170,7 +157,7 @@ def signal_growth(analysis: ModelAnalysis) -> list[Growth]:
             normed = sc.normed or side or c in norms
             states[p] = sc if normed == sc.normed else sc._replace(normed=normed)
     ref = s[graph.output]
-    sites = layer_sites(analysis)
+    sites = analysis.layer_sites()
     out = []
     for le in analysis.layers:
         site = sites.get(le.module)

@@ -33,13 +33,6 @@ def _log(x: float) -> float:
     return math.log(x) if x > 0 else NEG_INF
 
 
-def _weight_bias(node: GraphNode) -> tuple[ParamStats | None, ParamStats | None]:
-    w = node.weight
-    if w is None and node.params:
-        w = node.params[0]
-    return w, node.bias
-
-
 def _prod(xs: tuple[int, ...] | list[int]) -> int:
     n = 1
     for x in xs:
@@ -71,16 +64,7 @@ def propagate(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode]) -
         x = ins[0]
         g = gaussian_moments(node.op, node.attrs, x.mean, x.var, max(x.shared - x.mean ** 2, 0.0))
         return Step(Moments(g.mean, g.second, g.shared), (_log(g.grad_sq),))
-    if kind == "linear" and n_in:  # _weight_layer's numbers, inline
-        weight = node.weight or (node.params[0] if node.params else None)
-        bias = node.bias
-        ew2 = weight.mean_sq if weight else 0.0
-        eb2 = bias.mean_sq if bias else 0.0
-        gain = node.attrs["fan_in"] * ew2
-        x = ins[0]
-        return Step(Moments(bias.mean if bias else 0.0, gain * x.second + eb2,
-                            gain * x.shared + eb2), (_log(node.attrs["fan_out"] * ew2),))
-    if kind in ("conv", "conv_transpose") and n_in:
+    if kind in ("linear", "conv", "conv_transpose") and n_in:
         return _weight_layer(node, kind, ins[0])
     in_nodes = [nodes[i] for i in node.inputs]
     if kind == "input":
@@ -106,7 +90,7 @@ def propagate(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode]) -
     if kind in ("linear", "conv", "conv_transpose"):
         return _weight_layer(node, kind, x)
     if kind == "embedding":
-        w, _ = _weight_bias(node)
+        w = node.main
         ew2 = w.mean_sq if w else 1.0
         mw = w.mean if w else 0.0
         return Step(Moments(mw, ew2, mw * mw), (NEG_INF,) * n_in)
@@ -184,7 +168,7 @@ def propagate(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode]) -
 
 
 def _weight_layer(node: GraphNode, kind: str, x: Moments) -> Step:
-    w, b = _weight_bias(node)
+    w, b = node.main, node.bias
     ew2 = w.mean_sq if w else 0.0
     a = node.attrs
     if kind == "linear":

@@ -69,14 +69,18 @@ _ONE_SIDED = frozenset({"relu", "relu6", "leaky_relu", "prelu", "elu", "celu", "
 _SOURCES = ("param", "constant", "input")
 
 
+def normalized(graph: LayerGraph) -> bool:
+    """Any normalization, also one written out (rsqrt: Llama's and T5's RMSNorm): it keeps the
+    stream's scale, so the residual-stream effects below do not build up."""
+    return any(n.kind == "norm" or n.op == "rsqrt" for n in graph.nodes)
+
+
 def collapsing_joins(graph: LayerGraph) -> set[int]:
     """Residual joins of an unnormalized ReLU-family stack: the mean-field estimate is known to
     be weak behind them (samples collapse onto one direction; errors up to ~0.8 decades,
     DESIGN §4), so the layers behind them are marked ``confidence: low``."""
     nodes = graph.nodes
-    if any(n.kind == "norm" or n.op == "rsqrt" for n in nodes):
-        return set()  # normalized (rsqrt: an RMSNorm written out, as Llama's and T5's)
-    if not any(n.op in _ONE_SIDED for n in nodes):
+    if normalized(graph) or not any(n.op in _ONE_SIDED for n in nodes):
         return set()
     return {n.index for n in nodes if n.op == "add"
             and sum(1 for i in n.inputs if nodes[i].op not in _SOURCES) >= 2}

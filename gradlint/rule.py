@@ -57,7 +57,16 @@ class ModelAnalysis:
 
     def site_of(self, module: str) -> int | None:
         """The call of ``module`` that carries the most gradient."""
-        return self.derived(_strongest_calls).get(module)
+        return self.layer_sites().get(module)
+
+    def layer_sites(self) -> dict[str, int]:
+        """Module -> its call that carries the most gradient, for every module (shared)."""
+        return self.derived(_strongest_calls)
+
+    @property
+    def fallback(self) -> Location:
+        """Where a finding goes when its layer has no source line: the checked file's top."""
+        return Location(self.target.split("::")[0], 1)
 
 
 class Rule:
@@ -103,7 +112,7 @@ def _strongest_calls(analysis: ModelAnalysis) -> dict[str, int]:
     log_r = analysis.estimate.log_r
     best: dict[str, int] = {}
     for node in analysis.nodes:
-        if node.module is not None and node.params:
+        if node.module is not None and node.params and node.kind != "param":
             i = best.get(node.module)
             if i is None or log_r[node.index] > log_r[i]:
                 best[node.module] = node.index

@@ -63,7 +63,7 @@ def _fan_gains(analysis: ModelAnalysis) -> list[float]:
         kind = node.kind
         if kind not in CHAIN_KINDS:
             continue
-        w = node.weight or (node.params[0] if node.params else None)
+        w = node.main
         if w is None or w.mean_sq <= 0:
             continue
         a = node.attrs
@@ -95,7 +95,7 @@ def _trainable_weights(analysis: ModelAnalysis) -> list[bool]:
     for i, gain in enumerate(fan):
         if gain >= least:  # a Linear/Conv with a weight (fan gains are -inf elsewhere)
             node = nodes[i]
-            w = node.weight or (node.params[0] if node.params else None)
+            w = node.main
             out[i] = (w is not None and w.requires_grad and node.module is not None
                       and bool(node.inputs))
     return out

@@ -35,7 +35,7 @@ class VanishingGradient(Rule):
                 and le.log10_attenuation < limit - (
                     LOW_CONFIDENCE_MARGIN if le.confidence == "low" else 0.0)]
         groups: dict[tuple[str, int], list[LayerEstimate]] = {}
-        fallback = Location(analysis.target.split("::")[0], 1)
+        fallback = analysis.fallback
         for le in sick:
             anchor, _ = anchor_of(le, fallback)
             groups.setdefault((anchor.file, anchor.line), []).append(le)

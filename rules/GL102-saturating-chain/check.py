@@ -44,7 +44,7 @@ class SaturatingChain(Rule):
         ends = [n.index for n in nodes if last[n.index] == n.index and count[n.index] >= MIN_CHAIN]
         # report each maximal run once, at its first activation; one diagnostic per line
         by_line: dict[tuple[str, int], list[list[int]]] = {}
-        fallback = Location(analysis.target.split("::")[0], 1)
+        fallback = analysis.fallback
         for end in sorted(ends, key=lambda i: -count[i]):
             if end in reported:
                 continue

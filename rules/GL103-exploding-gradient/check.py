@@ -40,7 +40,7 @@ class ExplodingGradient(Rule):
                 and g.factors >= MIN_FACTORS and g.log10_growth > limit + (
                     LOW_CONFIDENCE_MARGIN if confidence.get(g.module) == "low" else 0.0)]
         by_module = {le.module: le for le in analysis.layers}
-        fallback = Location(analysis.target.split("::")[0], 1)
+        fallback = analysis.fallback
         groups: dict[tuple[str, int], list[Growth]] = {}
         for g in sick:
             anchor, _ = anchor_of(by_module[g.module], fallback)

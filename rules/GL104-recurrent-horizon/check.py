@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from gradlint.ftypes import Diagnostic, Fix, Location
+from gradlint.ftypes import Diagnostic, Fix
 from gradlint.rule import ModelAnalysis, Rule, anchor_of, power10
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ class RecurrentHorizon(Rule):
         from gradlint.recurrent import analyse_cell  # torch: not at `gradlint rules`
 
         limit = math.log10(analysis.recurrent_threshold)
-        fallback = Location(analysis.target.split("::")[0], 1)
+        fallback = analysis.fallback
         for node in analysis.nodes:
             if node.op != "recurrent" or not node.inputs:
                 continue

@@ -40,7 +40,7 @@ class InitGain(Rule):
         # torch: not at `gradlint rules`
         from gradlint.stacks import judged_units, mean_log10_gain, plain_stacks
 
-        fallback = Location(analysis.target.split("::")[0], 1)
+        fallback = analysis.fallback
         for stack in plain_stacks(analysis, MIN_LAYERS):
             units = judged_units(analysis, stack)
             log_gain = mean_log10_gain(units)

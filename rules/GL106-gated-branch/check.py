@@ -26,7 +26,7 @@ class GatedBranch(Rule):
     def check(self, analysis: ModelAnalysis) -> Iterator[Diagnostic]:
         from gradlint.gates import find_gates  # torch: not at `gradlint rules`
 
-        fallback = Location(analysis.target.split("::")[0], 1)
+        fallback = analysis.fallback
         by_module = {le.module: le for le in analysis.layers}
         groups: dict[tuple[str, int, str], list[Gate]] = {}
         for gate in find_gates(analysis):

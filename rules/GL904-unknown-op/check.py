@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from gradlint.ftypes import Diagnostic, Location
+from gradlint.ftypes import Diagnostic
 from gradlint.rule import ModelAnalysis, Rule, anchor_of
 
 
@@ -16,7 +16,7 @@ class UnknownOp(Rule):
                "are marked confidence: low.")
 
     def check(self, analysis: ModelAnalysis) -> Iterator[Diagnostic]:
-        fallback = Location(analysis.target.split("::")[0], 1)
+        fallback = analysis.fallback
         seen: set[tuple[str, str, int]] = set()
         for node in analysis.estimate.unknown_ops:
             anchor, related = anchor_of(node, fallback)
