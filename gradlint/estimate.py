@@ -18,7 +18,7 @@ from gradlint.coherence import CoherentSkip, coherent_skips, homogeneous_floor
 from gradlint.collector import collector_paused
 from gradlint.ftypes import LayerEstimate
 from gradlint.graph import GraphNode, LayerGraph, ModuleInfo, ParamStats
-from gradlint.moments import Moments, Step, attention_factors, propagate
+from gradlint.moments import Moments, Step, attention_factors, propagate, reads_shared
 from gradlint.paths import LN10, NEG_INF, PathState, analyse_paths, gated_cell
 from gradlint.recurrent import analyse_cell
 
@@ -80,9 +80,10 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
     moments: list[Moments] = []
     steps: list[Step] = []
     gates: list[str | None] = []
+    shared = any(reads_shared(node) for node in nodes)
     for node in nodes:
         ins = [moments[i] for i in node.inputs]
-        step = propagate(node, ins, nodes)
+        step = propagate(node, ins, nodes, shared)
         moments.append(step.out)
         steps.append(step)
         gates.append(_gate_name(node, step, graph) if step.gate else None)

@@ -20,6 +20,9 @@ NEG_INF = float("-inf")
 
 
 class Moments(NamedTuple):  # a tuple: built ~3 times per node, the estimate's hottest object
+    """M, P and S per entry; S is NaN throughout a graph where nothing reads it (see
+    ``reads_shared``): the estimate then skips the batch-shared moments of the activations."""
+
     mean: float
     second: float
     shared: float
@@ -55,14 +58,31 @@ class Step(NamedTuple):
     gate: bool = False
 
 
-def propagate(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode]) -> Step:
+def reads_shared(node: GraphNode) -> bool:
+    """Does this node turn the batch-shared moment S into something else than S: a mean or
+    sum over positions (S is what survives averaging), BatchNorm (it removes S), a global
+    average pool? Everywhere else S only flows into S (and into the weight gradients of layers
+    that feed BatchNorm, estimate._centred, which exist only where BatchNorm does)."""
+    return node.kind == "reduce" or node.op in _SHARED_READERS
+
+
+_SHARED_READERS = frozenset({"batch_norm", "adaptive_avg_pool"})
+
+
+def _shared_var(x: Moments, shared: bool) -> float | None:
+    return max(x.shared - x.mean * x.mean, 0.0) if shared else None
+
+
+def propagate(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+              shared: bool = True) -> Step:
     """Moments out of ``node`` and its backward gains, from its inputs' moments (``nodes``:
-    the graph's nodes, to read the inputs' shapes)."""
+    the graph's nodes, to read the inputs' shapes); ``shared``: whether S is needed (False:
+    the activations leave it NaN)."""
     kind = node.kind
     n_in = len(ins)
     if kind == "elementwise" and n_in:  # the commonest first
         x = ins[0]
-        g = gaussian_moments(node.op, node.attrs, x.mean, x.var, max(x.shared - x.mean ** 2, 0.0))
+        g = gaussian_moments(node.op, node.attrs, x.mean, x.var, _shared_var(x, shared))
         return Step(Moments(g.mean, g.second, g.shared), (_log(g.grad_sq),))
     if kind in ("linear", "conv", "conv_transpose") and n_in:
         return _weight_layer(node, kind, ins[0])
@@ -85,7 +105,7 @@ def propagate(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode]) -
         return Step(Moments(p.mean, p.mean_sq, p.mean_sq), ())
     x = ins[0] if ins else Moments(0.0, 1.0, 0.0)
     if kind == "elementwise":
-        g = gaussian_moments(node.op, node.attrs, x.mean, x.var, max(x.shared - x.mean ** 2, 0.0))
+        g = gaussian_moments(node.op, node.attrs, x.mean, x.var, _shared_var(x, shared))
         return Step(Moments(g.mean, g.second, g.shared), (_log(g.grad_sq),))
     if kind in ("linear", "conv", "conv_transpose"):
         return _weight_layer(node, kind, x)

@@ -143,3 +143,24 @@ def test_far_and_odd_inputs_match_the_reference(name: str, attrs: dict[str, Any]
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         for var, share in itertools.product((0.0, 1.0, 4.0), SHARED):
             _moments_beside_reference(name, attrs, mean, var, share)
+
+
+@pytest.mark.parametrize("name", sorted(fastmoments._FILLS))
+def test_in_place_fills_give_the_twins_numbers(name: str) -> None:
+    """tanh and sigmoid fill their rows in place (no array per operation): bit for bit what
+    the twin and the generic path give, saturated and far in the tails too."""
+    for mean, var, share in itertools.product((*MEANS, *FAR, 6.5, -12.0), VARIANCES, SHARED):
+        sd = math.sqrt(var)
+        args = (fastmoments._TWINS[name], {}, mean, sd, share)
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            assert (fastmoments._analytic_np(*args, fastmoments._FILLS[name])
+                    == fastmoments._analytic_np(*args)), (name, mean, var, share)
+
+
+def test_shared_moment_left_out_when_nothing_reads_it() -> None:
+    """shared_var None: the same E f, E f^2, E f'^2, and S' NaN (not computed)."""
+    for name, mean, var in itertools.product(("tanh", "relu", "gelu"), MEANS, VARIANCES):
+        activations._MEMO.clear()
+        full = gaussian_moments(name, {}, mean, var, 0.3 * var)
+        bare = gaussian_moments(name, {}, mean, var, None)
+        assert bare[:3] == full[:3] and math.isnan(bare.shared), (name, mean, var)

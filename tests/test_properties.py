@@ -24,6 +24,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from unittest import mock
 
 import pytest
 import torch
@@ -437,6 +438,20 @@ def test_analyzer_never_raises_and_reports_every_layer_once(arch: Arch) -> None:
         _estimates_ok(le)
     names = [le.module for le in report.layers] + [a for le in report.layers for a in le.aliases]
     assert sorted(names) == sorted(_owners(model)), (names, _owners(model))
+
+
+@_settings(150)
+@given(any_arch())
+def test_skipping_unread_shared_moments_changes_nothing(arch: Arch) -> None:
+    """The estimate leaves the batch-shared moment S NaN where no node reads it (moments.
+    reads_shared): the report must be the one computing it everywhere gives, so a node kind
+    that reads S and is missing from reads_shared fails here."""
+    model = build(arch)
+    report = _check(model, arch)
+    with mock.patch("gradlint.estimate.reads_shared", lambda node: True):
+        forced = _check(model, arch)
+    assert report.layers == forced.layers
+    assert report.diagnostics == forced.diagnostics
 
 
 def _layer_output_gains(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
