@@ -182,7 +182,8 @@ class GaussianMoments(NamedTuple):  # a tuple: one per activation call, cheap to
 
 _MEMO: dict[tuple[Any, ...], GaussianMoments] = {}
 # (name, *defaults) for each activation: the memo key's head when no attribute is given
-_DEFAULT_KEYS = {name: (name, *act.defaults.items()) for name, act in ACTIVATIONS.items()}
+_DEFAULT_KEYS: dict[str, tuple[Any, ...]] = {
+    name: (name, *act.defaults.items()) for name, act in ACTIVATIONS.items()}
 _FAST: list[Callable[..., Any]] = []  # gradlint.fastmoments.fast_moments, once imported
 
 

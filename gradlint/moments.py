@@ -74,15 +74,15 @@ def _shared_var(x: Moments, shared: bool) -> float | None:
 
 
 def propagate(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
-              shared: bool = True) -> Step:
+              need_shared: bool = True) -> Step:
     """Moments out of ``node`` and its backward gains, from its inputs' moments (``nodes``:
-    the graph's nodes, to read the inputs' shapes); ``shared``: whether S is needed (False:
+    the graph's nodes, to read the inputs' shapes); ``need_shared``: whether S is needed (False:
     the activations leave it NaN)."""
     kind = node.kind
     n_in = len(ins)
     if kind == "elementwise" and n_in:  # the commonest first
         x = ins[0]
-        g = gaussian_moments(node.op, node.attrs, x.mean, x.var, _shared_var(x, shared))
+        g = gaussian_moments(node.op, node.attrs, x.mean, x.var, _shared_var(x, need_shared))
         return Step(Moments(g.mean, g.second, g.shared), (_log(g.grad_sq),))
     if kind in ("linear", "conv", "conv_transpose") and n_in:
         return _weight_layer(node, kind, ins[0])
@@ -105,7 +105,7 @@ def propagate(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
         return Step(Moments(p.mean, p.mean_sq, p.mean_sq), ())
     x = ins[0] if ins else Moments(0.0, 1.0, 0.0)
     if kind == "elementwise":
-        g = gaussian_moments(node.op, node.attrs, x.mean, x.var, _shared_var(x, shared))
+        g = gaussian_moments(node.op, node.attrs, x.mean, x.var, _shared_var(x, need_shared))
         return Step(Moments(g.mean, g.second, g.shared), (_log(g.grad_sq),))
     if kind in ("linear", "conv", "conv_transpose"):
         return _weight_layer(node, kind, x)
