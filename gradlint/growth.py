@@ -122,6 +122,21 @@ def scale_invariant(analysis: ModelAnalysis, i: int, users: list[list[int]]) -> 
     return True
 
 
+def may_grow_beyond(analysis: ModelAnalysis, limit: float) -> bool:
+    """Could some layer's growth exceed ``limit`` (log10)? Its factors' log10 telescope to its
+    signal's ratio to the output's, and the growth drops only some of the positive ones, so it
+    is at most that ratio: where no layer's signal tops the output's by ``limit`` (a healthy or
+    a vanishing model) the sweep would find nothing, and GL103 skips it."""
+    log_r = analysis.estimate.log_r
+    nodes = analysis.nodes
+    out = analysis.estimate.graph.output
+    if log_r[out] == NEG_INF:
+        return False
+    floor = log_r[out] + math.log(nodes[out].numel_per_example) + 2 * LN10 * limit
+    return any(log_r[i] + math.log(nodes[i].numel_per_example) > floor
+               for i in analysis.layer_sites().values())
+
+
 def signal_growth(analysis: ModelAnalysis) -> list[Growth]:
     """Every live layer's growth; one sweep from the loss along the strongest-path links."""
     nodes = analysis.nodes

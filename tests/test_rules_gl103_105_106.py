@@ -228,6 +228,40 @@ def test_gl103_quiet_on_healthy_mlps(build: Any) -> None:
     assert "GL103" not in codes(report), explain(report)
 
 
+@pytest.mark.parametrize("build", [
+    lambda: init_linear(stack(nn.ReLU, 20), "normal", std=2.0),  # fires
+    lambda: init_linear(stack(nn.Tanh, 28, final_norm=True), "normal", std=3.0),  # fires
+    lambda: ResidualStack(30),  # fires
+    lambda: init_linear(stack(nn.ReLU, 20, final_norm=True), "normal", std=2.0),
+    lambda: init_linear(stack(nn.ReLU, 20, norm=True), "normal", std=2.0),
+    lambda: stack(nn.Tanh, 12),  # vanishing
+    lambda: ResidualMLP(depth=8),
+], ids=["overscaled-relu", "chaotic-tanh", "residual", "final-norm", "layernorm", "tanh",
+        "residual-ln"])
+def test_gl103_growth_is_at_most_the_signal_ratio(build: Any) -> None:
+    """may_grow_beyond's bound, which lets GL103 skip its sweep: a layer's growth is at most
+    log10 of its signal over the output's (its factors telescope to that ratio and the growth
+    drops only some of the growing ones)."""
+    from gradlint.estimate import estimate_gradients
+    from gradlint.ftypes import Target
+    from gradlint.growth import may_grow_beyond, signal, signal_growth
+    from gradlint.rule import ModelAnalysis
+    from gradlint.trace import trace_target
+
+    torch.manual_seed(0)
+    target = Target("m.py::M", build(), "m.py", 1, (x128(),))
+    analysis = ModelAnalysis(target.name, estimate_gradients(trace_target(target)), 1e-2)
+    s = signal(analysis)
+    ref = s[analysis.estimate.graph.output]
+    growth = signal_growth(analysis)
+    assert growth
+    for g in growth:
+        assert g.log10_growth <= s[g.site] - ref + 1e-9, g
+    top = max(g.log10_growth for g in growth)
+    assert may_grow_beyond(analysis, top - 1e-6)
+    assert not may_grow_beyond(analysis, max(s[i] - ref for i in analysis.layer_sites().values()))
+
+
 def test_gl103_quiet_on_scale_invariant_batchnorm_layers() -> None:
     """Convs feeding BatchNorm are scale-invariant; BatchNorm's own train-mode growth is not
     counted: no GL103 however the convs are scaled."""

@@ -30,24 +30,31 @@ class ExplodingGradient(Rule):
                "from the loss.")
 
     def check(self, analysis: ModelAnalysis) -> Iterator[Diagnostic]:
-        from gradlint.catalogue import WEIGHT_KINDS  # torch: not at `gradlint rules`
-        from gradlint.growth import signal_growth
+        from gradlint.growth import may_grow_beyond  # torch: not at `gradlint rules`
 
         limit = -math.log10(analysis.threshold)
+        fallback = analysis.fallback
+        if may_grow_beyond(analysis, limit):
+            yield from self._along_layers(analysis, limit, fallback)
+        yield from self._along_time(analysis, limit, fallback)
+
+    def _along_layers(self, analysis: ModelAnalysis, limit: float,
+                      fallback: Location) -> Iterator[Diagnostic]:
+        from gradlint.catalogue import WEIGHT_KINDS
+        from gradlint.growth import signal_growth
+
         confidence = {le.module: le.confidence for le in analysis.layers}
         sick = [g for g in signal_growth(analysis)
                 if analysis.nodes[g.site].kind in WEIGHT_KINDS and not g.invariant
                 and g.factors >= MIN_FACTORS and g.log10_growth > limit + (
                     LOW_CONFIDENCE_MARGIN if confidence.get(g.module) == "low" else 0.0)]
         by_module = {le.module: le for le in analysis.layers}
-        fallback = analysis.fallback
         groups: dict[tuple[str, int], list[Growth]] = {}
         for g in sick:
             anchor, _ = anchor_of(by_module[g.module], fallback)
             groups.setdefault((anchor.file, anchor.line), []).append(g)
         for layers in groups.values():
             yield self._diagnose(analysis, layers, fallback)
-        yield from self._along_time(analysis, limit, fallback)
 
     def _along_time(self, analysis: ModelAnalysis, limit: float,
                     fallback: Location) -> Iterator[Diagnostic]:
