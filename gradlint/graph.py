@@ -64,6 +64,7 @@ class GraphNode:
     weight: ParamStats | None = field(init=False, repr=False, compare=False)
     bias: ParamStats | None = field(init=False, repr=False, compare=False)
     main: ParamStats | None = field(init=False, repr=False, compare=False)
+    _log10_sup: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         from gradlint.catalogue import spec  # torch: only where graphs are built
@@ -83,27 +84,29 @@ class GraphNode:
         object.__setattr__(self, "bias", by_leaf.get("bias"))
         object.__setattr__(self, "main", by_leaf.get("weight") or (
             self.params[0] if self.params else None))
+        object.__setattr__(self, "_log10_sup", _log10_sup(self.op, self.attrs, entry)
+                           if entry.kind == "elementwise" else 0.0)
 
     def param(self, name: str) -> ParamStats | None:
         return self._by_leaf.get(name)
 
     def log10_sup_derivative(self) -> float:
         """log10 sup|f'| for the worst-case bound (0 for non-elementwise ops)."""
-        if self.kind != "elementwise":
-            return 0.0
-        try:
-            key = (self.op, *self.attrs.items())
-            found = _LOG10_SUP.get(key)
-        except TypeError:  # an attribute that cannot be a key
-            key, found = None, None
-        if found is None:
-            from gradlint.catalogue import spec
+        return self._log10_sup
 
-            sup = spec(self.op).sup_derivative(self.attrs)
-            found = math.log10(sup) if sup > 0 else float("-inf")
-            if key is not None:
-                _LOG10_SUP[key] = found
-        return found
+
+def _log10_sup(op: str, attrs: dict[str, Any], entry: Any) -> float:
+    key: tuple[Any, ...] | None = (op, *attrs.items())
+    try:
+        found = _LOG10_SUP.get(key)  # type: ignore[arg-type]
+    except TypeError:  # an attribute that cannot be a key
+        key, found = None, None
+    if found is None:
+        sup = entry.sup_derivative(attrs)
+        found = math.log10(sup) if sup > 0 else float("-inf")
+        if key is not None:
+            _LOG10_SUP[key] = found
+    return found
 
 
 _LOG10_SUP: dict[tuple[Any, ...], float] = {}  # (op, attrs...) -> log10 sup|f'|, few distinct
