@@ -41,6 +41,7 @@ from numpy.typing import NDArray
 
 from gradlint.activations import _W, _Z, ACTIVATIONS, INV_SQRT_2PI, SQRT2, _phi
 
+_INF = math.inf
 TOL = 1e-10  # agreement demanded of the analytic path between two grid levels
 CANCEL = 1e-7  # the piecewise path gives up when its terms cancel by more than this
 _SMOOTH = frozenset({"sigmoid", "tanh", "gelu", "silu", "mish", "softplus", "logsigmoid"})
@@ -483,12 +484,15 @@ def fast_moments(name: str, a: dict[str, Any], mean: float, var: float, shared_v
                  ) -> tuple[float, float, float, float | None] | None:
     """(E f, E f^2, E f'^2, S') as the reference computes them, S' None where the reference's
     product grid must compute it; None where no shortcut applies."""
-    if not (math.isfinite(mean) and math.isfinite(var) and math.isfinite(shared_var)):
-        return None
-    sd = math.sqrt(max(var, 0.0))
-    sv = min(max(shared_var, 0.0), max(var, 0.0))
-    nothing_shared = sv <= 1e-12 * max(var, 1e-30)  # beyond the mean: S' = (E f)^2
-    rho = 0.0 if nothing_shared else sv / max(var, 1e-300)
+    if not (-_INF < mean < _INF and -_INF < var < _INF and -_INF < shared_var < _INF):
+        return None  # not finite (NaN fails every comparison)
+    sd = math.sqrt(var) if var > 0.0 else 0.0
+    if shared_var <= 0.0:  # the common case, where nothing reads S' (estimate: shared_var None)
+        nothing_shared, rho = True, 0.0
+    else:
+        sv = min(shared_var, max(var, 0.0))
+        nothing_shared = sv <= 1e-12 * max(var, 1e-30)  # beyond the mean: S' = (E f)^2
+        rho = 0.0 if nothing_shared else sv / max(var, 1e-300)
     twin = _TWINS.get(name)
     if twin is not None and abs(mean) + 10.0 * sd <= _NP_RANGE:
         try:
