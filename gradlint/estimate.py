@@ -82,7 +82,8 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
     gates: list[str | None] = []
     shared = any(reads_shared(node) for node in nodes)
     for node in nodes:
-        ins = [moments[i] for i in node.inputs]
+        inputs = node.inputs  # most nodes have one input (a comprehension is a call in 3.11)
+        ins = [moments[inputs[0]]] if len(inputs) == 1 else [moments[i] for i in inputs]
         step = propagate(node, ins, nodes, shared)
         moments.append(step.out)
         steps.append(step)
