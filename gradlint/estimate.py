@@ -18,7 +18,7 @@ from gradlint.coherence import CoherentSkip, coherent_skips, homogeneous_floor
 from gradlint.collector import collector_paused
 from gradlint.ftypes import LayerEstimate
 from gradlint.graph import GraphNode, LayerGraph, ModuleInfo, ParamStats
-from gradlint.moments import Moments, Step, attention_factors, propagate, reads_shared
+from gradlint.moments import Moments, Step, attention_factors, graph_reads_shared, propagate
 from gradlint.paths import LN10, NEG_INF, PathState, analyse_paths, gated_cell
 from gradlint.recurrent import analyse_cell
 
@@ -80,7 +80,7 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
     moments: list[Moments] = []
     steps: list[Step] = []
     gates: list[str | None] = []
-    shared = any(reads_shared(node) for node in nodes)
+    shared = graph_reads_shared(nodes)
     for node in nodes:
         inputs = node.inputs  # most nodes have one input (a comprehension is a call in 3.11)
         ins = [moments[inputs[0]]] if len(inputs) == 1 else [moments[i] for i in inputs]

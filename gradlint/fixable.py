@@ -103,14 +103,14 @@ def fixable_sites(graph: LayerGraph) -> dict[tuple[str, int, int], bool]:
                 free[i] = True
                 break
     ok: dict[tuple[str, int, int], bool] = {}
-    ops: dict[tuple[str, int, int], set[str]] = {}
+    first_op: dict[tuple[str, int, int], str] = {}  # all of a site's activations: this one
     for node in nodes:
         if not node.saturating or node.location is None:
             continue
         key = _site(node.location)
-        ops.setdefault(key, set()).add(node.op)
-        good = not free[node.index] and not _is_gate(node.index, nodes, users)
-        ok[key] = ok.get(key, True) and good and len(ops[key]) == 1
+        if ok.get(key, True):  # once a site may not change, the rest cannot change that
+            ok[key] = (first_op.setdefault(key, node.op) == node.op and not free[node.index]
+                       and not _is_gate(node.index, nodes, users))
     return ok
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from gradlint.graph import ParamStats
 from gradlint.rule import ModelAnalysis
-from gradlint.stacks import ZERO_GAIN, log10_fan_gain
+from gradlint.stacks import ZERO_GAIN, fan_gains
 
 GATE_RMS = 0.1  # a learnable multiplier below this RMS gates its branch (the estimate's value)
 NORM_GATE_RMS = 0.01  # a norm's γ below this (mean square 1e-4, as the estimate's norm gates)
@@ -49,7 +49,9 @@ def _scale_param(analysis: ModelAnalysis, i: int) -> ParamStats | None:
     return None
 
 
-def _gate_of(analysis: ModelAnalysis, i: int) -> tuple[ParamStats, str] | None:
+def _gate_of(analysis: ModelAnalysis, i: int, fan: list[float]
+             ) -> tuple[ParamStats, str] | None:
+    """``fan``: log10 fan_in·E[W²] per node (stacks.fan_gains)."""
     node = analysis.nodes[i]
     kind = node.kind
     if kind == "mul" and len(node.inputs) >= 2:
@@ -62,7 +64,7 @@ def _gate_of(analysis: ModelAnalysis, i: int) -> tuple[ParamStats, str] | None:
             return g, "norm"
     elif kind in _WEIGHTS and node.module is not None:
         w = node.weight
-        gain = log10_fan_gain(analysis, i)  # -inf also where fan_in is unknown
+        gain = fan[i]  # -inf also where fan_in is unknown
         if w is not None and w.requires_grad and (
                 w.mean_sq == 0 or -math.inf < gain < math.log10(WEIGHT_GATE_GAIN)):
             return w, "weight"
@@ -75,9 +77,10 @@ def find_gates(analysis: ModelAnalysis) -> list[Gate]:
     strongest path crosses a gate (``LayerEstimate.gate``)."""
     nodes = analysis.nodes
     found: dict[int, tuple[ParamStats, str]] = {}
+    fan = analysis.derived(fan_gains)
     for node in nodes:
         if node.kind in _GATE_KINDS:
-            gate = _gate_of(analysis, node.index)
+            gate = _gate_of(analysis, node.index, fan)
             if gate is not None:
                 found[node.index] = gate
     if not found:

@@ -69,6 +69,14 @@ def reads_shared(node: GraphNode) -> bool:
 _SHARED_READERS = frozenset({"batch_norm", "adaptive_avg_pool"})
 
 
+def graph_reads_shared(nodes: Sequence[GraphNode]) -> bool:
+    """``reads_shared`` for any node (a plain loop: a generator costs a call per node)."""
+    for node in nodes:
+        if node.kind == "reduce" or node.op in _SHARED_READERS:
+            return True
+    return False
+
+
 def _shared_var(x: Moments, shared: bool) -> float | None:
     return max(x.shared - x.mean * x.mean, 0.0) if shared else None
 

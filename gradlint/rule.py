@@ -90,6 +90,11 @@ class Rule:
                           module, related, fix)
 
 
+def anchor(layer: LayerEstimate | GraphNode, fallback: Location) -> Location:
+    """The user's line for a finding about ``layer`` (rules group their findings by it)."""
+    return layer.anchor or layer.location or fallback
+
+
 def anchor_of(layer: LayerEstimate | GraphNode, fallback: Location) -> tuple[
         Location, tuple[Location, ...]]:
     """Diagnostics sit on the user's line; a library definition goes under ``related``."""

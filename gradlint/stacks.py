@@ -53,10 +53,10 @@ def mean_log10_gain(units: tuple[StackLayer, ...]) -> float:
 def log10_fan_gain(analysis: ModelAnalysis, i: int) -> float:
     """log10 fan_in·E[W²] of weight layer ``i``: its forward gain on the second moment, from
     the weight's real mean square (the estimate's ``_weight_layer`` view of fan_in)."""
-    return analysis.derived(_fan_gains)[i]
+    return analysis.derived(fan_gains)[i]
 
 
-def _fan_gains(analysis: ModelAnalysis) -> list[float]:
+def fan_gains(analysis: ModelAnalysis) -> list[float]:
     """``log10_fan_gain`` of every node (-inf for all but Linear/Conv), in one pass."""
     out = [NEG_INF] * len(analysis.nodes)
     for node in analysis.nodes:
@@ -88,7 +88,7 @@ def _log10_act(analysis: ModelAnalysis, i: int) -> float:
 
 def _trainable_weights(analysis: ModelAnalysis) -> list[bool]:
     """Linear/Conv layers that learn and are not gates (a zero-initialized layer, GL106)."""
-    fan = analysis.derived(_fan_gains)
+    fan = analysis.derived(fan_gains)
     least = math.log10(ZERO_GAIN)
     nodes = analysis.nodes
     out = [False] * len(nodes)
@@ -130,7 +130,7 @@ def plain_stacks(analysis: ModelAnalysis, min_layers: int = 5) -> list[Stack]:
     """The model's plain stacks of at least ``min_layers`` weight layers, input side first."""
     users = analysis.users
     trainable = analysis.derived(_trainable_weights)
-    fan = analysis.derived(_fan_gains)
+    fan = analysis.derived(fan_gains)
     succ: dict[int, tuple[int | None, tuple[int, ...]]] = {}
     for start, ok in enumerate(trainable):
         if ok:

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from gradlint.ftypes import Diagnostic, Fix, LayerEstimate, Location
 from gradlint.graph import GraphNode
-from gradlint.rule import ModelAnalysis, Rule, anchor_of, power10
+from gradlint.rule import ModelAnalysis, Rule, anchor, anchor_of, power10
 
 MIN_FACTORS = 3  # one small factor (a softmax, one small projection) never fires alone
 # nor one that carries more than this share of the attenuation (a squeeze-excitation gate behind
@@ -37,8 +37,8 @@ class VanishingGradient(Rule):
         groups: dict[tuple[str, int], list[LayerEstimate]] = {}
         fallback = analysis.fallback
         for le in sick:
-            anchor, _ = anchor_of(le, fallback)
-            groups.setdefault((anchor.file, anchor.line), []).append(le)
+            at = anchor(le, fallback)
+            groups.setdefault((at.file, at.line), []).append(le)
         for layers in groups.values():
             yield self._diagnose(analysis, layers, fallback)
 

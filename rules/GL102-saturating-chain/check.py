@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from gradlint.ftypes import Diagnostic, Fix, Location
 from gradlint.graph import GraphNode
-from gradlint.rule import ModelAnalysis, Rule, anchor_of
+from gradlint.rule import ModelAnalysis, Rule, anchor, anchor_of
 
 MIN_CHAIN = 3
 _SOURCES = ("param", "constant", "input")
@@ -55,8 +55,8 @@ class SaturatingChain(Rule):
                 i = prev[i]
             chain.reverse()
             reported.update(chain)
-            anchor, _ = anchor_of(nodes[chain[0]], fallback)
-            by_line.setdefault((anchor.file, anchor.line), []).append(chain)
+            at = anchor(nodes[chain[0]], fallback)
+            by_line.setdefault((at.file, at.line), []).append(chain)
         for chains in by_line.values():
             yield self._diagnose(analysis, max(chains, key=len), fallback)
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from gradlint.ftypes import Diagnostic, Fix, Location
-from gradlint.rule import ModelAnalysis, Rule, anchor_of, power10
+from gradlint.rule import ModelAnalysis, Rule, anchor, anchor_of, power10
 
 if TYPE_CHECKING:
     from gradlint.growth import Growth
@@ -51,8 +51,8 @@ class ExplodingGradient(Rule):
         by_module = {le.module: le for le in analysis.layers}
         groups: dict[tuple[str, int], list[Growth]] = {}
         for g in sick:
-            anchor, _ = anchor_of(by_module[g.module], fallback)
-            groups.setdefault((anchor.file, anchor.line), []).append(g)
+            at = anchor(by_module[g.module], fallback)
+            groups.setdefault((at.file, at.line), []).append(g)
         for layers in groups.values():
             yield self._diagnose(analysis, layers, fallback)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from gradlint.ftypes import Diagnostic, Fix, Location
+from gradlint.ftypes import Diagnostic, Fix, LayerEstimate, Location
 from gradlint.rule import ModelAnalysis, Rule, anchor_of
 
 if TYPE_CHECKING:
@@ -38,12 +38,12 @@ class GatedBranch(Rule):
                                   related, _fix(gates[0]))
 
     @staticmethod
-    def _where(analysis: ModelAnalysis, gate: Gate, by_module: dict[str, object],
+    def _where(analysis: ModelAnalysis, gate: Gate, by_module: dict[str, LayerEstimate],
                fallback: Location) -> tuple[Location, tuple[Location, ...]]:
         """The line that builds the gate's owner (the user's line for library code)."""
         owner = by_module.get(gate.owner)
         if owner is not None:
-            return anchor_of(owner, fallback)  # type: ignore[arg-type]
+            return anchor_of(owner, fallback)
         return anchor_of(analysis.nodes[gate.node], fallback)
 
 
