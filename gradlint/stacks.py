@@ -12,7 +12,6 @@ gain g per layer compounds to g^(n/2) in RMS over n layers, so a good init keeps
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -167,6 +166,10 @@ def judged_units(analysis: ModelAnalysis, stack: Stack) -> tuple[StackLayer, ...
 
 
 def main_activation(analysis: ModelAnalysis, units: tuple[StackLayer, ...]) -> str | None:
-    """The most common activation of these layers (catalogue key)."""
-    ops = Counter(analysis.nodes[a].op for la in units for a in la.activations)
-    return ops.most_common(1)[0][0] if ops else None
+    """The most common activation of these layers (catalogue key; the first seen on a tie)."""
+    counts: dict[str, int] = {}
+    for la in units:
+        for a in la.activations:
+            op = analysis.nodes[a].op
+            counts[op] = counts.get(op, 0) + 1
+    return max(counts, key=counts.__getitem__) if counts else None
