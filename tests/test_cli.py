@@ -115,6 +115,22 @@ def test_deep_sigmoid_json_schema(deep_json: Any) -> None:
         assert diag["fix"] is None or FIX_KEYS <= diag["fix"].keys()
 
 
+def test_json_text_one_layer_per_line_and_the_same_document(deep_json: Any) -> None:
+    """Flat values (layer rows, locations, the summary) take one line each; everything else
+    is json.dumps(indent=2)'s layout, and the text is the same document."""
+    from gradlint.report import json_text
+
+    proc, doc = deep_json
+    lines = proc.stdout.splitlines()
+    assert json.loads(json_text(doc)) == doc
+    assert sum(1 for line in lines if line.lstrip().startswith('{"module": ')) == 21
+    assert lines[:3] == ["{", '  "schema_version": 1,', f'  "gradlint": "{__version__}",']
+    assert proc.stdout.rstrip("\n") == json_text(doc)
+    nested = {"a": [{"b": [1, 2], "c": {"d": None}}, [], {}], "e": [[1], [2]], "f": "x"}
+    assert json.loads(json_text(nested)) == nested
+    assert json_text(nested).splitlines()[1:4] == ['  "a": [', "    {", '      "b": [1, 2],']
+
+
 def test_deep_sigmoid_json_locations(deep_json: Any, repo_root: Path) -> None:
     _, doc = deep_json
     by_code = {d["code"]: d for d in doc["diagnostics"]}
