@@ -34,9 +34,11 @@ def _loc(loc: Location | None) -> dict[str, Any]:
 
 
 def layer_json(le: LayerEstimate, verification: Verification | None = None) -> dict[str, Any]:
+    loc = le.location  # _loc's fields, inline: one row per layer
     out = {
-        "module": le.module, "type": le.type, "numel": le.numel, **_loc(le.location),
-        "log10_grad": _r(le.log10_grad), "log10_relative": _r(le.log10_relative),
+        "module": le.module, "type": le.type, "numel": le.numel,
+        "file": loc.file if loc else None, "line": loc.line if loc else None,
+        "col": loc.col if loc else None, "log10_grad": _r(le.log10_grad), "log10_relative": _r(le.log10_relative),
         "log10_signal": _r(le.log10_signal), "log10_attenuation": _r(le.log10_attenuation),
         "log10_bound": _r(le.log10_bound), "saturating": le.saturating, "depth": le.depth,
         "factors": le.factors, "gate": le.gate, "frozen": le.frozen,
