@@ -49,6 +49,8 @@ def coherent_skips(graph: LayerGraph, moments: list[Moments]) -> dict[int, Coher
     """Every add of the form x + f(W x + b) (square W, f elementwise) with c != 0."""
     nodes = graph.nodes
     found: dict[int, CoherentSkip] = {}
+    if "add" not in graph.ops():
+        return found
     for node in nodes:
         if node.kind != "add" or len(node.inputs) != 2:
             continue
@@ -109,7 +111,7 @@ def homogeneous_floor(graph: LayerGraph, moments: list[Moments]) -> dict[int, tu
     decades per block). Returns node -> (log r floor, log q floor): natural logs per entry,
     q the part shared by all units (the floor's direction x has mean M: q = r M²/P)."""
     nodes = graph.nodes
-    ops = {n.op for n in nodes}
+    ops = graph.ops()
     if "add" not in ops or not ops & (HOMOGENEOUS | _RELU_LIKE) or normalized(graph):
         # without residual joins of ReLU-like branches, or with normalization keeping the
         # stream's scale, the stream cannot outgrow mean field: nothing to floor

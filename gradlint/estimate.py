@@ -80,7 +80,7 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
     moments: list[Moments] = []
     steps: list[Step] = []
     gates: list[str | None] = []
-    shared = graph_reads_shared(nodes)
+    shared = graph_reads_shared(graph)
     for node in nodes:
         inputs = node.inputs  # most nodes have one input (a comprehension is a call in 3.11)
         ins = [moments[inputs[0]]] if len(inputs) == 1 else [moments[i] for i in inputs]
@@ -98,14 +98,16 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
     paths = analyse_paths(graph, log_r, contrib, gates, weight_grad)
     # a parameter read directly in forward reaches this many positions (broadcast)
     spread = {i: max((nodes[c].numel_per_example for c, _ in contrib[i]), default=1)
-              / max(nodes[i].numel_per_example, 1) for i in range(n) if nodes[i].op == "param"}
+              / max(nodes[i].numel_per_example, 1) for i in range(n) if nodes[i].op == "param"
+              } if "param" in graph.ops() else {}
     layers = _layer_estimates(graph, moments, log_r, paths, spread, grads, centred,
                               log_s)
     attention = _attention_softmaxes(graph)
     if attention:
         layers = _token_coherence_range(graph, moments, steps, skips, layers, paths, spread,
                                         centred, attention)
-    unknown = tuple(node for node in nodes if node.kind == "opaque")
+    unknown = (tuple(node for node in nodes if node.kind == "opaque")
+               if "opaque" in graph.kinds() else ())
     return GraphEstimate(graph, tuple(moments), tuple(log_r), tuple(paths), layers, unknown,
                          tuple(s.log_gains for s in steps))
 
@@ -214,6 +216,8 @@ TOKEN_COHERENCE = 0.99
 def _attention_softmaxes(graph: LayerGraph) -> frozenset[int]:
     """sdpa nodes, and softmax nodes whose probabilities weight values (feed a matmul, maybe
     through dropout/views): not a classifier's output softmax."""
+    if graph.ops().isdisjoint(("sdpa", "softmax")):
+        return frozenset()
     users = graph.consumers()
     found = set()
     for node in graph.nodes:
@@ -317,6 +321,8 @@ def _norms_before_global_pool(graph: LayerGraph) -> set[int]:
     fields); the moments carry no spatial correlation, so the estimate runs up to ~1.3 decades
     low there (bench/results/accuracy.md): confidence low. Only the norm's own parameters:
     what reaches the layers before it passes the norm's backward, which removes that part."""
+    if "norm" not in graph.kinds():
+        return set()
     nodes = graph.nodes
     users = graph.consumers()
     out: set[int] = set()
@@ -349,6 +355,8 @@ def _batch_centred(graph: LayerGraph) -> set[int]:
     BatchNorm's input gradient sums to zero over the batch, so the weight gradient
     sum_b delta_b x_b^T sees only the input's spread around its batch mean (P - S), not P:
     behind a sigmoid (mean 0.5) that is ~7x less in mean square."""
+    if "batch_norm" not in graph.ops():
+        return set()
     nodes = graph.nodes
     users = graph.consumers()
     out: set[int] = set()

@@ -26,6 +26,8 @@ _SCALARS = ("param", "constant")  # a mul by these scales, it does not gate
 
 def replacement_for(graph: LayerGraph) -> str:
     """``gelu`` for a model with attention (transformer-like code), else ``relu``."""
+    if graph.ops().isdisjoint(("multihead_attention", "sdpa", "softmax")):
+        return "relu"
     users = graph.consumers()
     for node in graph.nodes:
         if node.op in ("multihead_attention", "sdpa"):

@@ -147,6 +147,23 @@ class LayerGraph:
             object.__setattr__(self, "_users", users)
         return users
 
+    def ops(self) -> frozenset[str]:
+        """The catalogue ops in the graph (built once): a sweep that looks for one kind of
+        node returns at once where there is none (most sweeps, on a plain MLP)."""
+        found: frozenset[str] | None = self.__dict__.get("_ops")
+        if found is None:
+            found = frozenset({n.op for n in self.nodes})
+            object.__setattr__(self, "_ops", found)
+        return found
+
+    def kinds(self) -> frozenset[str]:
+        """The catalogue kinds in the graph (built once, as ``ops``)."""
+        found: frozenset[str] | None = self.__dict__.get("_kinds")
+        if found is None:
+            found = frozenset({n.kind for n in self.nodes})
+            object.__setattr__(self, "_kinds", found)
+        return found
+
 
 @dataclass(frozen=True)
 class ModuleInfo:

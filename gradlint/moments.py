@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from gradlint.activations import gaussian_moments
-from gradlint.graph import GraphNode, ParamStats
+from gradlint.graph import GraphNode, LayerGraph, ParamStats
 from gradlint.recurrent import analyse_cell
 
 NEG_INF = float("-inf")
@@ -69,12 +69,9 @@ def reads_shared(node: GraphNode) -> bool:
 _SHARED_READERS = frozenset({"batch_norm", "adaptive_avg_pool"})
 
 
-def graph_reads_shared(nodes: Sequence[GraphNode]) -> bool:
-    """``reads_shared`` for any node (a plain loop: a generator costs a call per node)."""
-    for node in nodes:
-        if node.kind == "reduce" or node.op in _SHARED_READERS:
-            return True
-    return False
+def graph_reads_shared(graph: LayerGraph) -> bool:
+    """``reads_shared`` for any node of the graph."""
+    return "reduce" in graph.kinds() or not _SHARED_READERS.isdisjoint(graph.ops())
 
 
 def _shared_var(x: Moments, shared: bool) -> float | None:

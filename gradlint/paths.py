@@ -72,7 +72,7 @@ _SOURCES = ("param", "constant", "input")
 def normalized(graph: LayerGraph) -> bool:
     """Any normalization, also one written out (rsqrt: Llama's and T5's RMSNorm): it keeps the
     stream's scale, so the residual-stream effects below do not build up."""
-    return any(n.kind == "norm" or n.op == "rsqrt" for n in graph.nodes)
+    return "norm" in graph.kinds() or "rsqrt" in graph.ops()
 
 
 def collapsing_joins(graph: LayerGraph) -> set[int]:
@@ -80,7 +80,7 @@ def collapsing_joins(graph: LayerGraph) -> set[int]:
     be weak behind them (samples collapse onto one direction; errors up to ~0.8 decades,
     DESIGN §4), so the layers behind them are marked ``confidence: low``."""
     nodes = graph.nodes
-    if normalized(graph) or not any(n.op in _ONE_SIDED for n in nodes):
+    if normalized(graph) or graph.ops().isdisjoint(_ONE_SIDED) or "add" not in graph.ops():
         return set()
     return {n.index for n in nodes if n.op == "add"
             and sum(1 for i in n.inputs if nodes[i].op not in _SOURCES) >= 2}

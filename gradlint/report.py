@@ -38,7 +38,8 @@ def layer_json(le: LayerEstimate, verification: Verification | None = None) -> d
     out = {
         "module": le.module, "type": le.type, "numel": le.numel,
         "file": loc.file if loc else None, "line": loc.line if loc else None,
-        "col": loc.col if loc else None, "log10_grad": _r(le.log10_grad), "log10_relative": _r(le.log10_relative),
+        "col": loc.col if loc else None, "log10_grad": _r(le.log10_grad),
+        "log10_relative": _r(le.log10_relative),
         "log10_signal": _r(le.log10_signal), "log10_attenuation": _r(le.log10_attenuation),
         "log10_bound": _r(le.log10_bound), "saturating": le.saturating, "depth": le.depth,
         "factors": le.factors, "gate": le.gate, "frozen": le.frozen,

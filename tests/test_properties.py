@@ -448,7 +448,7 @@ def test_skipping_unread_shared_moments_changes_nothing(arch: Arch) -> None:
     that reads S and is missing from reads_shared fails here."""
     model = build(arch)
     report = _check(model, arch)
-    with mock.patch("gradlint.estimate.graph_reads_shared", lambda nodes: True):
+    with mock.patch("gradlint.estimate.graph_reads_shared", lambda graph: True):
         forced = _check(model, arch)
     assert report.layers == forced.layers
     assert report.diagnostics == forced.diagnostics

@@ -62,6 +62,8 @@ class ExplodingGradient(Rule):
         ρ > 1 (vanilla RNN with H·E[W_hh²]·E[φ′²] > 1) it compounds over the sequence."""
         from gradlint.recurrent import analyse_cell
 
+        if "recurrent" not in analysis.estimate.graph.ops():
+            return
         for node in analysis.nodes:
             if node.op != "recurrent" or not node.inputs:
                 continue

@@ -25,6 +25,8 @@ class RecurrentHorizon(Rule):
     def check(self, analysis: ModelAnalysis) -> Iterator[Diagnostic]:
         from gradlint.recurrent import analyse_cell  # torch: not at `gradlint rules`
 
+        if "recurrent" not in analysis.estimate.graph.ops():
+            return
         limit = math.log10(analysis.recurrent_threshold)
         fallback = analysis.fallback
         for node in analysis.nodes:
