@@ -163,7 +163,8 @@ def run_rules(analysis: ModelAnalysis, select: Sequence[str] = (),
     out: list[Diagnostic] = []
     for info in discover_rules():
         rule = info.rule
-        if rule.stage or not _chosen(rule.code, rule.enabled_by_default, select, ignore):
+        if rule.stage or not (_chosen(rule.code, rule.enabled_by_default, select, ignore)
+                              if select or ignore else rule.enabled_by_default):
             continue
         out.extend(rule.check(analysis))
     return out

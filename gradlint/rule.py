@@ -26,10 +26,13 @@ class ModelAnalysis:
     threshold: float
     recurrent_threshold: float = 1e-3
     nodes: tuple[GraphNode, ...] = field(init=False, repr=False, compare=False)
+    # where a finding goes when its layer has no source line: the checked file's top
+    fallback: Location = field(init=False, repr=False, compare=False)
     _derived: dict[Any, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nodes", self.estimate.graph.nodes)
+        object.__setattr__(self, "fallback", Location(self.target.split("::")[0], 1))
         object.__setattr__(self, "_derived", {})
 
     @property
@@ -62,11 +65,6 @@ class ModelAnalysis:
     def layer_sites(self) -> dict[str, int]:
         """Module -> its call that carries the most gradient, for every module (shared)."""
         return self.derived(_strongest_calls)
-
-    @property
-    def fallback(self) -> Location:
-        """Where a finding goes when its layer has no source line: the checked file's top."""
-        return Location(self.target.split("::")[0], 1)
 
 
 class Rule:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 
 from gradlint.ftypes import Diagnostic, Fix, Location
 from gradlint.graph import GraphNode
@@ -78,16 +77,15 @@ class SaturatingChain(Rule):
                    "with no normalization or skip connection between them; each one scales the "
                    "gradient by f′ ≤ 1 and saturated units pass almost none")
         culprit = nodes[0].label
+        from gradlint.fixable import activation_edits
+
+        edits = activation_edits(analysis, nodes)  # hidden ones only: never outputs or gates
         fix = Fix(f"replace {culprit} with nn.ReLU or nn.GELU, or put nn.LayerNorm / "
                   "nn.BatchNorm or a residual connection between the activations",
                   (f"replace {culprit} with nn.ReLU or nn.GELU",
                    "add normalization between the activations",
-                   "add residual connections around the blocks"))
-        from gradlint.fixable import activation_edits
-
-        edits = activation_edits(analysis, nodes)  # hidden ones only: never outputs or gates
-        if edits:
-            fix = replace(fix, applicability="unsafe", edits=edits)
+                   "add residual connections around the blocks"),
+                  "unsafe" if edits else "display-only", edits)
         return self.diagnostic(message, anchor, analysis.target, nodes[0].module, related, fix)
 
 
