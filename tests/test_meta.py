@@ -65,3 +65,21 @@ def test_default_init_statistics_match_pytorch_defaults() -> None:
         rel = 0.1 if stats.numel >= 1000 else 0.6
         assert expected[name].mean_sq == pytest.approx(stats.mean_sq, rel=rel, abs=1e-6), name
     assert default_init(nn.Linear(8, 8), "weight", torch.empty(8, 8), 0.02) == (0.0, 0.02 ** 2)
+
+
+def test_real_tensor_statistics_in_chunks_are_the_float64_ones() -> None:
+    """tensor_stats sums float64 copies one cache-sized chunk at a time: the whole tensor's
+    float64 mean and mean square to rounding, for tensors of several chunks, views that are
+    not contiguous and half precision; zeros where there is nothing to average."""
+    from gradlint.init_stats import _CHUNK, tensor_stats
+
+    torch.manual_seed(0)
+    big = torch.randn(17 * (_CHUNK // 4) + 17) * 0.3 + 0.05  # over 4 chunks
+    for t in (big, big.reshape(-1, 17)[:, ::2], torch.randn(64, 32).half(), torch.ones(5)):
+        d = t.to(torch.float64)
+        stats = tensor_stats("w", t, True)
+        assert stats.shape == tuple(t.shape)
+        assert stats.mean == pytest.approx(float(d.mean()), rel=1e-12, abs=1e-15)
+        assert stats.mean_sq == pytest.approx(float((d * d).mean()), rel=1e-12)
+    for t in (torch.empty(0, 3), torch.arange(4), torch.empty(2, 2, device="meta")):
+        assert (tensor_stats("w", t, False).mean, tensor_stats("w", t, False).mean_sq) == (0, 0)
