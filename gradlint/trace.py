@@ -113,8 +113,9 @@ def trace_target(target: Target) -> LayerGraph:
             if block is None or len(spliced) >= MAX_LEAVES:  # the root's own forward: export
                 return _export_fallback(target, model, exc, stats, default_init)
             spliced.add(block)
-    gm = fx.GraphModule(tracer.root, graph)
-    inputs = target.inputs if target.inputs is not None else infer_inputs(model, gm)
+    # no fx.GraphModule: later steps need the graph and the modules it calls, not the Python
+    # code a GraphModule generates and compiles for it (~40% of fx's tracing time)
+    inputs = target.inputs if target.inputs is not None else infer_inputs(model, graph)
     if inputs is None:
         raise StageError("GL903", f"cannot infer an example input for {type(model).__name__}; "
                          "pass --input SHAPE[:DTYPE] or define example_inputs() in the file",
@@ -125,7 +126,7 @@ def trace_target(target: Target) -> LayerGraph:
     try:
         with torch.no_grad(), restored(model):
             model.train()
-            _ShapeRecorder(gm, spliced).run(*inputs)
+            _ShapeRecorder(model, graph, spliced).run(*inputs)
     except _NodeFailed as failed:
         cause = failed.cause
         loc, _ = trace_site(failed.node.stack_trace, target.file)
@@ -134,7 +135,7 @@ def trace_target(target: Target) -> LayerGraph:
                          f"{_first_line(cause)}; pass --input SHAPE[:DTYPE] or define "
                          "example_inputs() in the file",
                          loc or exception_site(cause)) from None
-    return _to_layer_graph(target, gm, specs, stats, default_init, spliced)
+    return _to_layer_graph(target, graph, specs, stats, default_init, spliced)
 
 
 def _unregistered_modules(model: nn.Module, exc: BaseException) -> None:
@@ -222,8 +223,9 @@ class _ShapeRecorder(fx.Interpreter):
     """Runs the graph once and writes each tensor's shape beside its node (as fx's ShapeProp,
     but a failure names the node whose user code broke instead of printing a traceback)."""
 
-    def __init__(self, gm: fx.GraphModule, spliced: set[str] | None = None) -> None:
-        super().__init__(gm)
+    def __init__(self, model: nn.Module, graph: fx.Graph, spliced: set[str] | None = None
+                 ) -> None:
+        super().__init__(model, graph=graph)
         self.spliced = spliced or set()
 
     def run_node(self, n: fx.Node) -> Any:
@@ -275,13 +277,13 @@ def _defaulted_args(model: nn.Module) -> dict[str, Any]:
             and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
-def infer_inputs(model: nn.Module, gm: fx.GraphModule) -> tuple[torch.Tensor, ...] | None:
+def infer_inputs(model: nn.Module, graph: fx.Graph) -> tuple[torch.Tensor, ...] | None:
     """A float/int example input per placeholder from the first layer that consumes it."""
     out: list[torch.Tensor] = []
-    for ph in gm.graph.nodes:
+    for ph in graph.nodes:
         if ph.op != "placeholder":
             continue
-        mod = _first_module_user(gm, ph)
+        mod = _first_module_user(model, ph)
         if mod is None:
             return None
         t = _input_for(mod)
@@ -291,7 +293,7 @@ def infer_inputs(model: nn.Module, gm: fx.GraphModule) -> tuple[torch.Tensor, ..
     return tuple(out)
 
 
-def _first_module_user(gm: fx.GraphModule, start: fx.Node) -> nn.Module | None:
+def _first_module_user(model: nn.Module, start: fx.Node) -> nn.Module | None:
     frontier = [start]
     seen: set[fx.Node] = set()
     while frontier:
@@ -301,7 +303,7 @@ def _first_module_user(gm: fx.GraphModule, start: fx.Node) -> nn.Module | None:
                 continue
             seen.add(user)
             if user.op == "call_module":
-                mod = gm.get_submodule(str(user.target))
+                mod = model.get_submodule(str(user.target))
                 if _input_for(mod) is not None:
                     return mod
             frontier.append(user)
@@ -380,13 +382,14 @@ _FN_ATTRS: dict[str, list[tuple[int, str]]] = {
 class _Converter:
     """Walks the fx graph once, appending one GraphNode per tensor-producing node."""
 
-    def __init__(self, target: Target, gm: fx.GraphModule,
+    def __init__(self, target: Target, model: nn.Module, graph: fx.Graph,
                  stats: dict[str, ParamStats], spliced: set[str] | None = None) -> None:
         self.target = target
         self.spliced = spliced or set()
-        self.gm = gm
+        self.model = model
+        self.graph = graph
         self.stats = stats
-        self.modules = dict(gm.named_modules())
+        self.modules = dict(model.named_modules())
         self.nodes: list[GraphNode] = []
         self.index: dict[fx.Node, int] = {}
         self.spliced_ok: set[str] = set()
@@ -407,7 +410,7 @@ class _Converter:
 
     def run(self) -> int:
         output = -1
-        for n in self.gm.graph.nodes:
+        for n in self.graph.nodes:
             meta = n.meta.get("tensor_meta")
             shape = _shape_of(meta)
             if n.op == "output":
@@ -427,7 +430,7 @@ class _Converter:
         return output
 
     def get_attr(self, n: fx.Node) -> None:
-        obj: Any = self.gm
+        obj: Any = self.model
         for part in str(n.target).split("."):
             obj = getattr(obj, part, None)
         if isinstance(obj, torch.Tensor):
@@ -581,13 +584,13 @@ def _input_specs(inputs: tuple[Any, ...]) -> tuple[InputSpec, ...]:
     return tuple(specs)
 
 
-def _to_layer_graph(target: Target, gm: fx.GraphModule, inputs: tuple[InputSpec, ...],
+def _to_layer_graph(target: Target, graph: fx.Graph, inputs: tuple[InputSpec, ...],
                     stats: dict[str, ParamStats], default_init: bool,
                     spliced: set[str] | None = None) -> LayerGraph:
-    conv = _Converter(target, gm, stats, spliced)
-    output = conv.run()
     model = target.model
     assert isinstance(model, nn.Module)
+    conv = _Converter(target, model, graph, stats, spliced)
+    output = conv.run()
     tracer = "fx+export" if conv.spliced_ok else "fx"  # some blocks exported alone, spliced in
     return LayerGraph(name=target.name, nodes=tuple(conv.nodes), output=output, tracer=tracer,
                       owners=owners_of(model, target.sites, stats), inputs=inputs,
