@@ -182,6 +182,8 @@ class GaussianMoments(NamedTuple):  # a tuple: one per activation call, cheap to
 
 _MEMO: dict[tuple[Any, ...], GaussianMoments] = {}
 # (name, *defaults) for each activation: the memo key's head when no attribute is given
+# each activation's default attributes, shared by every call without attributes (read only)
+_DEFAULT_ATTRS = {name: dict(act.defaults) for name, act in ACTIVATIONS.items()}
 _DEFAULT_KEYS: dict[str, tuple[Any, ...]] = {
     name: (name, *act.defaults.items()) for name, act in ACTIVATIONS.items()}
 _FAST: list[Callable[..., Any]] = []  # gradlint.fastmoments.fast_moments, once imported
@@ -210,7 +212,7 @@ def gaussian_moments(name: str, attrs: dict[str, Any], mean: float, var: float,
         return found if shared_var is not None else found._replace(shared=math.nan)
     if found is None:
         if a is None:
-            a = dict(ACTIVATIONS[name].defaults)
+            a = _DEFAULT_ATTRS[name]
         if not _FAST:
             from gradlint.fastmoments import fast_moments  # it reads this module's grids
 

@@ -85,10 +85,13 @@ def propagate(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
     the activations leave it NaN)."""
     kind = node.kind
     n_in = len(ins)
-    if kind == "elementwise" and n_in:  # the commonest first
+    if kind == "elementwise" and n_in:  # the commonest first (x.var and _log inline)
         x = ins[0]
-        g = gaussian_moments(node.op, node.attrs, x.mean, x.var, _shared_var(x, need_shared))
-        return Step(Moments(g.mean, g.second, g.shared), (_log(g.grad_sq),))
+        m2 = x.mean * x.mean
+        g = gaussian_moments(node.op, node.attrs, x.mean, max(x.second - m2, 0.0),
+                             max(x.shared - m2, 0.0) if need_shared else None)
+        gs = g.grad_sq
+        return Step(Moments(g.mean, g.second, g.shared), (math.log(gs) if gs > 0 else NEG_INF,))
     if kind in ("linear", "conv", "conv_transpose") and n_in:
         return _weight_layer(node, kind, ins[0])
     in_nodes = [nodes[i] for i in node.inputs]
