@@ -164,3 +164,32 @@ def test_shared_moment_left_out_when_nothing_reads_it() -> None:
         full = gaussian_moments(name, {}, mean, var, 0.3 * var)
         bare = gaussian_moments(name, {}, mean, var, None)
         assert bare[:3] == full[:3] and math.isnan(bare.shared), (name, mean, var)
+
+
+def test_threads_linting_at_once_do_not_share_scratch_rows() -> None:
+    """The numpy path fills preallocated rows in place: per thread, so that concurrent
+    ``gradlint.check`` calls in threads get the numbers a single thread gets."""
+    import sys
+    import threading
+
+    cases = [(0.01 * i, 0.2 + 0.003 * i) for i in range(400)]
+    fill = fastmoments._FILLS["tanh"]
+    twin = fastmoments._TWINS["tanh"]
+    want = [fastmoments._analytic_np(twin, {}, m, math.sqrt(v), 0.0, fill) for m, v in cases]
+    got: dict[int, list[Any]] = {}
+
+    def work(k: int) -> None:
+        got[k] = [fastmoments._analytic_np(twin, {}, m, math.sqrt(v), 0.0, fill)
+                  for m, v in cases for _ in range(5)][::5]
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert all(got[k] == want for k in range(4))
