@@ -21,12 +21,12 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from torch.overrides import TorchFunctionMode
 
 from gradlint.config import TargetConfig
 from gradlint.construction import Site, SiteRecorder
 from gradlint.ftypes import Diagnostic, Location, ModelReport, Target
 from gradlint.inputs import parse_spec
+from gradlint.metaprobe import MetaDrawsNothing, dynamo_left_out
 from gradlint.sources import display_path, exception_site
 
 RULE_NAMES = {"GL901": "import-failed", "GL902": "needs-arguments", "GL906": "construction-failed"}
@@ -341,30 +341,6 @@ def _build(req: LoadRequest, module: types.ModuleType, name: str, obj: Any,
     return _Candidate(name, model, line, obj if inspect.isclass(obj) else None)
 
 
-class _MetaDrawsNothing(TorchFunctionMode):
-    """On the meta device a random init has nothing to fill, yet torch's meta ``normal_``
-    (nn.Embedding's init, xavier_normal_, HF's ``weight.data.normal_``) goes through
-    torch._refs, whose wrapper imports torch._dynamo: ~1 s, once per worker, for a tensor
-    without data. These calls return the tensor as they would, without that detour."""
-
-    def __torch_function__(self, func: Any, types: Any, args: Any = (),
-                           kwargs: Any = None) -> Any:
-        kwargs = kwargs or {}
-        if func in _DRAWS:
-            tensor = args[0] if args else kwargs.get("tensor")  # nn.init passes it by name
-            if isinstance(tensor, torch.Tensor) and tensor.is_meta:
-                return tensor
-        return func(*args, **kwargs)
-
-
-_DRAWS = frozenset({
-    torch.Tensor.normal_, torch.Tensor.log_normal_, torch.Tensor.exponential_,
-    torch.Tensor.cauchy_, torch.Tensor.geometric_, torch.Tensor.erfinv_,
-    # nn.init's own torch-function entry points: the device mode hands these on whole
-    nn.init.normal_, nn.init.xavier_normal_, nn.init.kaiming_normal_, nn.init.trunc_normal_,
-})
-
-
 def _construct(obj: Any, cfg: TargetConfig, recorder: SiteRecorder, meta: bool,
                budget: int | None = None) -> Any:
     """Size the model on the meta device first; build it for real only if it fits the budget
@@ -372,7 +348,8 @@ def _construct(obj: Any, cfg: TargetConfig, recorder: SiteRecorder, meta: bool,
     probe = None
     try:
         # below the device mode: it hands each call on, then the draw reaches this one
-        with recorder, user_code(), _MetaDrawsNothing(), torch.device("meta"):
+        with recorder, user_code(), dynamo_left_out(), MetaDrawsNothing(), \
+                torch.device("meta"):
             probe = obj(*cfg.args, **cfg.kwargs)
     except Exception:  # noqa: BLE001 - some constructors need real tensors: build for real
         if meta:

@@ -93,6 +93,51 @@ class TinyLM(nn.Module):
 '''
 
 
+POSITIONAL_LM = '''
+import math
+import torch
+import torch.nn as nn
+
+
+class PosLM(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(100, 16)
+        pe = torch.zeros(32, 16)
+        pos = torch.arange(32).float()[:, None]
+        div = torch.exp(torch.arange(0, 16, 2).float() * (-math.log(10000.0) / 16))
+        pe[:, 0::2] = torch.sin(pos * div)
+        pe[:, 1::2] = torch.cos(pos * div)
+        self.register_buffer("pe", pe)
+        self.register_buffer("mask", torch.ones(32, 32).triu(1).bool())
+        self.pos = nn.Parameter(0.02 * torch.randn(1, 32, 16))
+        self.head = nn.Linear(16, 100)
+
+    def forward(self, x):
+        return self.head(self.embed(x) + self.pe[: x.shape[1]] + self.pos[:, : x.shape[1]])
+'''
+
+
+def test_arithmetic_in_a_constructor_sized_on_meta_does_not_import_dynamo(
+        tmp_path: Path) -> None:
+    """Positional tables and masks on meta go through torch's Python kernels, whose wrapper
+    imports torch._dynamo (~0.55 s) to mark them untraceable; the probe hands them a stand-in.
+    Afterwards torch is as it was: the real import works, the kernels are wrapped by it, meta
+    arithmetic still runs."""
+    (tmp_path / "pos.py").write_text(POSITIONAL_LM, encoding="utf-8")
+    code = ("import sys\nfrom gradlint.load import LoadRequest, load_targets\n"
+            "found = load_targets(LoadRequest('pos.py', (), inputs=('2x8:int64',)))\n"
+            "before = 'torch._dynamo' in sys.modules\n"
+            "import torch\nimport torch._dynamo\n"
+            "x = (torch.ones(3, 3, device='meta').triu(1) * 2).sum()\n"
+            "print([type(t).__name__ for t in found], before, type(torch._dynamo).__name__,\n"
+            "      hasattr(torch._dynamo, 'optimize'), tuple(x.shape))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.stdout.split() == ["['Target']", "False", "module", "True", "()"], (
+        proc.stdout + proc.stderr)
+
+
 def test_sizing_a_model_on_meta_does_not_import_dynamo(tmp_path: Path) -> None:
     """The meta-device size probe runs the constructor's random inits; on meta they draw
     nothing, so gradlint skips torch's detour through torch._dynamo (~1 s per worker)."""
