@@ -346,14 +346,16 @@ def _construct(obj: Any, cfg: TargetConfig, recorder: SiteRecorder, meta: bool,
     """Size the model on the meta device first; build it for real only if it fits the budget
     (a 70B-parameter config never touches RAM)."""
     probe = None
-    try:
-        # below the device mode: it hands each call on, then the draw reaches this one
-        with recorder, user_code(), dynamo_left_out(), MetaDrawsNothing(), \
-                torch.device("meta"):
-            probe = obj(*cfg.args, **cfg.kwargs)
-    except Exception:  # noqa: BLE001 - some constructors need real tensors: build for real
-        if meta:
-            raise
+    for stand_in in (True, False):  # a constructor that needs more of dynamo: try without
+        try:
+            # below the device mode: it hands each call on, then the draw reaches this one
+            with recorder, user_code(), dynamo_left_out(stand_in), MetaDrawsNothing(), \
+                    torch.device("meta"):
+                probe = obj(*cfg.args, **cfg.kwargs)
+            break
+        except Exception:  # noqa: BLE001 - some constructors need real tensors: build for real
+            if meta and not stand_in:
+                raise
     if isinstance(probe, nn.Module) and (meta or _param_bytes(probe) > memory_budget(budget)):
         return probe
     with recorder, user_code():

@@ -49,8 +49,11 @@ _DYNAMO = "torch._dynamo"
 
 class _DynamoStandIn(types.ModuleType):
     """What ``import torch._dynamo`` finds while the probe runs: ``disable`` hands the kernel
-    back as it is (nothing is compiled on meta) and remembers it; any other use imports the
-    real module, which takes its place."""
+    back as it is (nothing is compiled on meta) and remembers it. Any other name, or a
+    submodule (``__path__``), imports the real module where torch's own import would have
+    happened, and it takes the stand-in's place; other dunders are missing, as on a module
+    without them (``inspect.getmodule`` asks every module in sys.modules for ``__file__``:
+    importing dynamo there, in the middle of someone else's import, can be circular)."""
 
     def __init__(self) -> None:
         super().__init__(_DYNAMO)
@@ -64,17 +67,19 @@ class _DynamoStandIn(types.ModuleType):
         return fn
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name != "__path__":
+            raise AttributeError(name)
         if sys.modules.get(_DYNAMO) is self:
             del sys.modules[_DYNAMO]
         return getattr(importlib.import_module(_DYNAMO), name)
 
 
 @contextlib.contextmanager
-def dynamo_left_out() -> Iterator[None]:
+def dynamo_left_out(enabled: bool = True) -> Iterator[None]:
     """While the probe runs, torch's lazy ``import torch._dynamo`` finds a stand-in; after it,
     the kernels forget what the stand-in gave them, so that a later real import wraps them as
     torch intends. Nothing changes where torch._dynamo is already imported."""
-    if _DYNAMO in sys.modules:
+    if not enabled or _DYNAMO in sys.modules:
         yield
         return
     stand_in = _DynamoStandIn()

@@ -138,6 +138,39 @@ def test_arithmetic_in_a_constructor_sized_on_meta_does_not_import_dynamo(
         proc.stdout + proc.stderr)
 
 
+ASKS_DYNAMO = '''
+import torch
+import torch.nn as nn
+
+
+class AsksDynamo(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        import torch._dynamo
+        assert torch._dynamo.__file__  # the stand-in has no __file__: the probe runs again
+        self.fc = nn.Linear(4, 4)
+        self.scale = nn.Parameter(torch.ones(4) * 0.5)
+
+    def forward(self, x):
+        return self.fc(x) * self.scale
+'''
+
+
+def test_a_constructor_the_dynamo_stand_in_cannot_serve_is_sized_again_without_it(
+        tmp_path: Path) -> None:
+    """The stand-in is missing what it does not stand in for; where a constructor fails for
+    that, the probe runs again with torch as it is (never a real build of a model that may
+    not fit in memory because the probe failed)."""
+    (tmp_path / "asks.py").write_text(ASKS_DYNAMO, encoding="utf-8")
+    code = ("from gradlint.load import LoadRequest, load_targets\n"
+            "found = load_targets(LoadRequest('asks.py', (), inputs=('2x4',), meta=True))\n"
+            "print([(type(t).__name__, next(t.model.parameters()).device.type) "
+            "for t in found])\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.stdout.split("\n")[-2] == "[('Target', 'meta')]", proc.stdout + proc.stderr
+
+
 def test_sizing_a_model_on_meta_does_not_import_dynamo(tmp_path: Path) -> None:
     """The meta-device size probe runs the constructor's random inits; on meta they draw
     nothing, so gradlint skips torch's detour through torch._dynamo (~1 s per worker)."""
