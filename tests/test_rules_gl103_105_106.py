@@ -259,7 +259,8 @@ def test_gl103_growth_is_at_most_the_signal_ratio(build: Any) -> None:
         assert g.log10_growth <= s[g.site] - ref + 1e-9, g
     top = max(g.log10_growth for g in growth)
     assert may_grow_beyond(analysis, top - 1e-6)
-    assert not may_grow_beyond(analysis, max(s[i] - ref for i in analysis.layer_sites().values()))
+    highest = max(s[i] - ref for i in analysis.layer_sites().values())
+    assert not may_grow_beyond(analysis, highest + 1e-9)  # (its own arithmetic: natural logs)
 
 
 def test_gl103_quiet_on_scale_invariant_batchnorm_layers() -> None:
