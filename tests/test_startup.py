@@ -23,6 +23,12 @@ print("torch imported:", "torch" in sys.modules)
 """
 
 
+def _python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``code`` in a fresh interpreter (what it imports is what a gradlint process imports)."""
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True,
+                          text=True, timeout=300, check=False)
+
+
 @pytest.mark.parametrize("args", [["--version"], ["rules"], ["explain", "GL101"],
                                   ["rules", "--format", "json"]])
 def test_no_torch_at_startup(args: list[str]) -> None:
@@ -54,8 +60,7 @@ def test_checking_a_file_leaves_torch_to_the_worker(repo_root: Path) -> None:
             "try:\n    cli.main(['examples/three_layer_sigmoid.py', '--format', 'json'])\n"
             "except SystemExit:\n    pass\n"
             "print('torch' in sys.modules, file=sys.stderr)\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True,
-                          text=True, timeout=300, check=False)
+    proc = _python(code, repo_root)
     assert proc.stderr.strip().splitlines()[-1] == "False", proc.stderr
     assert "three_layer_sigmoid.py::ThreeLayerNet" in proc.stdout  # it was checked
 
@@ -69,8 +74,7 @@ def test_analysing_a_fixable_model_leaves_libcst_to_the_cli(repo_root: Path) -> 
             "models, _ = analyse_file('examples/deep_sigmoid.py', (), Options())\n"
             "edits = [e for m in models for d in m.diagnostics if d.fix for e in d.fix.edits]\n"
             "print(len(edits), 'libcst' in sys.modules)\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True,
-                          text=True, timeout=300, check=False)
+    proc = _python(code, repo_root)
     edits, libcst_loaded = proc.stdout.split()[-2:]
     assert int(edits) > 0, proc.stdout + proc.stderr  # the fix path ran
     assert libcst_loaded == "False", proc.stdout
@@ -132,8 +136,7 @@ def test_arithmetic_in_a_constructor_sized_on_meta_does_not_import_dynamo(
             "x = (torch.ones(3, 3, device='meta').triu(1) * 2).sum()\n"
             "print([type(t).__name__ for t in found], before, type(torch._dynamo).__name__,\n"
             "      hasattr(torch._dynamo, 'optimize'), tuple(x.shape))\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300, check=False)
+    proc = _python(code, tmp_path)
     assert proc.stdout.split() == ["['Target']", "False", "module", "True", "()"], (
         proc.stdout + proc.stderr)
 
@@ -166,8 +169,7 @@ def test_a_constructor_the_dynamo_stand_in_cannot_serve_is_sized_again_without_i
             "found = load_targets(LoadRequest('asks.py', (), inputs=('2x4',), meta=True))\n"
             "print([(type(t).__name__, next(t.model.parameters()).device.type) "
             "for t in found])\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300, check=False)
+    proc = _python(code, tmp_path)
     assert proc.stdout.split("\n")[-2] == "[('Target', 'meta')]", proc.stdout + proc.stderr
 
 
@@ -178,6 +180,5 @@ def test_sizing_a_model_on_meta_does_not_import_dynamo(tmp_path: Path) -> None:
     code = ("import sys\nfrom gradlint.load import LoadRequest, load_targets\n"
             "found = load_targets(LoadRequest('lm.py', (), inputs=('2x8:int64',)))\n"
             "print([type(t).__name__ for t in found], 'torch._dynamo' in sys.modules)\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300, check=False)
+    proc = _python(code, tmp_path)
     assert proc.stdout.split()[-2:] == ["['Target']", "False"], proc.stdout + proc.stderr
