@@ -21,7 +21,7 @@ NEG_INF = float("-inf")
 
 class Moments(NamedTuple):  # a tuple: built ~3 times per node, the estimate's hottest object
     """M, P and S per entry; S is NaN throughout a graph where nothing reads it (see
-    ``reads_shared``): the estimate then skips the batch-shared moments of the activations."""
+    ``graph_reads_shared``): the estimate then skips the activations' batch-shared moments."""
 
     mean: float
     second: float
@@ -58,24 +58,17 @@ class Step(NamedTuple):
     gate: bool = False
 
 
-def reads_shared(node: GraphNode) -> bool:
-    """Does this node turn the batch-shared moment S into something else than S: a mean or
-    sum over positions (S is what survives averaging), BatchNorm (it removes S), a global
-    average pool? Everywhere else S only flows into S (and into the weight gradients of layers
-    that feed BatchNorm, estimate._centred, which exist only where BatchNorm does)."""
-    return node.kind == "reduce" or node.op in _SHARED_READERS
-
-
+# the nodes that turn the batch-shared moment S into something else than S (with any node of
+# kind "reduce": a mean or sum over positions, where S is what survives averaging)
 _SHARED_READERS = frozenset({"batch_norm", "adaptive_avg_pool"})
 
 
 def graph_reads_shared(graph: LayerGraph) -> bool:
-    """``reads_shared`` for any node of the graph."""
+    """Does any node turn S into something else than S: a mean or sum over positions,
+    BatchNorm (it removes S), a global average pool? Everywhere else S only flows into S (and
+    into the weight gradients of layers that feed BatchNorm, estimate._centred, which exist
+    only where BatchNorm does)."""
     return "reduce" in graph.kinds() or not _SHARED_READERS.isdisjoint(graph.ops())
-
-
-def _shared_var(x: Moments, shared: bool) -> float | None:
-    return max(x.shared - x.mean * x.mean, 0.0) if shared else None
 
 
 def propagate(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
@@ -113,7 +106,8 @@ def propagate(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
         return Step(Moments(p.mean, p.mean_sq, p.mean_sq), ())
     x = ins[0] if ins else Moments(0.0, 1.0, 0.0)
     if kind == "elementwise":
-        g = gaussian_moments(node.op, node.attrs, x.mean, x.var, _shared_var(x, need_shared))
+        g = gaussian_moments(node.op, node.attrs, x.mean, x.var,
+                             max(x.shared - x.mean ** 2, 0.0) if need_shared else None)
         return Step(Moments(g.mean, g.second, g.shared), (_log(g.grad_sq),))
     if kind in ("linear", "conv", "conv_transpose"):
         return _weight_layer(node, kind, x)

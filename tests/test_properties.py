@@ -444,8 +444,8 @@ def test_analyzer_never_raises_and_reports_every_layer_once(arch: Arch) -> None:
 @given(any_arch())
 def test_skipping_unread_shared_moments_changes_nothing(arch: Arch) -> None:
     """The estimate leaves the batch-shared moment S NaN where no node reads it (moments.
-    reads_shared): the report must be the one computing it everywhere gives, so a node kind
-    that reads S and is missing from reads_shared fails here."""
+    graph_reads_shared): the report must be the one computing it everywhere gives, so a node
+    kind that reads S and is missing from graph_reads_shared fails here."""
     model = build(arch)
     report = _check(model, arch)
     with mock.patch("gradlint.estimate.graph_reads_shared", lambda graph: True):
