@@ -511,8 +511,12 @@ def write_markdown(path: Path, info: dict[str, str], table: list[list[str]],
         "*first run*: the first run's total, with imports and caches cold. One torch thread, "
         "as gradlint's worker runs.",
         "- *bare trace*: `torch.fx.symbolic_trace` of the same model (`torch.export` where fx "
-        "fails, as gradlint does). gradlint's trace row also runs the model once for shapes "
-        "and converts the graph.",
+        "fails, as gradlint does), in a loop of its own in a separate process; it includes "
+        "the Python code fx generates for the GraphModule, which gradlint's trace skips. "
+        "gradlint's trace row also runs the model once for shapes and converts the graph. "
+        "*(estimate+rules) / trace*: the estimate and the rules are timed where they run, "
+        "right after gradlint's trace, with the CPU caches holding the trace's data (on the "
+        "10-layer MLP about a third of their time goes to reloading their own).",
         "- *fwd+bwd b8*: one forward and backward pass at batch 8 in train mode (the dynamic "
         "alternative), with torch's default threads; the 70B config does not fit in RAM "
         "(gradlint builds it on `meta`).",
