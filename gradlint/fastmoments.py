@@ -293,14 +293,17 @@ def _tw_sigmoid(x: Arr, a: dict[str, Any], lo: float, hi: float) -> tuple[Arr, A
     return s, s * (1.0 - s)
 
 
+def _tanh_saturated(lo: float, hi: float) -> bool:
+    """f' = 1 - tanh^2 cancels where tanh saturates: there the reference's E f'^2 carries the
+    rounding of torch's tanh (~1e-16 / f' relative), and numpy's tanh, which rounds 9% of its
+    values the other way, would miss it by up to ~1e-7. So torch's tanh where the bulk of
+    E f'^2 (near |mean| - 4 var) has f' < 1e-5, |h| > 6 (mean = (lo + hi) / 2, sd =
+    (hi - lo) / 20)."""
+    return 0.5 * abs(lo + hi) - 0.01 * (hi - lo) ** 2 > 6.0
+
+
 def _tw_tanh(x: Arr, a: dict[str, Any], lo: float, hi: float) -> tuple[Arr, Arr]:
-    # f' = 1 - tanh^2 cancels where tanh saturates: there the reference's E f'^2 carries the
-    # rounding of torch's tanh (~1e-16 / f' relative), and numpy's tanh, which rounds 9% of
-    # its values the other way, would miss it by up to ~1e-7. So torch's tanh where the bulk
-    # of E f'^2 (near |mean| - 4 var) has f' < 1e-5, |h| > 6.
-    # (mean = (lo + hi) / 2, sd = (hi - lo) / 20)
-    saturated = 0.5 * abs(lo + hi) - 0.01 * (hi - lo) ** 2 > 6.0
-    t = _via_torch(torch.tanh, x) if saturated else np.tanh(x)
+    t = _via_torch(torch.tanh, x) if _tanh_saturated(lo, hi) else np.tanh(x)
     return t, 1.0 - t * t
 
 
@@ -409,7 +412,7 @@ def _np_level(key: tuple[int, int]) -> _Level:
 
 def _fill_tanh(h: Arr, lo: float, hi: float, at: _Level) -> None:
     """_tw_tanh's numbers straight into the rows: f^2 is t^2 and f' = 1 - t^2 reuses it."""
-    if 0.5 * abs(lo + hi) - 0.01 * (hi - lo) ** 2 > 6.0:  # saturated: torch's tanh (_tw_tanh)
+    if _tanh_saturated(lo, hi):
         torch.tanh(torch.from_numpy(h), out=torch.from_numpy(at.f))
     else:
         np.tanh(h, out=at.f)

@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 from gradlint.activations import HOMOGENEOUS
 from gradlint.catalogue import WEIGHT_KINDS
+from gradlint.graph import GraphNode
 from gradlint.paths import LN10, NEG_INF
 from gradlint.rule import ModelAnalysis
 
@@ -92,9 +93,12 @@ def normalizes(analysis: ModelAnalysis, i: int) -> bool:
 
 def signal(analysis: ModelAnalysis) -> list[float]:
     """log10 ‖∂L/∂(node output)‖ per example, from the estimate's mean squared gradient."""
-    log = math.log
-    return [NEG_INF if lr == NEG_INF else 0.5 * (lr + log(node.numel_per_example)) / LN10
-            for node, lr in zip(analysis.nodes, analysis.estimate.log_r, strict=True)]
+    return [_signal(node, lr) for node, lr in zip(analysis.nodes, analysis.estimate.log_r,
+                                                  strict=True)]
+
+
+def _signal(node: GraphNode, log_r: float) -> float:
+    return NEG_INF if log_r == NEG_INF else 0.5 * (log_r + math.log(node.numel_per_example)) / LN10
 
 
 def scale_invariant(analysis: ModelAnalysis, i: int, users: list[list[int]]) -> bool:
@@ -132,8 +136,8 @@ def may_grow_beyond(analysis: ModelAnalysis, limit: float) -> bool:
     out = analysis.estimate.graph.output
     if log_r[out] == NEG_INF:
         return False
-    floor = log_r[out] + math.log(nodes[out].numel_per_example) + 2 * LN10 * limit
-    return any(log_r[i] + math.log(nodes[i].numel_per_example) > floor
+    ref = _signal(nodes[out], log_r[out])
+    return any(_signal(nodes[i], log_r[i]) - ref > limit
                for i in analysis.layer_sites().values())
 
 

@@ -96,11 +96,11 @@ def anchor(layer: LayerEstimate | GraphNode, fallback: Location) -> Location:
 def anchor_of(layer: LayerEstimate | GraphNode, fallback: Location) -> tuple[
         Location, tuple[Location, ...]]:
     """Diagnostics sit on the user's line; a library definition goes under ``related``."""
-    anchor = layer.anchor or layer.location or fallback
+    at = anchor(layer, fallback)
     related: tuple[Location, ...] = ()
-    if layer.location is not None and layer.location is not anchor and layer.location != anchor:
+    if layer.location is not None and layer.location is not at and layer.location != at:
         related = (layer.location,)
-    return anchor, related
+    return at, related
 
 
 def power10(x: float) -> str:
