@@ -77,6 +77,18 @@ BY_KEY = {s.key: s for s in SPECS}
 STAGES = ("load", "sources", "trace", "estimate", "rules", "report")
 
 
+# A model whose run takes milliseconds gets more runs than ``--runs``: as many as fit in this
+# many seconds, up to MAX_RUNS. Its median then moves less with the machine's noise (the
+# 10-layer MLP's bare trace, ~2 ms, moved by 20% between runs of five).
+BUDGET = 1.0
+MAX_RUNS = 25
+
+
+def more(done: int, runs: int, spent: float) -> bool:
+    """Another run? At least ``runs``; beyond that while cheap (``spent`` seconds so far)."""
+    return done < runs or (done < MAX_RUNS and spent < BUDGET)
+
+
 def median(xs: Sequence[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
@@ -178,9 +190,11 @@ def child_analyse(spec: Spec, runs: int) -> dict[str, Any]:
     sources.install()
     samples: list[dict[str, float]] = []
     info: dict[str, Any] = {}
-    for _ in range(runs):  # the first run also pays the imports: its total is shown alone
-        times, info = analyse_once(spec, sources)
+    spent = 0.0
+    while more(len(samples), runs, spent):  # the first run also pays the imports: its total
+        times, info = analyse_once(spec, sources)  # is shown alone
         samples.append(times)
+        spent += sum(times.values())
         gc.collect()
     out = {name: median([s[name] for s in samples]) for name in STAGES}
     first = sum(samples[0][name] for name in STAGES)
@@ -253,14 +267,24 @@ def child_baseline(spec: Spec, runs: int) -> dict[str, Any]:
 
     warnings.filterwarnings("ignore")
     model = _build(spec)
-    tracer, traces = "fx", []
+    tracer = "fx"
+    traces: list[float] = []
+    hot: list[float] = []
     try:
-        for _ in range(runs):
+        # as gradlint's stages are timed (child_analyse): each run a freshly built model, after
+        # the previous run's garbage is collected; the first run also pays fx's imports
+        while more(len(traces), runs, sum(traces)):
+            gc.collect()
+            fresh = _build(spec) if traces else model
+            start = time.perf_counter()
+            fx.symbolic_trace(fresh)
+            traces.append(time.perf_counter() - start)
+        for _ in range(runs):  # the same model again and again: every cache holds its trace
             start = time.perf_counter()
             fx.symbolic_trace(model)
-            traces.append(time.perf_counter() - start)
+            hot.append(time.perf_counter() - start)
     except Exception:  # noqa: BLE001 - fx cannot trace it: gradlint uses torch.export too
-        tracer, traces = "export", []
+        tracer, traces, hot = "export", [], []
         model.train()
         inputs = _inputs(spec, 1, spec.meta)
         for _ in range(runs):
@@ -269,7 +293,9 @@ def child_baseline(spec: Spec, runs: int) -> dict[str, Any]:
                 torch.export.export(model, inputs, strict=False)
             traces.append(time.perf_counter() - start)
     result: dict[str, Any] = {"bare_tracer": tracer, "bare_trace": median(traces),
-                              "fwd_bwd": None, "params": sum(p.numel() for p in model.parameters())}
+                              "bare_trace_hot": median(hot) if hot else None,
+                              "bare_runs": len(traces), "fwd_bwd": None,
+                              "params": sum(p.numel() for p in model.parameters())}
     if spec.meta:
         return result  # 70B parameters: the dynamic pass needs ~1 TB for weights and grads
     model.train()
@@ -427,7 +453,9 @@ def stage_table(specs: Sequence[Spec], rows: dict[str, dict[str, Any]]) -> list[
         fb = r["fwd_bwd"]
         table.append([s.label, f"{r['nodes']:,}", *(ms(st[n]) for n in STAGES), ms(total),
                       ms(r["first"]), f"{r['rss_mb']:,.0f}",
-                      f"{ms(r['bare_trace'])} ({r['bare_tracer']})", f"{ratio:.0%}",
+                      f"{ms(r['bare_trace'])} ({r['bare_tracer']}"
+                      + (f"; {ms(r['bare_trace_hot'])} hot)" if r.get("bare_trace_hot") else ")"),
+                      f"{ratio:.0%}",
                       ms(fb), "—" if fb is None else f"{total / fb:.2f}×"])
     return table
 
@@ -511,12 +539,18 @@ def write_markdown(path: Path, info: dict[str, str], table: list[list[str]],
         "*first run*: the first run's total, with imports and caches cold. One torch thread, "
         "as gradlint's worker runs.",
         "- *bare trace*: `torch.fx.symbolic_trace` of the same model (`torch.export` where fx "
-        "fails, as gradlint does), in a loop of its own in a separate process; it includes "
-        "the Python code fx generates for the GraphModule, which gradlint's trace skips. "
-        "gradlint's trace row also runs the model once for shapes and converts the graph. "
-        "*(estimate+rules) / trace*: the estimate and the rules are timed where they run, "
-        "right after gradlint's trace, with the CPU caches holding the trace's data (on the "
-        "10-layer MLP about a third of their time goes to reloading their own).",
+        "fails, as gradlint does) in a separate process, timed as gradlint's stages are: each "
+        "run traces a freshly built model after the previous run's garbage is collected, and "
+        "a model whose runs take milliseconds gets up to 25 of them (the stages too). *hot*: "
+        "one model traced again and again, every cache holding its last trace (how this "
+        "column was measured before 2026-11-27; no user traces a model that way, and on the "
+        "small MLPs it is 10-25% faster). fx's time includes the Python code it generates for "
+        "the GraphModule, which gradlint's trace skips; gradlint's trace row also runs the "
+        "model once for shapes and converts the graph. "
+        "*(estimate+rules) / trace*: over the fresh-model trace. The estimate and the rules are "
+        "timed where they run, right after gradlint's trace, with the CPU caches holding the "
+        "trace's data (on the 10-layer MLP about a third of their time goes to reloading "
+        "their own).",
         "- *fwd+bwd b8*: one forward and backward pass at batch 8 in train mode (the dynamic "
         "alternative), with torch's default threads; the 70B config does not fit in RAM "
         "(gradlint builds it on `meta`).",
