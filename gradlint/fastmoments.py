@@ -28,12 +28,12 @@ with beta <= 0 or a threshold beyond e^x's range, |h| beyond 1e50) takes the sam
 from __future__ import annotations
 
 import math
+import threading
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from threading import get_ident
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -392,21 +392,31 @@ class _Level(NamedTuple):
 
 
 _NP_GRIDS: dict[int, tuple[Arr, Arr, Arr]] = {}
-_NP_LEVELS: dict[tuple[int, int], _Level] = {}  # (thread, level) -> grid and scratch
 _MEHLER_POWERS = np.array([(k, 0.0) for k in range(HERMITE + 1)])  # rho ** this: [rho^k, 1]
 
 
-def _np_level(key: tuple[int, int]) -> _Level:
-    grid = _NP_GRIDS.get(key[1])
+class _Scratch(threading.local):
+    """This thread's levels, built on first use (and freed with the thread)."""
+
+    def __init__(self) -> None:
+        self.levels: list[_Level | None] = [None] * (MAX_LEVEL + 1)
+
+
+_SCRATCH = _Scratch()
+
+
+def _np_level(level: int) -> _Level:
+    grid = _NP_GRIDS.get(level)
     if grid is None:
-        z, weights, hermite = _rows(key[1])
-        grid = z.numpy(), np.ascontiguousarray(weights.numpy().T), hermite.numpy()
+        z, weights, hermite = _rows(level)
+        # weights in Fortran order: the one product per call takes BLAS's cheaper path
+        grid = z.numpy(), np.asfortranarray(weights.numpy().T), hermite.numpy()
         for r in grid:
             r.setflags(write=False)
-        _NP_GRIDS[key[1]] = grid
-    rows = np.empty((3, len(grid[0])))
-    found = _Level(*grid, np.empty(len(grid[0])), rows, rows[0], rows[1], rows[2])
-    _NP_LEVELS[key] = found
+        _NP_GRIDS[level] = grid
+    rows = np.zeros((3, len(grid[0])))
+    found = _Level(*grid, np.zeros(len(grid[0])), rows, rows[0], rows[1], rows[2])
+    _SCRATCH.levels[level] = found
     return found
 
 
@@ -454,10 +464,9 @@ def _analytic_np(twin: Callable[[Arr, dict[str, Any], float, float], tuple[Arr, 
     lo = mean - 10.0 * sd  # the ends of h = z sd + mean, z in [-10, 10], as numpy rounds them
     hi = mean + 10.0 * sd
     level = 2 if sd <= 1.0 else 2 + math.ceil(math.log2(sd))  # _start_level(2, sd)
-    thread = get_ident()
+    levels = _SCRATCH.levels
     while level <= MAX_LEVEL:
-        key = (thread, level)
-        at = _NP_LEVELS.get(key) or _np_level(key)
+        at = levels[level] or _np_level(level)
         level += 1
         h = np.multiply(at.z, sd, out=at.h)
         h += mean
