@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -64,6 +65,9 @@ class PathState(NamedTuple):  # a tuple: one per node, cheap to build
         return att, self.factors + (g < FACTOR_COUNTS_BELOW), min(self.largest, g)
 
 
+# PathState's own constructor is a Python function; this builds the same tuple in C (one per
+# node, in the reverse sweep below)
+_path_state = functools.partial(tuple.__new__, PathState)
 _ONE_SIDED = frozenset({"relu", "relu6", "leaky_relu", "prelu", "elu", "celu", "selu", "gelu",
                         "silu", "mish", "softplus", "hardswish"})
 _SOURCES = ("param", "constant", "input")
@@ -164,9 +168,9 @@ def analyse_paths(graph: LayerGraph, log_r: list[float],
             gate = gates[c]
             if open_from is not None:  # upstream weight gradients all shrink by the gate's gain
                 open_from += (best_r - log_r[c]) / LN10
-        states[p] = PathState(
+        states[p] = _path_state((
             att, fac, open_from, sc.saturating + cnode.saturating,
             sc.depth + (1 if cnode.params and cnode.kind != "param" else 0),
-            gate, low, bound, c, largest)
+            gate, low, bound, c, largest))
     return [s if s is not None else PathState(0.0, 0, None, 0, 0, None, False, NEG_INF)
             for s in states]
