@@ -80,8 +80,9 @@ def fan_gains(analysis: ModelAnalysis) -> list[float]:
     return out
 
 
-def _log10_act(analysis: ModelAnalysis, i: int) -> float:
-    gains = analysis.estimate.log_gains[i] if i < len(analysis.estimate.log_gains) else ()
+def _log10_act(log_gains: tuple[tuple[float, ...], ...], i: int) -> float:
+    """log10 E[φ′²] of activation ``i`` (its backward gain; the estimate's log_gains)."""
+    gains = log_gains[i] if i < len(log_gains) else ()
     return gains[0] / LN10 if gains and gains[0] > NEG_INF else NEG_INF
 
 
@@ -135,7 +136,8 @@ def plain_stacks(analysis: ModelAnalysis, min_layers: int = 5) -> list[Stack]:
         if ok:
             succ[start] = _follow(analysis, start, users, trainable)
     has_pred = {nxt for nxt, _ in succ.values() if nxt is not None}
-    act_gain = {a: _log10_act(analysis, a) for _, acts in succ.values() for a in acts}
+    log_gains = analysis.estimate.log_gains
+    act_gain = {a: _log10_act(log_gains, a) for _, acts in succ.values() for a in acts}
     out = []
     for head in sorted(succ):
         if head in has_pred:
@@ -161,8 +163,15 @@ def judged_units(analysis: ModelAnalysis, stack: Stack) -> tuple[StackLayer, ...
     output sigmoid is left out the same way)."""
     nodes = analysis.nodes
     capped = math.log10(CAPPED_BELOW)
-    return tuple(la for la in stack.layers if la.activations and all(
-        nodes[a].log10_sup_derivative() >= capped for a in la.activations))
+    units = []
+    for la in stack.layers:
+        acts = la.activations
+        if len(acts) == 1:  # the common case, without a generator per layer
+            if nodes[acts[0]].log10_sup_derivative() >= capped:
+                units.append(la)
+        elif acts and all(nodes[a].log10_sup_derivative() >= capped for a in acts):
+            units.append(la)
+    return tuple(units)
 
 
 def main_activation(analysis: ModelAnalysis, units: tuple[StackLayer, ...]) -> str | None:

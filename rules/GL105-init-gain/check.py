@@ -60,14 +60,18 @@ class InitGain(Rule):
         le = next((x for x in analysis.layers if x.module == first.module), None)
         if le is not None:
             anchor, related = anchor_of(le, fallback)
-        names = list(dict.fromkeys(la.module for la in stack.layers))
-        shown = ", ".join(names[:3]) + (f", … {names[-1]}" if len(names) > 3 else "")
+        names: dict[str, None] = {}  # in order, once each
+        types: set[str] = set()
+        for la in stack.layers:  # one pass: a stack can be a thousand layers deep
+            names[la.module] = None
+            n = analysis.nodes[la.node]
+            types.add(n.module_type or _KIND_NAMES.get(n.op, "weight"))
+        listed = list(names)
+        shown = ", ".join(listed[:3]) + (f", … {listed[-1]}" if len(listed) > 3 else "")
         gain = 10 ** log_gain
         fan = 10 ** (sum(la.log10_weight for la in units) / len(units))
         act = main_activation(analysis, units) or "identity"
         dphi = 10 ** (sum(la.log10_activation for la in units) / len(units))
-        types = {analysis.nodes[la.node].module_type or _KIND_NAMES.get(
-            analysis.nodes[la.node].op, "weight") for la in stack.layers}
         kind = types.pop() if len(types) == 1 else "weight"
         total = 0.5 * log_gain * len(units)
         message = (f"init gain: {len(stack.layers)} {kind} layers in a plain stack ({shown}) "
