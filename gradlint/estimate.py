@@ -463,23 +463,24 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
         largest = 0.0
         if st is not None and site is not None and not zero:
             att, fac, largest = st.close(grads[site] / LN10)  # a non-weight layer closes none
-        out.append(LayerEstimate.row(
-            module=owner.name, type=owner.type, numel=owner.numel, location=owner.location,
-            log10_grad=None if zero else 0.5 * g / LN10,
-            log10_relative=None if zero else 0.5 * (g - top) / LN10,
-            log10_signal=None if zero or site is None
+        out.append(LayerEstimate.row({
+            "module": owner.name, "type": owner.type, "numel": owner.numel,
+            "location": owner.location,
+            "log10_grad": None if zero else 0.5 * g / LN10,
+            "log10_relative": None if zero else 0.5 * (g - top) / LN10,
+            "log10_signal": None if zero or site is None
             else 0.5 * (log_r[site] - ref_signal) / LN10,
-            log10_attenuation=att,
-            log10_bound=None if st is None or st.bound == NEG_INF else st.bound,
-            saturating=st.saturating if st else 0,
-            depth=st.depth if st else 0,
-            factors=fac or 0,
-            gate=st.gate if st else None,
-            frozen=owner.frozen,
-            aliases=owner.aliases,
-            zero=zero,
-            confidence="low" if (st is not None and st.low) or (site is not None and (
+            "log10_attenuation": att,
+            "log10_bound": None if st is None or st.bound == NEG_INF else st.bound,
+            "saturating": st.saturating if st else 0,
+            "depth": st.depth if st else 0,
+            "factors": fac or 0,
+            "gate": st.gate if st else None,
+            "frozen": owner.frozen,
+            "aliases": owner.aliases,
+            "zero": zero,
+            "confidence": "low" if (st is not None and st.low) or (site is not None and (
                 gated_cell(nodes[site]) or site in pooled_norms)) else "high",
-            anchor=owner.anchor, range=None, largest_factor=largest,
-        ))
+            "anchor": owner.anchor, "range": None, "largest_factor": largest,
+        }))
     return tuple(out)

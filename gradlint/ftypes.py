@@ -100,10 +100,11 @@ class LayerEstimate:
     largest_factor: float = 0.0
 
     @classmethod
-    def row(cls, **values: object) -> LayerEstimate:
+    def row(cls, values: dict[str, object]) -> LayerEstimate:
         """The same object as ``LayerEstimate(**values)`` with every field given, built in one
         step: the estimate makes one per layer, and a frozen dataclass's ``__init__`` sets
-        its 20 fields one ``object.__setattr__`` at a time (2 µs of 2.9)."""
+        its 20 fields one ``object.__setattr__`` at a time (2 µs of 2.9). A dict, not keyword
+        arguments: the caller's dict literal is the one copy (keywords: 1.8 -> 1.1 µs)."""
         if values.keys() != _LAYER_FIELDS:
             return cls(**values)  # type: ignore[arg-type]  # raises for a missing field
         obj = object.__new__(cls)

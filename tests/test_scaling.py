@@ -147,12 +147,12 @@ def test_layer_rows_built_in_one_step_equal_the_dataclass() -> None:
     values: dict[str, Any] = {f: None for f in LayerEstimate.__dataclass_fields__}
     values.update(module="fc", type="Linear", numel=10, saturating=0, depth=1, factors=0,
                   frozen=False, aliases=(), zero=False, confidence="high", largest_factor=0.0)
-    row = LayerEstimate.row(**values)
+    row = LayerEstimate.row(values)
     assert row == LayerEstimate(**values) and hash(row) == hash(LayerEstimate(**values))
     with pytest.raises(dataclasses.FrozenInstanceError):
         row.module = "other"  # type: ignore[misc]
     del values["numel"]
     with pytest.raises(TypeError):
-        LayerEstimate.row(**values)
+        LayerEstimate.row(values)
     with pytest.raises(TypeError):
-        LayerEstimate.row(**values, numell=10)
+        LayerEstimate.row({**values, "numell": 10})
