@@ -68,6 +68,7 @@ class PathState(NamedTuple):  # a tuple: one per node, cheap to build
 # PathState's own constructor is a Python function; this builds the same tuple in C (one per
 # node, in the reverse sweep below)
 _path_state = functools.partial(tuple.__new__, PathState)
+
 _ONE_SIDED = frozenset({"relu", "relu6", "leaky_relu", "prelu", "elu", "celu", "selu", "gelu",
                         "silu", "mish", "softplus", "hardswish"})
 _SOURCES = ("param", "constant", "input")

@@ -156,3 +156,26 @@ def test_layer_rows_built_in_one_step_equal_the_dataclass() -> None:
         LayerEstimate.row(values)
     with pytest.raises(TypeError):
         LayerEstimate.row({**values, "numell": 10})
+
+
+def test_tuples_built_in_c_have_every_field() -> None:
+    """The estimate builds its hottest tuples with ``tuple.__new__`` (moments.py, paths.py),
+    which checks nothing: a field added to Moments, Step or PathState and not to those call
+    sites would give short tuples. Every one the sweeps return has all its fields, and its
+    fields are the types they are declared as."""
+    from gradlint.moments import Moments, Step, propagate
+    from gradlint.paths import PathState
+
+    model = _mlp(4)
+    target = Target("m.py::MLP", model, "m.py", 1, inputs=(torch.randn(1, WIDTH),))
+    graph = trace_target(target)
+    est = estimate_gradients(graph)
+    assert est.paths and all(type(p) is PathState and len(p) == len(PathState._fields)
+                             and isinstance(p.attenuation, float) for p in est.paths)
+    assert all(type(m) is Moments and len(m) == len(Moments._fields) for m in est.moments)
+    moments: list[Moments] = []
+    for node in graph.nodes:  # the Step of every kind the MLP has (input, linear, tanh)
+        step = propagate(node, [moments[i] for i in node.inputs], graph.nodes, False)
+        assert type(step) is Step and len(step) == len(Step._fields)
+        assert type(step.out) is Moments and isinstance(step.gate, bool)
+        moments.append(step.out)
