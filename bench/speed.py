@@ -7,14 +7,17 @@ subprocess so peak RSS is per model:
 - the time of every stage, calling the stage functions directly: load (import, build), sources
   (construction sites, fx stack traces -> lines, libcst spans), trace (fx or torch.export, shape
   propagation, conversion to the LayerGraph), estimate, rules, report (suppressions, text, JSON);
-- bare ``torch.fx.symbolic_trace`` of the same model (``torch.export`` where fx fails), and one
-  forward+backward pass at batch 8 (the dynamic alternative; "does not fit" where it cannot run);
+- bare ``torch.fx.symbolic_trace`` of the same model (``torch.export`` where fx fails), a freshly
+  built model each run as in gradlint's own runs (and, for reference, one model traced again and
+  again), and one forward+backward pass at batch 8 (the dynamic alternative; "does not fit" where
+  it cannot run);
 
 then times the ``gradlint`` command itself (ResNet-50 and the 70B config from model files with
 ``example_inputs()``, bench/speed_resnet50.py and bench/speed_llama70b.py; ``--version``)
-against a bare ``python -c "import torch"``. Medians of ``--runs`` runs (default 5); the first
-run's total (cold imports and caches) is also shown. gradlint's stages run on one torch thread,
-as its worker does; the forward+backward baseline keeps all of them. The two ratio targets take
+against a bare ``python -c "import torch"``. Medians of ``--runs`` runs (default 5; a model whose
+runs take milliseconds gets up to 25 within a second); the first run's total (cold imports and
+caches) is also shown. gradlint's stages run on one torch thread, as its worker does; the
+forward+backward baseline keeps all of them. The two ratio targets take
 both sides in turn (MLP 100 / 1,000 layers; the command, a bare torch import, a training step),
 so that both see the same load on a shared machine. Prints the table and the issue-7 targets
 with PASS/FAIL and writes bench/results/speed.md.
