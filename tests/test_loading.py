@@ -393,3 +393,43 @@ def test_example_inputs_function_is_used(tmp_path: Path) -> None:
     report, _ = check_paths([str(path)], Options())
     assert [m.status for m in report.models] == ["ok"], report.models
     assert {le.module for le in report.models[0].layers} == {"conv", "head"}
+
+
+def test_the_meta_size_probe_draws_no_random_numbers() -> None:
+    """Sizing a model on meta runs its constructor's inits; on meta they have nothing to fill,
+    and torch sends each (``uniform_`` for every default Linear/Conv init, ``normal_``...)
+    through Python decompositions, a third of sizing a deep MLP. The probe's mode hands the
+    tensor back instead: no random op reaches torch's dispatcher, and the model is the same."""
+    import torch
+    import torch.nn as nn
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from gradlint.metaprobe import MetaDrawsNothing
+
+    class Ops(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.names: list[str] = []
+
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (),
+                               kwargs: Any = None) -> Any:
+            self.names.append(func.__name__)
+            return func(*args, **(kwargs or {}))
+
+    def build() -> nn.Module:
+        net = nn.Sequential(nn.Linear(4, 8), nn.Conv1d(8, 8, 3), nn.Embedding(10, 4))
+        nn.init.uniform_(net[0].bias, -0.1, 0.1)
+        nn.init.kaiming_uniform_(net[1].weight, a=0.1)
+        net[2].weight.data.normal_(0.0, 0.02)
+        net[0].weight.data.bernoulli_(0.5)
+        return net
+
+    ops = Ops()
+    with ops, MetaDrawsNothing(), torch.device("meta"):
+        net = build()
+    draws = {"uniform", "normal", "bernoulli", "random", "exponential", "cauchy"}
+    assert not [n for n in ops.names if n.split(".")[0].rstrip("_") in draws], ops.names
+    with torch.device("meta"):
+        plain = build()
+    assert [(k, p.shape, p.device.type) for k, p in net.named_parameters()] == [
+        (k, p.shape, p.device.type) for k, p in plain.named_parameters()]
