@@ -374,6 +374,7 @@ _TWINS: dict[str, Callable[[Arr, dict[str, Any], float, float], tuple[Arr, Arr]]
     "mish": _tw_mish, "softplus": _tw_softplus, "logsigmoid": _tw_logsigmoid,
 }
 
+
 class _Level(NamedTuple):
     """One level's read-only grid (``_rows(level)`` on numpy: nodes z, the weights transposed,
     nodes x 2 for the fine and the coarse grid, the Hermite rows) and the scratch arrays a call

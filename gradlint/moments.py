@@ -63,6 +63,8 @@ class Step(NamedTuple):
 # in C (~0.1 us), for the two or three a node of a deep stack makes
 _moments = functools.partial(tuple.__new__, Moments)
 _step = functools.partial(tuple.__new__, Step)
+# what an op with no input sees (unit variance, zero mean)
+_NO_INPUT = Moments(0.0, 1.0, 0.0)
 
 
 # the nodes that turn the batch-shared moment S into something else than S (with any node of
@@ -85,8 +87,8 @@ def propagate(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
     the activations leave it NaN)."""
     kind = node.kind
     n_in = len(ins)
-    if kind == "elementwise" and n_in:  # the commonest first (x.var and _log inline)
-        x = ins[0]
+    if kind == "elementwise":  # the commonest first (x.var and _log inline)
+        x = ins[0] if n_in else _NO_INPUT
         m2 = x.mean * x.mean
         g = gaussian_moments(node.op, node.attrs, x.mean, max(x.second - m2, 0.0),
                              max(x.shared - m2, 0.0) if need_shared else None)
@@ -112,11 +114,7 @@ def propagate(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
             v = float(node.attrs.get("value", 0.0))
             return Step(Moments(v, v * v, v * v), ())
         return Step(Moments(p.mean, p.mean_sq, p.mean_sq), ())
-    x = ins[0] if ins else Moments(0.0, 1.0, 0.0)
-    if kind == "elementwise":
-        g = gaussian_moments(node.op, node.attrs, x.mean, x.var,
-                             max(x.shared - x.mean ** 2, 0.0) if need_shared else None)
-        return Step(Moments(g.mean, g.second, g.shared), (_log(g.grad_sq),))
+    x = ins[0] if ins else _NO_INPUT
     if kind in ("linear", "conv", "conv_transpose"):
         return _weight_layer(node, kind, x)
     if kind == "embedding":

@@ -18,7 +18,6 @@ MIN_ACTIVATED = 4  # layers followed by an activation: the unit whose gain compo
 
 _RELU = frozenset({"relu", "relu6", "prelu", "elu", "celu", "gelu", "silu", "mish",
                    "hardswish", "softplus"})
-_HOMOGENEOUS = frozenset({"relu", "leaky_relu", "prelu"})
 _TANH = frozenset({"tanh", "hardtanh", "softsign"})
 _KIND_NAMES = {"linear": "Linear", "conv": "Conv", "conv_transpose": "ConvTranspose"}
 _NAMES = {"relu": "nn.ReLU", "relu6": "nn.ReLU6", "leaky_relu": "nn.LeakyReLU",
@@ -87,6 +86,8 @@ class InitGain(Rule):
 def _fix(act: str, target: float, analysis: ModelAnalysis,
          units: tuple[StackLayer, ...]) -> Fix:
     """The init that gives this activation a per-layer gain of ~1."""
+    from gradlint.activations import HOMOGENEOUS  # torch: not at `gradlint rules`
+
     if act in _RELU:
         init = "nn.init.kaiming_normal_(m.weight, nonlinearity=\"relu\")"
     elif act == "leaky_relu":
@@ -101,7 +102,7 @@ def _fix(act: str, target: float, analysis: ModelAnalysis,
     else:
         init = "nn.init.xavier_uniform_(m.weight)"
     first = f"initialize the stack's weights with {init} and zero biases"
-    if act in _HOMOGENEOUS:  # E[φ′²] does not depend on the scale: the target is exact
+    if act in HOMOGENEOUS:  # E[φ′²] does not depend on the scale: the target is exact
         first += f" (a gain of 1 needs fan_in·E[W²] = {target:.2g} here)"
     return Fix(f"{first}; or add normalization between the layers",
                (first, "add nn.LayerNorm / nn.BatchNorm between the layers",
