@@ -24,16 +24,18 @@ Progress = Callable[[str, Location], None]
 
 
 def analyse_file(path: str, names: tuple[str, ...], options: Options,
-                 progress: Progress | None = None) -> tuple[list[ModelReport], list[Diagnostic]]:
+                 progress: Progress | None = None, budget: int | None = None
+                 ) -> tuple[list[ModelReport], list[Diagnostic]]:
     """Import ``path``, build its models and check each; a failing target never stops the
     others. ``progress`` hears what is about to run (a worker tells its parent, so a crash
-    can be reported at the model it happened in)."""
+    can be reported at the model it happened in); models with more than ``budget`` bytes of
+    parameters are built on the meta device (gradlint/memory.py)."""
     remember_given_path(path)
     seed_everything()  # the same file gives the same report, run after run
     if progress:
         progress("importing and building the models", Location(path, 1))
     loaded = load_targets(LoadRequest(path, names, options.config.targets, options.inputs,
-                                      options.meta, options.memory_budget))
+                                      options.meta, budget))
     if isinstance(loaded, Diagnostic):
         return [], [loaded]
     reports = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from typing import Any
@@ -11,6 +12,7 @@ import click
 from gradlint import __version__
 
 EXIT_OK, EXIT_FINDINGS, EXIT_FAILED = 0, 1, 2
+MAX_TIMEOUT = 7 * 24 * 3600.0  # a week: anything longer is a typo, and overflows the clock
 
 
 class _DefaultCheck(click.Group):
@@ -57,11 +59,12 @@ def main() -> None:
               help="Allow fixes that change the model (replacing activations).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
               help="Check this many files in parallel (output order stays by path).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0,
-              show_default=True, help="Seconds allowed per file before it becomes GL905.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True, max=MAX_TIMEOUT),
+              default=120.0, show_default=True,
+              help="Seconds allowed per file before it becomes GL905.")
 @click.option("--max-memory", "max_memory", metavar="SIZE", default=None,
-              help="Address-space limit per worker, e.g. 8G or 512M; 0 for none "
-              "(default: 80%% of RAM split over --jobs).")
+              help="Address-space limit per worker, e.g. 8G or 512M; 0 for none (default: what "
+              "importing torch reserves plus 80%% of RAM split over --jobs).")
 @click.option("--baseline", metavar="FILE", type=click.Path(dir_okay=False),
               help="Report only findings not in FILE; writes FILE first if it does not exist.")
 @click.option("--update-baseline", "update_baseline", is_flag=True,
@@ -76,6 +79,8 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ign
     """Check model files and directories (PATH or PATH::Model)."""
     if not paths:
         _usage("no paths given; try `gradlint model.py`")
+    if not math.isfinite(timeout):
+        _usage(f"--timeout must be a number of seconds in (0, {MAX_TIMEOUT:g}], not {timeout}")
     if update_baseline and not baseline:
         _usage("--update-baseline needs --baseline FILE")
     config = _project_config()
@@ -95,9 +100,11 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ign
         threshold=threshold if threshold is not None else config.threshold,
         inputs=inputs, exclude=config.exclude, debug=debug, verify=verify, meta=meta,
         config=config, jobs=jobs, timeout=timeout, max_memory=_size(max_memory))
+    from gradlint.memory import LimitTooSmall
+
     try:
         report, missing = check_paths(paths, options)
-    except ValueError as exc:  # e.g. a malformed --input
+    except (ValueError, LimitTooSmall) as exc:  # a malformed --input, a limit below the floor
         _usage(str(exc))
     except KeyboardInterrupt:
         click.echo("gradlint: interrupted", err=True)
@@ -168,19 +175,21 @@ _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 def _size(text: str | None) -> int | None:
-    """``8G``, ``512M``, ``1.5G``, ``0`` (no limit) -> bytes; below 1 GiB torch cannot load."""
+    """``8G``, ``512M``, ``1.5G``, ``0`` (no limit) -> bytes. The smallest limit that works is
+    measured by the worker (gradlint/memory.py): importing torch reserves 0.7-3.2 GiB of
+    address space, by build."""
     if text is None:
         return None
     raw = text.strip().upper().removesuffix("B").removesuffix("I")
     unit = raw[-1:] if raw[-1:] in _UNITS else ""
     try:
-        value = int(float(raw[: len(raw) - len(unit)]) * _UNITS[unit])
+        number = float(raw[: len(raw) - len(unit)])
     except ValueError:
-        _usage(f"--max-memory: cannot read {text!r}; use e.g. 8G or 512M (0 for no limit)")
-        return None
-    if 0 < value < 1 << 30:
-        _usage(f"--max-memory {text} is below 1G, where `import torch` itself fails")
-    return value
+        number = math.nan
+    if not (math.isfinite(number) and 0 <= number * _UNITS[unit] < 1 << 62):
+        _usage(f"--max-memory: cannot read {text!r}; use a size such as 8G or 512M "
+               "(0 for no limit)")
+    return int(number * _UNITS[unit])
 
 
 def _project_config() -> Any:

@@ -21,15 +21,6 @@ STAGE_NAMES = {"GL900": "syntax-error", "GL903": "trace-failed", "GL905": "worke
 DEFAULT_TIMEOUT = 120.0
 
 
-def default_max_memory(jobs: int = 1) -> int:
-    """A generous share of the machine per worker: 80% of RAM split over the jobs, ≥ 2 GiB."""
-    try:
-        ram = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):
-        return 0
-    return max(2 << 30, int(ram * 0.8) // max(jobs, 1))
-
-
 @dataclass(frozen=True)
 class Options:
     select: tuple[str, ...] = ()
@@ -43,16 +34,8 @@ class Options:
     config: Config = field(default_factory=Config)
     jobs: int = 1
     timeout: float = DEFAULT_TIMEOUT  # seconds per file
-    max_memory: int | None = None  # bytes of address space per worker; None: default, 0: none
-
-    @property
-    def memory_limit(self) -> int:
-        return default_max_memory(self.jobs) if self.max_memory is None else self.max_memory
-
-    @property
-    def memory_budget(self) -> int | None:
-        """Parameter bytes above which models are built on meta: well inside the worker cap."""
-        return self.memory_limit // 4 or None
+    # bytes of address space per worker; None: the default (gradlint/memory.py), 0: none
+    max_memory: int | None = None
 
 
 def stage_diagnostic(code: str, message: str, loc: Location, target: str = "",

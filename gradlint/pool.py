@@ -23,9 +23,11 @@ from multiprocessing.connection import Connection, wait
 from typing import IO, Any
 
 from gradlint.ftypes import Diagnostic, Location, ModelReport
+from gradlint.memory import LimitTooSmall
 from gradlint.pipeline import FileJob, Options, stage_diagnostic
 
 Result = tuple[list[ModelReport], list[Diagnostic]]
+Limits = tuple[int | None, int]  # --max-memory (None: the default) and --jobs
 STARTUP_SECONDS = 120.0  # importing torch on a loaded CI machine, before a job's clock starts
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+) in ')
 _FATAL = re.compile(r"Fatal Python error: (?P<what>[^\n]+)")
@@ -37,11 +39,13 @@ _BOOT = "import sys; del sys.path[0]; from gradlint.worker import main; main(sys
 class _Worker:
     """One worker process, its socket, and the file its stdout/stderr go to."""
 
-    def __init__(self, memory_limit: int) -> None:
+    def __init__(self, limits: Limits) -> None:
         ours, theirs = socket.socketpair()
         self.capture: IO[bytes] = tempfile.TemporaryFile()
+        max_memory, jobs = limits
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _BOOT, str(theirs.fileno()), str(memory_limit)],
+            [sys.executable, "-c", _BOOT, str(theirs.fileno()),
+             "default" if max_memory is None else str(max_memory), str(jobs)],
             stdin=subprocess.DEVNULL, stdout=self.capture, stderr=self.capture,
             pass_fds=(theirs.fileno(),), start_new_session=True)
         theirs.close()
@@ -96,10 +100,10 @@ class _Worker:
 
 
 class WorkerPool:
-    """Up to ``size`` workers with the same memory limit."""
+    """Up to ``--jobs`` workers with the same memory limit."""
 
-    def __init__(self, memory_limit: int) -> None:
-        self.memory_limit = memory_limit
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
         self.idle: list[_Worker] = []
 
     def close(self) -> None:
@@ -116,7 +120,7 @@ class WorkerPool:
         try:
             while pending or busy:
                 while pending and len(busy) < width:
-                    worker = self.idle.pop() if self.idle else _Worker(self.memory_limit)
+                    worker = self.idle.pop() if self.idle else _Worker(self.limits)
                     index, job = pending.popleft()
                     try:
                         worker.submit(index, job, options)
@@ -153,6 +157,9 @@ class WorkerPool:
             results[index] = ([], [self._crashed(worker, job, options)])
             worker.kill()
             return True
+        if message[0] == "too-small":
+            worker.kill()
+            raise LimitTooSmall(message[1], message[2])
         if message[0] == "started":
             worker.deadline = time.monotonic() + options.timeout
             return False
@@ -222,11 +229,12 @@ _POOL: WorkerPool | None = None
 def run_jobs(jobs: Sequence[FileJob], options: Options) -> list[Result]:
     """Run jobs on this process's pool (kept across calls; replaced if the limit changes)."""
     global _POOL
-    if _POOL is not None and _POOL.memory_limit != options.memory_limit:
+    limits = (options.max_memory, options.jobs)
+    if _POOL is not None and _POOL.limits != limits:
         _POOL.close()
         _POOL = None
     if _POOL is None:
-        _POOL = WorkerPool(options.memory_limit)
+        _POOL = WorkerPool(limits)
         atexit.register(_close_pool)
     return _POOL.run(jobs, options)
 

@@ -19,12 +19,19 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 
-def _limit_memory(limit: int) -> None:
+def _limit_memory(limit: int) -> int:
+    """Cap the address space (0: leave it); the limit in force, lowered to a hard limit the
+    user's shell already set."""
     if limit > 0:
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         if hard != resource.RLIM_INFINITY:
             limit = min(limit, hard)
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    return limit
+
+
+_LIMIT = 0  # the address-space limit in force, for the out-of-memory message
+_BUDGET: int | None = None  # parameter bytes above which models are built on meta
 
 
 def _reset_capture() -> None:
@@ -45,10 +52,12 @@ def _run(conn: Connection, index: int, path: str, names: tuple[str, ...], option
 
     try:
         use_config_rules(options.config)  # extend-rules: the parent loaded them too
-        return analyse_file(path, names, options, progress)
+        return analyse_file(path, names, options, progress, _BUDGET)
     except MemoryError:
-        return [], [_failure(path, "ran out of memory (the worker's limit is "
-                             f"{_gib(options.memory_limit)}; raise it with --max-memory)")]
+        from gradlint.memory import gib
+
+        return [], [_failure(path, "ran out of memory (the worker's address-space limit is "
+                             f"{gib(_LIMIT)}; raise it with --max-memory)")]
     except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... from user code
         from gradlint.load import _describe, _user_location
 
@@ -58,10 +67,6 @@ def _run(conn: Connection, index: int, path: str, names: tuple[str, ...], option
                              "checked", _user_location(exc, path))]
 
 
-def _gib(n: int) -> str:
-    return f"{n / (1 << 30):.1f} GiB" if n else "none"
-
-
 def _failure(path: str, message: str, loc: Any = None) -> Any:
     from gradlint.ftypes import Location
     from gradlint.pipeline import stage_diagnostic
@@ -69,8 +74,13 @@ def _failure(path: str, message: str, loc: Any = None) -> Any:
     return stage_diagnostic("GL905", message, loc or Location(path, 1))
 
 
-def serve(conn: Connection) -> None:
-    """Answer jobs until the parent closes the pipe: ("started", i) at once, ("done", i, result)."""
+def serve(conn: Connection, max_memory: int | None, jobs: int) -> None:
+    """Answer jobs until the parent closes the pipe: ("started", i) at once, ("done", i, result).
+
+    The memory limit goes on once torch is imported, measured against what that import
+    reserved (gradlint/memory.py); a limit below that answers ("too-small", footprint) and
+    the worker leaves."""
+    global _LIMIT, _BUDGET
     import torch  # pay the import once, before the first job's clock starts
 
     # One thread: gradlint's tensors are small (moments, one forward pass for shapes), and on a
@@ -79,7 +89,15 @@ def serve(conn: Connection) -> None:
     torch.set_num_threads(1)
 
     import gradlint.analyse  # noqa: F401
+    from gradlint import memory
 
+    footprint = memory.address_space()
+    limit = memory.worker_limit(max_memory, jobs, footprint)
+    if limit and limit < memory.floor(footprint):
+        conn.send(("too-small", limit, footprint))
+        return
+    _LIMIT = _limit_memory(limit)
+    _BUDGET = memory.parameter_budget(_LIMIT, footprint)
     conn.send(("ready",))
     while True:
         try:
@@ -96,14 +114,15 @@ def serve(conn: Connection) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """``argv``: the socket's file descriptor and the address-space limit in bytes (0: none)."""
-    fd, limit = int(argv[0]), int(argv[1])
+    """``argv``: the socket's file descriptor, ``--max-memory`` in bytes ("default" or 0 for
+    none) and ``--jobs``."""
+    fd, jobs = int(argv[0]), int(argv[2])
+    max_memory = None if argv[1] == "default" else int(argv[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     faulthandler.enable(file=sys.stderr, all_threads=True)
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
-    _limit_memory(limit)
     try:
-        serve(Connection(fd))
+        serve(Connection(fd), max_memory, jobs)
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

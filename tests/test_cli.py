@@ -16,6 +16,8 @@ import pytest
 
 from gradlint import __version__
 
+pytestmark = pytest.mark.e2e  # also run on torch 2.13 (.ci/run)
+
 DEEP = "examples/deep_sigmoid.py"
 DIAG_LINE = re.compile(r"^(?P<path>\S+?):(?P<line>\d+):(?P<col>\d+): (?P<code>GL\d{3}) "
                        r"\[(?P<severity>error|warning|info)\] \S")

@@ -12,6 +12,8 @@ import torch.nn as nn
 from gradlint.init_stats import default_init, parameter_stats
 from gradlint.load import LoadRequest, load_targets
 
+pytestmark = pytest.mark.e2e  # also run on torch 2.13 (.ci/run)
+
 LLAMA = '''
 from transformers import LlamaConfig, LlamaForCausalLM
 

@@ -13,6 +13,8 @@ import pytest
 from gradlint.engine import rule_by_code
 from gradlint.pipeline import Options, check_paths, selected
 
+pytestmark = pytest.mark.e2e  # also run on torch 2.13 (.ci/run)
+
 RULES = Path(__file__).resolve().parent.parent / "rules"
 FOLDERS = sorted(p for p in RULES.iterdir() if (p / "check.py").is_file())
 EXAMPLES = sorted(p for folder in FOLDERS for p in (folder / "bad.py", folder / "good.py")

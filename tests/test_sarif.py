@@ -16,6 +16,8 @@ from gradlint.engine import discover_rules
 from gradlint.ftypes import Location
 from gradlint.sarif import readme_section, region
 
+pytestmark = pytest.mark.e2e  # also run on torch 2.13 (.ci/run)
+
 SCHEMA = Path(__file__).resolve().parent / "data" / "sarif-schema-2.1.0.json"
 
 

@@ -18,6 +18,8 @@ import torch.nn as nn
 
 from gradlint.engine import rule_by_code
 
+pytestmark = pytest.mark.e2e  # also run on torch 2.13 (.ci/run)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 transformers = pytest.importorskip("transformers")
 
