@@ -8,6 +8,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from gradlint.inputs import parse_spec
+from gradlint.perfile import glob_regex
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -64,6 +67,13 @@ def find_pyproject(start: str) -> str | None:
         d = parent
 
 
+def _kind(v: Any) -> str:
+    """A TOML value's kind in TOML's words, for "must be a table, not an integer"."""
+    kinds = {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
+             list: "an array", dict: "a table"}
+    return next((name for t, name in kinds.items() if isinstance(v, t)), "a date or time")
+
+
 def _strings(v: Any, key: str, path: str) -> tuple[str, ...]:
     if isinstance(v, str):
         v = [v]
@@ -82,6 +92,10 @@ def _per_file_ignores(v: Any, path: str) -> tuple[tuple[str, tuple[str, ...]], .
     for pattern, codes in v.items():
         if not pattern.strip() or pattern.strip() == "!":
             raise ConfigError(f"{path}: {key} has an empty glob")
+        try:  # compiled here so that a bad one stops the run now, not when a file is matched
+            glob_regex(pattern.strip().removeprefix("!").removeprefix("./"))
+        except re.error as exc:
+            raise ConfigError(f"{path}: {key} {pattern!r} is not a valid glob ({exc})") from None
         found = _strings(codes, f"per-file-ignores {pattern!r}", path)
         bad = [c for c in found if not _CODE.fullmatch(c.strip().upper())]
         if bad or not found:
@@ -106,8 +120,11 @@ def _extend_rules(v: Any, path: str) -> tuple[str, ...]:
 
 def _target(name: str, spec: Any, path: str) -> TargetConfig:
     where = f"[tool.gradlint.targets] {name!r}"
+    file, sep, model = name.partition("::")
+    if not (sep and file.strip() and model.strip()):  # such a key could never match a model
+        raise ConfigError(f'{path}: {where} must be named "file.py::Model"')
     if not isinstance(spec, dict):
-        raise ConfigError(f"{path}: {where} must be a table")
+        raise ConfigError(f"{path}: {where} must be a table, not {_kind(spec)}")
     bad = sorted(set(spec) - _TARGET_KEYS)
     if bad:
         raise ConfigError(f"{path}: unknown key {bad[0]!r} in {where}; "
@@ -118,25 +135,49 @@ def _target(name: str, spec: Any, path: str) -> TargetConfig:
         raise ConfigError(f"{path}: {where} kwargs must be a table")
     if not isinstance(spec.get("output", ""), str):
         raise ConfigError(f"{path}: {where} output must be a string")
-    return TargetConfig(tuple(spec.get("args", ())), dict(spec.get("kwargs", {})),
-                        _strings(spec.get("inputs", []), f"targets {name!r} inputs", path),
+    inputs = _strings(spec.get("inputs", []), f"targets {name!r} inputs", path)
+    for text in inputs:  # the same check as --input's, before any worker starts
+        try:
+            parse_spec(text)
+        except ValueError as exc:
+            detail = str(exc).partition(": ")[2]
+            raise ConfigError(f"{path}: {where} inputs: {text!r}: {detail}") from None
+    return TargetConfig(tuple(spec.get("args", ())), dict(spec.get("kwargs", {})), inputs,
                         spec.get("output"))
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    """The parsed file; anything tomllib or the file system raises becomes a ConfigError
+    naming the file (a non-UTF-8 file raises UnicodeDecodeError, deep nesting RecursionError,
+    neither a TOMLDecodeError)."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: cannot read: not valid UTF-8 (byte "
+                          f"0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: cannot read: values nested too deeply") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
 
 
 def load_config(start: str = ".") -> Config:
     path = find_pyproject(start)
     if path is None:
         return Config()
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    section = data.get("tool", {}).get("gradlint")
+    data = _read_toml(path)
+    tool = data.get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: key 'tool' must be a table (it holds [tool.gradlint]), "
+                          f"not {_kind(tool)}")
+    section = tool.get("gradlint")
     if section is None:
         return Config(path=path)
     if not isinstance(section, dict):
-        raise ConfigError(f"{path}: [tool.gradlint] must be a table")
+        raise ConfigError(f"{path}: [tool.gradlint] must be a table, not {_kind(section)}")
     unknown = sorted(set(section) - _KEYS)
     if unknown:
         raise ConfigError(f"{path}: unknown key [tool.gradlint] {unknown[0]!r}; "

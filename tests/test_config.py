@@ -166,6 +166,50 @@ def test_config_error_through_the_command(run_gradlint: Any, tmp_path: Path) -> 
         assert "Traceback" not in proc.stderr
 
 
+MALFORMED = [  # (the whole pyproject.toml, words its one-line message must hold)
+    (b'tool = "x"\n', ["'tool'", "table", "a string"]),
+    (b"tool = [1]\n", ["'tool'", "table", "an array"]),
+    (b"[tool]\ngradlint = 3\n", ["[tool.gradlint]", "table", "an integer"]),
+    (b"[tool.gradlint]\nselect = ['GL1']\n# caf\xe9\n", ["not valid UTF-8", "0xe9"]),
+    (b"a = " + b"[" * 3000 + b"]" * 3000 + b"\n", ["nested too deeply"]),
+    (b"[tool.gradlint]\nselect = [\n", ["cannot read"]),
+    (b'[tool.gradlint.targets]\n"m.py::Net" = 3\n', ["m.py::Net", "table", "an integer"]),
+    (b'[tool.gradlint.targets."m.py"]\ninputs = ["8x4"]\n', ["'m.py'", "file.py::Model"]),
+    (b'[tool.gradlint.targets."m.py::Net"]\nkwargs = [1]\n', ["m.py::Net", "kwargs", "table"]),
+    (b'[tool.gradlint.targets."m.py::Net"]\nargs = 1\n', ["m.py::Net", "args", "list"]),
+    (b'[tool.gradlint.targets."m.py::Net"]\ninputs = "8xq"\n', ["m.py::Net", "'8xq'"]),
+    (b'[tool.gradlint.targets."m.py::Net"]\ninputs = [[8]]\n', ["m.py::Net", "inputs"]),
+    (b'[tool.gradlint.targets."m.py::Net"]\ninputs = ["8x4:int7"]\n', ["'8x4:int7'", "dtype"]),
+    (b'[tool.gradlint.targets."m.py::Net"]\noutput = 0\n', ["m.py::Net", "output"]),
+    (b'[tool.gradlint.per-file-ignores]\n"tests/*" = 3\n', ["per-file-ignores", "'tests/*'"]),
+    (b'[tool.gradlint.per-file-ignores]\n"tests/*" = {a = 1}\n', ["'tests/*'", "list"]),
+    (b'[tool.gradlint.per-file-ignores]\n"[z-a].py" = ["GL1"]\n', ["'[z-a].py'", "glob"]),
+    (b"[tool.gradlint]\nexclude = [1]\n", ["exclude", "list of strings"]),
+    (b"[tool.gradlint]\nthreshold = nan\n", ["threshold"]),
+]
+
+
+@pytest.mark.parametrize(("content", "words"), MALFORMED)
+def test_malformed_pyproject_is_one_line_error(run_gradlint: Any, tree_digest: Any,
+                                               tmp_path: Path, content: bytes,
+                                               words: list[str]) -> None:
+    """Whatever shape the file has, the command names it and the key, exits 2, changes
+    nothing; the check, `rules` and `explain` alike (they all read the configuration)."""
+    (tmp_path / "pyproject.toml").write_bytes(content)
+    (tmp_path / "m.py").write_text(WIDE_MODEL, encoding="utf-8")
+    before = tree_digest(tmp_path)
+    for args in (["m.py", "--format", "json"], ["rules", "--format", "json"]):
+        proc = run_gradlint(*args, cwd=tmp_path)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert proc.stdout == ""
+        assert "Traceback" not in proc.stderr
+        (line,) = proc.stderr.splitlines()
+        assert line.startswith(f"gradlint: error: {tmp_path / 'pyproject.toml'}: "), line
+        for word in words:
+            assert word in line, (word, line)
+    assert tree_digest(tmp_path) == before
+
+
 # --- command-line flags win -----------------------------------------------------------------
 
 
