@@ -106,9 +106,9 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ign
         report, missing = check_paths(paths, options)
     except (ValueError, LimitTooSmall) as exc:  # a malformed --input, a limit below the floor
         _usage(str(exc))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (pool.Terminated)
         click.echo("gradlint: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(128 + getattr(exc, "signum", 2))
     for path in missing:
         click.echo(f"gradlint: error: {path}: no such file or directory", err=True)
     diags = selected(report, options)

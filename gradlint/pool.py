@@ -1,9 +1,11 @@
-"""A pool of worker processes (gradlint/worker.py) that check one file each, in the parent.
+"""The parent's side of checking files in other processes (gradlint/worker.py has the other).
 
-Workers are reused across files and runs (importing torch costs ~2 s per process) and replaced
-after a crash or a timeout; whatever a file does to its worker — hang, segfault, ``os._exit``,
-exhaust memory — becomes a GL905 diagnostic for that file, at the line it was running when we
-can tell, and every other file is still checked.
+One fork server per run imports torch once (~1-3 s) and forks a fresh process for every file,
+so nothing one file does (imports, globals, torch defaults, fds, signals, cwd, environment,
+processes it starts) reaches another. Whatever a file does to its process — hang, segfault,
+``os._exit``, exhaust memory — becomes a GL905 diagnostic for that file, at the line it was
+running when we can tell, and every other file is still checked. SIGTERM or SIGHUP to gradlint
+ends every process of the run; so does SIGKILL, through the server's death signal.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from multiprocessing.connection import Connection, wait
 from typing import IO, Any
 
@@ -28,7 +32,8 @@ from gradlint.pipeline import FileJob, Options, stage_diagnostic
 
 Result = tuple[list[ModelReport], list[Diagnostic]]
 Limits = tuple[int | None, int]  # --max-memory (None: the default) and --jobs
-STARTUP_SECONDS = 120.0  # importing torch on a loaded CI machine, before a job's clock starts
+STARTUP_SECONDS = 120.0  # importing torch on a loaded CI machine, before any job's clock starts
+CAPTURE_TAIL = 1 << 20  # bytes of a file's output shown on stderr; the rest is dropped
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+) in ')
 _FATAL = re.compile(r"Fatal Python error: (?P<what>[^\n]+)")
 # -c, not -m: neither puts the working directory (where a user's ``ast.py`` may live) first on
@@ -36,8 +41,40 @@ _FATAL = re.compile(r"Fatal Python error: (?P<what>[^\n]+)")
 _BOOT = "import sys; del sys.path[0]; from gradlint.worker import main; main(sys.argv[1:])"
 
 
-class _Worker:
-    """One worker process, its socket, and the file its stdout/stderr go to."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP reached gradlint while files were being checked."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def tail(capture: IO[bytes]) -> str:
+    """The last ``CAPTURE_TAIL`` bytes written to a capture file, saying what was dropped."""
+    size = os.fstat(capture.fileno()).st_size
+    start = max(0, size - CAPTURE_TAIL)
+    text = os.pread(capture.fileno(), size - start, start).decode("utf-8", "replace")
+    if start:
+        text = f"[gradlint: {start} earlier bytes of this output were dropped]\n" + text
+    return text
+
+
+class _Job:
+    """One file being checked by a forked child: its socket, capture file and clock."""
+
+    def __init__(self, index: int, job: FileJob, conn: Connection, capture: IO[bytes],
+                 timeout: float) -> None:
+        self.index, self.job, self.conn, self.capture = index, job, conn, capture
+        self.deadline = time.monotonic() + timeout
+        self.doing = ("importing and building the models", Location(job.path, 1))
+
+    def close(self) -> None:
+        self.conn.close()
+        self.capture.close()
+
+
+class _Server:
+    """The fork server process, its control socket and what it reported about children."""
 
     def __init__(self, limits: Limits) -> None:
         ours, theirs = socket.socketpair()
@@ -45,144 +82,218 @@ class _Worker:
         max_memory, jobs = limits
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _BOOT, str(theirs.fileno()),
-             "default" if max_memory is None else str(max_memory), str(jobs)],
+             "default" if max_memory is None else str(max_memory), str(jobs), str(os.getpid())],
             stdin=subprocess.DEVNULL, stdout=self.capture, stderr=self.capture,
             pass_fds=(theirs.fileno(),), start_new_session=True)
         theirs.close()
-        self.conn = Connection(ours.detach())
-        self.job: tuple[int, FileJob] | None = None
-        self.deadline = float("inf")
-        self.doing = ("starting", Location("", 1))  # what the job last said it was running
+        self.sock = ours
+        self.conn = Connection(os.dup(ours.fileno()))
+        self.ready = False
+        self.alive = True
+        self.pids: dict[int, int] = {}  # job index -> pid of its child
+        self.exits: dict[int, int] = {}  # job index -> exit code (-N: signal N)
 
-    def submit(self, index: int, job: FileJob, options: Options) -> None:
-        self.job = (index, job)
-        self.doing = ("waiting for the worker to start", Location(job.path, 1))
-        self.deadline = time.monotonic() + STARTUP_SECONDS + options.timeout
-        self.conn.send(("job", index, job.path, job.names, options))
+    def start(self) -> str | None:
+        """Wait until the server has imported torch; None, or why it could not start."""
+        end = time.monotonic() + STARTUP_SECONDS
+        while not self.ready and self.alive:
+            left = end - time.monotonic()
+            if left <= 0:
+                return f"the worker did not start within {STARTUP_SECONDS:g} s"
+            if wait([self.conn], timeout=left):
+                self.receive()
+        if self.ready:
+            return None
+        output = tail(self.capture).strip().splitlines()
+        return "the worker could not start" + (f": {output[-1]}" if output else "")
 
-    def output(self) -> str:
-        """What the current job printed (the worker empties the file at each job's start)."""
-        size = os.fstat(self.capture.fileno()).st_size
-        return os.pread(self.capture.fileno(), size, 0).decode("utf-8", "replace")
-
-    def dump_stack(self) -> str:
-        """Ask faulthandler for the stack of a hung worker (SIGUSR1), then read it."""
-        before = self.output()
+    def receive(self) -> None:
         try:
-            os.kill(self.proc.pid, signal.SIGUSR1)
-        except ProcessLookupError:
-            return before
-        end = time.monotonic() + 1.0
-        while time.monotonic() < end:
-            time.sleep(0.05)
-            text = self.output()
-            if len(text) > len(before) and "File " in text[len(before):]:
-                time.sleep(0.05)
-                return self.output()[len(before):]
-        return ""
+            message: Any = self.conn.recv()
+        except (EOFError, OSError):
+            self.alive = False
+            return
+        kind = message[0]
+        if kind == "ready":
+            self.ready = True
+        elif kind == "forked":
+            self.pids[message[1]] = message[2]
+        elif kind == "exited":
+            self.exits[message[1]] = message[2]
+        elif kind == "too-small":
+            raise LimitTooSmall(message[1], message[2])
 
-    def kill(self) -> None:
+    def submit(self, index: int, job: FileJob, options: Options) -> _Job:
+        ours, theirs = socket.socketpair()
+        capture = tempfile.TemporaryFile()
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # and anything the user's code started
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.wait()
-        self.conn.close()
-        self.capture.close()
+            self.conn.send(("job", index, job.path, job.names, options, os.getcwd(),
+                            dict(os.environ)))
+            socket.send_fds(self.sock, [b"F"], [theirs.fileno(), capture.fileno()])
+        finally:
+            theirs.close()
+        return _Job(index, job, Connection(ours.detach()), capture, options.timeout)
+
+    def pid_of(self, index: int, patience: float = 5.0) -> int | None:
+        """The child's pid: the server says it right after forking."""
+        end = time.monotonic() + patience
+        while index not in self.pids and self.alive and time.monotonic() < end:
+            if wait([self.conn], timeout=end - time.monotonic()):
+                self.receive()
+        return self.pids.get(index)
+
+    def exit_of(self, index: int, patience: float = 10.0) -> int | None:
+        end = time.monotonic() + patience
+        while index not in self.exits and self.alive and time.monotonic() < end:
+            if wait([self.conn], timeout=end - time.monotonic()):
+                self.receive()
+        return self.exits.pop(index, None)
+
+    def kill_job(self, job: _Job) -> None:
+        pid = self.pid_of(job.index)
+        if pid is not None:
+            try:
+                os.killpg(pid, signal.SIGKILL)  # the child leads its own session
+            except (ProcessLookupError, PermissionError):
+                pass
+        job.close()
 
     def close(self) -> None:
-        self.conn.close()  # the worker sees EOF and leaves
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        self.kill()
+        """Close the control socket: the server kills every process below it and leaves."""
+        self.conn.close()
+        self.sock.close()
+        for how in (None, signal.SIGTERM, signal.SIGKILL):
+            if how is not None:
+                try:
+                    self.proc.send_signal(how)
+                except ProcessLookupError:
+                    pass
+            try:
+                self.proc.wait(timeout=5)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        self.capture.close()
+
+
+@contextmanager
+def _terminable() -> Iterator[None]:
+    """SIGTERM/SIGHUP raise ``Terminated`` here (so the run's processes are ended first)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated(signum)
+
+    before = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, old in before.items():
+            signal.signal(sig, old)
 
 
 class WorkerPool:
-    """Up to ``--jobs`` workers with the same memory limit."""
+    """A fork server and up to ``--jobs`` files being checked at once."""
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
-        self.idle: list[_Worker] = []
+        self.server: _Server | None = None
 
     def close(self) -> None:
-        for worker in self.idle:
-            worker.close()
-        self.idle = []
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+
+    def _serving(self, jobs: Sequence[FileJob]) -> tuple[_Server | None, str | None]:
+        if self.server is not None and not self.server.alive:
+            self.close()
+        if self.server is None:
+            self.server = _Server(self.limits)
+            try:
+                failed = self.server.start()
+            except LimitTooSmall:
+                self.close()
+                raise
+            if failed:
+                self.close()
+                return None, failed
+        return self.server, None
 
     def run(self, jobs: Sequence[FileJob], options: Options) -> list[Result]:
         """Check every job; results come back in the order of ``jobs``."""
+        with _terminable():
+            return self._run(jobs, options)
+
+    def _run(self, jobs: Sequence[FileJob], options: Options) -> list[Result]:
         results: list[Result | None] = [None] * len(jobs)
         pending = deque(enumerate(jobs))
-        busy: dict[Connection, _Worker] = {}
+        busy: dict[Connection, _Job] = {}
         width = max(1, min(options.jobs, len(jobs)))
+        server: _Server | None = None
         try:
             while pending or busy:
-                while pending and len(busy) < width:
-                    worker = self.idle.pop() if self.idle else _Worker(self.limits)
-                    index, job = pending.popleft()
-                    try:
-                        worker.submit(index, job, options)
-                    except OSError:  # a worker that died while idle: replace it, retry
-                        worker.kill()
-                        pending.appendleft((index, job))
+                if server is None or not server.alive:
+                    server, failed = self._serving(jobs)
+                    if server is None:
+                        for index, job in pending:
+                            results[index] = ([], [stage_diagnostic(
+                                "GL905", f"{failed}; {job.path} was not checked",
+                                Location(job.path, 1))])
+                        pending.clear()
                         continue
-                    busy[worker.conn] = worker
-                now = time.monotonic()
-                timeout = max(0.0, min(w.deadline for w in busy.values()) - now)
-                for conn in wait(list(busy), timeout=timeout):
-                    worker = busy[conn]  # type: ignore[index]
-                    finished = self._receive(worker, results, options)
-                    if finished:
+                while pending and len(busy) < width:
+                    index, job = pending.popleft()
+                    running = server.submit(index, job, options)
+                    busy[running.conn] = running
+                if not busy:
+                    continue
+                timeout = max(0.0, min(j.deadline for j in busy.values()) - time.monotonic())
+                for conn in wait([*busy, server.conn], timeout=timeout):
+                    if conn is server.conn:
+                        server.receive()
+                        continue
+                    running = busy[conn]  # type: ignore[index]
+                    if self._receive(server, running, results, options):
                         del busy[conn]  # type: ignore[arg-type]
                 now = time.monotonic()
-                for conn, worker in list(busy.items()):
-                    if now >= worker.deadline:
+                for conn, running in list(busy.items()):
+                    if now >= running.deadline:
                         del busy[conn]
-                        self._timed_out(worker, results, options)
+                        self._timed_out(server, running, results, options)
         except BaseException:
-            for worker in busy.values():
-                worker.kill()
+            for running in busy.values():
+                if server is not None:
+                    server.kill_job(running)
+            self.close()  # and every process below the server
             raise
         return [r if r is not None else ([], []) for r in results]
 
-    def _receive(self, worker: _Worker, results: list[Result | None], options: Options) -> bool:
-        """Handle one message; True when the worker is done with its job (or dead)."""
-        assert worker.job is not None
-        index, job = worker.job
+    def _receive(self, server: _Server, job: _Job, results: list[Result | None],
+                 options: Options) -> bool:
+        """Handle one message from a child; True when it is done with its file (or dead)."""
         try:
-            message: Any = worker.conn.recv()
+            message: Any = job.conn.recv()
         except (EOFError, OSError):
-            results[index] = ([], [self._crashed(worker, job, options)])
-            worker.kill()
+            results[job.index] = ([], [self._crashed(server, job, options)])
+            job.close()
             return True
-        if message[0] == "too-small":
-            worker.kill()
-            raise LimitTooSmall(message[1], message[2])
-        if message[0] == "started":
-            worker.deadline = time.monotonic() + options.timeout
-            return False
         if message[0] == "progress":
-            worker.doing = (message[2], message[3])
+            job.doing = (message[2], message[3])
             return False
-        if message[0] == "done":
-            printed = worker.output()  # the user's prints and warnings: stderr, never stdout
-            if printed:
-                sys.stderr.write(printed)
-                sys.stderr.flush()
-            results[index] = message[2]
-            worker.job = None
-            self.idle.append(worker)
-            return True
-        return False  # "ready"
+        printed = tail(job.capture)  # the user's prints and warnings: stderr, never stdout
+        if printed:
+            sys.stderr.write(printed)
+            sys.stderr.flush()
+        results[job.index] = message[2]
+        server.pids.pop(job.index, None)
+        job.close()
+        return True
 
-    def _crashed(self, worker: _Worker, job: FileJob, options: Options) -> Diagnostic:
-        try:
-            code = worker.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            code = None
-        text = worker.output()
+    def _crashed(self, server: _Server, job: _Job, options: Options) -> Diagnostic:
+        code = server.exit_of(job.index)
+        text = tail(job.capture)
         if options.debug:
             sys.stderr.write(text)
         fatal = _FATAL.search(text)
@@ -197,21 +308,38 @@ class WorkerPool:
             how = f"exited with status {code} (the user's code ended the process, e.g. os._exit)"
         else:
             how = "stopped answering"
-        doing, where = worker.doing
-        return stage_diagnostic("GL905", f"the worker checking {job.path} {how} while "
-                                f"{doing}", _located(text, job.path, where))
+        doing, where = job.doing
+        return stage_diagnostic("GL905", f"the worker checking {job.job.path} {how} while "
+                                f"{doing}", _located(text, job.job.path, where))
 
-    def _timed_out(self, worker: _Worker, results: list[Result | None],
+    def _timed_out(self, server: _Server, job: _Job, results: list[Result | None],
                    options: Options) -> None:
-        assert worker.job is not None
-        index, job = worker.job
-        stack = worker.dump_stack()
-        worker.kill()
-        doing, where = worker.doing
-        results[index] = ([], [stage_diagnostic(
-            "GL905", f"checking {job.path} timed out after {options.timeout:g} s while {doing} "
-            "(the location is where it was running); raise --timeout, or guard slow work with "
-            "`if __name__ == \"__main__\":`", _located(stack, job.path, where))])
+        stack = _dump_stack(server.pid_of(job.index), job.capture)
+        server.kill_job(job)
+        doing, where = job.doing
+        results[job.index] = ([], [stage_diagnostic(
+            "GL905", f"checking {job.job.path} timed out after {options.timeout:g} s while "
+            f"{doing} (the location is where it was running); raise --timeout, or guard slow "
+            "work with `if __name__ == \"__main__\":`", _located(stack, job.job.path, where))])
+
+
+def _dump_stack(pid: int | None, capture: IO[bytes]) -> str:
+    """Ask faulthandler for the stack of a hung child (SIGUSR1), then read it."""
+    before = tail(capture)
+    if pid is None:
+        return before
+    try:
+        os.kill(pid, signal.SIGUSR1)
+    except ProcessLookupError:
+        return before
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:
+        time.sleep(0.05)
+        text = tail(capture)
+        if len(text) > len(before) and "File " in text[len(before):]:
+            time.sleep(0.05)
+            return tail(capture)[len(before):]
+    return ""
 
 
 def _located(text: str, path: str, fallback: Location) -> Location:
@@ -227,7 +355,8 @@ _POOL: WorkerPool | None = None
 
 
 def run_jobs(jobs: Sequence[FileJob], options: Options) -> list[Result]:
-    """Run jobs on this process's pool (kept across calls; replaced if the limit changes)."""
+    """Run jobs on this process's fork server (kept across calls; replaced if the limits
+    change)."""
     global _POOL
     limits = (options.max_memory, options.jobs)
     if _POOL is not None and _POOL.limits != limits:

@@ -1,22 +1,44 @@
-"""The worker process: imports torch once, then checks one file per job until its pipe closes.
+"""The fork server and the process that checks one file: nothing one file does reaches another.
 
-It runs in a session of its own (the parent kills the whole group on a timeout), with its
-stdout and stderr on a capture file so nothing the user's code prints reaches gradlint's
-output, faulthandler writing a crash's (or, on SIGUSR1, a hang's) stack there for the parent to
-locate, and an address-space limit (``--max-memory``) so a runaway model fails here, not the
-machine.
+The server imports torch and gradlint once, then forks a fresh child for every file; the child
+imports the user's file, builds, traces, estimates, runs the rules, sends the result and exits.
+So no Python, torch, fd, signal, cwd or environment state of one file can reach the next: each
+child starts from the server's pristine state. The server never runs user code.
+
+Each child runs in a session of its own (the parent kills its group on a timeout), with stdout
+and stderr on a capture file of its own (nothing the user prints reaches gradlint's output;
+faulthandler writes a crash's, or on SIGUSR1 a hang's, stack there for the parent to locate),
+an address-space limit (``--max-memory``, gradlint/memory.py), and as a subreaper: whatever its
+user code started, even in a new session or daemonized, stays its descendant and is killed when
+the file is done. The server is a subreaper too, dies with the parent (PR_SET_PDEATHSIG) and on
+its way out kills every process below it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import faulthandler
+import gc
 import os
 import resource
 import signal
+import socket
 import sys
+import time
 import traceback
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from typing import Any
+
+_PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36
+_LIMIT = 0  # the address-space limit in force in a child, for the out-of-memory message
+_BUDGET: int | None = None  # parameter bytes above which models are built on meta
+
+
+def _prctl(option: int, value: int) -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: no subreaper, no death signal
+        pass
 
 
 def _limit_memory(limit: int) -> int:
@@ -30,16 +52,71 @@ def _limit_memory(limit: int) -> int:
     return limit
 
 
-_LIMIT = 0  # the address-space limit in force, for the out-of-memory message
-_BUDGET: int | None = None  # parameter bytes above which models are built on meta
+# ------------------------------------------------------------------------------ process trees
 
 
-def _reset_capture() -> None:
-    """Each job starts with an empty capture file, so a crash report shows only this file's."""
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    os.ftruncate(1, 0)
-    os.lseek(1, 0, os.SEEK_SET)
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process we can see (/proc)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as stat:
+                    fields = stat.read().rpartition(b")")[2].split()
+                found[int(entry)] = int(fields[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def descendants(root: int) -> list[int]:
+    """Every process below ``root``, parents before children."""
+    children: dict[int, list[int]] = {}
+    for pid, parent in _parents().items():
+        children.setdefault(parent, []).append(pid)
+    found: list[int] = []
+    todo = list(children.get(root, ()))
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, ()))
+    return found
+
+
+def _reap() -> list[tuple[int, int]]:
+    """Collect every exited child: (pid, exit code; -N for signal N)."""
+    done: list[tuple[int, int]] = []
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return done
+        if pid == 0:
+            return done
+        done.append((pid, os.waitstatus_to_exitcode(status)))
+
+
+def kill_below(root: int, spare: frozenset[int] = frozenset()) -> None:
+    """SIGKILL every process below ``root`` (a subreaper: orphans come back to it), except the
+    subtrees of ``spare``, until none is left; stop first so nothing forks in between."""
+    for _ in range(100):
+        victims = [pid for pid in descendants(root) if pid not in spare]
+        if spare:
+            kept = {pid for s in spare for pid in descendants(s)}
+            victims = [pid for pid in victims if pid not in kept]
+        if not victims:
+            return
+        for how in (signal.SIGSTOP, signal.SIGKILL):
+            for pid in victims:
+                try:
+                    os.kill(pid, how)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        time.sleep(0.005)
+        _reap()
+
+
+# ------------------------------------------------------------------------------ one file
 
 
 def _run(conn: Connection, index: int, path: str, names: tuple[str, ...], options: Any
@@ -74,14 +151,64 @@ def _failure(path: str, message: str, loc: Any = None) -> Any:
     return stage_diagnostic("GL905", message, loc or Location(path, 1))
 
 
-def serve(conn: Connection, max_memory: int | None, jobs: int) -> None:
-    """Answer jobs until the parent closes the pipe: ("started", i) at once, ("done", i, result).
+def _child(job: tuple[Any, ...], conn_fd: int, capture_fd: int, limit: int) -> None:
+    """The forked process of one file: never returns."""
+    global _LIMIT
+    try:
+        os.setsid()
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        os.dup2(capture_fd, 1)
+        os.dup2(capture_fd, 2)
+        os.close(capture_fd)
+        _, index, path, names, options, cwd, env = job
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env)
+        sys.argv = [path]  # argparse at import sees the file, not the worker's arguments
+        _LIMIT = _limit_memory(limit)
+        conn = Connection(conn_fd)
+        result = _run(conn, index, path, names, options)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        conn.send(("done", index, result))
+    finally:
+        try:
+            kill_below(os.getpid())  # whatever the user's code started ends with the file
+        finally:
+            os._exit(0)
 
-    The memory limit goes on once torch is imported, measured against what that import
-    reserved (gradlint/memory.py); a limit below that answers ("too-small", footprint) and
-    the worker leaves."""
-    global _LIMIT, _BUDGET
-    import torch  # pay the import once, before the first job's clock starts
+
+# ------------------------------------------------------------------------------ the server
+
+
+class _Leave(BaseException):
+    """SIGTERM/SIGHUP to the server: the parent is gone or wants everything stopped."""
+
+
+def _leave(signum: int, frame: Any) -> None:
+    raise _Leave(signum)
+
+
+def _warm_up() -> None:
+    """Check a tiny model once, so each child starts with gradlint's lazy imports and caches
+    loaded instead of paying for them per file."""
+    import torch.nn as nn
+
+    from gradlint.analyse import check_model
+
+    check_model(nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2)))
+
+
+def serve(control: socket.socket, max_memory: int | None, jobs: int) -> None:
+    """Fork one child per job until the parent closes the control socket.
+
+    The memory limit is measured against what the imports reserved (gradlint/memory.py); a
+    limit below that answers ("too-small", limit, footprint) and the server leaves."""
+    global _BUDGET
+    import torch  # pay the import once, before any job's clock starts
 
     # One thread: gradlint's tensors are small (moments, one forward pass for shapes), and on a
     # busy machine (CI, other hooks, --jobs workers) torch's spinning thread pool made the same
@@ -91,41 +218,65 @@ def serve(conn: Connection, max_memory: int | None, jobs: int) -> None:
     import gradlint.analyse  # noqa: F401
     from gradlint import memory
 
+    conn = Connection(os.dup(control.fileno()))
     footprint = memory.address_space()
     limit = memory.worker_limit(max_memory, jobs, footprint)
     if limit and limit < memory.floor(footprint):
         conn.send(("too-small", limit, footprint))
         return
-    _LIMIT = _limit_memory(limit)
-    _BUDGET = memory.parameter_budget(_LIMIT, footprint)
+    _BUDGET = memory.parameter_budget(limit, footprint)
+    _warm_up()
+    gc.collect()
+    gc.freeze()  # the children share these pages: keep the collector from touching them
     conn.send(("ready",))
+    running: dict[int, int] = {}  # pid -> job index
     while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return
-        _, index, path, names, options = message
-        _reset_capture()
-        conn.send(("started", index))
-        result = _run(conn, index, path, names, options)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        conn.send(("done", index, result))
+        if wait([conn], timeout=0.25):
+            try:
+                job = conn.recv()
+                _, fds, _, _ = socket.recv_fds(control, 1, 2)
+            except (EOFError, OSError):
+                return
+            pid = os.fork()
+            if pid == 0:
+                control.close()
+                conn.close()
+                _child(job, fds[0], fds[1], limit)
+            for fd in fds:
+                os.close(fd)
+            running[pid] = job[1]
+            conn.send(("forked", job[1], pid))
+        for pid, code in _reap():
+            if pid in running:
+                conn.send(("exited", running.pop(pid), code))
+        # what a finished or killed child left behind came back to us (a subreaper)
+        kill_below(os.getpid(), spare=frozenset(running))
 
 
 def main(argv: list[str]) -> None:
-    """``argv``: the socket's file descriptor, ``--max-memory`` in bytes ("default" or 0 for
-    none) and ``--jobs``."""
-    fd, jobs = int(argv[0]), int(argv[2])
+    """``argv``: the control socket's fd, ``--max-memory`` in bytes ("default" or 0 for none),
+    ``--jobs`` and the parent's pid."""
+    fd, jobs, parent = int(argv[0]), int(argv[2]), int(argv[3])
     max_memory = None if argv[1] == "default" else int(argv[1])
+    sys.dont_write_bytecode = True  # no __pycache__ in the user's tree
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, _leave)
+    signal.signal(signal.SIGHUP, _leave)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     faulthandler.enable(file=sys.stderr, all_threads=True)
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     try:
-        serve(Connection(fd), max_memory, jobs)
+        if os.getppid() == parent:  # else the parent died before the death signal was set
+            serve(socket.socket(fileno=fd), max_memory, jobs)
+    except _Leave:
+        pass
+    except BaseException:  # gradlint's own bug: say it where the parent shows it
+        traceback.print_exc()
+        raise
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        kill_below(os.getpid())
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)  # skip interpreter teardown: user atexit hooks and torch's are not ours
-
-
+        os._exit(0)  # skip interpreter teardown: torch's atexit hooks are not needed
