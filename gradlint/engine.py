@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import os
 import re
 import sys
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -47,9 +49,40 @@ class RuleError(Exception):
     """An extra rule folder gradlint cannot use: a broken check.py or a code already taken."""
 
 
+@contextlib.contextmanager
+def _stdout_on_stderr() -> Iterator[None]:
+    """What a user's rule prints while it loads goes to stderr: stdout carries the one report
+    document (``--format json``, ``gradlint rules --format json``). Both Python's ``print`` and
+    the process's descriptor 1 (``os.system``, C code) are redirected, for the while."""
+    if sys.stdout is not None:
+        sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no descriptor 1 or 2 (a daemon): Python's print is all there is
+        saved = -1
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved >= 0:
+            if sys.stderr is not None:
+                sys.stderr.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
 def _load_rule(folder: Path, custom: bool = False) -> Rule:
     """The one Rule subclass that ``folder/check.py`` defines. A user's rule (``custom``) gets
-    a module name of its own, and any failure becomes a RuleError that names the file."""
+    a module name of its own, its output goes to stderr, and any failure becomes a RuleError
+    that names the file."""
+    if not custom:
+        return _load_module_rule(folder, custom)
+    with _stdout_on_stderr():
+        return _load_module_rule(folder, custom)
+
+
+def _load_module_rule(folder: Path, custom: bool) -> Rule:
     path = folder / "check.py"
     name = "gradlint_rule_" + re.sub(r"\W", "_", folder.name)
     if custom:

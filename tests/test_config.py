@@ -187,9 +187,14 @@ MALFORMED = [  # (the whole pyproject.toml, words its one-line message must hold
     (b"[tool.gradlint]\nexclude = [1]\n", ["exclude", "list of strings"]),
     (b"[tool.gradlint]\nthreshold = nan\n", ["threshold"]),
 ]
+MALFORMED_IDS = [
+    "tool-string", "tool-array", "gradlint-integer", "not-utf8", "nested-deep", "not-toml",
+    "target-integer", "target-key", "kwargs-array", "args-integer", "inputs-bad-spec",
+    "inputs-nested", "inputs-dtype", "output-integer", "pfi-integer", "pfi-table", "pfi-bad-glob",
+    "exclude-integers", "threshold-nan"]
 
 
-@pytest.mark.parametrize(("content", "words"), MALFORMED)
+@pytest.mark.parametrize(("content", "words"), MALFORMED, ids=MALFORMED_IDS)
 def test_malformed_pyproject_is_one_line_error(run_gradlint: Any, tree_digest: Any,
                                                tmp_path: Path, content: bytes,
                                                words: list[str]) -> None:
@@ -276,6 +281,54 @@ def test_bad_custom_rules_are_config_errors(run_gradlint: Any, tmp_path: Path, f
     assert "Traceback" not in proc.stderr
     for word in ["pyproject.toml", "extend-rules", str(rule / "check.py"), *words]:
         assert word in proc.stderr, (word, proc.stderr)
+
+
+NOISY_RULE = textwrap.dedent("""\
+    import os
+    import sys
+
+    from gradlint.rule import Rule
+
+    print("noisy rule: print at import")
+    sys.stdout.write("noisy rule: sys.stdout.write at import\\n")
+    os.write(1, b"noisy rule: descriptor 1 at import\\n")
+
+
+    class Noisy(Rule):
+        code = "GL510"
+        name = "noisy"
+        severity = "warning"
+        summary = "Prints while it loads."
+
+        def __init__(self) -> None:
+            print("noisy rule: print in __init__")
+
+        def check(self, analysis):
+            return []
+    """)
+
+
+def test_extension_rule_output_goes_to_stderr(run_gradlint: Any, tree_digest: Any,
+                                              tmp_path: Path) -> None:
+    """A rule that prints while it loads (in the parent, and again in each worker) leaves
+    stdout to the one JSON document."""
+    rule = tmp_path / "myrules" / "GL510-noisy"
+    rule.mkdir(parents=True)
+    (rule / "check.py").write_text(NOISY_RULE, encoding="utf-8")
+    project(tmp_path, 'extend-rules = ["myrules"]')
+    (tmp_path / "m.py").write_text(WIDE_MODEL, encoding="utf-8")
+    before = tree_digest(tmp_path)
+    listed = run_gradlint("rules", "--format", "json", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "GL510" in [r["code"] for r in json.loads(listed.stdout)]
+    for what in ("print at import", "sys.stdout.write", "descriptor 1", "print in __init__"):
+        assert f"noisy rule: {what}" in listed.stderr
+    checked = run_gradlint("m.py", "--format", "json", "--select", "GL510", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert json.loads(checked.stdout)["summary"]["checked"] == 1
+    assert "noisy rule" not in checked.stdout
+    assert "Traceback" not in listed.stderr + checked.stderr
+    assert tree_digest(tmp_path) == before
 
 
 @pytest.fixture()
