@@ -84,6 +84,8 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ign
     if update_baseline and not baseline:
         _usage("--update-baseline needs --baseline FILE")
     config = _project_config()
+    _check_codes("--select", select)
+    _check_codes("--ignore", ignore)
     if threshold is not None and not 0 < threshold < 1:
         _usage("--threshold must be in (0, 1)")
     from gradlint.inputs import parse_spec
@@ -196,11 +198,12 @@ def _project_config() -> Any:
     """``[tool.gradlint]`` of the nearest pyproject.toml, its extend-rules loaded (usage error
     when either is broken)."""
     from gradlint.config import ConfigError, load_config
-    from gradlint.engine import use_config_rules
+    from gradlint.engine import check_config_codes, use_config_rules
 
     try:
         config = load_config(".")
         use_config_rules(config)
+        check_config_codes(config)
     except ConfigError as exc:
         _usage(str(exc))
     return config
@@ -221,6 +224,15 @@ def _apply_baseline(path: str, report: Any, diags: list[Any], update: bool) -> l
 
 def _codes(text: str) -> tuple[str, ...]:
     return tuple(c.strip().upper() for c in text.split(",") if c.strip())
+
+
+def _check_codes(option: str, text: str) -> None:
+    """A usage error for a code that matches no rule (extend-rules loaded by then)."""
+    from gradlint.engine import unknown_code
+
+    problem = unknown_code(text.split(","))
+    if problem:
+        _usage(f"{option}: {problem}")
 
 
 def _usage(message: str) -> None:

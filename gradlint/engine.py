@@ -147,6 +147,35 @@ def use_config_rules(config: Config) -> None:
         raise ConfigError(f"{config.path}: [tool.gradlint] extend-rules: {exc}") from None
 
 
+def unknown_code(codes: Iterable[str]) -> str | None:
+    """What is wrong with the first code or prefix that starts no known rule's code (built-in
+    or extend-rules), with the closest known one; None when all match. ``GL1O1`` (a letter O)
+    would otherwise deselect every rule without a word."""
+    known = [info.rule.code for info in discover_rules()]
+    for raw in codes:
+        code = raw.strip().upper()
+        if code and not any(k.startswith(code) for k in known):
+            import difflib
+
+            # a prefix is compared with prefixes of its length, a full code with the codes
+            candidates = sorted({k[:len(code)] for k in known} | set(known))
+            close = difflib.get_close_matches(code, candidates, n=1, cutoff=0.0)
+            hint = f"did you mean {close[0]}? " if close else ""
+            return f"{raw.strip()!r} matches no rule; {hint}(`gradlint rules` lists them)"
+    return None
+
+
+def check_config_codes(config: Config) -> None:
+    """The configuration's ``select``, ``ignore`` and ``per-file-ignores`` codes each match a
+    rule (ConfigError otherwise). Runs after ``use_config_rules``: extend-rules add codes."""
+    tables = [("select", config.select), ("ignore", config.ignore),
+              *((f"per-file-ignores {glob!r}", codes) for glob, codes in config.per_file_ignores)]
+    for key, codes in tables:
+        problem = unknown_code(codes)
+        if problem:
+            raise ConfigError(f"{config.path}: [tool.gradlint] {key}: {problem}")
+
+
 def discover_rules(extra: tuple[str, ...] | None = None) -> tuple[RuleInfo, ...]:
     """Every ``<CODE>-<name>/check.py`` under the built-in folder and the extra folders
     (default: those of ``use_rule_folders``)."""

@@ -271,6 +271,36 @@ def test_malformed_input_shape_is_usage_error(run_gradlint: Any) -> None:
     no_traceback(proc)
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--select", "GL1O1"], "--select: 'GL1O1' matches no rule; did you mean GL101?"),
+    (["--ignore", "GL101, gl1o2"], "--ignore: 'gl1o2' matches no rule; did you mean GL102?"),
+    (["--select", "GL1", "--ignore", "GL8"], "--ignore: 'GL8' matches no rule; did you mean"),
+    (["--select", "ALL"], "--select: 'ALL' matches no rule"),
+])
+def test_unknown_rule_code_is_usage_error(run_gradlint: Any, tree_digest: Any, repo_root: Path,
+                                          tmp_path: Path, args: list[str], message: str) -> None:
+    """A typo in a code would deselect every rule and pass silently: it is a usage error."""
+    (tmp_path / "model.py").write_bytes((repo_root / DEEP).read_bytes())
+    before = tree_digest(tmp_path)
+    proc = run_gradlint("model.py", "--format", "json", *args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"gradlint: error: {message}"), line
+    assert line.endswith("(`gradlint rules` lists them)")
+    no_traceback(proc)
+    assert tree_digest(tmp_path) == before
+
+
+def test_prefixes_of_known_codes_stay_valid(run_gradlint: Any, repo_root: Path,
+                                            tmp_path: Path) -> None:
+    (tmp_path / "model.py").write_bytes((repo_root / DEEP).read_bytes())
+    proc = run_gradlint("model.py", "--format", "json", "--select", "GL,gl1,GL10",
+                        "--ignore", "GL9,GL102", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert {d["code"] for d in json.loads(proc.stdout)["diagnostics"]} == {"GL101"}
+
+
 def test_no_arguments_is_usage_error(run_gradlint: Any) -> None:
     proc = run_gradlint()
     assert proc.returncode == 2

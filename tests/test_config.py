@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -186,12 +187,15 @@ MALFORMED = [  # (the whole pyproject.toml, words its one-line message must hold
     (b'[tool.gradlint.per-file-ignores]\n"[z-a].py" = ["GL1"]\n', ["'[z-a].py'", "glob"]),
     (b"[tool.gradlint]\nexclude = [1]\n", ["exclude", "list of strings"]),
     (b"[tool.gradlint]\nthreshold = nan\n", ["threshold"]),
+    (b'[tool.gradlint]\nselect = ["GL1O1"]\n', ["select", "'GL1O1'", "did you mean GL101?"]),
+    (b'[tool.gradlint]\nignore = ["GL1", "XY"]\n', ["ignore", "'XY'", "matches no rule"]),
+    (b'[tool.gradlint.per-file-ignores]\n"t/*" = ["GL1020"]\n', ["'t/*'", "'GL1020'", "GL102?"]),
 ]
 MALFORMED_IDS = [
     "tool-string", "tool-array", "gradlint-integer", "not-utf8", "nested-deep", "not-toml",
     "target-integer", "target-key", "kwargs-array", "args-integer", "inputs-bad-spec",
     "inputs-nested", "inputs-dtype", "output-integer", "pfi-integer", "pfi-table", "pfi-bad-glob",
-    "exclude-integers", "threshold-nan"]
+    "exclude-integers", "threshold-nan", "select-unknown", "ignore-unknown", "pfi-unknown"]
 
 
 @pytest.mark.parametrize(("content", "words"), MALFORMED, ids=MALFORMED_IDS)
@@ -222,7 +226,7 @@ def test_flags_win_over_config(run_gradlint: Any, repo_root: Path, tmp_path: Pat
     project(tmp_path, 'ignore = ["GL102"]\nthreshold = 1e-30')
     deep_copy(repo_root, tmp_path / "model.py")
     assert found(run_gradlint("model.py", "--format", "json", cwd=tmp_path)) == []
-    flags = run_gradlint("model.py", "--format", "json", "--threshold", "1e-2", "--ignore", "GL5",
+    flags = run_gradlint("model.py", "--format", "json", "--threshold", "1e-2", "--ignore", "GL104",
                          cwd=tmp_path)
     assert found(flags) == [("model.py", "GL101"), ("model.py", "GL102")]
 
@@ -281,6 +285,32 @@ def test_bad_custom_rules_are_config_errors(run_gradlint: Any, tmp_path: Path, f
     assert "Traceback" not in proc.stderr
     for word in ["pyproject.toml", "extend-rules", str(rule / "check.py"), *words]:
         assert word in proc.stderr, (word, proc.stderr)
+
+
+def test_extension_rule_codes_are_known(run_gradlint: Any, repo_root: Path,
+                                        tmp_path: Path) -> None:
+    """select/ignore/per-file-ignores and --select/--ignore may name a code extend-rules adds
+    (checked after the rules load); without the rule the same code is an error."""
+    root = rule_project(tmp_path, repo_root)
+    with open(root / "pyproject.toml", "a", encoding="utf-8") as f:
+        f.write('ignore = ["GL50"]\n[tool.gradlint.per-file-ignores]\n"t/*" = ["GL500"]\n')
+    (root / "m.py").write_text(WIDE_MODEL, encoding="utf-8")
+    assert run_gradlint("rules", cwd=root).returncode == 0
+    proc = run_gradlint("m.py", "--select", "GL500", "--ignore", "GL9", "--format", "json",
+                        cwd=root)
+    assert found(proc) == [("m.py", "GL500")]
+    bad = run_gradlint("m.py", "--select", "GL5001", cwd=root)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr == ("gradlint: error: --select: 'GL5001' matches no rule; did you mean "
+                          "GL500? (`gradlint rules` lists them)\n")
+    shutil.rmtree(root / "tools")  # the same configuration without the rule's folder
+    (root / "tools" / "gradlint_rules").mkdir(parents=True)
+    (root / "tools" / "gradlint_rules" / "GL600-other").mkdir()
+    (root / "tools" / "gradlint_rules" / "GL600-other" / "check.py").write_text(
+        readme_rule(repo_root).replace("GL500", "GL600"), encoding="utf-8")
+    gone = run_gradlint("rules", cwd=root)
+    assert gone.returncode == 2 and "Traceback" not in gone.stderr
+    assert "[tool.gradlint] ignore: 'GL50' matches no rule" in gone.stderr
 
 
 NOISY_RULE = textwrap.dedent("""\
