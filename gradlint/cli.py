@@ -83,6 +83,7 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ign
         _usage(f"--timeout must be a number of seconds in (0, {MAX_TIMEOUT:g}], not {timeout}")
     if update_baseline and not baseline:
         _usage("--update-baseline needs --baseline FILE")
+    _refuse_overwrite(paths, output, baseline)
     config = _project_config()
     _check_codes("--select", select)
     _check_codes("--ignore", ignore)
@@ -207,6 +208,38 @@ def _project_config() -> Any:
     except ConfigError as exc:
         _usage(str(exc))
     return config
+
+
+def _same_file(a: str, b: str) -> bool:
+    """One file under two names: the same real path, or (hard links) the same inode."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # either does not exist (yet), or a name with a NUL
+        return False
+
+
+def _refuse_overwrite(paths: tuple[str, ...], output: str | None, baseline: str | None) -> None:
+    """``--output`` and ``--baseline`` are written after the check: one that names a file
+    being checked (a PATH, or a ``.py`` under a PATH folder) would replace the user's code
+    with a report, and one file cannot be both."""
+    for option, target in (("--output", output), ("--baseline", baseline)):
+        if not target:
+            continue
+        real = os.path.realpath(target)
+        for arg in paths:
+            path = arg.partition("::")[0]  # as pipeline.split_target
+            if os.path.isdir(path):
+                folder = os.path.join(os.path.realpath(path), "")
+                if real.endswith(".py") and real.startswith(folder):
+                    _usage(f"{option} {target} is a .py file in {path}, which is being "
+                           "checked; write it elsewhere")
+            elif _same_file(target, path):
+                _usage(f"{option} {target} is {arg}, which is being checked; write it "
+                       "elsewhere")
+    if output and baseline and _same_file(output, baseline):
+        _usage(f"--output {output} and --baseline {baseline} are the same file")
 
 
 def _apply_baseline(path: str, report: Any, diags: list[Any], update: bool) -> list[Any]:

@@ -263,6 +263,42 @@ def test_output_into_missing_folder_is_usage_error(run_gradlint: Any, tmp_path: 
     no_traceback(proc)
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["model.py", "--output", "model.py"], "--output model.py is model.py, which is being "
+     "checked"),
+    (["model.py::DeepSigmoidMLP", "-o", "./model.py"], "--output ./model.py is "
+     "model.py::DeepSigmoidMLP"),
+    (["model.py", "-o", "link.py"], "--output link.py is model.py"),  # a symlink to it
+    (["link.py", "-o", "model.py"], "--output model.py is link.py"),
+    (["model.py", "-o", "hard.py"], "--output hard.py is model.py"),  # a hard link
+    (["src", "-o", "src/sub/../a.py"], "--output src/sub/../a.py is a .py file in src"),
+    (["src", "-o", "src/new.py"], "--output src/new.py is a .py file in src"),  # not there yet
+    ([".", "-o", "report.py"], "--output report.py is a .py file in ."),
+    (["model.py", "--baseline", "model.py", "--update-baseline"], "--baseline model.py is "
+     "model.py"),
+    (["model.py", "-o", "b.json", "--baseline", "./b.json"], "--output b.json and --baseline "
+     "./b.json are the same file"),
+])
+def test_output_over_a_checked_file_is_refused(run_gradlint: Any, tree_digest: Any,
+                                               repo_root: Path, tmp_path: Path,
+                                               args: list[str], message: str) -> None:
+    """The report would replace the model it is about (or the baseline it is compared with)."""
+    source = (repo_root / DEEP).read_bytes()
+    (tmp_path / "model.py").write_bytes(source)
+    (tmp_path / "link.py").symlink_to("model.py")
+    (tmp_path / "hard.py").hardlink_to(tmp_path / "model.py")
+    (tmp_path / "src" / "sub").mkdir(parents=True)
+    (tmp_path / "src" / "a.py").write_bytes(source)
+    before = tree_digest(tmp_path)
+    proc = run_gradlint(*args, "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"gradlint: error: {message}"), line
+    no_traceback(proc)
+    assert tree_digest(tmp_path) == before
+
+
 def test_malformed_input_shape_is_usage_error(run_gradlint: Any) -> None:
     proc = run_gradlint(DEEP, "--input", "3xq", "--quiet")
     assert proc.returncode == 2
