@@ -24,6 +24,7 @@ from dataclasses import astuple, dataclass, fields
 
 from gradlint.ftypes import Diagnostic, Report
 from gradlint.repo import display_path, repo_root
+from gradlint.report import LONE_SURROGATE
 from gradlint.suppressions import judged_files
 
 VERSION = 1
@@ -84,11 +85,18 @@ def entry_of(d: Diagnostic, root: str) -> Entry:
                  d.module or "", fingerprint(d.location.file, d.location.line))
 
 
+def _entry_json(entry: dict[str, str]) -> str:
+    """One entry's line, UTF-8 as it is; a file name that is not UTF-8 (a lone surrogate in
+    Python, which UTF-8 cannot hold) as json's ``\\udce9`` escape, which reads back to the same
+    name."""
+    line = json.dumps(entry, ensure_ascii=False)
+    return line if LONE_SURROGATE.search(line) is None else json.dumps(entry)
+
+
 def to_json(entries: Iterable[Entry]) -> str:
     """Stable, one entry per line, keys in a fixed order."""
     names = [f.name for f in fields(Entry)]
-    lines = [json.dumps(dict(zip(names, astuple(e), strict=True)), ensure_ascii=False)
-             for e in sorted(entries)]
+    lines = [_entry_json(dict(zip(names, astuple(e), strict=True))) for e in sorted(entries)]
     body = ",\n".join("    " + line for line in lines)
     findings = f"[\n{body}\n  ]" if lines else "[]"
     return f'{{\n  "gradlint_baseline": {VERSION},\n  "findings": {findings}\n}}\n'

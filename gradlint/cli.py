@@ -152,6 +152,10 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ign
     else:
         text = to_json(report, diags) + "\n" if fmt == "json" else to_text(
             report, diags, options.threshold, quiet, color)
+    if fmt in ("text", "github", "html"):  # JSON and SARIF escape inside their strings
+        from gradlint.report import escape_surrogates
+
+        text = escape_surrogates(text)  # a file name that is not UTF-8: caf\xe9.py
     if output:
         try:
             with open(output, "w", encoding="utf-8") as f:

@@ -96,7 +96,7 @@ def import_file(path: str, recorder: SiteRecorder, meta: bool = False) -> types.
     folder = os.path.dirname(os.path.abspath(path))
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    digest = hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:10]
+    digest = hashlib.sha1(os.fsencode(os.path.abspath(path))).hexdigest()[:10]
     stem = os.path.splitext(os.path.basename(path))[0].replace("-", "_")
     name = f"gradlint_target_{digest}_{stem}"
     spec = importlib.util.spec_from_file_location(name, path)

@@ -53,8 +53,10 @@ def display_path(path: str, root: str | None = None) -> str:
 
 
 def relative_uri(rel: str) -> str:
-    """A relative URI reference for a repository-relative path (``%`` and spaces encoded)."""
-    return quote(rel, safe="/")
+    """A relative URI reference for a repository-relative path (``%`` and spaces encoded),
+    percent-encoding the name's bytes: a name that is not UTF-8 (``caf\\xe9.py``) keeps its
+    bytes (``caf%E9.py``) instead of failing to encode."""
+    return quote(os.fsencode(rel), safe="/")
 
 
 def file_uri(path: str) -> str:

@@ -2,7 +2,9 @@
 
 One run whose driver lists every rule (documentation from the rule's README.md) and one result
 per diagnostic, GL9xx failures included, located by a repository-relative URI under
-``%SRCROOT%``. Valid against the OASIS schema (tests/data/sarif-schema-2.1.0.json).
+``%SRCROOT%`` (a file name that is not UTF-8 percent-encodes its bytes there, and shows them as
+``\\xe9`` escapes in message texts). Valid against the OASIS schema
+(tests/data/sarif-schema-2.1.0.json).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from gradlint import __version__
 from gradlint.ftypes import Diagnostic, Location, Report
 from gradlint.repo import file_uri, relative_uri, repo_relative, repo_root
+from gradlint.report import escape_json_surrogates
 
 SCHEMA_URI = ("https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/"
               "sarif-schema-2.1.0.json")
@@ -124,4 +127,5 @@ def to_sarif(report: Report, diagnostics: Sequence[Diagnostic]) -> str:
         "results": [result(d, index, root) for d in diagnostics],
     }
     doc = {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
-    return json.dumps(doc, indent=2, ensure_ascii=False)
+    return escape_json_surrogates(json.dumps(doc, indent=2, ensure_ascii=False),
+                                  ensure_ascii=False)

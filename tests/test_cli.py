@@ -7,6 +7,7 @@ through module-scoped fixtures.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -297,6 +298,42 @@ def test_output_over_a_checked_file_is_refused(run_gradlint: Any, tree_digest: A
     assert line.startswith(f"gradlint: error: {message}"), line
     no_traceback(proc)
     assert tree_digest(tmp_path) == before
+
+
+def test_a_file_name_that_is_not_utf8(tree_digest: Any, repo_root: Path,
+                                      tmp_path: Path) -> None:
+    """``caf\\xe9.py`` (Latin-1 bytes) is checked like any other file (gradlint's own module
+    name for it used to fail, GL901) and every format shows the byte as ``\\xe9`` in UTF-8
+    output; a baseline records the name and reads it back."""
+    src = tmp_path / "src"
+    src.mkdir()
+    try:
+        (src / os.fsdecode(b"caf\xe9.py")).write_bytes((repo_root / DEEP).read_bytes())
+    except (OSError, UnicodeError):
+        pytest.skip("this file system refuses a name that is not UTF-8")
+    before = tree_digest(src)
+
+    def run(*args: str) -> str:
+        proc = subprocess.run(["gradlint", "src", *args], cwd=tmp_path, capture_output=True,
+                              check=False, timeout=300)
+        stderr = proc.stderr.decode("utf-8", "replace")
+        assert "Traceback" not in stderr
+        assert proc.returncode == (0 if "--baseline" in args else 1), stderr
+        return proc.stdout.decode("utf-8")  # strict: the output is UTF-8
+
+    doc = json.loads(run("--format", "json"))
+    assert {d["code"] for d in doc["diagnostics"]} == {"GL101", "GL102"}
+    assert {d["file"] for d in doc["diagnostics"]} == {"src/caf\\xe9.py"}
+    assert [m["target"] for m in doc["models"]] == ["src/caf\\xe9.py::DeepSigmoidMLP"]
+    assert "src/caf\\xe9.py:15:29: GL101 [error]" in run("--format", "text")
+    assert "::error file=src/caf\\xe9.py,line=15," in run("--format", "github")
+    assert run("--format", "html", "--output", str(tmp_path / "report.html")) == ""
+    assert "src/caf\\xe9.py::DeepSigmoidMLP" in (tmp_path / "report.html").read_text(
+        encoding="utf-8")
+    baseline = str(tmp_path / "baseline.json")
+    for _ in range(2):  # records, then hides what it recorded
+        assert json.loads(run("--format", "json", "--baseline", baseline))["diagnostics"] == []
+    assert tree_digest(src) == before
 
 
 def test_malformed_input_shape_is_usage_error(run_gradlint: Any) -> None:

@@ -4,6 +4,8 @@ findings and runs with failed targets, with repository-relative locations."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from gradlint.sarif import readme_section, region
 pytestmark = pytest.mark.e2e  # also run on torch 2.13 (.ci/run)
 
 SCHEMA = Path(__file__).resolve().parent / "data" / "sarif-schema-2.1.0.json"
+DEEP = "examples/deep_sigmoid.py"
 
 
 @lru_cache(maxsize=1)
@@ -115,6 +118,32 @@ def test_outside_a_repository_the_cwd_is_the_root(run_gradlint: Any, repo_root: 
             for r in run["results"]}
     assert uris == {"pkg/model.py"}
     assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"].endswith("/")
+
+
+def test_a_file_name_that_is_not_utf8(run_gradlint: Any, tree_digest: Any, repo_root: Path,
+                                      tmp_path: Path) -> None:
+    """``caf\\xe9.py`` (Latin-1 bytes) is checked like any other file; its URI percent-encodes
+    the bytes and the messages show them as ``\\xe9``, in one valid document."""
+    folder = tmp_path / "pkg"
+    folder.mkdir()
+    try:
+        (folder / os.fsdecode(b"caf\xe9.py")).write_bytes((repo_root / DEEP).read_bytes())
+    except (OSError, UnicodeError):
+        pytest.skip("this file system refuses a name that is not UTF-8")
+    before = tree_digest(tmp_path)
+    proc = subprocess.run(["gradlint", "pkg", "--format", "sarif"], cwd=tmp_path,
+                          capture_output=True, check=False, timeout=300)
+    stderr = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    doc = json.loads(proc.stdout.decode("utf-8"))  # strict: the document is UTF-8
+    jsonschema.validate(doc, schema())
+    results = doc["runs"][0]["results"]
+    assert {r["ruleId"] for r in results} == {"GL101", "GL102"}  # checked, not GL901
+    assert {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            for r in results} == {"pkg/caf%E9.py"}
+    assert "pkg/caf\\xe9.py:15" in results[0]["message"]["text"]
+    assert tree_digest(tmp_path) == before
 
 
 def test_region_columns() -> None:
