@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 from gradlint.config import Config
 from gradlint.engine import is_selected
-from gradlint.files import find_source_files, path_order, prefilter_file
+from gradlint.files import find_source_files, path_order
 from gradlint.ftypes import Diagnostic, Location, ModelReport, Report
+from gradlint.prefilter import prefilter_file
 
 STAGE_NAMES = {"GL900": "syntax-error", "GL903": "trace-failed", "GL905": "worker-failed",
                "GL907": "not-imported"}

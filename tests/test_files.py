@@ -8,13 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gradlint.files import (
-    Prefilter,
-    SourceFile,
-    find_source_files,
-    prefilter_file,
-    prefilter_source,
-)
+from gradlint.files import SourceFile, find_source_files
+from gradlint.prefilter import Prefilter, prefilter_file, prefilter_source
 
 
 def _write(root: Path, rel: str, text: str = "") -> Path:
@@ -200,9 +195,14 @@ def test_assignment_from_a_function_call_does_work() -> None:
 def test_nested_calls_are_judged_individually() -> None:
     assert prefilter_source(MODEL + "\nmodel = Net()\nx = torch.randn(2, 3)\n").verdict == "model"
     assert prefilter_source(MODEL + "\nmodel = Net(load_config())\n").verdict == "does-work"
+    line = len(MODEL.splitlines()) + 2
+    # the receiver is judged first: an unknown capitalised class is not assumed harmless
     assert prefilter_source(MODEL + "\nTrainer(max_epochs=3).fit(Net())\n").reason == (
-        f"module-level call `Trainer(...).fit(...)` at line {len(MODEL.splitlines()) + 2} "
-        "runs at import")
+        f"module-level call `Trainer(...)` at line {line} runs at import "
+        "(`Trainer` cannot be resolved statically)")
+    assert prefilter_source(MODEL + "\nNet().fit(torch.randn(2, 4))\n").reason == (
+        f"module-level call `Net(...).fit(...)` at line {line} runs at import "
+        "(`.fit(...)` does work on any object)")
 
 
 def test_building_configs_and_setup_is_not_work() -> None:
