@@ -17,7 +17,7 @@ from gradlint.ftypes import Diagnostic, Location, ModelReport, StageError, Targe
 from gradlint.load import LoadRequest, load_targets, user_code
 from gradlint.pipeline import Options, diagnostic_order, stage_diagnostic
 from gradlint.rule import ModelAnalysis
-from gradlint.sources import remember_given_path
+from gradlint.sources import exception_site, remember_given_path
 from gradlint.trace import trace_target
 
 Progress = Callable[[str, Location], None]
@@ -79,11 +79,16 @@ def check_target(target: Target, options: Options) -> ModelReport:
                                                          target.name),))
     except Exception as exc:  # noqa: BLE001 - a gradlint bug must not stop the other targets
         detail = traceback.format_exc() if options.debug else f"{type(exc).__name__}: {exc}"
+        user = exception_site(exc, prefer=target.file)
+        if user is not None:  # the user's code raised (a __getattr__, a property): not ours
+            diag = stage_diagnostic("GL903", f"tracing {name} raised {detail} in the model's own "
+                                    "code", user, target.name)
+        else:
+            diag = stage_diagnostic("GL905", f"gradlint failed while analysing {name}: {detail};"
+                                    " please report this", Location(target.file, target.line),
+                                    target.name)
         return ModelReport(**base, status="failed", seconds=time.perf_counter() - start,
-                           diagnostics=(stage_diagnostic(
-                               "GL905", f"gradlint failed while analysing {name}: {detail}; "
-                               "please report this", Location(target.file, target.line),
-                               target.name),))
+                           diagnostics=(diag,))
     seconds = time.perf_counter() - start  # the lint itself; verification is extra
     verification = None
     if options.verify:

@@ -26,7 +26,7 @@ from gradlint.config import TargetConfig
 from gradlint.construction import Site, SiteRecorder
 from gradlint.ftypes import Diagnostic, Location, ModelReport, Target
 from gradlint.inputs import parse_spec
-from gradlint.metaprobe import MetaDrawsNothing, dynamo_left_out
+from gradlint.metaprobe import MetaDrawsNothing, OutsideEffect, dynamo_left_out, outside_refused
 from gradlint.sources import display_path, exception_site
 
 RULE_NAMES = {"GL901": "import-failed", "GL902": "needs-arguments", "GL906": "construction-failed"}
@@ -57,7 +57,10 @@ def memory_budget(limit: int | None = None) -> int:
 
 
 def _param_bytes(model: nn.Module) -> int:
-    return sum(p.numel() * p.element_size() for p in model.parameters())
+    """Bytes of parameters; a lazy module's (``nn.LazyLinear``) are not sized until its first
+    forward and count 0 here."""
+    return sum(p.numel() * p.element_size() for p in model.parameters()
+               if not isinstance(p, nn.parameter.UninitializedParameter))
 
 
 def _diag(code: str, message: str, loc: Location, target: str = "",
@@ -78,6 +81,8 @@ def _user_location(exc: BaseException, path: str) -> Location:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
         return f"SystemExit({exc.code!r})"
+    if isinstance(exc, OutsideEffect):
+        return f"OutsideEffect: {exc}"
     if isinstance(exc, MemoryError):
         return "MemoryError (out of memory: --max-memory sets the limit; --meta builds models " \
             "without memory)"
@@ -120,7 +125,7 @@ def _required_params(cls: type) -> list[str]:
 
 def _class_line(obj: Any) -> int:
     try:
-        return inspect.getsourcelines(obj)[1]
+        return max(inspect.getsourcelines(obj)[1], 1)  # a module's "line" is 0
     except (OSError, TypeError):
         return 1
 
@@ -278,7 +283,8 @@ def _discover(req: LoadRequest, module: types.ModuleType, recorder: SiteRecorder
     needs_args: list[tuple[type, list[str]]] = []
     here = os.path.abspath(req.path)
     instance_types: set[type] = set()
-    for name, obj in vars(module).items():
+    # snapshots: building a class can add names (a warning's __warningregistry__, ``global``)
+    for name, obj in list(vars(module).items()):
         if name.startswith("_") or not isinstance(obj, nn.Module):
             continue
         site = recorder.sites.get(id(obj))
@@ -287,7 +293,7 @@ def _discover(req: LoadRequest, module: types.ModuleType, recorder: SiteRecorder
             continue  # imported from elsewhere, not built by this file
         candidates.append(_Candidate(name, obj, anchor.line, None))
         instance_types.add(type(obj))
-    for name, obj in vars(module).items():
+    for name, obj in list(vars(module).items()):
         if not (inspect.isclass(obj) and issubclass(obj, nn.Module)) or obj in instance_types:
             continue
         if obj.__module__ != module.__name__ or inspect.isabstract(obj):
@@ -350,8 +356,18 @@ def _construct(obj: Any, cfg: TargetConfig, recorder: SiteRecorder, meta: bool,
         try:
             # below the device mode: it hands each call on, then the draw reaches this one
             with recorder, user_code(), dynamo_left_out(stand_in), MetaDrawsNothing(), \
-                    torch.device("meta"):
+                    torch.device("meta"), outside_refused() as tried:
                 probe = obj(*cfg.args, **cfg.kwargs)
+            if tried:  # the user's code caught the refusal and went on
+                raise tried[0]
+            break
+        except OutsideEffect as exc:  # stopped before it touched anything: build for real
+            if meta:
+                raise OutsideEffect(
+                    f"tried to {exc} on the meta device (--meta), which gradlint refuses (a "
+                    "checkpoint written now would hold meta tensors); drop --meta to build it "
+                    "for real").with_traceback(exc.__traceback__) from None
+            probe = None
             break
         except Exception:  # noqa: BLE001 - some constructors need real tensors: build for real
             if meta and not stand_in:

@@ -1,5 +1,7 @@
-"""Building a model on the meta device cheaply: the size probe gradlint runs before it builds a
-model for real (load._construct), so that a 70B-parameter config never touches RAM.
+"""Building a model on the meta device cheaply and without side effects: the size probe gradlint
+runs before it builds a model for real (load._construct), so that a 70B-parameter config never
+touches RAM, and so that the probe cannot reach outside (a checkpoint of meta tensors written,
+a process started, a download): a constructor that tries is stopped, and built for real once.
 
 A meta tensor has no data, yet torch sends many ops on it (elementwise arithmetic, ``cat``,
 ``stack``, ``triu``, random fills) through Python reference kernels (torch._refs) wrapped by
@@ -12,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import sys
+import tempfile
 import types
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -98,3 +102,96 @@ def dynamo_left_out(enabled: bool = True) -> Iterator[None]:
         for fn in stand_in.disabled:  # torch caches the disabled kernel on the function
             if getattr(fn, "__dict__", {}).get("__dynamo_disable") is fn:
                 delattr(fn, "__dynamo_disable")
+
+
+# ------------------------------------------------------------------------ no outside effects
+
+class OutsideEffect(BaseException):
+    """A constructor run on the meta device tried to reach outside its process. A
+    BaseException, so that the user's ``except Exception`` cannot carry on without it."""
+
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+# audit events (the stdlib's table of them) that change something outside the process
+_EFFECTS = {
+    "subprocess.Popen": "start a process", "os.system": "start a process",
+    "os.exec": "start a process", "os.posix_spawn": "start a process",
+    "os.spawn": "start a process", "os.fork": "fork", "os.forkpty": "fork",
+    "pty.spawn": "start a process", "os.startfile": "start a process",
+    "socket.connect": "open a network connection", "socket.bind": "open a network socket",
+    "socket.sendto": "send over the network", "socket.sendmsg": "send over the network",
+    "socket.getaddrinfo": "look up a host", "socket.gethostbyname": "look up a host",
+    "urllib.Request": "download", "http.client.connect": "open a network connection",
+    "ftplib.connect": "open a network connection", "smtplib.connect": "send mail",
+    "webbrowser.open": "open a browser", "sqlite3.connect": "open a database",
+    "os.remove": "delete a file", "os.rmdir": "delete a folder", "os.rename": "rename a file",
+    "os.mkdir": "create a folder", "os.link": "create a link", "os.symlink": "create a link",
+    "os.truncate": "truncate a file", "os.chmod": "change a file's mode",
+    "os.chown": "change a file's owner", "os.utime": "touch a file",
+    "os.setxattr": "change a file's attributes", "os.removexattr": "change a file's attributes",
+    "shutil.copyfile": "copy a file", "shutil.copymode": "change a file's mode",
+    "shutil.copystat": "change a file's attributes", "shutil.copytree": "copy a folder",
+    "shutil.move": "move a file", "shutil.rmtree": "delete a folder",
+    "shutil.make_archive": "write an archive", "shutil.unpack_archive": "unpack an archive",
+    "os.kill": "signal a process", "os.killpg": "signal a process",
+    "signal.pthread_kill": "signal a thread",
+}
+
+
+def _effect(event: str, args: tuple[Any, ...]) -> str | None:
+    """What an audit event would do to the outside, in words; None for nothing."""
+    if event == "open":
+        path, mode, flags = (tuple(args) + (None, None, None))[:3]
+        writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+            isinstance(flags, int) and flags & _WRITE_FLAGS)
+        return f"open {path!r} for writing" if writes and path != os.devnull else None
+    what = _EFFECTS.get(event)
+    if what is None:
+        return None
+    if event == "os.mkdir" and args and _in_temp(args[0]):
+        return None  # torch's compiler caches make their folders on import; no data written
+    shown = f" ({args[0]!r})" if args and isinstance(args[0], (str, bytes, os.PathLike)) else ""
+    return what + shown[:200]
+
+
+def _in_temp(path: Any) -> bool:
+    try:
+        folder = os.path.realpath(tempfile.gettempdir())
+        return os.path.realpath(os.fsdecode(path)).startswith(folder + os.sep)
+    except (TypeError, ValueError):
+        return False
+
+
+class _Guard:
+    tried: list[OutsideEffect] | None = None  # set while a constructor runs guarded
+    hooked = False
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if _Guard.tried is None:
+        return
+    what = _effect(event, args)
+    if what is not None:
+        refused = OutsideEffect(what)  # kept: its traceback shows the user's line even when
+        _Guard.tried.append(refused)  # the user's code catches it
+        raise refused
+
+
+@contextlib.contextmanager
+def outside_refused() -> Iterator[list[OutsideEffect]]:
+    """While active, anything that would write a file, start a process, open a connection or
+    signal a process raises ``OutsideEffect`` instead; the list holds each one raised, even
+    when user code caught it. Python audit hooks cannot be removed, so the hook is
+    added once and does nothing outside this block."""
+    if not _Guard.hooked:
+        # tempfile finds its folder by writing a file there, once per process; torch's lazy
+        # imports (torch._dynamo) ask for it: do it now, not as the constructor's effect
+        tempfile.gettempdir()
+        sys.addaudithook(_audit)
+        _Guard.hooked = True
+    tried: list[OutsideEffect] = []
+    outer, _Guard.tried = _Guard.tried, tried
+    try:
+        yield tried
+    finally:
+        _Guard.tried = outer

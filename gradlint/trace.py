@@ -94,10 +94,32 @@ def owners_of(model: nn.Module, sites: dict[str, tuple[Location | None, Location
                             tuple(aliases.get(i.name, ()))) for i in infos)
 
 
+def _materialize_lazy(model: nn.Module, target: Target) -> None:
+    """Lazy layers (``nn.LazyLinear``) get their shapes, and so their init, from the first
+    forward: run it once on the example inputs, as training would."""
+    lazy = [name for name, m in model.named_modules()
+            if any(isinstance(p, nn.parameter.UninitializedParameter)
+                   for p in m.parameters(recurse=False))]
+    if not lazy:
+        return
+    if target.inputs is None:
+        raise StageError("GL903", f"{type(model).__name__} has lazy layers ('{lazy[0]}') whose "
+                         "sizes the first forward sets: pass --input SHAPE[:DTYPE] or define "
+                         "example_inputs() in the file", Location(target.file, target.line))
+    try:
+        with torch.no_grad():
+            model(*target.inputs)
+    except Exception as exc:  # noqa: BLE001 - the user's forward on their input
+        raise StageError("GL903", f"running {type(model).__name__} once to size its lazy layers "
+                         f"raised {type(exc).__name__}: {exc}",
+                         Location(target.file, target.line)) from exc
+
+
 def trace_target(target: Target) -> LayerGraph:
     """Trace a target; user-caused failures become ``StageError('GL903', ...)``."""
     model = target.model
     assert isinstance(model, nn.Module)
+    _materialize_lazy(model, target)
     stats, default_init = parameter_stats(model)
     concrete = _defaulted_args(model)
     spliced: set[str] = set()

@@ -69,17 +69,34 @@ def _parents() -> dict[int, int]:
     return found
 
 
-def descendants(root: int) -> list[int]:
-    """Every process below ``root``, parents before children."""
-    children: dict[int, list[int]] = {}
-    for pid, parent in _parents().items():
-        children.setdefault(parent, []).append(pid)
+def _children_of(pid: int) -> list[int]:
+    """Direct children, from /proc/PID/task/*/children (a read per thread)."""
     found: list[int] = []
-    todo = list(children.get(root, ()))
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children", "rb") as f:
+                found.extend(int(c) for c in f.read().split())
+    except (OSError, ValueError):  # gone meanwhile
+        pass
+    return found
+
+
+def descendants(root: int) -> list[int]:
+    """Every process below ``root``, parents before children: a few reads per process found
+    where the kernel lists children, else one read per process on the machine."""
+    if os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children"):
+        direct = _children_of
+    else:
+        children: dict[int, list[int]] = {}
+        for pid, parent in _parents().items():
+            children.setdefault(parent, []).append(pid)
+        direct = lambda pid: children.get(pid, [])  # noqa: E731
+    found: list[int] = []
+    todo = list(direct(root))
     while todo:
         pid = todo.pop()
         found.append(pid)
-        todo.extend(children.get(pid, ()))
+        todo.extend(direct(pid))
     return found
 
 
@@ -96,13 +113,13 @@ def _reap() -> list[tuple[int, int]]:
         done.append((pid, os.waitstatus_to_exitcode(status)))
 
 
-def kill_below(root: int, spare: frozenset[int] = frozenset()) -> None:
+def kill_below(root: int, keep: frozenset[int] = frozenset()) -> None:
     """SIGKILL every process below ``root`` (a subreaper: orphans come back to it), except the
-    subtrees of ``spare``, until none is left; stop first so nothing forks in between."""
+    subtrees of ``keep``, until none is left; stop first so nothing forks in between."""
     for _ in range(100):
-        victims = [pid for pid in descendants(root) if pid not in spare]
-        if spare:
-            kept = {pid for s in spare for pid in descendants(s)}
+        victims = descendants(root)
+        if keep:
+            kept = keep.union(*(descendants(pid) for pid in keep))
             victims = [pid for pid in victims if pid not in kept]
         if not victims:
             return
@@ -113,7 +130,11 @@ def kill_below(root: int, spare: frozenset[int] = frozenset()) -> None:
                 except (ProcessLookupError, PermissionError):
                     pass
         time.sleep(0.005)
-        _reap()
+        for pid in victims:  # ours once orphaned (we are a subreaper): collect them
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
 
 
 # ------------------------------------------------------------------------------ one file
@@ -151,8 +172,9 @@ def _failure(path: str, message: str, loc: Any = None) -> Any:
     return stage_diagnostic("GL905", message, loc or Location(path, 1))
 
 
-def _child(job: tuple[Any, ...], conn_fd: int, capture_fd: int, limit: int) -> None:
-    """The forked process of one file: never returns."""
+def _child(sock: socket.socket, limit: int) -> None:
+    """A process forked ahead of its file: it waits for the job on a socket of its own, checks
+    that one file and exits; never returns."""
     global _LIMIT
     try:
         os.setsid()
@@ -160,6 +182,14 @@ def _child(job: tuple[Any, ...], conn_fd: int, capture_fd: int, limit: int) -> N
         _prctl(_PR_SET_CHILD_SUBREAPER, 1)
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
+        _touch()  # while the previous file is being checked
+        try:
+            with Connection(os.dup(sock.fileno())) as handed:
+                job = handed.recv()
+            _, (conn_fd, capture_fd), _, _ = socket.recv_fds(sock, 1, 2)
+        except (EOFError, OSError, ValueError):  # the server left before a file came
+            return
+        sock.close()
         os.dup2(capture_fd, 1)
         os.dup2(capture_fd, 2)
         os.close(capture_fd)
@@ -181,6 +211,28 @@ def _child(job: tuple[Any, ...], conn_fd: int, capture_fd: int, limit: int) -> N
             os._exit(0)
 
 
+class _Spare:
+    """The next file's process, forked before the file comes: forking a process with torch
+    loaded takes ~20-30 ms, which then overlaps the previous file's check."""
+
+    def __init__(self, limit: int, inherited: tuple[Any, ...]) -> None:
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            for held in inherited:  # the server's control socket is not the child's
+                held.close()
+            _child(theirs, limit)
+        theirs.close()
+        self.pid, self.sock = pid, ours
+
+    def hand(self, job: tuple[Any, ...], fds: list[int]) -> None:
+        with Connection(os.dup(self.sock.fileno())) as conn:
+            conn.send(job)
+        socket.send_fds(self.sock, [b"F"], fds)
+        self.sock.close()
+
+
 # ------------------------------------------------------------------------------ the server
 
 
@@ -192,14 +244,63 @@ def _leave(signum: int, frame: Any) -> None:
     raise _Leave(signum)
 
 
-def _warm_up() -> None:
-    """Check a tiny model once, so each child starts with gradlint's lazy imports and caches
-    loaded instead of paying for them per file."""
+_WARM_UP = """
+import torch
+import torch.nn as nn
+
+
+class WarmUp(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 16)
+        self.norm = nn.LayerNorm(16)
+        self.acts = nn.ModuleList([nn.ReLU(), nn.GELU(), nn.Tanh(), nn.Sigmoid(), nn.SiLU()])
+        self.head = nn.Linear(16, 2)
+
+    def forward(self, x):
+        h = self.pool(torch.relu(self.bn(self.conv(x)))).flatten(1)
+        h = self.norm(self.fc(h))
+        for act in self.acts:
+            h = h + act(h)
+        return self.head(h)
+"""
+
+
+def _touch() -> None:
+    """A spare's warm-up while it waits: a fresh fork faults in each page a check touches
+    (copy-on-write heap, library code); a tiny check first took a 200-file tree's per-file
+    time from ~55 to ~44 ms (a warm reused process: ~22 ms; a heavier warm-up here ran past
+    the previous file's check and cost more than it saved)."""
     import torch.nn as nn
 
     from gradlint.analyse import check_model
 
-    check_model(nn.Sequential(nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2)))
+    check_model(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)))
+
+
+def _warm_up() -> None:
+    """Check a small model file once, so that each child starts with what a first check loads
+    lazily (numpy.random for the seeds, the quadrature grids, source lines of torch's files
+    for construction sites) instead of paying ~0.1 s for it per file. sys.path and the
+    module table are put back as they were."""
+    import tempfile
+
+    from gradlint.analyse import analyse_file
+    from gradlint.pipeline import Options
+
+    path, modules = list(sys.path), set(sys.modules)
+    with tempfile.TemporaryDirectory() as folder:
+        model = os.path.join(folder, "warm_up.py")
+        with open(model, "w", encoding="utf-8") as f:
+            f.write(_WARM_UP)
+        analyse_file(model, (), Options())
+    sys.path[:] = path
+    for name in set(sys.modules) - modules:
+        if name.startswith("gradlint_target_"):
+            del sys.modules[name]
 
 
 def serve(control: socket.socket, max_memory: int | None, jobs: int) -> None:
@@ -230,27 +331,30 @@ def serve(control: socket.socket, max_memory: int | None, jobs: int) -> None:
     gc.freeze()  # the children share these pages: keep the collector from touching them
     conn.send(("ready",))
     running: dict[int, int] = {}  # pid -> job index
+    spare = _Spare(limit, (control, conn))
     while True:
-        if wait([conn], timeout=0.25):
+        if wait([conn], timeout=0.5):
             try:
                 job = conn.recv()
                 _, fds, _, _ = socket.recv_fds(control, 1, 2)
             except (EOFError, OSError):
                 return
-            pid = os.fork()
-            if pid == 0:
-                control.close()
-                conn.close()
-                _child(job, fds[0], fds[1], limit)
+            try:
+                spare.hand(job, fds)
+            except OSError:  # the spare died (killed from outside): fork one now
+                spare = _Spare(limit, (control, conn))
+                spare.hand(job, fds)
             for fd in fds:
                 os.close(fd)
-            running[pid] = job[1]
-            conn.send(("forked", job[1], pid))
-        for pid, code in _reap():
+            running[spare.pid] = job[1]
+            conn.send(("forked", job[1], spare.pid))
+            spare = _Spare(limit, (control, conn))
+        ended = _reap()
+        for pid, code in ended:
             if pid in running:
                 conn.send(("exited", running.pop(pid), code))
-        # what a finished or killed child left behind came back to us (a subreaper)
-        kill_below(os.getpid(), spare=frozenset(running))
+        if ended:  # what a finished or killed child left behind came back to us (a subreaper)
+            kill_below(os.getpid(), keep=frozenset(running) | {spare.pid})
 
 
 def main(argv: list[str]) -> None:
