@@ -92,6 +92,7 @@ class _Server:
         self.alive = True
         self.pids: dict[int, int] = {}  # job index -> pid of its child
         self.exits: dict[int, int] = {}  # job index -> exit code (-N: signal N)
+        self.preloaded: set[str] = set()
 
     def start(self) -> str | None:
         """Wait until the server has imported torch; None, or why it could not start."""
@@ -133,6 +134,13 @@ class _Server:
         finally:
             theirs.close()
         return _Job(index, job, Connection(ours.detach()), capture, options.timeout)
+
+    def preload(self, names: Sequence[str]) -> None:
+        """Have the server import what a file's process needed, once (worker.PRELOAD)."""
+        new = tuple(n for n in names if n not in self.preloaded)
+        if new:
+            self.preloaded.update(new)
+            self.conn.send(("preload", new))
 
     def pid_of(self, index: int, patience: float = 5.0) -> int | None:
         """The child's pid: the server says it right after forking."""
@@ -287,6 +295,7 @@ class WorkerPool:
             sys.stderr.write(printed)
             sys.stderr.flush()
         results[job.index] = message[2]
+        server.preload(message[3])
         server.pids.pop(job.index, None)
         job.close()
         return True

@@ -30,6 +30,9 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 _PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36
+# imports a file may need that cost ~1 s (the export fallback's torch._dynamo): once a file's
+# process has imported one, the server imports it too, so later files start with it
+PRELOAD = ("torch._dynamo",)
 _LIMIT = 0  # the address-space limit in force in a child, for the out-of-memory message
 _BUDGET: int | None = None  # parameter bytes above which models are built on meta
 
@@ -182,6 +185,12 @@ def _child(sock: socket.socket, limit: int) -> None:
         _prctl(_PR_SET_CHILD_SUBREAPER, 1)
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
+        import torch
+
+        # after a fork torch rebuilds its thread pool lazily; autograd's device threads
+        # (--verify's backward) raced to do it and one in ~30 runs aborted ("Invalid thread
+        # pool!"): build it here, before any thread exists
+        torch.set_num_threads(1)
         _touch()  # while the previous file is being checked
         try:
             with Connection(os.dup(sock.fileno())) as handed:
@@ -203,7 +212,7 @@ def _child(sock: socket.socket, limit: int) -> None:
         result = _run(conn, index, path, names, options)
         sys.stdout.flush()
         sys.stderr.flush()
-        conn.send(("done", index, result))
+        conn.send(("done", index, result, tuple(m for m in PRELOAD if m in sys.modules)))
     finally:
         try:
             kill_below(os.getpid())  # whatever the user's code started ends with the file
@@ -303,6 +312,16 @@ def _warm_up() -> None:
             del sys.modules[name]
 
 
+def _no_threads() -> None:
+    """A process that forks must not run threads (a lock held at the fork stays held in the
+    child): torch.fx's Interpreter makes a tqdm bar, whose first use starts a monitor thread."""
+    try:
+        import tqdm
+    except ImportError:
+        return
+    tqdm.tqdm.monitor_interval = 0
+
+
 def serve(control: socket.socket, max_memory: int | None, jobs: int) -> None:
     """Fork one child per job until the parent closes the control socket.
 
@@ -319,6 +338,7 @@ def serve(control: socket.socket, max_memory: int | None, jobs: int) -> None:
     import gradlint.analyse  # noqa: F401
     from gradlint import memory
 
+    _no_threads()
     conn = Connection(os.dup(control.fileno()))
     footprint = memory.address_space()
     limit = memory.worker_limit(max_memory, jobs, footprint)
@@ -336,6 +356,9 @@ def serve(control: socket.socket, max_memory: int | None, jobs: int) -> None:
         if wait([conn], timeout=0.5):
             try:
                 job = conn.recv()
+                if job[0] == "preload":
+                    spare = _preload(job[1], spare, limit, (control, conn))
+                    continue
                 _, fds, _, _ = socket.recv_fds(control, 1, 2)
             except (EOFError, OSError):
                 return
@@ -357,10 +380,31 @@ def serve(control: socket.socket, max_memory: int | None, jobs: int) -> None:
             kill_below(os.getpid(), keep=frozenset(running) | {spare.pid})
 
 
+def _preload(names: tuple[str, ...], spare: _Spare, limit: int,
+             inherited: tuple[Any, ...]) -> _Spare:
+    """Import what a file's process needed (``PRELOAD``), and fork a spare that has it."""
+    import importlib
+
+    for name in names:
+        if name in PRELOAD:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - each file's process will import it then
+                pass
+    _no_threads()
+    gc.collect()
+    gc.freeze()
+    spare.sock.close()  # the old spare sees EOF and leaves
+    return _Spare(limit, inherited)
+
+
 def main(argv: list[str]) -> None:
     """``argv``: the control socket's fd, ``--max-memory`` in bytes ("default" or 0 for none),
     ``--jobs`` and the parent's pid."""
     fd, jobs, parent = int(argv[0]), int(argv[2]), int(argv[3])
+    # a process that forks must not run threads: OpenBLAS (numpy) starts one per core at load
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"
     max_memory = None if argv[1] == "default" else int(argv[1])
     sys.dont_write_bytecode = True  # no __pycache__ in the user's tree
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle

@@ -606,3 +606,55 @@ def test_the_marker_sees_a_live_process(tmp_path: Path) -> None:
         sleeper.kill()
         sleeper.wait()
     assert marked(mark) == []
+
+
+NEEDS_EXPORT = """
+import torch
+import torch.nn as nn
+
+
+class Loopy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):  # range() of a size: fx cannot trace it, torch.export can
+        return torch.stack([self.fc(x[:, t]) for t in range(x.size(1))], dim=1)
+"""
+
+ASKS = """
+import sys
+
+import torch.nn as nn
+
+
+class Asks(nn.Module):
+    def __init__(self):
+        super().__init__()
+        assert "torch._dynamo" in sys.modules, "this file's process had to import dynamo"
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.fc(x)
+"""
+
+
+def test_the_export_fallback_pays_dynamos_import_once(tmp_path: Path) -> None:
+    case = Case(tmp_path, {"aa_loopy.py": NEEDS_EXPORT, "bb_asks.py": "import torch\n" + ASKS})
+    doc, _ = case.run("aa_loopy.py::Loopy", "bb_asks.py", "--jobs", "1", "--input", "2x3x4",
+                      code=0)
+    assert model(doc, "aa_loopy.py::Loopy")["tracer"] == "export"
+    assert model(doc, "bb_asks.py::Asks")["status"] == "ok"
+
+
+def test_the_fork_server_runs_one_thread() -> None:
+    """A lock another thread holds at a fork stays held in the child: the server has none
+    (tqdm's monitor, OpenBLAS's pool were two)."""
+    from gradlint.pool import _Server
+
+    server = _Server((None, 1))
+    try:
+        assert server.start() is None
+        assert os.listdir(f"/proc/{server.proc.pid}/task") == [str(server.proc.pid)]
+    finally:
+        server.close()
