@@ -18,6 +18,7 @@ if str(ROOT) not in sys.path:
 from bench import accuracy  # noqa: E402
 
 
+@pytest.mark.slow  # ~20 s: CI's slow step runs it
 def test_quick_run_writes_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "acc.md"
     assert accuracy.main(["--quick", "--out", str(out)]) == 0

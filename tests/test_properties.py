@@ -543,6 +543,7 @@ def test_found_regressions_within_a_fifth_of_a_decade(arch: Arch) -> None:
     assert errors and max(errors.values()) <= 0.2, errors
 
 
+@pytest.mark.slow  # ~1 min: CI's slow step runs it
 @_settings(60)
 @given(plain_chain())
 def test_estimate_within_a_decade_on_high_confidence_plain_chains(arch: Arch) -> None:
