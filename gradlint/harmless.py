@@ -80,7 +80,7 @@ APIS: tuple[Api, ...] = (
     Api(r"torch\.(jit\.(script|ignore|unused|export|interface|script_method)|fx\.wrap"
         r"|compiler\.(disable|allow_in_graph|assume_constant_result))", stores=True),
     Api(r"torch\.(jit\.(is_scripting|is_tracing|annotate|Final|Attribute)|fx\.\w+"
-        r"|compiler\.is_compiling|export\.(export|Dim)|utils\.checkpoint\.\w+"
+        r"|compiler\.(is_compiling|is_exporting|is_dynamo_compiling)|export\.(export|Dim)|utils\.checkpoint\.\w+"
         r"|utils\.data\.(Dataset|IterableDataset|TensorDataset|Subset|ConcatDataset"
         r"|random_split|default_collate)|sparse\.\w+|ao\.quantization\.\w+"
         r"|overrides\.\w+|types\.\w+)"),
@@ -119,6 +119,8 @@ APIS: tuple[Api, ...] = (
         r"|decimal|random|statistics|bisect|heapq|keyword)\.[\w.]+"),
     Api(r"(typing|typing_extensions|dataclasses|collections|types|copy|operator"
         r"|functools|warnings|contextlib)\.[\w.]+"),
+    Api(r"threading\.(Lock|RLock|Event|Condition|Semaphore|BoundedSemaphore|local"
+        r"|get_ident|current_thread)"),
     Api(r"json\.(loads|dumps)|inspect\.(signature|isclass|isfunction|ismethod|getmro)"),
     Api(r"os\.path\.(join|dirname|basename|abspath|normpath|realpath|splitext|split"
         r"|expanduser|expandvars|relpath|isabs|exists|isfile|isdir|commonpath|commonprefix"
@@ -175,7 +177,8 @@ PATH_EFFECT_METHODS = frozenset({"replace", "symlink_to", "hardlink_to", "chmod"
 # nothing (``isinstance(x, SomeClass)`` does not call ``SomeClass``)
 PASSIVE = frozenset({"builtins." + n for n in (
     "isinstance", "issubclass", "id", "print", "repr", "str", "hasattr", "callable",
-    "len", "hash", "format", "getattr", "bool", "ascii", "abs", "round")})
+    "len", "hash", "format", "getattr", "bool", "int", "float", "complex", "ascii", "abs",
+    "round")})
 
 
 # namespaces every member of which is harmless to call: ``getattr(nn, name)()`` is fine

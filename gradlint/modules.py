@@ -21,10 +21,13 @@ import os
 import sys
 import tokenize
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-_CACHE_LIMIT = 4096  # parsed files kept; a run over a larger tree re-parses, never grows further
+# bytes of source whose syntax trees are kept (a tree takes ~10x its source): a run over a
+# larger tree re-parses what fell out, the parent process never grows further
+_CACHE_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,8 @@ class LocalModule:
 # ---------------------------------------------------------------------------- parsing
 
 
-_parsed: dict[str, tuple[tuple[int, int, int], ast.Module | None]] = {}
+_parsed: OrderedDict[str, tuple[tuple[int, int, int], ast.Module | None]] = OrderedDict()
+_parsed_bytes = 0
 
 
 def read_source(path: str) -> str:
@@ -60,45 +64,63 @@ def read_source(path: str) -> str:
 
 
 def parse_source(source: str, filename: str) -> ast.Module:
-    """``ast.parse`` without the warnings (invalid escapes) that are not the pre-filter's."""
+    """``ast.parse`` without the warnings (invalid escapes) that are not the pre-filter's. The
+    tree remembers whether the source has a ``:=`` at all (most have none: no need to look)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return ast.parse(source, filename)
+        tree = ast.parse(source, filename)
+    tree.gradlint_walrus = ":=" in source  # type: ignore[attr-defined]
+    return tree
+
+
+def signature(path: str) -> tuple[int, int, int] | None:
+    """What tells a file changed (mtime, size, inode); None when it does not exist."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
 
 
 def parse(path: str) -> ast.Module | None:
     """The syntax tree of a local module, or None when it cannot be read or parsed (importing
     it then raises before any of its code runs). Cached while the file is unchanged."""
     path = os.path.abspath(path)
-    try:
-        st = os.stat(path)
-    except OSError:
+    key = signature(path)
+    if key is None:
         return None
-    key = (st.st_mtime_ns, st.st_size, st.st_ino)
     cached = _parsed.get(path)
     if cached is not None and cached[0] == key:
+        _parsed.move_to_end(path)
         return cached[1]
     try:
         tree: ast.Module | None = parse_source(read_source(path), path)
     except (OSError, SyntaxError, ValueError, UnicodeDecodeError, LookupError, RecursionError,
             MemoryError):
         tree = None
-    if len(_parsed) >= _CACHE_LIMIT:
-        _parsed.clear()
-    _parsed[path] = (key, tree)
+    _keep(path, key, tree)
     return tree
+
+
+def _keep(path: str, key: tuple[int, int, int], tree: ast.Module | None) -> None:
+    """Cache a tree, dropping the least recently used ones beyond the byte budget."""
+    global _parsed_bytes
+    old = _parsed.pop(path, None)
+    if old is not None:
+        _parsed_bytes -= old[0][1]
+    _parsed[path] = (key, tree)
+    _parsed_bytes += key[1]
+    while _parsed_bytes > _CACHE_BYTES and len(_parsed) > 1:
+        _, (dropped, _) = _parsed.popitem(last=False)
+        _parsed_bytes -= dropped[1]
 
 
 def remember(path: str, tree: ast.Module) -> None:
     """Cache a tree the caller parsed already (the checked file), so its imports reuse it."""
     path = os.path.abspath(path)
-    try:
-        st = os.stat(path)
-    except OSError:
-        return
-    if len(_parsed) >= _CACHE_LIMIT:
-        _parsed.clear()
-    _parsed[path] = ((st.st_mtime_ns, st.st_size, st.st_ino), tree)
+    key = signature(path)
+    if key is not None:
+        _keep(path, key, tree)
 
 
 # ---------------------------------------------------------------------------- search roots
@@ -137,7 +159,7 @@ def search_roots(path: str) -> tuple[str, ...]:
     above its top package, then ``PYTHONPATH`` (minus installed-package folders)."""
     roots = [os.path.dirname(os.path.abspath(path))]
     top = package_root(path)
-    if top is not None:
+    if top is not None and not _installed(os.path.dirname(top)):
         roots.append(os.path.dirname(top))
     for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep):
         if entry:
@@ -171,7 +193,11 @@ def _find_in(folders: Sequence[str], name: str, dotted: str) -> LocalModule | No
 def find_module(name: str, roots: Sequence[str]) -> list[LocalModule] | None:
     """Every local module ``import name`` runs, outermost package first (``a``, ``a.b``,
     ``a.b.c``); None when ``name`` is not local (an installed package, or not found — then the
-    import fails without running local code)."""
+    import fails without running local code). A local ``typing.py`` does not shadow the
+    standard library's ``typing`` once that is loaded (it is, in any process running torch);
+    one named like a standard module not loaded yet does, and counts as local."""
+    if top_level(name, roots) is None:
+        return None
     chain: list[LocalModule] = []
     folders: Sequence[str] = roots
     dotted = ""
@@ -187,6 +213,17 @@ def find_module(name: str, roots: Sequence[str]) -> list[LocalModule] | None:
             break
         folders = found.search
     return chain
+
+
+def top_level(name: str, roots: Sequence[str]) -> LocalModule | None:
+    """Where the first part of the absolute import ``name`` is found under ``roots`` (None: not
+    local). Two ``sys.path`` orders on which every name a module imports has the same top level
+    resolve all of that module's imports alike."""
+    top = name.partition(".")[0]
+    if top in sys.builtin_module_names or (top in sys.stdlib_module_names
+                                           and top in sys.modules):
+        return None  # Python finds a loaded stdlib module in sys.modules before any folder
+    return _find_in(roots, top, top) if top else None
 
 
 def _package_chain(folder: str) -> list[LocalModule]:

@@ -53,6 +53,7 @@ MODULE_BASES = frozenset({"Module", "Sequential", "ModuleList", "ModuleDict"})
 MODEL_LIBRARIES = ("transformers.", "torchvision.models.", "timm.")
 MAX_DEPTH = 40  # nested calls followed; deeper chains are not assumed harmless
 MAX_BODIES = 5000  # function bodies judged for one file; beyond that it is not assumed harmless
+MAX_MODULES = 400  # local modules judged for one file; beyond that it is not assumed harmless
 _BUILTINS = frozenset(dir(builtins))
 _MODULE_DUNDERS = frozenset({"__file__", "__name__", "__doc__", "__spec__", "__package__",
                              "__loader__", "__builtins__", "__path__", "__dict__",
@@ -244,6 +245,7 @@ class _ModuleScope(_Scope):
         for stmt in self.stars:
             chain = self.judge.resolve(self.path, stmt.module, stmt.level)
             if chain:
+                self.judge.exact = True  # star imports inside it are resolved on this sys.path
                 if chain[-1].path and name in modules.star_names(chain[-1].path,
                                                                  self.judge.roots):
                     vals.extend(self.judge.attr(_Mod(chain[-1]), name))
@@ -360,10 +362,51 @@ class _Class:
         for stmt in modules.module_statements(node.body):
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 self.methods[stmt.name] = stmt
-        self.body = _ClassScope(judge, self)
+        self.judge = judge
+        self._body: _ClassScope | None = None
         self.mro_cache: list[_Class | _Lib | _Unknown] | None = None
         self.attrs: dict[str, list[tuple[ast.FunctionDef | ast.AsyncFunctionDef,
                                          ast.expr | None]]] | None = None
+
+    @property
+    def body(self) -> _ClassScope:
+        """The names the class body binds (made when first needed: most classes of the
+        modules a file imports are only ever asked for their bases)."""
+        if self._body is None:
+            self._body = _ClassScope(self.judge, self)
+        return self._body
+
+
+class _Index:
+    """What the pre-filter needs from a syntax tree, worked out once per parsed tree (trees are
+    cached across files): every class, nested ones too, with the def or class it is nested in,
+    and the top-level imports."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.parents: dict[ast.AST, ast.AST | None] = {}
+        self.classes: list[ast.ClassDef] = []
+        stack: list[tuple[ast.AST, ast.AST | None]] = [(tree, None)]
+        while stack:
+            current, holder = stack.pop()
+            for child in ast.iter_child_nodes(current):
+                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    self.parents[child] = holder
+                    stack.append((child, child))
+                    if isinstance(child, ast.ClassDef):
+                        self.classes.append(child)
+                elif isinstance(child, (ast.stmt, ast.excepthandler, ast.match_case)):
+                    stack.append((child, holder))
+        self.imports = [s for s in modules.module_statements(tree.body)
+                        if isinstance(s, (ast.Import, ast.ImportFrom))]
+        self.walrus: bool = getattr(tree, "gradlint_walrus", True)
+
+    @staticmethod
+    def of(tree: ast.Module) -> _Index:
+        index = getattr(tree, "_gradlint_index", None)
+        if index is None:
+            index = _Index(tree)
+            setattr(tree, "_gradlint_index", index)  # noqa: B010 - an AST node's own __dict__
+        return index
 
 
 # ---------------------------------------------------------------------------- work found
@@ -441,6 +484,18 @@ def _is_guard(test: ast.expr) -> bool:
             and any(isinstance(s, ast.Constant) and s.value == "__main__" for s in sides))
 
 
+def _own_nodes(body: list[ast.stmt]) -> Iterator[ast.AST]:
+    """The nodes of a function body that are its own, not those of nested functions, lambdas
+    or classes (their ``return`` is not this function's)."""
+    stack: list[ast.AST] = list(body)
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda,
+                                 ast.ClassDef)):
+            stack.extend(ast.iter_child_nodes(node))
+
+
 def _targets(node: ast.expr) -> Iterator[str]:
     if isinstance(node, ast.Name):
         yield node.id
@@ -476,26 +531,41 @@ _LEVEL_CONTEXT = {"module": "module-level", "class": "class-level", "function": 
 class _Judge:
     """Judges the import-time code of one checked file and everything it reaches."""
 
-    def __init__(self, path: str, display: str) -> None:
+    def __init__(self, path: str, display: str, roots: Sequence[str] | None = None,
+                 depth: int = 0, judged: list[int] | None = None) -> None:
         self.path = path
         self.display_dir = os.path.dirname(display)
         self.resolving = os.path.isfile(path)
-        self.roots: list[str] = list(modules.search_roots(path)) if self.resolving else []
+        self.roots: list[str] = list(roots) if roots is not None else list(
+            modules.search_roots(path)) if self.resolving else []
+        self.depth = depth  # calls and imports already followed by the judges above this one
+        self.judged = judged if judged is not None else [0]  # modules judged for the file
+        # modules being judged above that were imported again (a cycle) and taken to do no
+        # work here: their own judgement reports what they do
+        self.assumed: set[str] = set()
+        self.tops: dict[str, modules.LocalModule | None] = {}  # absolute imports' first parts
+        self.read: dict[str, tuple[int, int, int] | None] = {}  # files and folders read
+        self.exact = False  # the verdict holds on this very sys.path only
         self.scopes: dict[str, _ModuleScope | None] = {}
         self.classes: dict[ast.ClassDef, _Class] = {}
         self.func_scopes: dict[tuple[ast.AST, int], _FuncScope] = {}
-        self.parents: dict[int, dict[ast.AST, ast.AST | None]] = {}
         self.memo: dict[object, _Work | None] = {}
         self.active: dict[object, int] = {}
         self.low = 0
         self.bodies = 0
-        self.universe_cache: tuple[tuple[str, ...], list[_Class]] | None = None
+        self.universe_roots: tuple[str, ...] | None = None  # the sys.path it was found on
+        self.universe_classes: list[_Class] = []
+        self.pending: list[str] = []  # modules whose classes join the universe when next asked
         self.subclass_cache: dict[_Class, list[_Class]] = {}
         self.values: dict[tuple[ast.AST, int], _Vals] = {}
+        self.returned: dict[tuple[ast.AST, int], _Vals] = {}
         self.resolved: dict[tuple[str, str | None, int, tuple[str, ...]],
                             list[modules.LocalModule] | None] = {}
         self.overlays: dict[tuple[ast.AST, int], _Overlay] = {}
+        self.statements: dict[tuple[ast.AST, tuple[str, ...]], list[modules.LocalModule]] = {}
         self.named: dict[str, list[_Func]] = {}
+        self.imported: list[str] = []  # local modules whose import was judged, in order
+        self.in_universe: set[str] = set()
 
     # ------------------------------------------------------------------ modules and scopes
 
@@ -511,13 +581,38 @@ class _Judge:
         key = (importer, module, level, tuple(self.roots))
         if key not in self.resolved:
             self.resolved[key] = modules.resolve_module(importer, module, level, self.roots)
+            if not level and module:
+                self.note_top(module)
         return self.resolved[key]
+
+    def note_top(self, name: str) -> None:
+        """Record where an absolute import's first part was found: the verdict on a module is
+        reused on another ``sys.path`` that finds the same for every such name."""
+        top = name.partition(".")[0]
+        if top not in self.tops:
+            self.tops[top] = modules.top_level(top, self.roots)
+
+    def imports_of(self, importer: str, stmt: ast.Import | ast.ImportFrom
+                   ) -> list[modules.LocalModule]:
+        """The local modules an import statement runs, on the current ``sys.path``."""
+        key = (stmt, tuple(self.roots))
+        if key not in self.statements:
+            self.statements[key] = modules.resolve_import(importer, stmt, self.roots)
+            if isinstance(stmt, ast.Import):
+                for alias in stmt.names:
+                    self.note_top(alias.name)
+            elif not stmt.level and stmt.module:
+                self.note_top(stmt.module)
+        return self.statements[key]
 
     def module_scope(self, path: str, tree: ast.Module | None = None) -> _ModuleScope | None:
         path = os.path.abspath(path) if self.resolving else path
         if path not in self.scopes:
             tree = tree if tree is not None else modules.parse(path)
             self.scopes[path] = None if tree is None else _ModuleScope(self, path, tree)
+            if self.resolving:  # what a verdict rests on: the files read, and their folders
+                for read in (path, os.path.dirname(path)):
+                    self.read.setdefault(read, modules.signature(read))
         return self.scopes[path]
 
     def class_of(self, node: ast.ClassDef, scope: _Scope) -> _Class:
@@ -594,6 +689,8 @@ class _Judge:
                     self.collect(scope, nested, guards)
 
     def collect_walrus(self, scope: _Scope, expr: ast.expr) -> None:
+        if not _Index.of(scope.module().tree).walrus:  # most files have none: skip the walk
+            return
         stack: list[ast.AST] = [expr]
         while stack:
             node = stack.pop()
@@ -676,52 +773,44 @@ class _Judge:
         return tuple(_ClassRef(c) for c in [cls, *self.subclasses(cls)])
 
     def universe(self) -> list[_Class]:
-        """Every class of the file and the local modules it may import (any import, anywhere):
-        the classes a value of unknown type can be an instance of."""
+        """Every class of the file and of the local modules imported at import (the top-level
+        imports of each, and those of the functions judged so far): the classes a value of
+        unknown type can be an instance of, since a class's module runs before it has any.
+        Grown as modules are found, started again if ``sys.path`` changes."""
         roots = tuple(self.roots)
-        if self.universe_cache is not None and self.universe_cache[0] == roots:
-            return self.universe_cache[1]
-        start = self.module_scope(self.path)
-        scopes: list[_ModuleScope] = [start] if start is not None else []
-        seen = {s.path for s in scopes}
-        index = 0
-        while index < len(scopes):
-            scope = scopes[index]
-            index += 1
-            for node in ast.walk(scope.tree):
-                if isinstance(node, (ast.Import, ast.ImportFrom)) and self.resolving:
-                    for mod in modules.resolve_import(scope.path, node, self.roots):
-                        if mod.path and os.path.abspath(mod.path) not in seen:
-                            found = self.module_scope(mod.path)
-                            seen.add(os.path.abspath(mod.path))
-                            if found is not None:
-                                scopes.append(found)
-        classes: list[_Class] = []
-        for scope in scopes:
-            for node in ast.walk(scope.tree):
-                if isinstance(node, ast.ClassDef):
-                    classes.append(self.class_of(node, self.defining_scope(node, scope)))
-        self.universe_cache = (roots, classes)
-        self.subclass_cache = {}
-        self.named = {}
-        return classes
+        if self.universe_roots != roots:
+            self.universe_roots = roots
+            self.in_universe = set()
+            self.universe_classes = []
+            self.pending = [self.path, *self.imported]
+            self.named, self.subclass_cache = {}, {}
+        while self.pending:
+            scope = self.module_scope(self.pending.pop(0))
+            if scope is None or scope.path in self.in_universe:
+                continue
+            self.in_universe.add(scope.path)
+            if len(self.in_universe) > MAX_MODULES:
+                raise _TooMuch
+            index = _Index.of(scope.tree)
+            for node in index.classes:
+                self.universe_classes.append(self.class_of(node,
+                                                           self.defining_scope(node, scope)))
+            for stmt in index.imports if self.resolving else ():
+                for mod in self.imports_of(scope.path, stmt):
+                    if mod.path and os.path.abspath(mod.path) not in self.in_universe:
+                        self.pending.append(mod.path)
+        return self.universe_classes
+
+    def grown(self, path: str) -> None:
+        """A judged function imported a module the universe lacked: its classes may now have
+        instances, so what was found harmless on the smaller universe is judged again."""
+        self.pending.append(path)
+        self.named, self.subclass_cache = {}, {}
+        self.memo = {key: found for key, found in self.memo.items() if found is not None}
 
     def defining_scope(self, node: ast.AST, module: _ModuleScope) -> _Scope:
         """The scope a def or class nested anywhere in ``module`` is defined in."""
-        parents = self.parents.get(id(module.tree))
-        if parents is None:
-            parents = {}
-            stack: list[tuple[ast.AST, ast.AST | None]] = [(module.tree, None)]
-            while stack:
-                current, holder = stack.pop()
-                for child in ast.iter_child_nodes(current):
-                    if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                        parents[child] = holder
-                        stack.append((child, child))
-                    else:
-                        stack.append((child, holder))
-            self.parents[id(module.tree)] = parents
-        holder = parents.get(node)
+        holder = _Index.of(module.tree).parents.get(node)
         if holder is None:
             return module
         outer = self.defining_scope(holder, module)
@@ -818,9 +907,11 @@ class _Judge:
         if isinstance(node, ast.Subscript):
             out: list[_Val] = []
             for v in self.value(node.value, scope):
-                if isinstance(v, _Lib):  # ``Optional[int]`` is typing; ``sys.modules[x]`` is not
+                if isinstance(v, _Lib):  # ``Optional[int]`` is typing; ``os.environ[k]`` is
+                    # data; ``sys.modules[k]`` is any module
                     out.append(v if v.name.startswith(("typing.", "typing_extensions.",
                                                        "collections.abc.", "builtins."))
+                               else _Opaque() if harmless.inert(v.name)
                                else _Unknown(f"{v.name}[...]"))
                 elif isinstance(v, _Unknown):
                     out.append(v)
@@ -924,6 +1015,8 @@ class _Judge:
                 out.extend(self._library_result(v.name, call, scope))
             elif isinstance(v, _ClassRef):
                 out.append(_Inst(v.cls))
+            elif isinstance(v, _Func):
+                out.extend(self.returns(v))
             elif isinstance(v, _Opaque) and v.attr is None and v.origin and self.stores(v):
                 out.extend(self.value(call.args[0], scope) if call.args else _OPAQUE)
             elif isinstance(v, _Opaque):
@@ -933,6 +1026,28 @@ class _Judge:
             else:
                 out.append(_Opaque())
         return _union(out)
+
+    def returns(self, func: _Func) -> _Vals:
+        """What a local function returns (a factory's closure, an instance), whatever the
+        arguments: what a parameter brings is not known (its value was judged where it was
+        passed). A generator or coroutine function returns an object of its own."""
+        key = (func.node, id(func.scope))
+        if key in self.returned:
+            return self.returned[key]
+        self.returned[key] = _OPAQUE  # a function returning its own result
+        node = func.node
+        scope = self.func_scope(func)
+        if isinstance(node, ast.Lambda):
+            found = self.value(node.body, scope)
+        elif isinstance(node, ast.AsyncFunctionDef) or any(
+                isinstance(n, (ast.Yield, ast.YieldFrom)) for n in _own_nodes(node.body)):
+            found = _OPAQUE
+        else:
+            found = _union(*(self.value(n.value, scope) if n.value is not None else _OPAQUE
+                             for n in _own_nodes(node.body) if isinstance(n, ast.Return)))
+        found = tuple(_Opaque() if isinstance(v, _Param) else v for v in found) or _OPAQUE
+        self.returned[key] = found
+        return found
 
     def _library_result(self, name: str, call: ast.Call, scope: _Scope) -> _Vals:
         args = call.args
@@ -982,7 +1097,7 @@ class _Judge:
             self.low = min(self.low, self.active[key])
             return None
         index = len(self.active)
-        if index >= MAX_DEPTH:
+        if index + self.depth >= MAX_DEPTH:
             raise _TooDeep
         self.bodies += 1
         if self.bodies > MAX_BODIES:
@@ -1002,9 +1117,52 @@ class _Judge:
     # ------------------------------------------------------------------ judging code
 
     def module(self, scope: _ModuleScope) -> _Work | None:
-        """The work a module does when it is imported."""
-        return self.memo_run(("module", scope.path),
-                             lambda: self.block(scope.tree.body, scope, "module"))
+        """The work a module does when it is imported. A local module is judged on its own
+        (its import-time code reaches only what it imports itself, whoever imports it), and the
+        verdict is kept for the run: a package ``__init__.py`` that imports the whole package
+        is judged once, not once per file of the package."""
+        if scope.path == self.path:
+            return self.memo_run(("module", scope.path),
+                                 lambda: self.block(scope.tree.body, scope, "module"))
+        known = _known(scope.path, tuple(self.roots))
+        if known is None:
+            if scope.path in _judging:  # imported again while it runs: what it does is
+                self.assumed.add(scope.path)  # reported where it is being judged
+                return None
+            self.judged[0] += 1
+            if self.judged[0] > MAX_MODULES:
+                raise _TooMuch
+            judge = _Judge(scope.path, scope.path, self.roots, self.depth + len(self.active) + 1,
+                           self.judged)
+            _judging.add(scope.path)
+            try:
+                work = judge.module(judge.module_scope(scope.path, scope.tree) or scope)
+            finally:
+                _judging.discard(scope.path)
+            judge.assumed.discard(scope.path)  # judged now, whatever it found
+            known = _Verdict(work, tuple(judge.read.items()),
+                             tuple(self.roots), tuple(judge.roots), tuple(judge.imported),
+                             tuple(judge.tops.items()), judge.exact,
+                             frozenset(judge.assumed) if work is None else frozenset())
+            if sum(map(len, _verdicts.values())) >= _VERDICTS_KEPT:
+                _verdicts.clear()
+            _verdicts.setdefault(scope.path, []).append(known)
+        self.assumed |= known.assumes
+        self.tops.update(known.tops)
+        self.read.update(known.files)
+        self.exact |= known.exact
+        if known.roots != known.roots_in:  # its sys.path.insert calls hold for later imports
+            self.roots[:] = known.roots  # its sys.path.insert calls hold for later imports
+        for path in known.imported:
+            self.note_import(path)
+        return known.work
+
+    def note_import(self, path: str) -> None:
+        """A local module's import was judged: its classes may have instances from now on."""
+        if path not in self.imported:
+            self.imported.append(path)
+            if self.universe_roots is not None and path not in self.in_universe:
+                self.grown(path)
 
     def function(self, func: _Func) -> _Work | None:
         """The work calling a local function does (its body, whatever the arguments)."""
@@ -1208,14 +1366,16 @@ class _Judge:
                 where: _Where) -> _Work | None:
         if not self.resolving:
             return None
-        for mod in modules.resolve_import(scope.path, stmt, self.roots):
+        for mod in self.imports_of(scope.path, stmt):
             if not mod.path:
                 continue
             target = self.module_scope(mod.path)
+            if target is not None:
+                self.note_import(target.path)
             found = self.module(target) if target is not None else None
             if found:
-                return (where.link("import", self.show_path(mod.path), stmt,
-                                   target=os.path.abspath(mod.path)),) + found
+                path = os.path.abspath(mod.path)  # shown beside the checked file when rendered
+                return (where.link("import", path, stmt, target=path),) + found
         return None
 
     def expr(self, node: ast.expr, scope: _Scope, where: _Where,
@@ -1361,9 +1521,7 @@ class _Judge:
                                f"`{v.name}` cannot be resolved statically"),)
         if isinstance(v, _Opaque):
             return self.call_opaque(v, shown, site, where)
-        if isinstance(v, _Param):
-            return self.call_opaque(_Opaque(), shown, site, where)
-        return None
+        return None  # a parameter: what the caller passed was judged there
 
     def library_init(self, cls: _Class, call: ast.Call, shown: str, site: ast.AST,
                      where: _Where) -> _Work | None:
@@ -1400,13 +1558,11 @@ class _Judge:
                 return (where.link("work", shown, site,
                                    f"`.{v.attr}(...)` does work on any object"),)
             candidates = [] if v.known else self.methods_named(v.attr)
-        else:
-            if self.stores(v):
-                return None
-            candidates = self.methods_named("__call__")
-            if v.origin is not None and v.origin.startswith("torch.nn."):
+        else:  # a local instance's __call__ was judged when it was made
+            candidates = []
+            if v.origin is not None and v.origin.startswith("torch.nn.") and not self.stores(v):
                 # a torch.nn container runs the forward of whatever local module it holds
-                candidates = candidates + self.methods_named("forward")
+                candidates = self.methods_named("forward")
         for func in candidates:
             found = self.function(func)
             if found:
@@ -1527,6 +1683,47 @@ class _Judge:
         return None
 
 
+@dataclass(frozen=True)
+class _Verdict:
+    """What importing a local module does, and what that rests on: the files it and the
+    modules it imports are read from, and their folders (a new file can change what an import
+    finds), each with its stat signature."""
+
+    work: _Work | None
+    files: tuple[tuple[str, tuple[int, int, int] | None], ...]
+    roots_in: tuple[str, ...]  # the sys.path it was judged on
+    roots: tuple[str, ...]  # sys.path after it ran (its sys.path.insert calls)
+    imported: tuple[str, ...]  # local modules its import imported
+    tops: tuple[tuple[str, modules.LocalModule | None], ...]  # where its imports were found
+    exact: bool  # holds on ``roots_in`` only
+    # no work found, on the assumption that these modules (being imported when it was judged,
+    # in a cycle) do none either: it holds while they are being judged again or do none
+    assumes: frozenset[str] = frozenset()
+
+    def holds(self, roots: tuple[str, ...]) -> bool:
+        """Whether it still holds, judged on ``roots``: on another sys.path only if the module
+        does not change sys.path and its imports are all found where they were."""
+        if roots != self.roots_in and (self.exact or self.roots != self.roots_in):
+            return False
+        if not all(modules.top_level(name, roots) == found for name, found in self.tops):
+            return False
+        if not all(modules.signature(path) == sig for path, sig in self.files):
+            return False
+        return all(path in _judging or any(known.work is None and not known.assumes
+                                           for known in _verdicts.get(path, ()))
+                   for path in self.assumes)
+
+
+def _known(path: str, roots: tuple[str, ...]) -> _Verdict | None:
+    """A verdict on importing the module at ``path`` that holds on this sys.path."""
+    return next((v for v in _verdicts.get(path, ()) if v.holds(roots)), None)
+
+
+_VERDICTS_KEPT = 4096
+_verdicts: dict[str, list[_Verdict]] = {}  # by module
+_judging: set[str] = set()  # modules whose import is being judged (by this judge or above)
+
+
 class _TooDeep(Exception):
     """Calls nested deeper than MAX_DEPTH."""
 
@@ -1635,14 +1832,14 @@ def _render(work: _Work, judge: _Judge) -> str:
 
     def noun(link: _Link) -> str:
         if link.kind == "import":
-            return f"import of {link.what}"
+            return f"import of {judge.show_path(link.target)}"
         if link.kind in ("pass", "escape"):
             return f"{link.what} handed on"
         return f"call {link.what}" if link.what.endswith("(...)`") else link.what
 
     def verb(link: _Link) -> str:
         if link.kind == "import":
-            return f"imports {link.what}"
+            return f"imports {judge.show_path(link.target)}"
         if link.kind in ("pass", "escape"):
             return f"hands on {link.what}"
         return f"calls {link.what}" if link.what.endswith("(...)`") else f"runs {link.what}"
@@ -1653,7 +1850,8 @@ def _render(work: _Work, judge: _Judge) -> str:
 
     first = work[0]
     if first.kind == "import":  # the next link is at the top level of the imported module
-        text, here, state = f"importing {first.what} runs", first.target, "module"
+        text, here, state = f"importing {judge.show_path(first.target)} runs", first.target, (
+            "module")
     else:
         text = f"{adj(first)}{noun(first)} at line {first.line} {runs(first)}"
         here, state = first.path, "head"
@@ -1667,7 +1865,8 @@ def _render(work: _Work, judge: _Judge) -> str:
             if link.path != here:
                 where += f" of {judge.show_path(link.path)}"
             text += f"{' and' if state == 'head' else ', which'} {verb(link)} at {where}"
-        here, state = link.path, "chain"
+        # after a hand-on, what follows is what the function handed on does
+        here, state = link.path, "head" if link.kind == "pass" else "chain"
         if link.kind == "import":
             text += ", which runs"
             here, state = link.target, "module"
@@ -1735,7 +1934,11 @@ def _verdict(judge: _Judge, tree: ast.Module, filename: str) -> Prefilter:
         return Prefilter("no-model", reason="does not import torch")
     if not _Models(judge, scope).found():
         return Prefilter("no-model", reason="defines or builds no nn.Module")
-    work = judge.module(scope)
+    _judging.add(scope.path)
+    try:
+        work = judge.module(scope)
+    finally:
+        _judging.discard(scope.path)
     if not work:
         return Prefilter("model")
     first, last = work[0], work[-1]

@@ -162,3 +162,14 @@ def test_parsed_modules_are_cached_until_they_change(tmp_path: Path) -> None:
     broken = _write(tmp_path, "broken.py", "def f(:\n")
     assert modules.parse(str(broken)) is None
     assert modules.parse(str(tmp_path / "missing.py")) is None
+
+
+def test_a_loaded_standard_module_is_not_shadowed(tmp_path: Path) -> None:
+    model = _write(tmp_path, "model.py")
+    _write(tmp_path, "typing.py")  # typing is loaded: Python takes it from sys.modules
+    _write(tmp_path, "sys.py")  # built in
+    assert modules.resolve_module(str(model), "typing") is None
+    assert modules.resolve_module(str(model), "sys") is None
+    assert "this" not in __import__("sys").modules  # printing the Zen is not something to load
+    zen = _write(tmp_path, "this.py")  # a standard module not loaded yet: the local file wins
+    assert modules.module_file(str(model), "this") == str(zen)

@@ -5,6 +5,7 @@ or runs the files; a file the judged code would write must never appear."""
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -653,3 +654,59 @@ def test_harmless_apis(name: str) -> None:
 def test_apis_that_do_work(name: str) -> None:
     assert harmless.lookup(name) is None
     assert not harmless.inert(name)
+
+
+def test_classes_of_modules_imported_by_judged_functions_are_considered(tmp_path: Path) -> None:
+    """A value of unknown type may be an instance of a class whose module a judged function
+    imported; what was judged before that import is judged again."""
+    _write(tmp_path, "writers.py", "class Writer:\n    def flush_all(self):\n"
+           "        open('out.txt', 'w')  # MARK\n")
+    model = _write(tmp_path, "model.py", NET + _source("""
+        def run(obj):
+            obj.flush_all()
+
+
+        def build():
+            from writers import Writer
+            return Writer()
+
+
+        run(Net())
+        run(build())
+        """))
+    verdict = prefilter_file(str(model))
+    assert verdict.verdict == "does-work", verdict
+    assert (verdict.work_file, verdict.work_line) == (str(tmp_path / "writers.py"), 3)
+
+
+def test_verdicts_on_local_modules_follow_their_files(tmp_path: Path) -> None:
+    """A module's verdict is kept for the run, as long as its files (and what its imports
+    find) stay the same."""
+    helpers = _write(tmp_path, "helpers.py", "WIDTH = 8\n")
+    model = _write(tmp_path, "model.py", NET + "import helpers\nimport extra\n\nnet = Net()\n")
+    assert prefilter_file(str(model)) == Prefilter("model")  # extra: not local, not judged
+    helpers.write_text("import shutil\n\nshutil.rmtree('cache')\n")
+    os.utime(helpers, ns=(1, 1))
+    assert prefilter_file(str(model)).work_file == str(helpers)
+    helpers.write_text("WIDTH = 8\n")
+    os.utime(helpers, ns=(2, 2))
+    assert prefilter_file(str(model)) == Prefilter("model")
+    extra = _write(tmp_path, "extra.py", "import os\n\nos.system('true')\n")  # now it is local
+    assert prefilter_file(str(model)).work_file == str(extra)
+
+
+@pytest.mark.parametrize("first", ["a.py", "b.py"])
+def test_a_cycle_of_imports_gives_the_same_verdicts_in_any_order(tmp_path: Path,
+                                                                  first: str) -> None:
+    _write(tmp_path, "a.py", NET + "import b\n\nnet = Net()\n")
+    _write(tmp_path, "b.py", NET + "import a\n\nopen('b.log', 'w')  # MARK\n")
+    _write(tmp_path, "c.py", NET + "import a\n\nnet = Net()\n")
+    order = [first, *sorted({"a.py", "b.py", "c.py"} - {first})]
+    verdicts = {name: prefilter_file(str(tmp_path / name)) for name in order}
+    line = _mark((tmp_path / "b.py").read_text())
+    assert {name: (v.verdict, v.work_line) for name, v in verdicts.items()} == {
+        "a.py": ("does-work", line), "b.py": ("does-work", line), "c.py": ("does-work", line)}
+    clean = tmp_path / "b.py"
+    clean.write_text(NET + "import a\n\nnet = Net()\n")
+    os.utime(clean, ns=(1, 1))
+    assert [prefilter_file(str(tmp_path / name)) for name in order] == [Prefilter("model")] * 3
