@@ -20,8 +20,12 @@ calls, never guessed from its spelling:
   method, or, inherited from a library base, harmless unless its name is an effect (``save``,
   ``fit``, ``write_text``...);
 * a method on a value whose type is not known statically (a parameter, an element, a library
-  object): harmless unless its name is an effect, and every local method of that name is judged;
-  calling such a value judges every local ``__call__``;
+  object): harmless unless its name is an effect, and every method of that name in the local
+  modules imported at import is judged (the value may be an instance of any of their classes);
+  calling such a value is harmless (a local ``__call__`` was judged when its instance was made;
+  a ``torch.nn`` container runs the ``forward`` of the local modules it may hold: those are
+  judged);
+* calling an instance of a local ``nn.Module`` runs its ``forward``: that is judged;
 * a name that cannot be resolved: work.
 
 Values handed on — passed as arguments, stored in containers or attributes, returned — may be
@@ -31,7 +35,15 @@ with any arguments (``nn.ReLU`` is, ``os.remove`` is not). Loops, ``with`` block
 comprehensions are fine inside judged function bodies (constructors build layers in loops); at
 module level and in class bodies a ``for``/``while``/``with`` is work, as in a training script.
 
-Never import torch or user code here: this runs in the parent process on every file of a tree.
+Installed libraries are trusted with what their own code does (their import, a library base
+class's ``__init_subclass__``); what is judged is the user's code and the library calls it makes.
+
+Each local module's import is judged on its own and the verdict kept for the run (while the
+files it read are unchanged), so a tree whose files all import one package judges it once.
+Recursion ends (bodies are judged once; a body already being judged adds nothing), chains deeper
+than ``MAX_DEPTH`` and files reaching more than ``MAX_BODIES`` bodies or ``MAX_MODULES`` local
+modules are not assumed harmless. Never import torch or user code here: this runs in the parent
+process on every file of a tree.
 """
 
 from __future__ import annotations
