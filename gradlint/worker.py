@@ -26,6 +26,7 @@ import socket
 import sys
 import time
 import traceback
+from collections import deque
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -351,38 +352,51 @@ def serve(control: socket.socket, max_memory: int | None, jobs: int) -> None:
     gc.freeze()  # the children share these pages: keep the collector from touching them
     conn.send(("ready",))
     running: dict[int, int] = {}  # pid -> job index
-    spare = _Spare(limit, (control, conn))
+    # a spare per file checked at once (up to the cores): with one, a second file at once
+    # waited for its fork, and --jobs 2 was no faster than --jobs 1
+    spares: deque[_Spare] = deque()
+    width = max(1, min(jobs, os.cpu_count() or 1))
+
+    def fork_spares() -> None:
+        while len(spares) < width:  # each closes the server's ends of the others' sockets
+            spares.append(_Spare(limit, (control, conn, *(s.sock for s in spares))))
+
+    fork_spares()
     while True:
         if wait([conn], timeout=0.5):
             try:
                 job = conn.recv()
                 if job[0] == "preload":
-                    spare = _preload(job[1], spare, limit, (control, conn))
+                    _preload(job[1])
+                    while spares:  # a retired spare sees EOF and leaves
+                        spares.popleft().sock.close()
+                    fork_spares()
                     continue
                 _, fds, _, _ = socket.recv_fds(control, 1, 2)
             except (EOFError, OSError):
                 return
+            spare = spares.popleft()
             try:
                 spare.hand(job, fds)
             except OSError:  # the spare died (killed from outside): fork one now
-                spare = _Spare(limit, (control, conn))
+                spare.sock.close()
+                spare = _Spare(limit, (control, conn, *(s.sock for s in spares)))
                 spare.hand(job, fds)
             for fd in fds:
                 os.close(fd)
             running[spare.pid] = job[1]
             conn.send(("forked", job[1], spare.pid))
-            spare = _Spare(limit, (control, conn))
+            fork_spares()
         ended = _reap()
         for pid, code in ended:
             if pid in running:
                 conn.send(("exited", running.pop(pid), code))
         if ended:  # what a finished or killed child left behind came back to us (a subreaper)
-            kill_below(os.getpid(), keep=frozenset(running) | {spare.pid})
+            kill_below(os.getpid(), keep=frozenset(running) | {s.pid for s in spares})
 
 
-def _preload(names: tuple[str, ...], spare: _Spare, limit: int,
-             inherited: tuple[Any, ...]) -> _Spare:
-    """Import what a file's process needed (``PRELOAD``), and fork a spare that has it."""
+def _preload(names: tuple[str, ...]) -> None:
+    """Import what a file's process needed (``PRELOAD``), so that later spares have it."""
     import importlib
 
     for name in names:
@@ -394,8 +408,6 @@ def _preload(names: tuple[str, ...], spare: _Spare, limit: int,
     _no_threads()
     gc.collect()
     gc.freeze()
-    spare.sock.close()  # the old spare sees EOF and leaves
-    return _Spare(limit, inherited)
 
 
 def main(argv: list[str]) -> None:
