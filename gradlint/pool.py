@@ -214,7 +214,7 @@ class WorkerPool:
             self.server.close()
             self.server = None
 
-    def _serving(self, jobs: Sequence[FileJob]) -> tuple[_Server | None, str | None]:
+    def _serving(self) -> tuple[_Server | None, str | None]:
         if self.server is not None and not self.server.alive:
             self.close()
         if self.server is None:
@@ -243,7 +243,7 @@ class WorkerPool:
         try:
             while pending or busy:
                 if server is None or not server.alive:
-                    server, failed = self._serving(jobs)
+                    server, failed = self._serving()
                     if server is None:
                         for index, job in pending:
                             results[index] = ([], [stage_diagnostic(
