@@ -76,13 +76,14 @@ class _Job:
 class _Server:
     """The fork server process, its control socket and what it reported about children."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, warm: bool = True) -> None:
         ours, theirs = socket.socketpair()
         self.capture: IO[bytes] = tempfile.TemporaryFile()
         max_memory, jobs = limits
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _BOOT, str(theirs.fileno()),
-             "default" if max_memory is None else str(max_memory), str(jobs), str(os.getpid())],
+             "default" if max_memory is None else str(max_memory), str(jobs), str(os.getpid()),
+             "warm" if warm else "cold"],
             stdin=subprocess.DEVNULL, stdout=self.capture, stderr=self.capture,
             pass_fds=(theirs.fileno(),), start_new_session=True)
         theirs.close()
@@ -214,11 +215,12 @@ class WorkerPool:
             self.server.close()
             self.server = None
 
-    def _serving(self) -> tuple[_Server | None, str | None]:
+    def _serving(self, files: int) -> tuple[_Server | None, str | None]:
+        """The running server, else a new one (warmed up unless it is for one file)."""
         if self.server is not None and not self.server.alive:
             self.close()
         if self.server is None:
-            self.server = _Server(self.limits)
+            self.server = _Server(self.limits, warm=files > 1)
             try:
                 failed = self.server.start()
             except LimitTooSmall:
@@ -243,7 +245,7 @@ class WorkerPool:
         try:
             while pending or busy:
                 if server is None or not server.alive:
-                    server, failed = self._serving()
+                    server, failed = self._serving(len(pending))
                     if server is None:
                         for index, job in pending:
                             results[index] = ([], [stage_diagnostic(

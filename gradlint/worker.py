@@ -176,9 +176,10 @@ def _failure(path: str, message: str, loc: Any = None) -> Any:
     return stage_diagnostic("GL905", message, loc or Location(path, 1))
 
 
-def _child(sock: socket.socket, limit: int) -> None:
-    """A process forked ahead of its file: it waits for the job on a socket of its own, checks
-    that one file and exits; never returns."""
+def _child(sock: socket.socket, limit: int, working_set: Runs | None) -> None:
+    """A process forked ahead of its file: it copies the pages a check writes (``working_set``;
+    None: unknown, a tiny check instead), waits for the job on a socket of its own, checks that
+    one file and exits; never returns."""
     global _LIMIT
     try:
         os.setsid()
@@ -192,7 +193,8 @@ def _child(sock: socket.socket, limit: int) -> None:
         # (--verify's backward) raced to do it and one in ~30 runs aborted ("Invalid thread
         # pool!"): build it here, before any thread exists
         torch.set_num_threads(1)
-        _touch()  # while the previous file is being checked
+        if working_set is None or not _populate(working_set):  # while the previous file is
+            _touch()  # being checked
         try:
             with Connection(os.dup(sock.fileno())) as handed:
                 job = handed.recv()
@@ -225,14 +227,15 @@ class _Spare:
     """The next file's process, forked before the file comes: forking a process with torch
     loaded takes ~20-30 ms, which then overlaps the previous file's check."""
 
-    def __init__(self, limit: int, inherited: tuple[Any, ...]) -> None:
+    def __init__(self, limit: int, working_set: Runs | None, inherited: tuple[Any, ...]
+                 ) -> None:
         ours, theirs = socket.socketpair()
         pid = os.fork()
         if pid == 0:
             ours.close()
             for held in inherited:  # the server's control socket is not the child's
                 held.close()
-            _child(theirs, limit)
+            _child(theirs, limit, working_set)
         theirs.close()
         self.pid, self.sock = pid, ours
 
@@ -280,15 +283,142 @@ class WarmUp(nn.Module):
 
 
 def _touch() -> None:
-    """A spare's warm-up while it waits: a fresh fork faults in each page a check touches
-    (copy-on-write heap, library code); a tiny check first took a 200-file tree's per-file
-    time from ~55 to ~44 ms (a warm reused process: ~22 ms; a heavier warm-up here ran past
-    the previous file's check and cost more than it saved)."""
+    """A spare's warm-up while it waits, where pages cannot be populated (not Linux >= 5.14):
+    a tiny check faults in most pages a check writes."""
     import torch.nn as nn
 
     from gradlint.analyse import check_model
 
     check_model(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)))
+
+
+# ------------------------------------------------------------------------------ working set
+# A fresh fork shares every page with the server; the first write to one (a reference count, an
+# allocator's free list) copies it, ~4-6 us a page on a virtual machine, and a check writes
+# ~3,000 of them: ~15 ms per file, more than the check itself. A scout child checks the warm-up
+# model once and reports which of the server's pages it wrote; each spare copies those pages
+# with one madvise per run while it waits for its file (on a core the running check leaves
+# free), so the check itself faults on a few hundred pages only.
+
+_MADV_POPULATE_WRITE = 23  # Linux 5.14: write-fault a range without writing to it
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+Runs = list[tuple[int, int]]  # (start address, bytes)
+
+
+def _private_writable() -> list[tuple[int, int]]:
+    """The (start, end) of this process's private writable mappings, from /proc/self/maps."""
+    found = []
+    with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+        for line in maps:
+            fields = line.split(maxsplit=5)
+            perms = fields[1]
+            name = fields[5].strip() if len(fields) > 5 else ""
+            if perms[1] == "w" and perms[3] == "p" and not name.startswith("[v"):
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                found.append((start, end))
+    return found
+
+
+def _pagemap(ranges: list[tuple[int, int]]) -> list[Any]:
+    """The pagemap entries (numpy uint64 arrays) of each range."""
+    import numpy as np
+
+    entries = []
+    with open("/proc/self/pagemap", "rb") as pagemap:
+        for start, end in ranges:
+            pagemap.seek(start // _PAGE * 8)
+            entries.append(np.frombuffer(pagemap.read((end - start) // _PAGE * 8), np.uint64))
+    return entries
+
+
+def _written_pages(ranges: list[tuple[int, int]], before: list[Any]) -> Runs:
+    """Runs of pages present before (shared with the server) that are now this process's own
+    copies (pagemap bit 56, exclusively mapped)."""
+    import numpy as np
+
+    runs: Runs = []
+    for (start, _), old, new in zip(ranges, before, _pagemap(ranges), strict=True):
+        present = (old >> np.uint64(63)) & np.uint64(1)
+        own = (new[: len(old)] >> np.uint64(56)) & np.uint64(1)
+        mask = np.concatenate(([0], (present & own).astype(np.int8), [0]))
+        edges = np.flatnonzero(np.diff(mask))
+        runs.extend((start + int(a) * _PAGE, int(b - a) * _PAGE)
+                    for a, b in zip(edges[::2], edges[1::2], strict=True))
+    return runs
+
+
+def _scout(out: int) -> None:
+    """In a child of the server: check the warm-up model and write to ``out`` the runs of the
+    server's pages that the check copied (native-endian start, length pairs)."""
+    import array
+
+    ranges = _private_writable()
+    before = _pagemap(ranges)
+    _warm_up()
+    runs = _written_pages(ranges, before)
+    data = array.array("Q", [len(runs), *(n for run in runs for n in run)]).tobytes()
+    while data:
+        data = data[os.write(out, data):]
+
+
+class _Scouting:
+    """A scout child forked by the server, and what it has reported so far."""
+
+    def __init__(self, inherited: tuple[Any, ...]) -> None:
+        ours, theirs = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.close(ours)
+                for held in inherited:
+                    held.close()
+                _scout(theirs)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(theirs)
+        os.set_blocking(ours, False)
+        self.pid, self.fd, self.data = pid, ours, bytearray()
+
+    def read(self) -> Runs | None:
+        """Read what is there; the runs once the scout is done (empty if it failed). The
+        server's loop reaps the scout with every other child."""
+        import array
+
+        while True:
+            try:
+                chunk = os.read(self.fd, 1 << 20)
+            except BlockingIOError:
+                return None
+            if not chunk:
+                break
+            self.data += chunk
+        self.close()
+        flat = array.array("Q")
+        flat.frombytes(bytes(self.data[: len(self.data) // 8 * 8]))
+        if not flat or len(flat) != 1 + 2 * flat[0]:  # the scout failed on its way
+            return []
+        return list(zip(flat[1::2], flat[2::2], strict=True))
+
+    def close(self) -> None:
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
+def _populate(runs: Runs) -> bool:
+    """Copy the pages of ``runs`` into this process now (False: the kernel cannot)."""
+    try:
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return False
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    for start, size in runs:
+        if madvise(start, size, _MADV_POPULATE_WRITE) != 0 and ctypes.get_errno() == 22:
+            return False  # EINVAL: no MADV_POPULATE_WRITE (other errors: a run gone since)
+    return True
 
 
 def _warm_up() -> None:
@@ -323,8 +453,10 @@ def _no_threads() -> None:
     tqdm.tqdm.monitor_interval = 0
 
 
-def serve(control: socket.socket, max_memory: int | None, jobs: int) -> None:
-    """Fork one child per job until the parent closes the control socket.
+def serve(control: socket.socket, max_memory: int | None, jobs: int, warm: bool) -> None:
+    """Fork one child per job until the parent closes the control socket. ``warm``: more than
+    one file will come, so warm up first and scout the pages a check writes (for one file
+    that is ~0.3 s its own process would pay anyway); a cold server warms up at its second.
 
     The memory limit is measured against what the imports reserved (gradlint/memory.py); a
     limit below that answers ("too-small", limit, footprint) and the server leaves."""
@@ -347,40 +479,77 @@ def serve(control: socket.socket, max_memory: int | None, jobs: int) -> None:
         conn.send(("too-small", limit, footprint))
         return
     _BUDGET = memory.parameter_budget(limit, footprint)
-    _warm_up()
+    if warm:
+        _warm_up()
     gc.collect()
     gc.freeze()  # the children share these pages: keep the collector from touching them
     conn.send(("ready",))
+    handed = 0
     running: dict[int, int] = {}  # pid -> job index
     # a spare per file checked at once (up to the cores): with one, a second file at once
     # waited for its fork, and --jobs 2 was no faster than --jobs 1
     spares: deque[_Spare] = deque()
-    width = max(1, min(jobs, os.cpu_count() or 1))
+    width = max(1, min(jobs + 1, os.cpu_count() or 1))
+    # the first spares prepare nothing (their files come at once); later ones copy the pages
+    # the scout reports (None: no /proc/self/pagemap, a tiny check instead)
+    working_set: Runs | None = []
+    scouting: _Scouting | None = None
+
+    def held() -> tuple[Any, ...]:  # the server's fds a new child closes
+        return (control, conn, *(s.sock for s in spares))
 
     def fork_spares() -> None:
-        while len(spares) < width:  # each closes the server's ends of the others' sockets
-            spares.append(_Spare(limit, (control, conn, *(s.sock for s in spares))))
+        while len(spares) < width:
+            spares.append(_Spare(limit, working_set, held()))
+
+    def scout() -> _Scouting | None:
+        nonlocal working_set
+        if os.path.exists("/proc/self/pagemap"):
+            return _Scouting(held())
+        working_set = None
+        return None
+
+    def renew() -> None:  # the server's memory changed: new spares, a new scout
+        nonlocal scouting
+        while spares:  # a retired spare sees EOF and leaves
+            spares.popleft().sock.close()
+        fork_spares()
+        if scouting is not None:
+            scouting.close()
+        scouting = scout() if warm else None
 
     fork_spares()
+    scouting = scout() if warm else None
     while True:
-        if wait([conn], timeout=0.5):
+        watched: list[Any] = [conn] if scouting is None else [conn, scouting.fd]
+        ready = wait(watched, timeout=0.5)
+        if scouting is not None and scouting.fd in ready:
+            runs = scouting.read()
+            if runs is not None:
+                working_set, scouting = runs or None, None
+        if conn in ready:
             try:
                 job = conn.recv()
                 if job[0] == "preload":
                     _preload(job[1])
-                    while spares:  # a retired spare sees EOF and leaves
-                        spares.popleft().sock.close()
-                    fork_spares()
+                    renew()
                     continue
                 _, fds, _, _ = socket.recv_fds(control, 1, 2)
             except (EOFError, OSError):
                 return
+            if handed and not warm:
+                warm = True
+                _warm_up()
+                gc.collect()
+                gc.freeze()
+                renew()
+            handed += 1
             spare = spares.popleft()
             try:
                 spare.hand(job, fds)
             except OSError:  # the spare died (killed from outside): fork one now
                 spare.sock.close()
-                spare = _Spare(limit, (control, conn, *(s.sock for s in spares)))
+                spare = _Spare(limit, working_set, held())
                 spare.hand(job, fds)
             for fd in fds:
                 os.close(fd)
@@ -392,7 +561,10 @@ def serve(control: socket.socket, max_memory: int | None, jobs: int) -> None:
             if pid in running:
                 conn.send(("exited", running.pop(pid), code))
         if ended:  # what a finished or killed child left behind came back to us (a subreaper)
-            kill_below(os.getpid(), keep=frozenset(running) | {s.pid for s in spares})
+            keep = {*running, *(s.pid for s in spares)}
+            if scouting is not None:
+                keep.add(scouting.pid)
+            kill_below(os.getpid(), keep=frozenset(keep))
 
 
 def _preload(names: tuple[str, ...]) -> None:
@@ -412,7 +584,7 @@ def _preload(names: tuple[str, ...]) -> None:
 
 def main(argv: list[str]) -> None:
     """``argv``: the control socket's fd, ``--max-memory`` in bytes ("default" or 0 for none),
-    ``--jobs`` and the parent's pid."""
+    ``--jobs``, the parent's pid and "warm" when more than one file will come."""
     fd, jobs, parent = int(argv[0]), int(argv[2]), int(argv[3])
     # a process that forks must not run threads: OpenBLAS (numpy) starts one per core at load
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -428,7 +600,7 @@ def main(argv: list[str]) -> None:
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     try:
         if os.getppid() == parent:  # else the parent died before the death signal was set
-            serve(socket.socket(fileno=fd), max_memory, jobs)
+            serve(socket.socket(fileno=fd), max_memory, jobs, argv[4:5] == ["warm"])
     except _Leave:
         pass
     except BaseException:  # gradlint's own bug: say it where the parent shows it
