@@ -2,7 +2,8 @@
 
 For every model (an MLP grid the estimator may be tuned on, and held-out architectures it may not)
 it compares gradlint's ``log10_relative`` with the measured weight-gradient RMS (DESIGN §5
-protocol, ``gradlint.measure``), relative to the model's largest layer, always beside the naive
+protocol, ``gradlint.verify.measure``), relative to the model's largest layer, always beside the
+naive
 rule of thumb (product of sup|f'| along the path, ``log10_bound``). Verdicts (GL101/GL104 recall on
 sick models, GL101/GL103 false alarms on healthy ones) are reported separately.
 
@@ -35,8 +36,8 @@ import torch  # noqa: E402
 
 import gradlint  # noqa: E402
 from bench import zoo  # noqa: E402
-from gradlint.agreement import auroc, f1, spearman  # noqa: E402
-from gradlint.measure import measure_gradients  # noqa: E402
+from gradlint.verify.agreement import auroc, f1, spearman  # noqa: E402
+from gradlint.verify.measure import measure_gradients  # noqa: E402
 
 VANISH = -2.0  # vanishing label: measured < 1e-2 of the model's strongest layer
 DEFAULT_OUT = ROOT / "bench" / "results" / "accuracy.md"
@@ -482,7 +483,8 @@ def build_report(results: list[ModelResult], args: argparse.Namespace, argv: Seq
         f"- seeds: {args.seeds} per configuration"
         + (f"; depth 40 grid configurations use {deep_seeds} (runtime budget)"
            if deep_seeds != args.seeds and grid else ""),
-        "- ground truth: `gradlint.measure.measure_gradients` (DESIGN §5: float64, train mode, "
+        "- ground truth: `gradlint.verify.measure.measure_gradients` (DESIGN §5: float64, "
+        "train mode, "
         "dropout 0, loss Σ_b ⟨g_b, y_b⟩, g_b ~ N(0, I); per-example gradients where the model "
         "allows, batch gradients × √B where it mixes examples — the *gradients* column says "
         "which); main-weight RMS per layer, relative to the model's largest layer.",
@@ -629,11 +631,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def rnn_rate_lines(steps: int = 60, seeds: int = 3) -> tuple[list[str], list[str]]:
     """Predicted log10 rho per cell type beside the measured slope of the input gradient."""
-    from gradlint.estimate import estimate_gradients
-    from gradlint.ftypes import Target
-    from gradlint.measure import measure_time_decay
-    from gradlint.recurrent import analyse_cell
-    from gradlint.trace import trace_target
+    from gradlint.core.values import Target
+    from gradlint.estimate.recurrent import analyse_cell
+    from gradlint.estimate.sweeps import estimate_gradients
+    from gradlint.trace.fx import trace_target
+    from gradlint.verify.measure import measure_time_decay
 
     md = ["| cell | predicted | measured | error | confidence |", "|---|---:|---:|---:|---|"]
     out = []

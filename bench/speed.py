@@ -123,9 +123,9 @@ class SourceTimer:
         return timed
 
     def install(self) -> None:
-        import gradlint.construction as construction
-        import gradlint.export as export
-        import gradlint.trace as trace
+        import gradlint.load.construction_sites as construction
+        import gradlint.trace.export as export
+        import gradlint.trace.fx as trace
 
         recorder = construction.SiteRecorder
         recorder.note = self.wrap(recorder.note)  # type: ignore[method-assign]
@@ -146,14 +146,14 @@ def stage(times: dict[str, float], name: str, sources: SourceTimer) -> Iterator[
 
 
 def analyse_once(spec: Spec, sources: SourceTimer) -> tuple[dict[str, float], dict[str, Any]]:
-    from gradlint.engine import run_rules
-    from gradlint.estimate import estimate_gradients
-    from gradlint.ftypes import ModelReport, Report, Target
-    from gradlint.load import LoadRequest, load_targets, user_code
-    from gradlint.pipeline import Options, selected
-    from gradlint.report import to_json, to_text
-    from gradlint.rule import ModelAnalysis
-    from gradlint.trace import trace_target
+    from gradlint.core.values import ModelReport, Report, Target
+    from gradlint.estimate.sweeps import estimate_gradients
+    from gradlint.lint.registry import run_rules
+    from gradlint.lint.rule_api import ModelAnalysis
+    from gradlint.load.targets import LoadRequest, load_targets, user_code
+    from gradlint.report.text import to_json, to_text
+    from gradlint.run.pipeline import Options, selected
+    from gradlint.trace.fx import trace_target
 
     times: dict[str, float] = {}
     with stage(times, "load", sources):
@@ -188,7 +188,7 @@ def child_analyse(spec: Spec, runs: int) -> dict[str, Any]:
     import torch
 
     warnings.filterwarnings("ignore")
-    torch.set_num_threads(1)  # as gradlint's worker runs (gradlint/worker.py)
+    torch.set_num_threads(1)  # as gradlint's worker runs (gradlint/run/worker.py)
     sources = SourceTimer()
     sources.install()
     samples: list[dict[str, float]] = []
@@ -244,7 +244,7 @@ def _build(spec: Spec) -> Any:
 
 
 def _inputs(spec: Spec, batch: int, meta: bool) -> tuple[Any, ...]:
-    from gradlint.load import parse_input
+    from gradlint.load.targets import parse_input
 
     shape, _, dtype = spec.input.partition(":")
     spec_text = "x".join([str(batch), *shape.split("x")[1:]]) + (f":{dtype}" if dtype else "")

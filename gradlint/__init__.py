@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
-    from gradlint.ftypes import ModelReport
+    from gradlint.core.values import ModelReport
 
 
 def check(model: Any, inputs: Any = None, threshold: float = 1e-2) -> ModelReport:
     """Lint an ``nn.Module`` instance in-process; imported lazily so ``--version`` stays fast."""
-    from gradlint.analyse import check_model
+    from gradlint.run.check_file import check_model
 
     return check_model(model, inputs=inputs, threshold=threshold)
 

@@ -10,7 +10,7 @@ import sys
 if sys.path and os.path.abspath(sys.path[0] or ".") == os.getcwd():
     del sys.path[0]
 
-from gradlint.cli import main  # noqa: E402
+from gradlint.cli.command import main  # noqa: E402
 
 if __name__ == "__main__":
     main()

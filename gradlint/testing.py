@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gradlint.engine import is_selected
-from gradlint.report import format_diagnostic
+from gradlint.lint.registry import is_selected
+from gradlint.report.text import format_diagnostic
 
 FAILING = ("GL101", "GL102", "GL103", "GL104", "GL9")
 
@@ -22,7 +22,7 @@ def assert_no_vanishing_gradients(model: Any, inputs: Any = None, threshold: flo
     """Raise AssertionError listing every finding of ``codes`` (prefixes) at warning or above,
     with gradlint's own lines and fixes, and the model's gradient-flow chart."""
     from gradlint import check
-    from gradlint.report import chart
+    from gradlint.report.text import chart
 
     report = check(model, inputs, threshold)
     found = [d for d in report.diagnostics

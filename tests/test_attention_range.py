@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 import gradlint
-from gradlint.measure import measure_gradients
+from gradlint.verify.measure import measure_gradients
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -1,5 +1,5 @@
 """``--baseline FILE`` / ``--update-baseline`` end to end through the installed command, and the
-baseline file's format and matching unit by unit (gradlint/baseline.py)."""
+baseline file's format and matching unit by unit (gradlint/lint/baseline.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from gradlint.baseline import (
+from gradlint.core.values import Diagnostic, Location, ModelReport, Report
+from gradlint.lint.baseline import (
     BaselineError,
     Entry,
     apply_baseline,
@@ -18,7 +19,6 @@ from gradlint.baseline import (
     to_json,
     write_baseline,
 )
-from gradlint.ftypes import Diagnostic, Location, ModelReport, Report
 
 DEEP = "examples/deep_sigmoid.py"
 DIAG = re.compile(r"^\S+?:\d+:\d+: (GL\d{3}) \[")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gradlint.agreement import agreement, auroc, f1, ranks, spearman
+from gradlint.verify.agreement import agreement, auroc, f1, ranks, spearman
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:

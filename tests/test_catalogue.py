@@ -16,8 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gradlint.activations import ACTIVATIONS, gaussian_moments, with_defaults
-from gradlint.catalogue import function_op, method_op, module_op, spec
+from gradlint.estimate.activations import ACTIVATIONS, gaussian_moments, with_defaults
+from gradlint.trace.op_lookup import function_op, method_op, module_op, spec
 
 Op = Callable[[torch.Tensor], torch.Tensor]
 

@@ -1,6 +1,7 @@
 """``[tool.gradlint]`` (DESIGN §3 Configuration): per-file-ignores, extend-rules, value checks that
 name the key and the file, and command-line flags winning over the file; end to end through the
-installed command and unit by unit (gradlint/config.py, gradlint/perfile.py, gradlint/engine.py).
+installed command and unit by unit (gradlint/cli/config.py, gradlint/lint/per_file_ignores.py,
+gradlint/lint/registry.py).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from gradlint.config import ConfigError, load_config
-from gradlint.engine import RuleError, discover_rules, use_rule_folders
-from gradlint.perfile import PerFileIgnores
+from gradlint.cli.config import ConfigError, load_config
+from gradlint.lint.per_file_ignores import PerFileIgnores
+from gradlint.lint.registry import RuleError, discover_rules, use_rule_folders
 
 DEEP = "examples/deep_sigmoid.py"
 REPORTED = "for _ in range(depth)]\n"  # the line GL101/GL102 are reported on in DEEP
@@ -266,12 +267,12 @@ def test_custom_rule_runs_in_the_workers(run_gradlint: Any, repo_root: Path,
 
 
 @pytest.mark.parametrize(("folder", "source", "words"), [
-    ("GL101-mine", 'from gradlint.rule import Rule\n\nclass Mine(Rule):\n'
+    ("GL101-mine", 'from gradlint.lint.rule_api import Rule\n\nclass Mine(Rule):\n'
      '    code = "GL101"\n    name = "mine"\n', ["GL101", "already used", "built-in"]),
     ("GL501-broken", "import no_such_module_for_gradlint\n",
      ["check.py:1", "ModuleNotFoundError"]),
     ("GL502-empty", "X = 1\n", ["exactly one Rule subclass"]),
-    ("GL503-nameless", 'from gradlint.rule import Rule\n\nclass Mine(Rule):\n'
+    ("GL503-nameless", 'from gradlint.lint.rule_api import Rule\n\nclass Mine(Rule):\n'
      '    code = "GL503"\n', ["name"]),
 ])
 def test_bad_custom_rules_are_config_errors(run_gradlint: Any, tmp_path: Path, folder: str,
@@ -317,7 +318,7 @@ NOISY_RULE = textwrap.dedent("""\
     import os
     import sys
 
-    from gradlint.rule import Rule
+    from gradlint.lint.rule_api import Rule
 
     print("noisy rule: print at import")
     sys.stdout.write("noisy rule: sys.stdout.write at import\\n")

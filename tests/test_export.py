@@ -17,7 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 transformers = pytest.importorskip("transformers")
 
 
-def _check_all_owners_reported(model: nn.Module, report: gradlint.ftypes.ModelReport) -> None:
+def _check_all_owners_reported(model: nn.Module, report: gradlint.core.values.ModelReport) -> None:
     named = {le.module for le in report.layers} | {a for le in report.layers for a in le.aliases}
     for name, mod in model.named_modules():
         if any(p is not None for p in mod._parameters.values()):

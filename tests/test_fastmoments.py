@@ -1,4 +1,4 @@
-"""The fast paths of ``gaussian_moments`` (gradlint/fastmoments.py) give the reference
+"""The fast paths of ``gaussian_moments`` (gradlint/estimate/gaussian_fast.py) give the reference
 quadrature's numbers: the speed-up of issue 7 must not change a single estimate."""
 
 from __future__ import annotations
@@ -11,9 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-import gradlint.activations as activations
-from gradlint import fastmoments
-from gradlint.activations import ACTIVATIONS, gaussian_moments, quadrature_moments, with_defaults
+import gradlint.estimate.activations as activations
+from gradlint.estimate import gaussian_fast as fastmoments
+from gradlint.estimate.activations import (
+    ACTIVATIONS,
+    gaussian_moments,
+    quadrature_moments,
+    with_defaults,
+)
 
 VARIANTS: list[tuple[str, dict[str, Any]]] = [(name, {}) for name in sorted(ACTIVATIONS)] + [
     ("leaky_relu", {"negative_slope": 0.2}), ("prelu", {"negative_slope": -0.5}),

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gradlint.files import SourceFile, find_source_files
-from gradlint.prefilter import Prefilter, prefilter_file, prefilter_source
+from gradlint.load.prefilter import Prefilter, prefilter_file, prefilter_source
+from gradlint.load.walk import SourceFile, find_source_files
 
 
 def _write(root: Path, rel: str, text: str = "") -> Path:

@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from gradlint.ftypes import Diagnostic, Edit, Fix, Location
+from gradlint.core.values import Diagnostic, Edit, Fix, Location
 
 DIAG_LINE = r"^\S+?:\d+:\d+: (GL\d{3}) \["
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from gradlint.ftypes import Diagnostic, Fix, Location, Report
-from gradlint.github import annotation, escape_data, escape_property, to_github
+from gradlint.core.values import Diagnostic, Fix, Location, Report
+from gradlint.report.github import annotation, escape_data, escape_property, to_github
 
 
 def diag(code: str, severity: str, line: int, file: str = "m.py", message: str = "msg",

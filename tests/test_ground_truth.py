@@ -18,8 +18,8 @@ import torch.nn as nn
 from models.mlp import ResidualMLP, SmallBNCNN, plain_mlp
 
 import gradlint
-from gradlint.ftypes import ModelReport
-from gradlint.measure import measure_gradients
+from gradlint.core.values import ModelReport
+from gradlint.verify.measure import measure_gradients
 
 WIDTH = 128
 BATCH = 64

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from gradlint.ftypes import Diagnostic, LayerEstimate, Location, ModelReport, Report
-from gradlint.html import to_html
+from gradlint.core.values import Diagnostic, LayerEstimate, Location, ModelReport, Report
+from gradlint.report.html import to_html
 
 EXAMPLES = ("examples/deep_sigmoid.py", "examples/resnet_cnn.py",
             "examples/deep_sigmoid_fixed.py")

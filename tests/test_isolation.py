@@ -650,7 +650,7 @@ def test_the_export_fallback_pays_dynamos_import_once(tmp_path: Path) -> None:
 def test_the_fork_server_runs_one_thread() -> None:
     """A lock another thread holds at a fork stays held in the child: the server has none
     (tqdm's monitor, OpenBLAS's pool were two)."""
-    from gradlint.pool import _Server
+    from gradlint.run.pool import _Server
 
     server = _Server((None, 1))
     try:
@@ -666,8 +666,8 @@ for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[name] = "1"  # as the server does: no thread may hold a lock at a fork
 import torch
 torch.set_num_threads(1)
-import gradlint.analyse
-from gradlint import worker
+import gradlint.run.check_file
+from gradlint.run import worker
 
 worker._no_threads()
 worker._warm_up()

@@ -11,9 +11,9 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from gradlint.ftypes import Diagnostic, Location, ModelReport, Target
-from gradlint.load import LoadRequest, load_targets
-from gradlint.pipeline import Options, check_paths, selected
+from gradlint.core.values import Diagnostic, Location, ModelReport, Target
+from gradlint.load.targets import LoadRequest, load_targets
+from gradlint.run.pipeline import Options, check_paths, selected
 
 
 def write(folder: Path, name: str, source: str) -> Path:
@@ -404,7 +404,7 @@ def test_the_meta_size_probe_draws_no_random_numbers() -> None:
     import torch.nn as nn
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    from gradlint.metaprobe import MetaDrawsNothing
+    from gradlint.load.meta_probe import MetaDrawsNothing
 
     class Ops(TorchDispatchMode):
         def __init__(self) -> None:

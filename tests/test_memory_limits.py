@@ -1,4 +1,4 @@
-"""The worker's address-space limit fits the torch build it runs on (gradlint/memory.py): the
+"""The worker's address-space limit fits the torch build it runs on (gradlint/run/memory.py): the
 CUDA build reserves ~3.2 GiB of address space at import, the CPU wheel ~0.7 GiB, so the default
 limit and the smallest accepted ``--max-memory`` are measured, not constants."""
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gradlint import memory
+from gradlint.run import memory
 
 pytestmark = pytest.mark.e2e  # also run on torch 2.13 (.ci/run)
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from gradlint.init_stats import default_init, parameter_stats
-from gradlint.load import LoadRequest, load_targets
+from gradlint.load.targets import LoadRequest, load_targets
+from gradlint.trace.weight_stats import default_init, parameter_stats
 
 pytestmark = pytest.mark.e2e  # also run on torch 2.13 (.ci/run)
 
@@ -73,7 +73,7 @@ def test_real_tensor_statistics_in_chunks_are_the_float64_ones() -> None:
     """tensor_stats sums float64 copies one cache-sized chunk at a time: the whole tensor's
     float64 mean and mean square to rounding, for tensors of several chunks, views that are
     not contiguous and half precision; zeros where there is nothing to average."""
-    from gradlint.init_stats import _CHUNK, tensor_stats
+    from gradlint.trace.weight_stats import _CHUNK, tensor_stats
 
     torch.manual_seed(0)
     big = torch.randn(17 * (_CHUNK // 4) + 17) * 0.3 + 0.05  # over 4 chunks

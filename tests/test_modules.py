@@ -1,4 +1,5 @@
-"""The import resolver (gradlint/modules.py): which local files an import runs, found the way
+"""The import resolver (gradlint/load/import_resolver.py): which local files an import runs, found
+the way
 Python's import finds them from a checked file, without importing anything."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gradlint import modules
+from gradlint.load import import_resolver as modules
 
 
 def _write(root: Path, rel: str, text: str = "") -> Path:

@@ -1,4 +1,5 @@
-"""The pre-filter (gradlint/prefilter.py) judges all the code that runs at import, and only that:
+"""The pre-filter (gradlint/load/prefilter.py) judges all the code that runs at import, and only
+that:
 module level, class bodies, decorators, default arguments, annotations, the local modules a file
 imports, and the local functions and constructors that code calls. Nothing here imports torch
 or runs the files; a file the judged code would write must never appear."""
@@ -11,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from gradlint import harmless
-from gradlint.ftypes import Diagnostic
-from gradlint.pipeline import Options, plan_file
-from gradlint.prefilter import MAX_DEPTH, Prefilter, prefilter_file, prefilter_source
+from gradlint.core.values import Diagnostic
+from gradlint.load import harmless
+from gradlint.load.prefilter import MAX_DEPTH, Prefilter, prefilter_file, prefilter_source
+from gradlint.run.pipeline import Options, plan_file
 
 NET = """\
 import torch

@@ -34,9 +34,9 @@ from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
 
 import gradlint
-from gradlint.activations import ACTIVATIONS
-from gradlint.ftypes import LayerEstimate, ModelReport
-from gradlint.measure import measure_gradients
+from gradlint.core.values import LayerEstimate, ModelReport
+from gradlint.estimate.activations import ACTIVATIONS
+from gradlint.verify.measure import measure_gradients
 
 BATCH = 4  # check_model's example batch (BatchNorm needs more than one example)
 REL_TOL = 1e-6  # soundness: measured gain <= bound * (1 + REL_TOL)
@@ -448,7 +448,7 @@ def test_skipping_unread_shared_moments_changes_nothing(arch: Arch) -> None:
     kind that reads S and is missing from graph_reads_shared fails here."""
     model = build(arch)
     report = _check(model, arch)
-    with mock.patch("gradlint.estimate.graph_reads_shared", lambda graph: True):
+    with mock.patch("gradlint.estimate.sweeps.graph_reads_shared", lambda graph: True):
         forced = _check(model, arch)
     assert report.layers == forced.layers
     assert report.diagnostics == forced.diagnostics

@@ -9,11 +9,11 @@ import torch
 import torch.nn as nn
 
 import gradlint
-from gradlint.estimate import estimate_gradients
-from gradlint.ftypes import Target
-from gradlint.measure import measure_time_decay
-from gradlint.recurrent import analyse_cell
-from gradlint.trace import trace_target
+from gradlint.core.values import Target
+from gradlint.estimate.recurrent import analyse_cell
+from gradlint.estimate.sweeps import estimate_gradients
+from gradlint.trace.fx import trace_target
+from gradlint.verify.measure import measure_time_decay
 
 
 class Classifier(nn.Module):

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from gradlint.engine import rule_by_code
-from gradlint.pipeline import Options, check_paths, selected
+from gradlint.lint.registry import rule_by_code
+from gradlint.run.pipeline import Options, check_paths, selected
 
 pytestmark = pytest.mark.e2e  # also run on torch 2.13 (.ci/run)
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from gradlint.engine import discover_rules
-from gradlint.term import use_color
+from gradlint.lint.registry import discover_rules
+from gradlint.report.term import use_color
 
 ESC = "\x1b["
 SYNTAX_ERROR = "rules/GL900-syntax-error/bad.py"  # a diagnostic without importing torch

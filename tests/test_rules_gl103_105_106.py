@@ -20,8 +20,8 @@ from models.resnet import BasicBlock, ResNet
 from models.transformer import Transformer, token_inputs
 
 import gradlint
-from gradlint.ftypes import Diagnostic, ModelReport
-from gradlint.pipeline import Options, check_paths, selected
+from gradlint.core.values import Diagnostic, ModelReport
+from gradlint.run.pipeline import Options, check_paths, selected
 
 NEW = ("GL103", "GL105", "GL106")
 
@@ -242,11 +242,11 @@ def test_gl103_growth_is_at_most_the_signal_ratio(build: Any) -> None:
     """may_grow_beyond's bound, which lets GL103 skip its sweep: a layer's growth is at most
     log10 of its signal over the output's (its factors telescope to that ratio and the growth
     drops only some of the growing ones)."""
-    from gradlint.estimate import estimate_gradients
-    from gradlint.ftypes import Target
-    from gradlint.growth import may_grow_beyond, signal, signal_growth
-    from gradlint.rule import ModelAnalysis
-    from gradlint.trace import trace_target
+    from gradlint.core.values import Target
+    from gradlint.estimate.sweeps import estimate_gradients
+    from gradlint.lint.rule_api import ModelAnalysis
+    from gradlint.lint.signal_growth import may_grow_beyond, signal, signal_growth
+    from gradlint.trace.fx import trace_target
 
     torch.manual_seed(0)
     target = Target("m.py::M", build(), "m.py", 1, (x128(),))

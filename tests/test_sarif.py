@@ -14,9 +14,9 @@ import jsonschema
 import pytest
 
 from gradlint import __version__
-from gradlint.engine import discover_rules
-from gradlint.ftypes import Location
-from gradlint.sarif import readme_section, region
+from gradlint.core.values import Location
+from gradlint.lint.registry import discover_rules
+from gradlint.report.sarif import readme_section, region
 
 pytestmark = pytest.mark.e2e  # also run on torch 2.13 (.ci/run)
 
@@ -163,8 +163,8 @@ def test_readme_section() -> None:
 
 
 def test_related_locations_and_notes_validate(tmp_path: Path, monkeypatch: Any) -> None:
-    from gradlint.ftypes import Diagnostic, Fix, Report
-    from gradlint.sarif import to_sarif
+    from gradlint.core.values import Diagnostic, Fix, Report
+    from gradlint.report.sarif import to_sarif
 
     monkeypatch.chdir(tmp_path)
     lib = "/opt/somewhere/site-packages/lib/model.py"

@@ -18,17 +18,17 @@ import pytest
 import torch
 import torch.nn as nn
 
-import gradlint.catalogue
-import gradlint.estimate
-import gradlint.moments
-import gradlint.paths
-import gradlint.report
-from gradlint.engine import run_rules
-from gradlint.estimate import estimate_gradients
-from gradlint.ftypes import ModelReport, Report, Target
-from gradlint.graph import GraphNode, LayerGraph
-from gradlint.rule import ModelAnalysis
-from gradlint.trace import trace_target
+import gradlint.estimate.ops
+import gradlint.estimate.strongest_path
+import gradlint.estimate.sweeps
+import gradlint.report.text
+import gradlint.trace.op_lookup
+from gradlint.core.graph import GraphNode, LayerGraph
+from gradlint.core.values import ModelReport, Report, Target
+from gradlint.estimate.sweeps import estimate_gradients
+from gradlint.lint.registry import run_rules
+from gradlint.lint.rule_api import ModelAnalysis
+from gradlint.trace.fx import trace_target
 
 WIDTH = 8  # small layers: the graph's size is what matters, not the arithmetic
 
@@ -96,18 +96,19 @@ def _count(model: nn.Module, monkeypatch: pytest.MonkeyPatch) -> tuple[Counter[s
 
         return wrapper
 
-    spec = counted("spec", gradlint.catalogue.spec)
-    for module in (gradlint.catalogue, gradlint.estimate, gradlint.moments, gradlint.paths):
+    spec = counted("spec", gradlint.trace.op_lookup.spec)
+    for module in (gradlint.trace.op_lookup, gradlint.estimate.sweeps, gradlint.estimate.ops,
+                   gradlint.estimate.strongest_path):
         if hasattr(module, "spec"):  # most stages read the kind the node resolved when built
             monkeypatch.setattr(module, "spec", spec)  # rules import it from the catalogue
-    monkeypatch.setattr(gradlint.report, "layer_json",
-                        counted("rows", gradlint.report.layer_json))
+    monkeypatch.setattr(gradlint.report.text, "layer_json",
+                        counted("rows", gradlint.report.text.layer_json))
     estimate = estimate_gradients(graph)
     diags = run_rules(ModelAnalysis(target.name, estimate, 1e-2))
     report = Report((ModelReport(target.name, "M", "m.py", 1, "ok", "fx", "actual",
                                  layers=estimate.layers, diagnostics=tuple(diags)),), ())
-    gradlint.report.to_json(report, diags)
-    gradlint.report.to_text(report, diags, 1e-2)
+    gradlint.report.text.to_json(report, diags)
+    gradlint.report.text.to_text(report, diags, 1e-2)
     monkeypatch.undo()
     return visits, traced
 
@@ -142,7 +143,7 @@ def test_dense_connectivity_is_not_enumerated(monkeypatch: pytest.MonkeyPatch) -
 def test_layer_rows_built_in_one_step_equal_the_dataclass() -> None:
     """``LayerEstimate.row`` (the estimate's fast constructor) makes the same frozen object,
     and a missing or unknown field still raises as the dataclass would."""
-    from gradlint.ftypes import LayerEstimate
+    from gradlint.core.values import LayerEstimate
 
     values: dict[str, Any] = {f: None for f in LayerEstimate.__dataclass_fields__}
     values.update(module="fc", type="Linear", numel=10, saturating=0, depth=1, factors=0,
@@ -163,8 +164,8 @@ def test_tuples_built_in_c_have_every_field() -> None:
     which checks nothing: a field added to Moments, Step or PathState and not to those call
     sites would give short tuples. Every one the sweeps return has all its fields, and its
     fields are the types they are declared as."""
-    from gradlint.moments import Moments, Step, propagate
-    from gradlint.paths import PathState
+    from gradlint.estimate.ops import Moments, Step, propagate
+    from gradlint.estimate.strongest_path import PathState
 
     model = _mlp(4)
     target = Target("m.py::MLP", model, "m.py", 1, inputs=(torch.randn(1, WIDTH),))

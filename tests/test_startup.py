@@ -13,7 +13,7 @@ import pytest
 
 PROBE = """
 import sys
-from gradlint.cli import main
+from gradlint.cli.command import main
 sys.argv = ["gradlint", *{args!r}]
 try:
     main()
@@ -66,11 +66,11 @@ def test_checking_a_file_leaves_torch_to_the_worker(repo_root: Path) -> None:
 
 
 def test_analysing_a_fixable_model_leaves_libcst_to_the_cli(repo_root: Path) -> None:
-    """The worker decides which activations a fix may change (gradlint.fixable) without the
+    """The worker decides which activations a fix may change (gradlint.lint.fix_targets) without the
     codemod's libcst (~0.25 s of every run that reports a fixable finding)."""
     code = ("import sys\n"
-            "from gradlint.analyse import analyse_file\n"
-            "from gradlint.pipeline import Options\n"
+            "from gradlint.run.check_file import analyse_file\n"
+            "from gradlint.run.pipeline import Options\n"
             "models, _ = analyse_file('examples/deep_sigmoid.py', (), Options())\n"
             "edits = [e for m in models for d in m.diagnostics if d.fix for e in d.fix.edits]\n"
             "print(len(edits), 'libcst' in sys.modules)\n")
@@ -129,7 +129,7 @@ def test_arithmetic_in_a_constructor_sized_on_meta_does_not_import_dynamo(
     Afterwards torch is as it was: the real import works, the kernels are wrapped by it, meta
     arithmetic still runs."""
     (tmp_path / "pos.py").write_text(POSITIONAL_LM, encoding="utf-8")
-    code = ("import sys\nfrom gradlint.load import LoadRequest, load_targets\n"
+    code = ("import sys\nfrom gradlint.load.targets import LoadRequest, load_targets\n"
             "found = load_targets(LoadRequest('pos.py', (), inputs=('2x8:int64',)))\n"
             "before = 'torch._dynamo' in sys.modules\n"
             "import torch\nimport torch._dynamo\n"
@@ -165,7 +165,7 @@ def test_a_constructor_the_dynamo_stand_in_cannot_serve_is_sized_again_without_i
     that, the probe runs again with torch as it is (never a real build of a model that may
     not fit in memory because the probe failed)."""
     (tmp_path / "asks.py").write_text(ASKS_DYNAMO, encoding="utf-8")
-    code = ("from gradlint.load import LoadRequest, load_targets\n"
+    code = ("from gradlint.load.targets import LoadRequest, load_targets\n"
             "found = load_targets(LoadRequest('asks.py', (), inputs=('2x4',), meta=True))\n"
             "print([(type(t).__name__, next(t.model.parameters()).device.type) "
             "for t in found])\n")
@@ -177,7 +177,7 @@ def test_sizing_a_model_on_meta_does_not_import_dynamo(tmp_path: Path) -> None:
     """The meta-device size probe runs the constructor's random inits; on meta they draw
     nothing, so gradlint skips torch's detour through torch._dynamo (~1 s per worker)."""
     (tmp_path / "lm.py").write_text(TINY_LM, encoding="utf-8")
-    code = ("import sys\nfrom gradlint.load import LoadRequest, load_targets\n"
+    code = ("import sys\nfrom gradlint.load.targets import LoadRequest, load_targets\n"
             "found = load_targets(LoadRequest('lm.py', (), inputs=('2x8:int64',)))\n"
             "print([type(t).__name__ for t in found], 'torch._dynamo' in sys.modules)\n")
     proc = _python(code, tmp_path)

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from gradlint.ftypes import Diagnostic, Location
-from gradlint.suppressions import analyse_source, for_file
+from gradlint.core.values import Diagnostic, Location
+from gradlint.lint.suppressions import analyse_source, for_file
 
 DEEP = "examples/deep_sigmoid.py"
 # in examples/deep_sigmoid.py, GL101 and GL102 are reported on line 15, inside

@@ -7,8 +7,8 @@ import json
 import torch
 import torch.nn as nn
 
-from gradlint.graph import InputSpec
-from gradlint.verify import verify_model
+from gradlint.core.graph import InputSpec
+from gradlint.verify.compare import verify_model
 
 
 def test_verify_json_and_text_on_the_deep_sigmoid_example(run_gradlint) -> None:  # type: ignore[no-untyped-def]

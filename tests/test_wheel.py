@@ -30,7 +30,7 @@ def test_wheel_carries_rules_and_lints_from_a_fresh_venv(tmp_path: Path) -> None
     # pip from the outer interpreter installs into the venv (torch comes from system site)
     subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps",
                     "-q", str(wheel)], check=True)
-    where = subprocess.run([str(py), "-c", "import gradlint.engine as e; "
+    where = subprocess.run([str(py), "-c", "import gradlint.lint.registry as e; "
                             "print(e.discover_rules()[0].folder)"],
                            capture_output=True, text=True, check=True, cwd=tmp_path)
     assert str(env) in where.stdout, where.stdout

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import torch.nn as nn
 
-from gradlint.engine import rule_by_code
+from gradlint.lint.registry import rule_by_code
 
 pytestmark = pytest.mark.e2e  # also run on torch 2.13 (.ci/run)
 

@@ -1,9 +1,9 @@
 """GL100 unused-suppression: emitted after the rules ran, by comparing the suppression comments
-of each checked file with what they suppressed (``gradlint/suppressions.py``)."""
+of each checked file with what they suppressed (``gradlint/lint/suppressions.py``)."""
 
 from __future__ import annotations
 
-from gradlint.rule import Rule
+from gradlint.lint.rule_api import Rule
 
 
 class UnusedSuppression(Rule):

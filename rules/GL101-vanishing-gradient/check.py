@@ -6,9 +6,9 @@ import math
 from collections.abc import Iterator
 from dataclasses import replace
 
-from gradlint.ftypes import Diagnostic, Fix, LayerEstimate, Location
-from gradlint.graph import GraphNode
-from gradlint.rule import ModelAnalysis, Rule, anchor, anchor_of, power10
+from gradlint.core.graph import GraphNode
+from gradlint.core.values import Diagnostic, Fix, LayerEstimate, Location
+from gradlint.lint.rule_api import ModelAnalysis, Rule, anchor, anchor_of, power10
 
 MIN_FACTORS = 3  # one small factor (a softmax, one small projection) never fires alone
 # nor one that carries more than this share of the attenuation (a squeeze-excitation gate behind
@@ -44,7 +44,7 @@ class VanishingGradient(Rule):
 
     def _diagnose(self, analysis: ModelAnalysis, layers: list[LayerEstimate],
                   fallback: Location) -> Diagnostic:
-        from gradlint.catalogue import WEIGHT_KINDS  # torch: not at `gradlint rules`
+        from gradlint.trace.op_lookup import WEIGHT_KINDS  # torch: not at `gradlint rules`
 
         worst = min(layers, key=lambda le: le.log10_attenuation or 0.0)
         att = worst.log10_attenuation or 0.0
@@ -75,7 +75,7 @@ class VanishingGradient(Rule):
         blame_acts = bool(saturating) and from_acts < 0.5 * att
         fix = _fix(saturating if blame_acts else [], [worst.module, *weights[:-1]], saturating)
         if blame_acts:  # the activations are the cause: offer to replace the hidden ones
-            from gradlint.fixable import activation_edits
+            from gradlint.lint.fix_targets import activation_edits
 
             edits = activation_edits(analysis, saturating)
             if edits:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from gradlint.ftypes import Diagnostic, Fix, Location
-from gradlint.graph import GraphNode
-from gradlint.rule import ModelAnalysis, Rule, anchor, anchor_of
+from gradlint.core.graph import GraphNode
+from gradlint.core.values import Diagnostic, Fix, Location
+from gradlint.lint.rule_api import ModelAnalysis, Rule, anchor, anchor_of
 
 MIN_CHAIN = 3
 _SOURCES = ("param", "constant", "input")
@@ -77,7 +77,7 @@ class SaturatingChain(Rule):
                    "with no normalization or skip connection between them; each one scales the "
                    "gradient by f′ ≤ 1 and saturated units pass almost none")
         culprit = nodes[0].label
-        from gradlint.fixable import activation_edits
+        from gradlint.lint.fix_targets import activation_edits
 
         edits = activation_edits(analysis, nodes)  # hidden ones only: never outputs or gates
         fix = Fix(f"replace {culprit} with nn.ReLU or nn.GELU, or put nn.LayerNorm / "

@@ -7,11 +7,11 @@ import statistics
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from gradlint.ftypes import Diagnostic, Fix, Location
-from gradlint.rule import ModelAnalysis, Rule, anchor, anchor_of, power10
+from gradlint.core.values import Diagnostic, Fix, Location
+from gradlint.lint.rule_api import ModelAnalysis, Rule, anchor, anchor_of, power10
 
 if TYPE_CHECKING:
-    from gradlint.growth import Growth
+    from gradlint.lint.signal_growth import Growth
 
 MIN_FACTORS = 3  # one large factor (a wide projection, an upsampling) never fires alone
 # where the estimate is known to be weak (confidence: low) GL103 asks for this much more growth;
@@ -30,7 +30,7 @@ class ExplodingGradient(Rule):
                "from the loss.")
 
     def check(self, analysis: ModelAnalysis) -> Iterator[Diagnostic]:
-        from gradlint.growth import may_grow_beyond  # torch: not at `gradlint rules`
+        from gradlint.lint.signal_growth import may_grow_beyond  # torch: not at `gradlint rules`
 
         limit = -math.log10(analysis.threshold)
         fallback = analysis.fallback
@@ -40,8 +40,8 @@ class ExplodingGradient(Rule):
 
     def _along_layers(self, analysis: ModelAnalysis, limit: float,
                       fallback: Location) -> Iterator[Diagnostic]:
-        from gradlint.catalogue import WEIGHT_KINDS
-        from gradlint.growth import signal_growth
+        from gradlint.lint.signal_growth import signal_growth
+        from gradlint.trace.op_lookup import WEIGHT_KINDS
 
         confidence = {le.module: le.confidence for le in analysis.layers}
         sick = [g for g in signal_growth(analysis)
@@ -60,7 +60,7 @@ class ExplodingGradient(Rule):
                     fallback: Location) -> Iterator[Diagnostic]:
         """A recurrent cell multiplies the gradient by ρ per step going back in time; with
         ρ > 1 (vanilla RNN with H·E[W_hh²]·E[φ′²] > 1) it compounds over the sequence."""
-        from gradlint.recurrent import analyse_cell
+        from gradlint.estimate.recurrent import analyse_cell
 
         if "recurrent" not in analysis.estimate.graph.ops():
             return
@@ -88,7 +88,7 @@ class ExplodingGradient(Rule):
 
     def _diagnose(self, analysis: ModelAnalysis, layers: list[Growth],
                   fallback: Location) -> Diagnostic:
-        from gradlint.stacks import CHAIN_KINDS, log10_fan_gain
+        from gradlint.lint.plain_stacks import CHAIN_KINDS, log10_fan_gain
 
         worst = max(layers, key=lambda g: g.log10_growth)
         le = next(x for x in analysis.layers if x.module == worst.module)

@@ -6,11 +6,11 @@ import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from gradlint.ftypes import Diagnostic, Fix
-from gradlint.rule import ModelAnalysis, Rule, anchor_of, power10
+from gradlint.core.values import Diagnostic, Fix
+from gradlint.lint.rule_api import ModelAnalysis, Rule, anchor_of, power10
 
 if TYPE_CHECKING:
-    from gradlint.recurrent import CellStats
+    from gradlint.estimate.recurrent import CellStats
 
 NAMES = {"RNN_TANH": "RNN (tanh)", "RNN_RELU": "RNN (relu)", "LSTM": "LSTM", "GRU": "GRU"}
 
@@ -23,7 +23,7 @@ class RecurrentHorizon(Rule):
                "recurrent threshold (default 1e-3): rho^T is tiny, so early steps do not learn.")
 
     def check(self, analysis: ModelAnalysis) -> Iterator[Diagnostic]:
-        from gradlint.recurrent import analyse_cell  # torch: not at `gradlint rules`
+        from gradlint.estimate.recurrent import analyse_cell  # torch: not at `gradlint rules`
 
         if "recurrent" not in analysis.estimate.graph.ops():
             return

@@ -6,11 +6,11 @@ import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from gradlint.ftypes import Diagnostic, Fix, Location
-from gradlint.rule import ModelAnalysis, Rule, anchor_of, power10
+from gradlint.core.values import Diagnostic, Fix, Location
+from gradlint.lint.rule_api import ModelAnalysis, Rule, anchor_of, power10
 
 if TYPE_CHECKING:
-    from gradlint.stacks import Stack, StackLayer
+    from gradlint.lint.plain_stacks import Stack, StackLayer
 
 LOW, HIGH = 0.8, 1.25  # per-layer gain bounds (DESIGN §3): 1/1.25 = 0.8, symmetric in log
 MIN_LAYERS = 5
@@ -37,7 +37,7 @@ class InitGain(Rule):
 
     def check(self, analysis: ModelAnalysis) -> Iterator[Diagnostic]:
         # torch: not at `gradlint rules`
-        from gradlint.stacks import judged_units, mean_log10_gain, plain_stacks
+        from gradlint.lint.plain_stacks import judged_units, mean_log10_gain, plain_stacks
 
         fallback = analysis.fallback
         for stack in plain_stacks(analysis, MIN_LAYERS):
@@ -51,7 +51,7 @@ class InitGain(Rule):
 
     def _diagnose(self, analysis: ModelAnalysis, stack: Stack, units: tuple[StackLayer, ...],
                   log_gain: float, fallback: Location) -> Diagnostic:
-        from gradlint.stacks import main_activation
+        from gradlint.lint.plain_stacks import main_activation
 
         first = stack.layers[0]
         node = analysis.nodes[first.node]
@@ -86,7 +86,7 @@ class InitGain(Rule):
 def _fix(act: str, target: float, analysis: ModelAnalysis,
          units: tuple[StackLayer, ...]) -> Fix:
     """The init that gives this activation a per-layer gain of ~1."""
-    from gradlint.activations import HOMOGENEOUS  # torch: not at `gradlint rules`
+    from gradlint.estimate.activations import HOMOGENEOUS  # torch: not at `gradlint rules`
 
     if act in _RELU:
         init = "nn.init.kaiming_normal_(m.weight, nonlinearity=\"relu\")"

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from gradlint.ftypes import Diagnostic, Fix, LayerEstimate, Location
-from gradlint.rule import ModelAnalysis, Rule, anchor_of
+from gradlint.core.values import Diagnostic, Fix, LayerEstimate, Location
+from gradlint.lint.rule_api import ModelAnalysis, Rule, anchor_of
 
 if TYPE_CHECKING:
-    from gradlint.gates import Gate
+    from gradlint.lint.gated_branches import Gate
 
 _WHAT = {"scale": "learnable scale", "norm": "normalization γ", "weight": "layer"}
 
@@ -24,7 +24,7 @@ class GatedBranch(Rule):
                "gradients by design.")
 
     def check(self, analysis: ModelAnalysis) -> Iterator[Diagnostic]:
-        from gradlint.gates import find_gates  # torch: not at `gradlint rules`
+        from gradlint.lint.gated_branches import find_gates  # torch: not at `gradlint rules`
 
         fallback = analysis.fallback
         by_module = {le.module: le for le in analysis.layers}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gradlint.rule import Rule
+from gradlint.lint.rule_api import Rule
 
 
 class NeedsArguments(Rule):

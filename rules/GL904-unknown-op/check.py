@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from gradlint.ftypes import Diagnostic
-from gradlint.rule import ModelAnalysis, Rule, anchor_of
+from gradlint.core.values import Diagnostic
+from gradlint.lint.rule_api import ModelAnalysis, Rule, anchor_of
 
 
 class UnknownOp(Rule):

@@ -1,8 +1,8 @@
-"""GL905 worker-failed: emitted by the worker pool (gradlint/pool.py), not by an estimate."""
+"""GL905 worker-failed: emitted by the worker pool (gradlint/run/pool.py), not by an estimate."""
 
 from __future__ import annotations
 
-from gradlint.rule import Rule
+from gradlint.lint.rule_api import Rule
 
 
 class WorkerFailed(Rule):

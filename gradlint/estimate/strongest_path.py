@@ -1,0 +1,177 @@
+"""Path quantities from the loss to every tensor, each in one reverse sweep (no enumeration).
+
+- the strongest path: from each tensor follow the consumer that contributes most of its gradient;
+  along it, the attenuation GL101 judges is the sum of log10 per-layer factors since the
+  best-fed weight layer between a layer and the loss (a running drawdown, never above 0), where
+  a "layer" factor spans one weight layer (Linear/Conv/Embedding/attention/recurrent) and what
+  lies between it and the previous weight layer (norms, activations, pools, adds). A factor is
+  the ratio of the per-entry weight-gradient RMS of consecutive weight layers on the path: the
+  signal gain times the change in input scale, so a stack whose activations grow backwards as
+  fast as the signal shrinks (ReLU with Xavier init) learns evenly and is not counted. A factor
+  above 1 wins back what earlier ones took, so the sawtooth of bottleneck blocks, dense layers
+  or UNet levels (down at each block boundary, up inside the block) does not add up; the
+  factors counted are those below 0.9 since the best-fed layer. Learnable gates are left out;
+- the worst-case bound: the sum over all paths of the product of sup|f'|, other ops gain 1;
+- confidence: low behind an op the catalogue does not know, an activation of an activation,
+  or a residual join of an unnormalized ReLU-family stack.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+from gradlint.core.graph import GraphNode, LayerGraph
+from gradlint.trace.op_lookup import WEIGHT_KINDS
+
+NEG_INF = float("-inf")
+
+
+def gated_cell(node: GraphNode) -> bool:
+    """LSTM/GRU: the mean-field per-step rate is known to be ~25% too fast (DESIGN §4)."""
+    return node.op == "recurrent" and node.attrs.get("mode") in ("LSTM", "GRU")
+LN10 = math.log(10.0)
+# a per-layer factor counts towards GL101's "at least 3 factors" only when it is clearly below 1
+FACTOR_COUNTS_BELOW = math.log10(0.9)
+
+
+class PathState(NamedTuple):  # a tuple: one per node, cheap to build
+    """What lies between a tensor and the loss along the strongest path."""
+
+    attenuation: float  # log10, sum of closed per-layer factors below 1
+    factors: int  # closed factors below FACTOR_COUNTS_BELOW
+    open_from: float | None  # log10 mean sq weight gradient where the open factor began
+    saturating: int
+    depth: int
+    gate: str | None
+    low: bool
+    bound: float  # log10 of the sum-over-paths sup|f'| product
+    next: int | None = None  # the consumer this path continues through (towards the loss)
+    largest: float = 0.0  # log10 of the smallest single factor in ``attenuation`` (<= 0)
+
+    def close(self, weight_grad: float) -> tuple[float, int, float]:
+        """If the open factor closed at a layer with this log10 mean squared weight gradient:
+        the attenuation, the factor count, and the largest single loss in it (log10 factor,
+        <= 0; GL101 does not fire when one factor carries most of the attenuation, so that one
+        structural drop, a squeeze-excitation gate behind a global pool, never fires it alone).
+        """
+        if self.open_from is None or weight_grad == NEG_INF:
+            return self.attenuation, self.factors, self.largest
+        g = 0.5 * (weight_grad - self.open_from)
+        att = self.attenuation + g
+        if att >= 0:  # as well fed as every weight layer between it and the loss: count anew
+            return 0.0, 0, 0.0
+        return att, self.factors + (g < FACTOR_COUNTS_BELOW), min(self.largest, g)
+
+
+# PathState's own constructor is a Python function; this builds the same tuple in C (one per
+# node, in the reverse sweep below)
+_path_state = functools.partial(tuple.__new__, PathState)
+
+_ONE_SIDED = frozenset({"relu", "relu6", "leaky_relu", "prelu", "elu", "celu", "selu", "gelu",
+                        "silu", "mish", "softplus", "hardswish"})
+_SOURCES = ("param", "constant", "input")
+
+
+def normalized(graph: LayerGraph) -> bool:
+    """Any normalization, also one written out (rsqrt: Llama's and T5's RMSNorm): it keeps the
+    stream's scale, so the residual-stream effects below do not build up."""
+    return "norm" in graph.kinds() or "rsqrt" in graph.ops()
+
+
+def collapsing_joins(graph: LayerGraph) -> set[int]:
+    """Residual joins of an unnormalized ReLU-family stack: the mean-field estimate is known to
+    be weak behind them (samples collapse onto one direction; errors up to ~0.8 decades,
+    DESIGN §4), so the layers behind them are marked ``confidence: low``."""
+    nodes = graph.nodes
+    if normalized(graph) or graph.ops().isdisjoint(_ONE_SIDED) or "add" not in graph.ops():
+        return set()
+    return {n.index for n in nodes if n.op == "add"
+            and sum(1 for i in n.inputs if nodes[i].op not in _SOURCES) >= 2}
+
+
+def stacked_activations(graph: LayerGraph) -> set[int]:
+    """Activations applied to another activation's output (through views): the catalogue's
+    Gaussian moments assume a Gaussian pre-activation, which the output of a nonlinearity is
+    not, and the two gains are not independent (ReLU after ReLU passes every gradient the
+    first one passed); measured errors grow ~0.1 decade per stacked pair."""
+    nodes = graph.nodes
+    out: set[int] = set()
+    for node in nodes:
+        if node.kind != "elementwise" or not node.inputs:
+            continue
+        src = nodes[node.inputs[0]]
+        while src.kind == "passthrough" and src.inputs:
+            src = nodes[src.inputs[0]]
+        if src.kind == "elementwise":
+            out.add(node.index)
+    return out
+
+
+def analyse_paths(graph: LayerGraph, log_r: list[float],
+                  contrib: list[list[tuple[int, float]]],
+                  gates: list[str | None], weight_grad: list[float]) -> list[PathState]:
+    """``contrib[p]`` lists (consumer, log of the r it sends to p); ``log_r`` is natural log;
+    ``gates[c]`` names the learnable gate node ``c`` applies, if any; ``weight_grad[c]`` is
+    log10 of the mean squared weight gradient of weight layer ``c`` (its factor boundary)."""
+    nodes = graph.nodes
+    n = len(nodes)
+    weak = collapsing_joins(graph) | stacked_activations(graph)
+    states: list[PathState | None] = [None] * n
+    states[graph.output] = PathState(0.0, 0, None, 0, 0, None, False, 0.0)
+    for p in range(n - 1, -1, -1):
+        if p == graph.output:
+            continue
+        cons = contrib[p]
+        if len(cons) == 1:  # most tensors have one consumer
+            c, best_r = cons[0]
+            sc = states[c]
+            if sc is None:
+                continue
+            cnode = nodes[c]
+            low = (sc.low or cnode.kind == "opaque" or c in weak
+                   or (cnode.op == "recurrent" and gated_cell(cnode)))
+            bound = sc.bound + cnode.log10_sup_derivative()
+        else:
+            best_r = NEG_INF
+            c = -1
+            bound_terms: list[float] = []
+            low = False
+            for cc, lc in cons:
+                sc = states[cc]
+                if sc is None:
+                    continue
+                cnode = nodes[cc]
+                low = (low or sc.low or cnode.kind == "opaque" or cc in weak
+                       or gated_cell(cnode))
+                bound_terms.append(sc.bound + cnode.log10_sup_derivative())
+                if c < 0 or lc > best_r:
+                    best_r, c = lc, cc
+            if c < 0:
+                continue
+            if len(bound_terms) == 1:
+                bound = bound_terms[0]
+            else:
+                mx = max(bound_terms)
+                bound = mx if mx == NEG_INF else mx + math.log10(
+                    sum(10 ** (t - mx) for t in bound_terms))
+        sc = states[c]
+        assert sc is not None
+        cnode = nodes[c]
+        att, fac, open_from, largest = sc.attenuation, sc.factors, sc.open_from, sc.largest
+        gate = sc.gate
+        if cnode.kind in WEIGHT_KINDS and weight_grad[c] > NEG_INF:
+            att, fac, largest = sc.close(weight_grad[c])
+            open_from = weight_grad[c]
+        elif gates[c] is not None:
+            # a learnable gate: its smallness is by design (GL106), not compounding attenuation
+            gate = gates[c]
+            if open_from is not None:  # upstream weight gradients all shrink by the gate's gain
+                open_from += (best_r - log_r[c]) / LN10
+        states[p] = _path_state((
+            att, fac, open_from, sc.saturating + cnode.saturating,
+            sc.depth + (1 if cnode.params and cnode.kind != "param" else 0),
+            gate, low, bound, c, largest))
+    return [s if s is not None else PathState(0.0, 0, None, 0, 0, None, False, NEG_INF)
+            for s in states]

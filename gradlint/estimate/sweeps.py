@@ -1,0 +1,486 @@
+"""The estimate stage: forward moments, backward gradient signal, and per-layer numbers.
+
+Two linear sweeps over the LayerGraph (DESIGN §4): forward in topological order carries moments
+(``moments.propagate``), backward in reverse order adds the mean squared gradient r of every
+consumer (gradients are sums over paths, so their variances add). A layer's per-entry weight
+gradient is then m * r_out * P_in, with m the output positions per example.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from gradlint.core.graph import GraphNode, LayerGraph, ModuleInfo, ParamStats
+from gradlint.core.values import LayerEstimate
+from gradlint.estimate.activations import ACTIVATIONS, gaussian_slope, negative_second_moment
+from gradlint.estimate.ops import Moments, Step, attention_factors, graph_reads_shared, propagate
+from gradlint.estimate.recurrent import analyse_cell
+from gradlint.estimate.residual_coherence import CoherentSkip, coherent_skips, homogeneous_floor
+from gradlint.estimate.strongest_path import LN10, NEG_INF, PathState, analyse_paths, gated_cell
+from gradlint.run.gc_pause import collector_paused
+from gradlint.trace.op_lookup import WEIGHT_KINDS
+
+GATE_RMS = 0.1  # a learnable multiplier smaller than this at init gates its branch (GL106)
+
+
+@dataclass(frozen=True)
+class GraphEstimate:
+    """Per-node moments, gradient signal and path state, plus the per-layer summary."""
+
+    graph: LayerGraph
+    moments: tuple[Moments, ...]
+    log_r: tuple[float, ...]  # natural log of the mean squared gradient per entry
+    paths: tuple[PathState, ...]
+    layers: tuple[LayerEstimate, ...]
+    unknown_ops: tuple[GraphNode, ...]
+    log_gains: tuple[tuple[float, ...], ...] = ()  # per node: natural log of r_in/r_out per input
+
+    def log10_gain(self, consumer: int, producer: int) -> float:
+        """log10 of the RMS gradient gain from ``consumer``'s output back to ``producer``."""
+        node = self.graph.nodes[consumer]
+        gains = self.log_gains[consumer]
+        if len(node.inputs) == 1:  # the common case, without the search below
+            return 0.5 * gains[0] / LN10 if gains and node.inputs[0] == producer else 0.0
+        slots = [k for k, i in enumerate(node.inputs) if i == producer and k < len(gains)]
+        if not slots:
+            return 0.0
+        return 0.5 * max(gains[k] for k in slots) / LN10
+
+
+def _logaddexp(a: float, b: float) -> float:
+    if a == NEG_INF:
+        return b
+    if b == NEG_INF:
+        return a
+    m = max(a, b)
+    return m + math.log(math.exp(a - m) + math.exp(b - m))
+
+
+def _gate_name(node: GraphNode, step: Step, graph: LayerGraph) -> str | None:
+    if not step.gate:
+        return None
+    if node.op == "mul":
+        for i in node.inputs[:2]:
+            src = graph.nodes[i]
+            if src.op == "param" and src.params:
+                p = src.params[0]
+                return p.name if p.requires_grad and math.sqrt(p.mean_sq) < GATE_RMS else None
+        return None
+    w = node.weight
+    return w.name if w is not None and w.requires_grad else None
+
+
+@collector_paused
+def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
+    """Forward moments, backward gradient signal, path states and one row per layer."""
+    nodes = graph.nodes
+    n = len(nodes)
+    moments: list[Moments] = []
+    steps: list[Step] = []
+    gates: list[str | None] = []
+    shared = graph_reads_shared(graph)
+    for node in nodes:
+        inputs = node.inputs  # most nodes have one input (a comprehension is a call in 3.11)
+        ins = [moments[inputs[0]]] if len(inputs) == 1 else [moments[i] for i in inputs]
+        step = propagate(node, ins, nodes, shared)
+        moments.append(step.out)
+        steps.append(step)
+        gates.append(_gate_name(node, step, graph) if step.gate else None)
+
+    skips = coherent_skips(graph, moments)
+    log_r, contrib, log_s = _backward(graph, steps, skips, moments)
+    # GL101's per-layer factors compare the weight gradients of consecutive weight layers
+    centred = _batch_centred(graph)
+    grads = _weight_grads(graph, moments, log_r, centred, log_s)
+    weight_grad = [g / LN10 for g in grads]  # log10, as the path factors use them
+    paths = analyse_paths(graph, log_r, contrib, gates, weight_grad)
+    # a parameter read directly in forward reaches this many positions (broadcast)
+    spread = {i: max((nodes[c].numel_per_example for c, _ in contrib[i]), default=1)
+              / max(nodes[i].numel_per_example, 1) for i in range(n) if nodes[i].op == "param"
+              } if "param" in graph.ops() else {}
+    layers = _layer_estimates(graph, moments, log_r, paths, spread, grads, centred,
+                              log_s)
+    attention = _attention_softmaxes(graph)
+    if attention:
+        layers = _token_coherence_range(graph, moments, steps, skips, layers, paths, spread,
+                                        centred, attention)
+    unknown = (tuple(node for node in nodes if node.kind == "opaque")
+               if "opaque" in graph.kinds() else ())
+    return GraphEstimate(graph, tuple(moments), tuple(log_r), tuple(paths), layers, unknown,
+                         tuple(s.log_gains for s in steps))
+
+
+def _weight_grads(graph: LayerGraph, moments: list[Moments], log_r: list[float],
+                  centred: set[int], log_s: list[float] | None = None) -> list[float]:
+    """Natural log of each weight node's mean squared weight gradient (NEG_INF elsewhere)."""
+    out = [NEG_INF] * len(graph.nodes)
+    for node in graph.nodes:
+        if node.kind in WEIGHT_KINDS and node.params and node.inputs:
+            main = node.main
+            x = moments[node.inputs[0]]
+            out[node.index] = _call_grad_sq(
+                node, main, False, _centred(x) if node.index in centred else x,
+                log_r[node.index], log_s[node.index] if log_s else NEG_INF)
+    return out
+
+
+def _backward(graph: LayerGraph, steps: list[Step], skips: dict[int, CoherentSkip],
+              moments: list[Moments], coherent_tokens: float = 0.0,
+              attention: frozenset[int] = frozenset()
+              ) -> tuple[list[float], list[list[tuple[int, float]]], list[float]]:
+    """Reverse sweep: log r per node (natural log of the mean squared gradient per entry),
+    per node its consumers' contributions, and log s, the part of r that is the same at every
+    position (a global average pool hands every position the same gradient; a weight layer
+    then sums it coherently against its inputs' mean, see _call_grad_sq).
+    ``coherent_tokens`` c scales what attention's Q/K receive through the softmax Jacobian by
+    1 - c (see _token_coherence_range)."""
+    nodes = graph.nodes
+    n = len(nodes)
+    log_r = [NEG_INF] * n
+    log_r[graph.output] = 0.0  # loss <g, y> with g ~ N(0, I): r = 1 at the primary output
+    # log_q: the part of r shared by all units (the gradient's mean across units, squared):
+    # random-level (r / units) except where a residual stream makes it coherent (coherence.py)
+    log_q = [NEG_INF] * n
+    log_q[graph.output] = -math.log(max(nodes[graph.output].numel_per_example, 1))
+    log_s = [NEG_INF] * n
+    shrink = math.log(max(1.0 - coherent_tokens, 1e-30))
+    contrib: list[list[tuple[int, float]]] = [[] for _ in range(n)]
+    floor = homogeneous_floor(graph, moments)
+    log = math.log
+    for c in range(n - 1, -1, -1):
+        rc = log_r[c]
+        if rc == NEG_INF:
+            continue
+        if c in floor and floor[c][0] > rc:  # Euler: the part along the tensor itself
+            rc = log_r[c] = floor[c][0]
+            log_q[c] = min(max(log_q[c], floor[c][1]), rc)
+        node = nodes[c]
+        keeps_q = node.kind in ("add", "passthrough")
+        skip = skips.get(c)
+        through_softmax = _softmax_slots(node) if c in attention else ()
+        gains = steps[c].log_gains
+        qc, sc = log_q[c], log_s[c]
+        pools = node.kind == "reduce" or node.op == "adaptive_avg_pool"
+        for slot, p in enumerate(node.inputs):
+            g = gains[slot] if slot < len(gains) else 0.0
+            if g == NEG_INF:
+                continue
+            if slot in through_softmax:
+                g += shrink
+            r = rc + g
+            q = qc + g if keeps_q else r - log(nodes[p].numel_per_example)  # >= 1
+            if skip is not None and p == skip.skip:
+                extra = qc + g + log(skip.gain)
+                r, q = _logaddexp(r, extra), _logaddexp(q, extra)
+            contrib[p].append((c, r))
+            rp = log_r[p] = r if log_r[p] == NEG_INF else _logaddexp(log_r[p], r)
+            log_q[p] = min(q if log_q[p] == NEG_INF else _logaddexp(log_q[p], q), rp)
+            if sc == NEG_INF and not pools:
+                continue  # nothing position-coherent arrives (log_s[p] <= log_r[p] already)
+            same = _position_coherent(node, nodes[p], r, sc, g, moments)
+            log_s[p] = min(_logaddexp(log_s[p], same), rp)
+    return log_r, contrib, log_s
+
+
+def _position_coherent(node: GraphNode, src: GraphNode, r: float, s: float, g: float,
+                       moments: list[Moments]) -> float:
+    """The part of ``src``'s gradient from ``node`` that is the same at every position: all of
+    it below a mean over positions; kept through ops that act alike at every position."""
+    kind = node.kind
+    if kind == "reduce" or node.op == "adaptive_avg_pool":
+        shape = src.shape or ()
+        pooled = node.numel_per_example
+        channels = {shape[1], shape[-1]} if len(shape) >= 3 else set()
+        return r if pooled in channels and src.numel_per_example > pooled else NEG_INF
+    if s == NEG_INF:
+        return NEG_INF
+    if kind == "elementwise" and node.op in ACTIVATIONS:  # the slope varies by position
+        x = moments[src.index]
+        slope = abs(gaussian_slope(node.op, node.attrs, x.mean, x.var))
+        return s + 2 * math.log(slope) if slope > 0 else NEG_INF
+    if kind in ("add", "passthrough", "scale", "linear", "conv") or node.op == "batch_norm":
+        return s + g
+    return NEG_INF
+
+
+# Token coherence c: how alike the tokens' values are (their shared part's share of P_v). The
+# softmax Jacobian subtracts the mean over keys, so Q and K only see the (1 - c) that differs
+# between tokens; c is not known statically (near-uniform attention at init makes later layers'
+# tokens alike), so Q/K layers report the range over c in [0, TOKEN_COHERENCE]: 0.99 spans the
+# ~1.3 decades measured on attention-only stacks, whose tokens become nearly identical.
+TOKEN_COHERENCE = 0.99
+
+
+def _attention_softmaxes(graph: LayerGraph) -> frozenset[int]:
+    """sdpa nodes, and softmax nodes whose probabilities weight values (feed a matmul, maybe
+    through dropout/views): not a classifier's output softmax."""
+    if graph.ops().isdisjoint(("sdpa", "softmax")):
+        return frozenset()
+    users = graph.consumers()
+    found = set()
+    for node in graph.nodes:
+        if node.op == "sdpa":
+            found.add(node.index)
+        elif node.op == "softmax":
+            stack = list(users[node.index])
+            while stack:
+                c = graph.nodes[stack.pop()]
+                if c.op == "matmul":
+                    found.add(node.index)
+                    break
+                if c.kind == "passthrough":
+                    stack.extend(users[c.index])
+    return frozenset(found)
+
+
+def _softmax_slots(node: GraphNode) -> tuple[int, ...]:
+    """The inputs of a node whose gradient passes through an attention softmax's Jacobian."""
+    if node.op == "softmax":
+        return (0,)
+    if node.op == "sdpa":
+        return (0, 1)
+    return ()
+
+
+def _token_coherence_range(graph: LayerGraph, moments: list[Moments], steps: list[Step],
+                           skips: dict[int, CoherentSkip], layers: tuple[LayerEstimate, ...],
+                           paths: list[PathState],
+                           spread: dict[int, float], centred: set[int], attention: frozenset[int]
+                           ) -> tuple[LayerEstimate, ...]:
+    """Add ``range`` (log10 relative at c = TOKEN_COHERENCE .. at c = 0) to the layers whose
+    estimate depends on token coherence; the point estimate stays the c = 0 one."""
+    log_r, _, log_s = _backward(graph, steps, skips, moments, TOKEN_COHERENCE, attention)
+    grads = _weight_grads(graph, moments, log_r, centred, log_s)
+    coherent = {le.module: le for le in _layer_estimates(
+        graph, moments, log_r, paths, spread, grads, centred, log_s)}
+    out = []
+    for le in layers:
+        other = coherent.get(le.module)
+        if (other is not None and le.log10_relative is not None
+                and other.log10_relative is not None
+                and abs(other.log10_relative - le.log10_relative) > 0.05):
+            lo, hi = sorted((other.log10_relative, le.log10_relative))
+            le = dataclasses.replace(le, range=(round(lo, 3), round(hi, 3)))
+        out.append(le)
+    return tuple(out)
+
+
+def _grad_sq(node: GraphNode, owner: ModuleInfo, x: Moments, lr: float,
+             ls: float = NEG_INF) -> float:
+    """Natural log of the mean squared per-entry weight gradient contributed by one call."""
+    out_proj = node.kind == "attention" and owner.name != node.module
+    # the call's own view of the weight first: GPT-2's Conv1D stores W as (in, out)
+    main = (None if out_proj else node.weight) or owner.main
+    return _call_grad_sq(node, main, out_proj, x, lr, ls)
+
+
+def _call_grad_sq(node: GraphNode, main: ParamStats | None, out_proj: bool, x: Moments,
+                  lr: float, ls: float = NEG_INF) -> float:
+    if lr == NEG_INF:
+        return NEG_INF
+    kind = node.kind
+    if main is None:
+        return NEG_INF
+    width = main.shape[0] if main.shape else 1
+    m = node.numel_per_example / max(width, 1)
+    if kind == "embedding":
+        tokens = node.numel_per_example / max(main.shape[-1], 1)
+        return lr + math.log(max(tokens, 1e-30) / max(main.shape[0], 1))
+    if kind == "norm":
+        return lr + math.log(max(node.numel_per_example / max(main.numel, 1), 1e-30))
+    if kind == "attention":
+        gin, gout, avg, tokens = attention_factors(node)
+        if out_proj:  # out_proj: sees the averaged values
+            p = gin * avg * x.second
+            return lr + math.log(max(tokens * p, 1e-300))
+        return lr + math.log(max(tokens * gout * avg * x.second, 1e-300))
+    if kind == "recurrent":  # W_ih sums over T steps of (gate gradient x input)
+        cell = analyse_cell(node, x.second)
+        return lr + math.log(max(cell.steps * cell.pre_gain * x.second, 1e-300))
+    p_in = x.second
+    if p_in <= 0 or m <= 0:
+        return NEG_INF
+    # sum over m positions of delta_p x_p: m r P, plus m(m-1) s M^2 where the gradient is the
+    # same at every position (s) and the inputs share a mean M (post-ReLU, post-sigmoid)
+    coherent = ls + math.log(m * (m - 1) * x.mean ** 2) if m > 1 and x.mean else NEG_INF
+    return _logaddexp(lr + math.log(m * p_in), coherent)
+
+
+# Positions a global pool must average before the missing spatial correlation shows: measured
+# errors for a BatchNorm γ right before one, 2x2: 0.01 decades, 8x8: 0.66, 32x32: 1.24.
+POOLED_POSITIONS = 16
+
+
+def _norms_before_global_pool(graph: LayerGraph) -> set[int]:
+    """Normalizations whose whole output goes to a global average pool (of at least
+    POOLED_POSITIONS positions) through activations and views only. Their γ's gradient sums
+    δ_p x̂_p over the positions of one example, and below a global pool δ is alike at every
+    position while x̂ is correlated between neighbouring positions (overlapping receptive
+    fields); the moments carry no spatial correlation, so the estimate runs up to ~1.3 decades
+    low there (bench/results/accuracy.md): confidence low. Only the norm's own parameters:
+    what reaches the layers before it passes the norm's backward, which removes that part."""
+    if "norm" not in graph.kinds():
+        return set()
+    nodes = graph.nodes
+    users = graph.consumers()
+    out: set[int] = set()
+    for node in nodes:
+        if node.kind != "norm" or not node.shape or len(node.shape) < 3:
+            continue
+        channels = node.shape[1]
+        stack, seen, pooled = list(users[node.index]), set(), False
+        while stack:
+            c = nodes[stack.pop()]
+            if c.index in seen:
+                continue
+            seen.add(c.index)
+            if ((c.kind == "reduce" or c.op == "adaptive_avg_pool")
+                    and c.numel_per_example == channels
+                    and node.numel_per_example >= POOLED_POSITIONS * channels):
+                pooled = True
+            elif c.kind in ("elementwise", "passthrough"):
+                stack.extend(users[c.index])
+            else:  # another use: its gradient is not the pool's alone
+                pooled = False
+                break
+        if pooled:
+            out.add(node.index)
+    return out
+
+
+def _batch_centred(graph: LayerGraph) -> set[int]:
+    """Weight layers whose output feeds only BatchNorm (through views). In training,
+    BatchNorm's input gradient sums to zero over the batch, so the weight gradient
+    sum_b delta_b x_b^T sees only the input's spread around its batch mean (P - S), not P:
+    behind a sigmoid (mean 0.5) that is ~7x less in mean square."""
+    if "batch_norm" not in graph.ops():
+        return set()
+    nodes = graph.nodes
+    users = graph.consumers()
+    out: set[int] = set()
+    for node in nodes:
+        if node.kind not in ("linear", "conv", "conv_transpose"):
+            continue
+        stack, ok = [node.index], True
+        while stack and ok:
+            us = users[stack.pop()]
+            ok = bool(us)
+            for c in us:
+                if nodes[c].kind == "passthrough":
+                    stack.append(c)
+                elif nodes[c].op != "batch_norm":
+                    ok = False
+        if ok:
+            out.add(node.index)
+    return out
+
+
+def _centred(x: Moments) -> Moments:
+    return Moments(0.0, max(x.second - x.shared, 0.0), 0.0)
+
+
+def _negative_part(graph: LayerGraph, i: int, moments: list[Moments]) -> Moments:
+    """PReLU's slope sees only its negative inputs: E[x^2; x < 0] as the second moment, taken
+    through the activation that produced x when there is one (exactly 0 behind ReLU, sigmoid,
+    softplus, whose Gaussian moments alone would not say so)."""
+    node = graph.nodes[i]
+    while node.kind == "passthrough" and node.inputs:
+        node = graph.nodes[node.inputs[0]]
+    x = moments[node.index]
+    name, attrs = "identity", {}
+    if node.kind == "elementwise" and node.inputs:
+        name, attrs, x = node.op, node.attrs, moments[node.inputs[0]]
+    return Moments(x.mean, negative_second_moment(name, attrs, x.mean, x.var), x.shared)
+
+
+def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[float],
+                     paths: list[PathState], spread: dict[int, float], grads: list[float],
+                     centred: set[int], log_s: list[float] | None = None
+                     ) -> tuple[LayerEstimate, ...]:
+    """One LayerEstimate per parameter owner; ``grads``: _weight_grads (natural log)."""
+    nodes = graph.nodes
+    calls: dict[str, list[int]] = {}
+    uses: dict[str, list[int]] = {}  # parameters read directly in forward (get_attr)
+    # a tracer may name a tied weight after any module sharing it (export: "lm_head")
+    canonical = {alias: o.name for o in graph.owners for alias in o.aliases}
+    for node in nodes:
+        if not node.params:
+            continue
+        if node.op == "param":
+            module, _, leaf = node.params[0].name.rpartition(".")
+            name = f"{canonical.get(module, module)}.{leaf}" if module else leaf
+            uses.setdefault(name, []).append(node.index)
+        elif node.module is not None:
+            name = canonical.get(node.module, node.module)
+            found = calls.get(name)
+            if found is None:
+                calls[name] = [node.index]
+            else:
+                found.append(node.index)
+            if node.kind == "attention":
+                calls.setdefault(name + ".out_proj", []).append(node.index)
+    nearest = max((i for ids in calls.values() for i in ids if log_r[i] > NEG_INF), default=None)
+    ref_signal = log_r[nearest] if nearest is not None else 0.0
+
+    raw: list[tuple[ModuleInfo, float, int | None]] = []
+    for owner in graph.owners:
+        sites = calls.get(owner.name, [])
+        total = NEG_INF
+        site = None
+        for i in sites:
+            node = nodes[i]
+            if grads[i] > NEG_INF and node.kind != "attention" and node.weight:
+                total = _logaddexp(total, grads[i])  # _grad_sq's value, as _weight_grads has it
+                if site is None or log_r[i] > log_r[site]:
+                    site = i
+                continue
+            x = moments[node.inputs[0]] if node.inputs else Moments(0.0, 1.0, 0.0)
+            if node.kind == "elementwise" and node.inputs:  # PReLU's slope
+                x = _negative_part(graph, node.inputs[0], moments)
+            elif i in centred:
+                x = _centred(x)
+            total = _logaddexp(total, _grad_sq(node, owner, x, log_r[i],
+                                               log_s[i] if log_s else NEG_INF))
+            if site is None or log_r[i] > log_r[site]:
+                site = i
+        main = owner.main
+        if main is not None and main.name in uses:
+            for i in uses[main.name]:  # each entry sums the gradient over the positions it
+                total = _logaddexp(total, log_r[i] + math.log(max(spread[i], 1.0)))  # reaches
+                if site is None or log_r[i] > log_r[site]:
+                    site = i
+        raw.append((owner, total, site))
+
+    top = max((g for o, g, _ in raw if g > NEG_INF and not o.frozen), default=0.0)
+    pooled_norms = _norms_before_global_pool(graph)
+    out: list[LayerEstimate] = []
+    for owner, g, site in raw:
+        zero = g == NEG_INF
+        st = paths[site] if site is not None else None
+        att = fac = None
+        largest = 0.0
+        if st is not None and site is not None and not zero:
+            att, fac, largest = st.close(grads[site] / LN10)  # a non-weight layer closes none
+        out.append(LayerEstimate.row({
+            "module": owner.name, "type": owner.type, "numel": owner.numel,
+            "location": owner.location,
+            "log10_grad": None if zero else 0.5 * g / LN10,
+            "log10_relative": None if zero else 0.5 * (g - top) / LN10,
+            "log10_signal": None if zero or site is None
+            else 0.5 * (log_r[site] - ref_signal) / LN10,
+            "log10_attenuation": att,
+            "log10_bound": None if st is None or st.bound == NEG_INF else st.bound,
+            "saturating": st.saturating if st else 0,
+            "depth": st.depth if st else 0,
+            "factors": fac or 0,
+            "gate": st.gate if st else None,
+            "frozen": owner.frozen,
+            "aliases": owner.aliases,
+            "zero": zero,
+            "confidence": "low" if (st is not None and st.low) or (site is not None and (
+                gated_cell(nodes[site]) or site in pooled_norms)) else "high",
+            "anchor": owner.anchor, "range": None, "largest_factor": largest,
+        }))
+    return tuple(out)

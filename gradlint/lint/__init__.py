@@ -1,0 +1,1 @@
+"""Stage 4, lint: the rule registry, the quantities rules share, suppressions, baseline, fixes."""

@@ -1,0 +1,240 @@
+"""The rule engine: discovers rule folders, selects rules, runs them on a model analysis."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import os
+import re
+import sys
+import traceback
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from gradlint.cli.config import Config, ConfigError
+from gradlint.core.values import SEVERITY_RANK, Diagnostic
+from gradlint.lint.rule_api import ModelAnalysis, Rule
+from gradlint.run.gc_pause import collector_paused
+
+BUILTIN_RULES = Path(__file__).resolve().parent.parent / "rules"
+SOURCE_RULES = Path(__file__).resolve().parent.parent.parent / "rules"
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    rule: Rule
+    folder: Path
+
+    @property
+    def readme(self) -> str:
+        path = self.folder / "README.md"
+        return path.read_text(encoding="utf-8") if path.exists() else self.rule.summary
+
+
+def _builtin_folder() -> Path:
+    """The installed ``gradlint/rules`` (wheel), else the checkout's top-level ``rules/``."""
+    if BUILTIN_RULES.is_dir():
+        return BUILTIN_RULES
+    try:
+        import gradlint.rules as pkg  # editable installs map the package onto rules/
+    except ImportError:
+        return SOURCE_RULES
+    return Path(next(iter(pkg.__path__)))
+
+
+class RuleError(Exception):
+    """An extra rule folder gradlint cannot use: a broken check.py or a code already taken."""
+
+
+@contextlib.contextmanager
+def _stdout_on_stderr() -> Iterator[None]:
+    """What a user's rule prints while it loads goes to stderr: stdout carries the one report
+    document (``--format json``, ``gradlint rules --format json``). Both Python's ``print`` and
+    the process's descriptor 1 (``os.system``, C code) are redirected, for the while."""
+    if sys.stdout is not None:
+        sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no descriptor 1 or 2 (a daemon): Python's print is all there is
+        saved = -1
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved >= 0:
+            if sys.stderr is not None:
+                sys.stderr.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def _load_rule(folder: Path, custom: bool = False) -> Rule:
+    """The one Rule subclass that ``folder/check.py`` defines. A user's rule (``custom``) gets
+    a module name of its own, its output goes to stderr, and any failure becomes a RuleError
+    that names the file."""
+    if not custom:
+        return _load_module_rule(folder, custom)
+    with _stdout_on_stderr():
+        return _load_module_rule(folder, custom)
+
+
+def _load_module_rule(folder: Path, custom: bool) -> Rule:
+    path = folder / "check.py"
+    name = "gradlint_rule_" + re.sub(r"\W", "_", folder.name)
+    if custom:
+        name += "_" + hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:8]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise RuleError(f"{path}: cannot load it as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - a user's broken rule is a config error
+        if not custom:
+            raise
+        sys.modules.pop(name, None)
+        line = next((f.lineno for f in reversed(traceback.extract_tb(exc.__traceback__))
+                     if Path(f.filename) == path), getattr(exc, "lineno", None))
+        raise RuleError(f"{path}{f':{line}' if line else ''}: importing it raised "
+                        f"{type(exc).__name__}: {exc}") from None
+    rules = [v for v in vars(module).values()
+             if isinstance(v, type) and issubclass(v, Rule) and v is not Rule
+             and v.__module__ == name and getattr(v, "code", None)]
+    if len(rules) != 1:
+        raise RuleError(f"{path} must define exactly one Rule subclass with a code "
+                        f"(found {len(rules)})")
+    rule = rules[0]
+    if not isinstance(rule.code, str) or not re.fullmatch(r"[A-Z]+[0-9]+", rule.code):
+        raise RuleError(f"{path}: {rule.__name__}.code must be a code such as GL500")
+    if not isinstance(getattr(rule, "name", None), str) or rule.severity not in SEVERITY_RANK:
+        raise RuleError(f"{path}: {rule.__name__} must set name (a string) and severity "
+                        "(error, warning or info)")
+    return rule()
+
+
+def _rule_folders(root: Path, custom: bool) -> list[Path]:
+    """The ``<CODE>-<name>/`` folders under ``root``; a user may also name one rule folder."""
+    if custom and (root / "check.py").is_file():
+        return [root]
+    folders = sorted(p for p in root.iterdir() if (p / "check.py").is_file())
+    if custom and not folders:
+        raise RuleError(f"{root}: no rule folders in it (expected <CODE>-<name>/check.py)")
+    return folders
+
+
+_EXTRA: tuple[str, ...] = ()  # the run's extra rule folders (use_rule_folders)
+
+
+def use_rule_folders(folders: Sequence[str]) -> tuple[RuleInfo, ...]:
+    """Make every later discovery include ``folders`` (extend-rules); the parent calls it once
+    per run and so does each worker, since rules run there. Raises RuleError."""
+    global _EXTRA
+    infos = discover_rules(tuple(folders))
+    _EXTRA = tuple(folders)
+    return infos
+
+
+def use_config_rules(config: Config) -> None:
+    """``use_rule_folders`` for a configuration, with its errors as ConfigError."""
+    try:
+        use_rule_folders(config.extend_rules)
+    except (RuleError, OSError) as exc:
+        raise ConfigError(f"{config.path}: [tool.gradlint] extend-rules: {exc}") from None
+
+
+def unknown_code(codes: Iterable[str]) -> str | None:
+    """What is wrong with the first code or prefix that starts no known rule's code (built-in
+    or extend-rules), with the closest known one; None when all match. ``GL1O1`` (a letter O)
+    would otherwise deselect every rule without a word."""
+    known = [info.rule.code for info in discover_rules()]
+    for raw in codes:
+        code = raw.strip().upper()
+        if code and not any(k.startswith(code) for k in known):
+            import difflib
+
+            # a prefix is compared with prefixes of its length, a full code with the codes
+            candidates = sorted({k[:len(code)] for k in known} | set(known))
+            close = difflib.get_close_matches(code, candidates, n=1, cutoff=0.0)
+            hint = f"did you mean {close[0]}? " if close else ""
+            return f"{raw.strip()!r} matches no rule; {hint}(`gradlint rules` lists them)"
+    return None
+
+
+def check_config_codes(config: Config) -> None:
+    """The configuration's ``select``, ``ignore`` and ``per-file-ignores`` codes each match a
+    rule (ConfigError otherwise). Runs after ``use_config_rules``: extend-rules add codes."""
+    tables = [("select", config.select), ("ignore", config.ignore),
+              *((f"per-file-ignores {glob!r}", codes) for glob, codes in config.per_file_ignores)]
+    for key, codes in tables:
+        problem = unknown_code(codes)
+        if problem:
+            raise ConfigError(f"{config.path}: [tool.gradlint] {key}: {problem}")
+
+
+def discover_rules(extra: tuple[str, ...] | None = None) -> tuple[RuleInfo, ...]:
+    """Every ``<CODE>-<name>/check.py`` under the built-in folder and the extra folders
+    (default: those of ``use_rule_folders``)."""
+    return _discover(_EXTRA if extra is None else tuple(extra))
+
+
+@lru_cache(maxsize=8)
+def _discover(extra: tuple[str, ...]) -> tuple[RuleInfo, ...]:
+    found: dict[str, RuleInfo] = {}
+    for folder in _rule_folders(_builtin_folder(), custom=False):
+        rule = _load_rule(folder)
+        found[rule.code] = RuleInfo(rule, folder)
+    for root in extra:
+        for folder in _rule_folders(Path(root), custom=True):
+            rule = _load_rule(folder, custom=True)
+            taken = found.get(rule.code)
+            if taken is not None:
+                kind = "a built-in rule" if taken.folder.parent == _builtin_folder() else "the rule"
+                raise RuleError(f"{folder / 'check.py'}: code {rule.code} is already used by "
+                                f"{kind} in {taken.folder}")
+            found[rule.code] = RuleInfo(rule, folder)
+    return tuple(sorted(found.values(), key=lambda r: r.rule.code))
+
+
+def _matches(code: str, prefixes: Iterable[str]) -> bool:
+    return any(code.startswith(p.strip().upper()) for p in prefixes if p.strip())
+
+
+def is_selected(code: str, select: Sequence[str], ignore: Sequence[str]) -> bool:
+    """ruff-style prefix selection: ``GL1`` selects GL1xx; default-off rules need a select."""
+    info = rule_by_code(code)
+    return _chosen(code, info.rule.enabled_by_default if info else True, select, ignore)
+
+
+def _chosen(code: str, default_on: bool, select: Sequence[str], ignore: Sequence[str]) -> bool:
+    if select:  # a rule that is off by default needs its exact code
+        chosen = _matches(code, select) and (
+            default_on or any(s.strip().upper() == code for s in select))
+    else:
+        chosen = default_on
+    return chosen and not _matches(code, ignore)
+
+
+@collector_paused
+def run_rules(analysis: ModelAnalysis, select: Sequence[str] = (),
+              ignore: Sequence[str] = ()) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for info in discover_rules():
+        rule = info.rule
+        if rule.stage or not (_chosen(rule.code, rule.enabled_by_default, select, ignore)
+                              if select or ignore else rule.enabled_by_default):
+            continue
+        out.extend(rule.check(analysis))
+    return out
+
+
+def rule_by_code(code: str) -> RuleInfo | None:
+    for info in discover_rules():
+        if info.rule.code == code.upper():
+            return info
+    return None
+

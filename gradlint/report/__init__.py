@@ -1,0 +1,1 @@
+"""Stage 5, report: one module per output format."""

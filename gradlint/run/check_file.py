@@ -1,0 +1,114 @@
+"""One file's user-code stages: load -> trace -> estimate -> rules.
+
+This is what runs inside a worker process (gradlint/run/worker.py), and in-process for the Python
+API; it imports torch, the parent process never does.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from gradlint.core.values import Diagnostic, Location, ModelReport, StageError, Target
+from gradlint.estimate.sweeps import estimate_gradients
+from gradlint.lint.registry import run_rules
+from gradlint.lint.rule_api import ModelAnalysis
+from gradlint.load.sources import exception_site, remember_given_path
+from gradlint.load.targets import LoadRequest, load_targets, user_code
+from gradlint.run.pipeline import Options, diagnostic_order, stage_diagnostic
+from gradlint.trace.fx import trace_target
+
+Progress = Callable[[str, Location], None]
+
+
+def analyse_file(path: str, names: tuple[str, ...], options: Options,
+                 progress: Progress | None = None, budget: int | None = None
+                 ) -> tuple[list[ModelReport], list[Diagnostic]]:
+    """Import ``path``, build its models and check each; a failing target never stops the
+    others. ``progress`` hears what is about to run (a worker tells its parent, so a crash
+    can be reported at the model it happened in); models with more than ``budget`` bytes of
+    parameters are built on the meta device (gradlint/run/memory.py)."""
+    remember_given_path(path)
+    seed_everything()  # the same file gives the same report, run after run
+    if progress:
+        progress("importing and building the models", Location(path, 1))
+    loaded = load_targets(LoadRequest(path, names, options.config.targets, options.inputs,
+                                      options.meta, budget))
+    if isinstance(loaded, Diagnostic):
+        return [], [loaded]
+    reports = []
+    for t in loaded:
+        if isinstance(t, Target) and progress:
+            progress(f"tracing and analysing {t.name.rpartition('::')[2]}",
+                     Location(t.file, t.line))
+        reports.append(check_target(t, options) if isinstance(t, Target) else t)
+    return reports, []
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Fix the random init of models built from a file (python, torch; numpy if loaded)."""
+    import random
+    import sys
+
+    import torch
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed(seed)
+
+
+def check_target(target: Target, options: Options) -> ModelReport:
+    """trace -> estimate -> rules for one built model."""
+    start = time.perf_counter()
+    name = target.name.rpartition("::")[2]
+    base: dict[str, Any] = {"target": target.name, "name": name, "file": target.file,
+                            "line": target.line}
+    try:
+        with user_code():  # forward() may print: keep our stdout for the report
+            graph = trace_target(target)
+        estimate = estimate_gradients(graph)
+        analysis = ModelAnalysis(target.name, estimate, options.threshold)
+        diags = run_rules(analysis, options.select, options.ignore)
+    except StageError as err:
+        loc = err.location or Location(target.file, target.line)
+        return ModelReport(**base, status="failed", seconds=time.perf_counter() - start,
+                           diagnostics=(stage_diagnostic(err.code, err.message, loc,
+                                                         target.name),))
+    except Exception as exc:  # noqa: BLE001 - a gradlint bug must not stop the other targets
+        detail = traceback.format_exc() if options.debug else f"{type(exc).__name__}: {exc}"
+        user = exception_site(exc, prefer=target.file)
+        if user is not None:  # the user's code raised (a __getattr__, a property): not ours
+            diag = stage_diagnostic("GL903", f"tracing {name} raised {detail} in the model's own "
+                                    "code", user, target.name)
+        else:
+            diag = stage_diagnostic("GL905", f"gradlint failed while analysing {name}: {detail};"
+                                    " please report this", Location(target.file, target.line),
+                                    target.name)
+        return ModelReport(**base, status="failed", seconds=time.perf_counter() - start,
+                           diagnostics=(diag,))
+    seconds = time.perf_counter() - start  # the lint itself; verification is extra
+    verification = None
+    if options.verify:
+        from gradlint.verify.compare import verify_model
+
+        with user_code():
+            verification = verify_model(target.model, graph.inputs,  # type: ignore[arg-type]
+                                        estimate.layers)
+    return ModelReport(**base, status="ok", tracer=graph.tracer, init=graph.init,
+                       seconds=seconds, layers=estimate.layers,
+                       diagnostics=tuple(sorted(diags, key=diagnostic_order)),
+                       verify=verification)
+
+
+def check_model(model: Any, inputs: Any = None, threshold: float = 1e-2) -> ModelReport:
+    """The Python API: lint a model object you already built (no file loading)."""
+    import torch
+
+    if isinstance(inputs, torch.Tensor):
+        inputs = (inputs,)
+    target = Target(f"<model>::{type(model).__name__}", model, "<model>", 1,
+                    tuple(inputs) if inputs is not None else None)
+    return check_target(target, Options(threshold=threshold))

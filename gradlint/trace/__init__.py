@@ -1,0 +1,1 @@
+"""Stage 2, trace: an nn.Module becomes a LayerGraph (torch.fx; torch.export as fallback)."""

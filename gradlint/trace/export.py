@@ -1,0 +1,342 @@
+"""The torch.export fallback: for models torch.fx cannot trace symbolically (Hugging Face models
+with data-dependent control flow, cache objects), export an ATen graph with example inputs and
+map it onto the same LayerGraph through the op catalogue. Module names come from the parameter
+names and ``nn_module_stack``; lines from each node's ``stack_trace``."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import inspect
+import io
+import logging
+import operator
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+
+from gradlint.core.graph import GraphNode, InputSpec, LayerGraph, ParamStats
+from gradlint.core.values import Location, StageError, Target
+from gradlint.load.sources import model_site, trace_site
+from gradlint.trace.op_lookup import aten_op, aten_packet
+from gradlint.trace.weight_stats import tensor_stats
+
+_LINEAR = {"aten.linear", "aten.addmm"}
+_CONV = {"aten.conv1d", "aten.conv2d", "aten.conv3d", "aten.convolution",
+         "aten.conv_transpose1d", "aten.conv_transpose2d", "aten.conv_transpose3d"}
+_NORMS = {"aten.layer_norm": ("layer_norm", 2, 3), "aten.native_layer_norm": ("layer_norm", 2, 3),
+          "aten.batch_norm": ("batch_norm", 1, 2),
+          "aten._native_batch_norm_legit": ("batch_norm", 1, 2),
+          "aten._native_batch_norm_legit_no_training": ("batch_norm", 1, 2),
+          "aten.group_norm": ("group_norm", 2, 3), "aten.native_group_norm": ("group_norm", 1, 2),
+          "aten.rms_norm": ("rms_norm", 2, None)}
+
+
+def _shape(val: Any) -> tuple[int, ...] | None:
+    if isinstance(val, torch.Tensor):
+        try:
+            return tuple(int(s) for s in val.shape)
+        except (TypeError, ValueError):  # symbolic sizes
+            return None
+    if isinstance(val, (list, tuple)):
+        for v in val:
+            s = _shape(v)
+            if s is not None:
+                return s
+    return None
+
+
+def export_target(target: Target, model: nn.Module, inputs: tuple[Any, ...],
+                  specs: tuple[InputSpec, ...], owners: Any, stats: dict[str, ParamStats],
+                  default_init: bool) -> LayerGraph:
+    """Export with ``strict=False`` and convert; failures become GL903 at the user's line."""
+    try:
+        with torch.no_grad():
+            with quiet_logs():
+                ep = torch.export.export(model, tuple(inputs), _no_cache(model, len(inputs)),
+                                         strict=False)
+    except Exception as exc:  # noqa: BLE001 - the user's model failed to export
+        text = str(exc).strip().splitlines()
+        raise StageError("GL903", f"torch.export could not trace {type(model).__name__} either: "
+                         f"{type(exc).__name__}: {text[0][:300] if text else ''}",
+                         Location(target.file, target.line)) from None
+    conv = _AtenConverter(target, ep, stats)
+    output = conv.run(primary_leaf(ep.call_spec.out_spec, target.output_key))
+    return LayerGraph(name=target.name, nodes=tuple(conv.nodes), output=output, tracer="export",
+                      owners=owners, inputs=specs, init="default" if default_init else "actual")
+
+
+def _no_cache(model: nn.Module, given: int) -> dict[str, Any]:
+    """``use_cache=False`` where forward() takes it (Hugging Face): a key/value cache is
+    inference state that carries no gradient, and torch.export cannot return its object."""
+    try:
+        names = list(inspect.signature(model.forward).parameters)
+    except (TypeError, ValueError):
+        return {}
+    if "use_cache" not in names or names.index("use_cache") < given:
+        return {}
+    return {"use_cache": False}
+
+
+@contextlib.contextmanager
+def quiet_logs() -> Iterator[None]:
+    """torch.export logs and prints a failed guard with the whole graph (dozens of lines on
+    stderr); the failure reaches the user as one GL903/GL904 line instead."""
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def primary_leaf(spec: Any, key: str | None = None) -> int:
+    """Index among the flattened outputs of the one the loss is taken on (DESIGN §3): a tensor;
+    a tuple's first; a dict's or ModelOutput's ``logits``, else ``last_hidden_state``, else
+    the first."""
+    if spec is None:
+        return 0
+    children = list(spec.children() if hasattr(spec, "children") else spec.children_specs)
+    if not children:
+        return 0
+    context = spec.context
+    keys = list(context) if isinstance(context, (list, tuple)) else []
+    if not keys and isinstance(context, dict):
+        keys = list(context)
+    if isinstance(context, (list, tuple)) and len(context) == 2 and isinstance(
+            context[1], (list, tuple)):  # dataclass-like specs carry (fields, ...) here
+        keys = list(context[1])
+    pick = 0
+    for wanted in ([key] if key else []) + ["logits", "last_hidden_state"]:
+        if wanted in keys and keys.index(wanted) < len(children):
+            pick = keys.index(wanted)
+            break
+    offset = sum(c.num_leaves for c in children[:pick])
+    return offset + primary_leaf(children[pick], None)
+
+
+class _AtenConverter:
+    def __init__(self, target: Target, ep: Any, stats: dict[str, ParamStats]) -> None:
+        self.target = target
+        self.ep = ep
+        self.stats = stats
+        sig = ep.graph_signature
+        self.param_of: dict[str, str] = dict(sig.inputs_to_parameters)
+        self.buffer_of: dict[str, str] = dict(sig.inputs_to_buffers)
+        self.state = ep.state_dict
+        self.constants = getattr(ep, "constants", {})
+        self.model_site = model_site(target)
+        self.nodes: list[GraphNode] = []
+        self.index: dict[fx.Node, int] = {}
+        self.inert: set[int] = set()  # nodes whose values carry no gradient (mark_inert)
+
+    def add(self, op: str, inputs: tuple[int, ...] = (), **kw: Any) -> int:
+        i = len(self.nodes)
+        self.nodes.append(GraphNode(index=i, op=op, inputs=inputs, **kw))
+        return i
+
+    def idx(self, a: Any) -> int | None:
+        return self.index.get(a) if isinstance(a, fx.Node) else None
+
+    def param(self, a: Any, role: str) -> ParamStats | None:
+        i = self.idx(a)
+        if i is None or self.nodes[i].op != "param" or not self.nodes[i].params:
+            return None
+        p = self.nodes[i].params[0]
+        if p.name.rsplit(".", 1)[-1] == role:
+            return p
+        return ParamStats(f"{p.name}#{role}", p.shape, p.mean, p.mean_sq, p.requires_grad)
+
+    def run(self, out_index: int) -> int:
+        output = -1
+        for n in self.ep.graph_module.graph.nodes:
+            if n.op == "output":
+                flat = [a for a in (n.args[0] if isinstance(n.args[0], (list, tuple))
+                                    else [n.args[0]])]
+                pick = flat[out_index] if out_index < len(flat) else flat[0]
+                output = self.index.get(pick, -1)
+                if output < 0:
+                    output = next((self.index[a] for a in flat if a in self.index), -1)
+                continue
+            shape = _shape(n.meta.get("val"))
+            if n.op == "placeholder":
+                self.placeholder(n, shape)
+            elif n.op == "call_function" and shape is not None:
+                self.call(n, shape)
+            if n in self.index:
+                self.mark_inert(self.index[n], n.meta.get("val"))
+        if output < 0:
+            raise StageError("GL903", "the exported graph returns no tensor to take a loss on",
+                             Location(self.target.file, self.target.line))
+        return output
+
+    def mark_inert(self, i: int, val: Any) -> None:
+        """Values that carry no gradient: integer tensors (token ids, positions) and whatever is
+        computed from them alone. An op outside the catalogue on such values (T5's position
+        buckets: abs, log, min) is a constant, not an unknown gain."""
+        node = self.nodes[i]
+        if node.op == "param":
+            return
+        if node.op == "constant" or (isinstance(val, torch.Tensor) and not (
+                val.is_floating_point() or val.is_complex())) or (
+                node.inputs and all(j in self.inert for j in node.inputs)):
+            self.inert.add(i)
+            if node.op == "opaque":
+                self.nodes[i] = dataclasses.replace(node, op="constant")
+
+    def placeholder(self, n: fx.Node, shape: tuple[int, ...] | None) -> None:
+        name = n.name
+        fqn = self.param_of.get(name) or self.buffer_of.get(name)
+        if fqn is not None:
+            t = self.state.get(fqn)
+            if t is None:
+                t = self.constants.get(fqn)
+            if isinstance(t, torch.Tensor):
+                trainable = name in self.param_of and t.requires_grad
+                known = self.stats.get(fqn)
+                stats = (ParamStats(fqn, known.shape, known.mean, known.mean_sq, trainable)
+                         if known is not None else tensor_stats(fqn, t, trainable))
+                op = "param" if t.is_floating_point() else "constant"
+                self.index[n] = self.add(op, params=(stats,) if op == "param" else (),
+                                         shape=(1, *t.shape), label=fqn)
+            return
+        if shape is not None:
+            self.index[n] = self.add("input", shape=shape, label=name)
+
+    def call(self, n: fx.Node, shape: tuple[int, ...]) -> None:
+        packet = aten_packet(n.target)
+        args = list(n.args)
+        stack = n.meta.get("nn_module_stack") or {}
+        scope = list(stack.values())[-1][0] if stack else None
+        loc, anchor = trace_site(n.meta.get("stack_trace"), self.target.file,
+                                 model=self.model_site)
+        common: dict[str, Any] = {"shape": shape, "location": loc, "anchor": anchor,
+                                  "label": packet.replace("aten.", "aten::")}
+        if n.target is operator.getitem:
+            src = self.idx(args[0])
+            if src is not None:
+                self.index[n] = self.add("passthrough", (src,), **common)
+            return
+        if packet in _LINEAR:
+            self.linear(n, packet, args, common)
+            return
+        if packet in _CONV:
+            self.conv(n, packet, args, common)
+            return
+        if packet == "aten._weight_norm":  # g * v / ||v||: at init g = ||v||, so the weight is v
+            v = self.param(args[0], "weight")
+            if v is not None:
+                self.index[n] = self.add("param", params=(v,), shape=(1, *v.shape),
+                                         label=v.name)
+                return
+        if packet == "aten.embedding":
+            w = self.param(args[0], "weight")
+            if w is not None:
+                module = w.name.rpartition(".")[0]
+                site = self.target.sites.get(module, (None, None))
+                self.index[n] = self.add("embedding", attrs={"num_embeddings": w.shape[0]},
+                                         params=(w,), module=module, module_type="Embedding",
+                                         **{**common, "location": site[0] or loc,
+                                            "anchor": site[1] or anchor})
+                return
+        if packet in _NORMS:
+            key, wi, bi = _NORMS[packet]
+            ps = tuple(p for p in (self.param(args[wi] if wi < len(args) else None, "weight"),
+                                   self.param(args[bi] if bi is not None and bi < len(args)
+                                              else None, "bias")) if p is not None)
+            owner = ps[0].name.rpartition(".")[0] if ps else (scope or "")
+            x = self.idx(args[0])
+            site = self.target.sites.get(owner, (None, None))
+            self.index[n] = self.add(key, (x,) if x is not None else (), params=ps,
+                                     module=owner if ps else None, module_type=key,
+                                     **{**common, "location": site[0] or loc,
+                                        "anchor": site[1] or anchor})
+            return
+        key = aten_op(n.target)
+        ins = tuple(i for a in args for i in ([self.idx(a)] if not isinstance(a, (list, tuple))
+                                              else [self.idx(b) for b in a]) if i is not None)
+        attrs: dict[str, Any] = {}
+        if key in ("sub", "rsub", "add") and len(ins) == 2:
+            scales = {"sub": (1.0, -1.0), "rsub": (-1.0, 1.0), "add": (1.0, 1.0)}[key]
+            alpha = n.kwargs.get("alpha", 1.0)
+            if key != "rsub" and isinstance(alpha, (int, float)):
+                scales = (scales[0], scales[1] * float(alpha))
+            self.index[n] = self.add("add", ins, scales=scales, **common)
+            return
+        if key in ("sub", "rsub", "add", "mul", "div", "neg") and len(ins) == 1:
+            other = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+            c = float(other[0]) if other else 1.0
+            factor = {"mul": c, "div": 1.0 / c if c else 1.0, "neg": -1.0,
+                      "rsub": -1.0}.get(key, 1.0)
+            self.index[n] = self.add("scale", ins, attrs={"factor": factor}, **common)
+            return
+        if key in ("softmax", "log_softmax"):
+            attrs["dim"] = args[1] if len(args) > 1 else -1
+        elif key == "gelu":
+            attrs["approximate"] = n.kwargs.get("approximate", "none")
+        elif key == "leaky_relu" and len(args) > 1 and isinstance(args[1], (int, float)):
+            attrs["negative_slope"] = float(args[1])
+        elif key == "pow":
+            attrs["exponent"] = args[1] if len(args) > 1 and isinstance(args[1], (int, float)) \
+                else 1.0
+        elif key == "sdpa":
+            attrs["scale"] = n.kwargs.get("scale")
+        elif key in ("avg_pool", "max_pool") and len(args) > 1:
+            attrs["kernel"] = args[1]
+        if key == "opaque" and not ins:
+            key = "constant"
+        self.index[n] = self.add(key, ins, attrs=attrs, **common)
+
+    def linear(self, n: fx.Node, packet: str, args: list[Any], common: dict[str, Any]) -> None:
+        if packet == "aten.addmm":  # Conv1D (GPT-2): bias, x, W with W stored (in, out)
+            b, x, w = args[0], args[1], args[2]
+            wp = self.param(w, "weight")
+            if wp is not None:
+                wp = ParamStats(wp.name, tuple(reversed(wp.shape)), wp.mean, wp.mean_sq,
+                                wp.requires_grad)
+        else:
+            x, w, b = args[0], args[1], args[2] if len(args) > 2 else None
+            wp = self.param(w, "weight")
+        xi = self.idx(x)
+        if wp is None or xi is None or len(wp.shape) != 2:
+            ins = tuple(i for i in (xi, self.idx(w), self.idx(b)) if i is not None)
+            self.index[n] = self.add("matmul" if wp is None else "opaque", ins, **common)
+            return
+        bp = self.param(b, "bias")
+        module = wp.name.rpartition(".")[0]
+        site = self.target.sites.get(module, (None, None))
+        out_f, in_f = wp.shape
+        self.index[n] = self.add(
+            "linear", (xi,), attrs={"fan_in": in_f, "fan_out": out_f},
+            params=(wp,) + ((bp,) if bp else ()), module=module, module_type="Linear",
+            **{**common, "location": site[0] or common["location"],
+               "anchor": site[1] or common["anchor"]})
+
+    def conv(self, n: fx.Node, packet: str, args: list[Any], common: dict[str, Any]) -> None:
+        x, w = self.idx(args[0]), self.param(args[1], "weight")
+        if x is None or w is None:
+            self.index[n] = self.add("opaque", tuple(i for i in (x,) if i is not None), **common)
+            return
+        b = self.param(args[2] if len(args) > 2 else None, "bias")
+        transposed = "transpose" in packet or (packet == "aten.convolution" and bool(args[6]))
+        stride = args[3] if len(args) > 3 else 1
+        groups = int(args[8] if packet == "aten.convolution" and len(args) > 8 else
+                     (args[6] if len(args) > 6 and "transpose" not in packet else
+                      (args[6] if len(args) > 6 else 1)))
+        k = tuple(w.shape[2:])
+        stride_t = tuple(stride) if isinstance(stride, (list, tuple)) else (int(stride),) * len(k)
+        if transposed:
+            c_in, c_out = w.shape[0], w.shape[1] * groups
+        else:
+            c_out, c_in = w.shape[0], w.shape[1] * groups
+        module = w.name.rpartition(".")[0]
+        site = self.target.sites.get(module, (None, None))
+        self.index[n] = self.add(
+            "conv_transpose" if transposed else "conv", (x,),
+            attrs={"in": c_in, "out": c_out, "kernel": k, "stride": stride_t, "groups": groups},
+            params=(w,) + ((b,) if b else ()), module=module, module_type="Conv",
+            **{**common, "location": site[0] or common["location"],
+               "anchor": site[1] or common["anchor"]})

@@ -1,0 +1,312 @@
+"""The op catalogue: the one place that knows what an op does to gradients.
+
+Module types, ``torch.*``/``F.*`` functions and tensor methods all map onto the same entries.
+Each entry has a kind (how the estimator propagates moments through it), sup|f'| for the
+worst-case bound, and whether it saturates. Ops not listed here are ``opaque``: gain 1, and the
+layers behind them are marked ``confidence: low`` with a GL904 note.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from gradlint.estimate.activations import ACTIVATIONS, with_defaults
+
+# weight layers: the boundaries between the per-layer factors of the attenuation (DESIGN §4)
+WEIGHT_KINDS = frozenset({"linear", "conv", "conv_transpose", "embedding", "attention",
+                          "recurrent"})
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    key: str
+    kind: str
+
+    @property
+    def saturating(self) -> bool:
+        return self.kind == "elementwise" and ACTIVATIONS[self.key].saturating
+
+    def sup_derivative(self, attrs: dict[str, Any]) -> float:
+        """sup|f'| for the worst-case bound; non-elementwise ops count as gain 1."""
+        if self.kind != "elementwise":
+            return 1.0
+        return ACTIVATIONS[self.key].sup(with_defaults(self.key, attrs))
+
+
+@functools.lru_cache(maxsize=1024)
+def spec(key: str) -> OpSpec:
+    """The catalogue entry of an op key; cached: the estimate asks ~30 times per node."""
+    if key in ACTIVATIONS:
+        return OpSpec(key, "elementwise")
+    return OpSpec(key, _KIND_OF.get(key, "opaque"))
+
+
+_KIND_OF: dict[str, str] = {
+    "input": "input", "param": "param", "constant": "constant",
+    "linear": "linear", "conv": "conv", "conv_transpose": "conv_transpose",
+    "embedding": "embedding",
+    "layer_norm": "norm", "batch_norm": "norm", "group_norm": "norm", "rms_norm": "norm",
+    "instance_norm": "norm",
+    "add": "add", "mul": "mul", "div": "div", "scale": "scale", "cat": "cat",
+    "passthrough": "passthrough",
+    "avg_pool": "pool", "max_pool": "pool", "adaptive_avg_pool": "pool",
+    "adaptive_max_pool": "pool", "mean": "reduce", "sum": "reduce",
+    "softmax": "softmax", "log_softmax": "log_softmax", "matmul": "matmul",
+    "multihead_attention": "attention", "recurrent": "recurrent", "upsample": "upsample",
+    "compare": "constant", "where": "where", "sdpa": "sdpa", "pow": "smooth",
+    "rsqrt": "smooth", "sqrt": "smooth", "reciprocal": "smooth", "exp": "smooth",
+}
+
+# --- modules -------------------------------------------------------------------------------
+
+_ACTIVATION_MODULES: dict[type, str] = {  # subclasses first: nn.ReLU6 is an nn.Hardtanh
+    nn.ReLU6: "relu6", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.Hardtanh: "hardtanh",
+    nn.Hardsigmoid: "hardsigmoid", nn.Softsign: "softsign", nn.ReLU: "relu",
+    nn.LeakyReLU: "leaky_relu", nn.PReLU: "prelu", nn.ELU: "elu", nn.CELU: "celu",
+    nn.SELU: "selu", nn.GELU: "gelu", nn.SiLU: "silu", nn.Mish: "mish",
+    nn.Softplus: "softplus", nn.LogSigmoid: "logsigmoid", nn.Hardswish: "hardswish",
+}
+_PASSTHROUGH_MODULES: tuple[type, ...] = (
+    nn.Identity, nn.Flatten, nn.Unflatten, nn.Dropout, nn.Dropout1d, nn.Dropout2d,
+    nn.Dropout3d, nn.AlphaDropout, nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d,
+    nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d, nn.ReflectionPad1d,
+    nn.ReflectionPad2d, nn.ReplicationPad1d, nn.ReplicationPad2d, nn.PixelShuffle,
+    nn.PixelUnshuffle, nn.ChannelShuffle,
+)
+_RMSNORM: tuple[type, ...] = (nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()
+
+
+def _tuple(v: Any, n: int) -> tuple[int, ...]:
+    return tuple(v) if isinstance(v, (tuple, list)) else (int(v),) * n
+
+
+def module_op(mod: nn.Module) -> tuple[str, dict[str, Any]]:
+    """Catalogue key and attributes for a leaf module; ``opaque`` when unknown."""
+    t = type(mod)
+    for cls, key in _ACTIVATION_MODULES.items():
+        if isinstance(mod, cls):
+            attrs: dict[str, Any] = {}
+            if key == "hardtanh":
+                attrs = {"min_val": float(getattr(mod, "min_val", -1.0)),
+                         "max_val": float(getattr(mod, "max_val", 1.0))}
+            elif isinstance(mod, nn.LeakyReLU):
+                attrs = {"negative_slope": float(mod.negative_slope)}
+            elif isinstance(mod, nn.PReLU):
+                attrs = {"negative_slope": float(mod.weight.detach().float().mean())
+                         if mod.weight.device.type != "meta" else mod.init}
+            elif isinstance(mod, (nn.ELU, nn.CELU)):
+                attrs = {"alpha": float(mod.alpha)}
+            elif isinstance(mod, nn.GELU):
+                attrs = {"approximate": mod.approximate}
+            elif isinstance(mod, nn.Softplus):
+                attrs = {"beta": float(mod.beta), "threshold": float(mod.threshold)}
+            return key, attrs
+    if isinstance(mod, _PASSTHROUGH_MODULES):
+        return "passthrough", {}
+    if isinstance(mod, nn.Linear):
+        return "linear", {"fan_in": mod.in_features, "fan_out": mod.out_features}
+    if isinstance(mod, nn.Bilinear):
+        return "opaque", {}
+    if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        k = tuple(mod.kernel_size)
+        return "conv", {"in": mod.in_channels, "out": mod.out_channels, "kernel": k,
+                        "stride": tuple(mod.stride), "groups": mod.groups}
+    if isinstance(mod, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
+        return "conv_transpose", {"in": mod.in_channels, "out": mod.out_channels,
+                                  "kernel": tuple(mod.kernel_size), "stride": tuple(mod.stride),
+                                  "groups": mod.groups}
+    if isinstance(mod, nn.Embedding):
+        return "embedding", {"num_embeddings": mod.num_embeddings}
+    if isinstance(mod, nn.LayerNorm):
+        return "layer_norm", {}
+    if _RMSNORM and isinstance(mod, _RMSNORM):
+        return "rms_norm", {}
+    if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+        return "batch_norm", {}
+    if isinstance(mod, nn.GroupNorm):
+        return "group_norm", {"groups": mod.num_groups}
+    if isinstance(mod, nn.modules.instancenorm._InstanceNorm):
+        return "instance_norm", {}
+    if isinstance(mod, (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
+        return "avg_pool", {"kernel": mod.kernel_size, "stride": mod.stride}
+    if isinstance(mod, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)):
+        return "max_pool", {"kernel": mod.kernel_size, "stride": mod.stride}
+    if isinstance(mod, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)):
+        return "adaptive_avg_pool", {}
+    if isinstance(mod, (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)):
+        return "adaptive_max_pool", {}
+    if isinstance(mod, nn.Upsample):
+        return "upsample", {}
+    if isinstance(mod, nn.Softmax):
+        return "softmax", {"dim": mod.dim}
+    if isinstance(mod, nn.LogSoftmax):
+        return "log_softmax", {"dim": mod.dim}
+    if isinstance(mod, nn.MultiheadAttention):
+        return "multihead_attention", {"heads": mod.num_heads, "embed_dim": mod.embed_dim,
+                                       "batch_first": mod.batch_first}
+    if isinstance(mod, (nn.RNN, nn.LSTM, nn.GRU)):
+        return "recurrent", {"mode": getattr(mod, "mode", t.__name__),
+                             "hidden": mod.hidden_size, "layers": mod.num_layers,
+                             "batch_first": mod.batch_first, "gate_bias": _gate_bias(mod)}
+    return "opaque", {}
+
+
+def _gate_bias(mod: nn.RNNBase) -> list[tuple[float, float]]:
+    """(mean, mean square) of b_ih + b_hh for each gate chunk of the first layer."""
+    gates = {"LSTM": 4, "GRU": 3}.get(mod.mode, 1)
+    b_ih = getattr(mod, "bias_ih_l0", None)
+    b_hh = getattr(mod, "bias_hh_l0", None)
+    if not isinstance(b_ih, torch.Tensor) or b_ih.device.type == "meta":
+        return [(0.0, 0.0)] * gates
+    total = b_ih.detach().double()
+    if isinstance(b_hh, torch.Tensor):
+        total = total + b_hh.detach().double()
+    if mod.mode == "GRU":  # b_hn sits inside r * (...), not in the candidate's sum
+        total = b_ih.detach().double().clone()
+        if isinstance(b_hh, torch.Tensor):
+            total[: 2 * mod.hidden_size] += b_hh.detach().double()[: 2 * mod.hidden_size]
+    return [(float(c.mean()), float((c * c).mean())) for c in total.chunk(gates)]
+
+
+# modules fx should not step into: the catalogue models them whole
+LEAF_MODULES: tuple[type, ...] = (nn.RNNBase, nn.MultiheadAttention)
+
+# --- functions and methods -----------------------------------------------------------------
+
+_FUNCTIONS: dict[Any, str] = {
+    torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh",
+    F.hardtanh: "hardtanh", F.relu6: "relu6", F.hardsigmoid: "hardsigmoid",
+    F.softsign: "softsign", torch.relu: "relu", F.relu: "relu", F.leaky_relu: "leaky_relu",
+    F.elu: "elu", F.celu: "celu", F.selu: "selu", torch.selu: "selu", F.gelu: "gelu",
+    F.silu: "silu", F.mish: "mish", F.softplus: "softplus", F.logsigmoid: "logsigmoid",
+    F.hardswish: "hardswish", torch.special.expit: "sigmoid", F.prelu: "prelu",
+    operator.add: "add", torch.add: "add", operator.iadd: "add", operator.sub: "sub",
+    torch.sub: "sub", operator.isub: "sub", operator.neg: "neg", torch.neg: "neg",
+    operator.mul: "mul", torch.mul: "mul", operator.imul: "mul",
+    operator.truediv: "div", torch.div: "div",
+    torch.cat: "cat", torch.concat: "cat", torch.stack: "cat",
+    torch.flatten: "passthrough", torch.reshape: "passthrough", torch.permute: "passthrough",
+    torch.transpose: "passthrough", operator.getitem: "passthrough",
+    torch.squeeze: "passthrough", torch.unsqueeze: "passthrough", F.dropout: "passthrough",
+    torch.dropout: "passthrough", torch.clone: "passthrough", torch.chunk: "passthrough",
+    torch.split: "passthrough", torch.t: "passthrough",
+    F.avg_pool1d: "avg_pool", F.avg_pool2d: "avg_pool", F.avg_pool3d: "avg_pool",
+    F.max_pool1d: "max_pool", F.max_pool2d: "max_pool", F.max_pool3d: "max_pool",
+    F.adaptive_avg_pool1d: "adaptive_avg_pool", F.adaptive_avg_pool2d: "adaptive_avg_pool",
+    F.adaptive_avg_pool3d: "adaptive_avg_pool", F.adaptive_max_pool1d: "adaptive_max_pool",
+    F.adaptive_max_pool2d: "adaptive_max_pool", F.adaptive_max_pool3d: "adaptive_max_pool",
+    torch.mean: "mean", torch.sum: "sum",
+    torch.softmax: "softmax", F.softmax: "softmax", torch.log_softmax: "log_softmax",
+    F.log_softmax: "log_softmax",
+    torch.matmul: "matmul", operator.matmul: "matmul", torch.bmm: "matmul", torch.mm: "matmul",
+    F.linear: "linear_fn", F.layer_norm: "layer_norm", F.normalize: "layer_norm",
+    F.scaled_dot_product_attention: "sdpa",
+    F.interpolate: "upsample", F.pad: "passthrough", F.pixel_shuffle: "passthrough",
+    torch.masked_fill: "passthrough", getattr: "passthrough", torch.where: "where",
+    operator.gt: "compare", operator.lt: "compare", operator.ge: "compare",
+    operator.le: "compare", operator.eq: "compare", operator.ne: "compare", torch.gt: "compare",
+    torch.lt: "compare", torch.ge: "compare", torch.le: "compare", torch.eq: "compare",
+    torch.ne: "compare", torch.isnan: "compare", torch.isfinite: "compare",
+}
+if hasattr(F, "rms_norm"):
+    _FUNCTIONS[F.rms_norm] = "rms_norm"
+
+_METHODS: dict[str, str] = {
+    "sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu", "sigmoid_": "sigmoid",
+    "tanh_": "tanh", "relu_": "relu", "add": "add", "add_": "add", "sub": "sub",
+    "mul": "mul", "mul_": "mul", "div": "div", "neg": "neg", "matmul": "matmul", "bmm": "matmul",
+    "mm": "matmul", "softmax": "softmax", "log_softmax": "log_softmax", "mean": "mean",
+    "sum": "sum",
+}
+for _m in ("view", "reshape", "flatten", "permute", "transpose", "contiguous", "squeeze",
+           "unsqueeze", "clone", "float", "double", "to", "type_as", "chunk", "split", "t",
+           "view_as", "reshape_as", "expand", "expand_as", "repeat", "detach_", "half", "bfloat16",
+           "flip", "roll", "narrow", "unflatten", "movedim", "swapaxes", "unbind",
+           "masked_fill", "masked_fill_"):
+    _METHODS[_m] = "passthrough"
+for _m in ("gt", "lt", "ge", "le", "eq", "ne", "isnan", "isfinite", "bool", "long", "int"):
+    _METHODS[_m] = "compare"
+
+
+def function_op(fn: Any) -> str:
+    """Catalogue key for a ``call_function`` target (``opaque`` when unknown)."""
+    try:
+        return _FUNCTIONS.get(fn, "opaque")
+    except TypeError:  # unhashable target
+        return "opaque"
+
+
+def method_op(name: str) -> str:
+    return _METHODS.get(name, "opaque")
+
+
+def function_label(fn: Any) -> str:
+    mod = getattr(fn, "__module__", None) or ""
+    name = getattr(fn, "__name__", repr(fn))
+    if mod.startswith("torch.nn.functional"):
+        return f"F.{name}"
+    if mod == "builtins":
+        return name
+    if mod == "_operator":
+        return {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "matmul": "@",
+                "getitem": "[]"}.get(name, name)
+    return f"torch.{name}"
+
+
+# --- ATen ops (the torch.export graph) ------------------------------------------------------
+# Keys are overload packets ("aten.linear"); weight-carrying ops are resolved by the exporter.
+ATEN: dict[str, str] = {
+    "aten.sigmoid": "sigmoid", "aten.tanh": "tanh", "aten.hardtanh": "hardtanh",
+    "aten.relu": "relu", "aten.relu6": "relu6", "aten.leaky_relu": "leaky_relu",
+    "aten.elu": "elu", "aten.celu": "celu", "aten.selu": "selu", "aten.gelu": "gelu",
+    "aten.silu": "silu", "aten.mish": "mish", "aten.softplus": "softplus",
+    "aten.log_sigmoid": "logsigmoid", "aten.hardswish": "hardswish",
+    "aten.hardsigmoid": "hardsigmoid", "aten.softsign": "softsign", "aten.prelu": "prelu",
+    "aten.add": "add", "aten.add_": "add", "aten.sub": "sub", "aten.rsub": "rsub",
+    "aten.mul": "mul", "aten.mul_": "mul", "aten.div": "div", "aten.neg": "neg",
+    "aten.cat": "cat", "aten.concat": "cat", "aten.stack": "cat",
+    "aten.mean": "mean", "aten.sum": "sum",
+    "aten.softmax": "softmax", "aten._softmax": "softmax", "aten.log_softmax": "log_softmax",
+    "aten._log_softmax": "log_softmax",
+    "aten.matmul": "matmul", "aten.bmm": "matmul", "aten.mm": "matmul",
+    "aten.avg_pool1d": "avg_pool", "aten.avg_pool2d": "avg_pool", "aten.avg_pool3d": "avg_pool",
+    "aten.max_pool1d": "max_pool", "aten.max_pool2d": "max_pool", "aten.max_pool3d": "max_pool",
+    "aten.adaptive_avg_pool1d": "adaptive_avg_pool", "aten.adaptive_avg_pool2d":
+    "adaptive_avg_pool", "aten.adaptive_avg_pool3d": "adaptive_avg_pool",
+    "aten.adaptive_max_pool2d": "adaptive_max_pool",
+    "aten.upsample_nearest2d": "upsample", "aten.upsample_bilinear2d": "upsample",
+    "aten.scaled_dot_product_attention": "sdpa",
+    "aten.pow": "pow", "aten.rsqrt": "rsqrt", "aten.sqrt": "sqrt", "aten.reciprocal":
+    "reciprocal", "aten.exp": "exp", "aten.sin": "constant", "aten.cos": "constant",
+    "aten.where": "where", "aten.masked_fill": "passthrough",
+}
+for _p in ("view", "reshape", "_unsafe_view", "transpose", "permute", "unsqueeze", "squeeze",
+           "expand", "slice", "select", "index", "clone", "contiguous", "alias", "to",
+           "_to_copy", "detach", "dropout", "native_dropout", "t", "flatten", "unflatten",
+           "split", "split_with_sizes", "chunk", "unbind", "narrow", "gather", "lift_fresh_copy",
+           "pad", "constant_pad_nd", "repeat", "expand_as", "view_as", "type_as", "flip",
+           "roll", "movedim", "float", "masked_fill_", "copy"):
+    ATEN[f"aten.{_p}"] = "passthrough"
+for _c in ("arange", "ones", "zeros", "full", "new_ones", "new_zeros", "empty", "ones_like",
+           "zeros_like", "full_like", "ge", "gt", "le", "lt", "eq", "ne", "__and__", "__or__",
+           "logical_not", "logical_and", "cumsum", "diff", "tril", "triu", "isnan", "randn",
+           "rand", "bitwise_and", "bitwise_not", "scalar_tensor", "sym_size", "argmax"):
+    ATEN[f"aten.{_c}"] = "constant"
+
+
+def aten_packet(target: Any) -> str:
+    """``aten.linear.default`` -> ``aten.linear``."""
+    name = str(target)
+    return name.rsplit(".", 1)[0] if name.count(".") >= 2 else name
+
+
+def aten_op(target: Any) -> str:
+    """Catalogue key for an ATen overload (``opaque`` when unknown)."""
+    return ATEN.get(aten_packet(target), "opaque")

@@ -1,0 +1,1 @@
+"""``--verify`` and the accuracy benchmarks: the estimate against autograd."""
