@@ -65,7 +65,7 @@ def write_tree(folder: Path, count: int) -> None:
 def time_command(checkout: Path, tree: Path, jobs: int) -> float:
     env = dict(os.environ, PYTHONPATH=str(checkout), PYTHONDONTWRITEBYTECODE="1")
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", "from gradlint.cli.command import main; main()",
+    proc = subprocess.run([sys.executable, "-c", "from gradlint.cli import main; main()",
                            str(tree), "--jobs", str(jobs), "--quiet", "--format", "json"],
                           env=env, cwd=tree, capture_output=True, text=True)
     took = time.perf_counter() - start
