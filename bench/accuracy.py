@@ -1,9 +1,9 @@
 """Accuracy benchmark: gradlint's per-layer gradient estimate against autograd ground truth.
 
 For every model (an MLP grid the estimator may be tuned on, and held-out architectures it may not)
-it compares gradlint's ``log10_relative`` with the measured weight-gradient RMS (DESIGN §5
-protocol, ``gradlint.verify.measure``), relative to the model's largest layer, always beside the
-naive
+it compares gradlint's ``log10_relative`` with the measured weight-gradient RMS (docs/design.md,
+"Ground truth", ``gradlint.verify.measure``), relative to the model's largest layer, always
+beside the naive
 rule of thumb (product of sup|f'| along the path, ``log10_bound``). Verdicts (GL101/GL104 recall on
 sick models, GL101/GL103 false alarms on healthy ones) are reported separately.
 
@@ -483,7 +483,7 @@ def build_report(results: list[ModelResult], args: argparse.Namespace, argv: Seq
         f"- seeds: {args.seeds} per configuration"
         + (f"; depth 40 grid configurations use {deep_seeds} (runtime budget)"
            if deep_seeds != args.seeds and grid else ""),
-        "- ground truth: `gradlint.verify.measure.measure_gradients` (DESIGN §5: float64, "
+        "- ground truth: `gradlint.verify.measure.measure_gradients` (docs/design.md: float64, "
         "train mode, "
         "dropout 0, loss Σ_b ⟨g_b, y_b⟩, g_b ~ N(0, I); per-example gradients where the model "
         "allows, batch gradients × √B where it mixes examples — the *gradients* column says "

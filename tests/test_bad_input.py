@@ -1,5 +1,5 @@
 """Everything a user's file can get wrong becomes a GL9xx diagnostic at the right line, never a
-traceback, and never stops the other files of the run (DESIGN §3).
+traceback, and never stops the other files of the run (README, "What gradlint runs").
 
 One run of the installed command over a directory of broken files and one good file.
 """

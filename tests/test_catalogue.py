@@ -1,4 +1,5 @@
-"""The activation catalogue against the real torch ops (autograd), and DESIGN §4's table.
+"""The activation catalogue against the real torch ops (autograd), and a reference table
+(docs/design.md, "Activations and the default init").
 
 Every number gradlint uses for an elementwise op (sup|f'|, E f, E f^2, E f'^2 under a Gaussian)
 is checked here against torch's own implementation differentiated by autograd, on fine grids in
@@ -67,7 +68,8 @@ VARIANT_IDS = [f"{n}-" + "-".join(f"{k}={v}" for k, v in a.items()) for n, a, _ 
 
 SATURATING = {"sigmoid", "tanh", "hardtanh", "hardsigmoid", "softsign"}
 
-# DESIGN §4 "Activation facts": E f'(z)^2 for z ~ N(0, q), q = 0.25, 1, 4
+# the reference table, measured numerically when the design was written:
+# E f'(z)^2 for z ~ N(0, q), q = 0.25, 1, 4
 DESIGN_TABLE: dict[str, tuple[float, float, float]] = {
     "sigmoid": (0.0560, 0.0448, 0.0290),
     "tanh": (0.717, 0.464, 0.256),
@@ -196,7 +198,7 @@ def test_shared_moment_limits(name: str) -> None:
         assert g0.shared <= g1.shared + 1e-9
 
 
-# (d) DESIGN's table ----------------------------------------------------------------------------
+# (d) the reference table -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("q", [0.25, 1.0, 4.0])
 @pytest.mark.parametrize("name", sorted(DESIGN_TABLE))

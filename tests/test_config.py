@@ -1,4 +1,4 @@
-"""``[tool.gradlint]`` (DESIGN §3 Configuration): per-file-ignores, extend-rules, value checks that
+"""``[tool.gradlint]`` (README, "Configuration"): per-file-ignores, extend-rules, value checks that
 name the key and the file, and command-line flags winning over the file; end to end through the
 installed command and unit by unit (gradlint/cli/config.py, gradlint/lint/per_file_ignores.py,
 gradlint/lint/registry.py).

@@ -1,4 +1,4 @@
-"""The README's VS Code problem matcher parses gradlint's own text output (DESIGN §3: `text`).
+"""The README's VS Code problem matcher parses gradlint's own text output (docs/output.md: `text`).
 
 The tasks.json snippet is read out of README.md, so the documentation and this test cannot drift:
 its JavaScript regexp is translated to Python ``re`` and run, in the task's environment, over

@@ -1,4 +1,4 @@
-"""The estimate against measured gradients (DESIGN §5 protocol): the issue's acceptance.
+"""The estimate against measured gradients (docs/design.md, "Ground truth"): the issue's acceptance.
 
 For plain MLPs (width 128; sigmoid/tanh/ReLU/GELU; depth 5 and 20; PyTorch default init and
 Xavier; 3 seeds) the predicted log10 ratio of first- to last-layer weight-gradient RMS must be
@@ -82,7 +82,7 @@ def test_estimate_beats_naive_sup_product() -> None:
 
 
 def test_deep_sigmoid_loses_most_of_its_gradient() -> None:
-    """DESIGN §4: a 20-layer default-init sigmoid MLP loses ~0.85 decades per layer."""
+    """docs/design.md: a 20-layer default-init sigmoid MLP loses ~0.85 decades per layer."""
     predicted, _, measured = first_to_last("sigmoid", 20, "default", 0)
     assert measured < -12
     assert predicted < -12

@@ -1,4 +1,5 @@
-"""The load stage: where each layer was built (DESIGN §2) and which models a file yields (§3).
+"""The load stage: where each layer was built and which models a file yields (README, "What
+gets checked").
 
 Mostly in-process through ``load_targets`` / ``check_paths``; two runs of the installed command
 check what only the command shows (exit code, a clean JSON stdout).
@@ -213,7 +214,7 @@ def test_functional_ops_located_at_call_line(tmp_path: Path) -> None:
 
 def test_layer_from_sibling_module_anchored_in_checked_file(tmp_path: Path) -> None:
     """Definition in the helper file; the diagnostic sits on the checked file's line, with the
-    helper's line under ``related`` (DESIGN §3)."""
+    helper's line under ``related`` (docs/output.md)."""
     helpers = write(tmp_path, "siblinglayers.py", """
         import torch.nn as nn
 

@@ -1,5 +1,5 @@
-"""Acceptance on whole models: quiet on healthy architectures, GL101 on the sick ones (DESIGN §4
-"What vanishing is not"), and the diagnostic points at the user's line."""
+"""Acceptance on whole models: quiet on healthy architectures, GL101 on the sick ones
+(docs/design.md, "What vanishing is not"), and the diagnostic points at the user's line."""
 
 from __future__ import annotations
 

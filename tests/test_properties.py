@@ -8,11 +8,11 @@ unrolls a static plan (so torch.fx traces them) and are checked through the Pyth
 - the analyzer never raises (status ok, no GL905), every per-layer estimate is finite or flagged
   ``zero``, and every module that owns parameters is reported exactly once (as a layer or as
   an alias of a layer it shares all its parameters with);
-- soundness of the worst-case bound (DESIGN §4): with orthogonal Linear weights, zero biases,
+- soundness of the worst-case bound (docs/design.md): with orthogonal Linear weights, zero biases,
   only elementwise activations and add/cat between them, the measured per-example gain
   ||dL/dh_l|| / ||dL/dy|| of every layer output h_l never exceeds 10**log10_bound;
 - on plain chains where ``confidence`` is high, the estimate is within a decade of the gradient
-  measured under the ground-truth protocol (DESIGN §5).
+  measured under the ground-truth protocol (docs/design.md).
 
 Examples are derandomized (fixed seed) and bounded, so the suite is reproducible in CI.
 """
@@ -351,7 +351,7 @@ def any_arch(draw: st.DrawFn) -> Arch:
 @st.composite
 def bounded_arch(draw: st.DrawFn) -> Arch:
     """The class where the bound is an upper bound: orthogonal Linear weights, zero or no
-    biases, elementwise activations, add and cat (DESIGN §4)."""
+    biases, elementwise activations, add and cat (docs/design.md)."""
     b = _Builder(draw, (draw(st.integers(1, 12)),))
     for _ in range(draw(st.integers(1, 14))):
         a = b.src()

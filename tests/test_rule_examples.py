@@ -1,6 +1,6 @@
-"""Every rule folder ``rules/<CODE>-<name>/`` documents itself and proves itself (DESIGN §2):
-``bad.py`` must raise the rule, ``good.py`` must not, and ``README.md`` is the page that
-``gradlint explain CODE`` prints."""
+"""Every rule folder ``rules/<CODE>-<name>/`` documents itself and proves itself
+(docs/adding-a-rule.md): ``bad.py`` must raise the rule, ``good.py`` must not, and
+``README.md`` is the page that ``gradlint explain CODE`` prints."""
 
 from __future__ import annotations
 

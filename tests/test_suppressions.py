@@ -1,5 +1,6 @@
-"""``# gradlint: ignore`` comments (DESIGN §3) and GL100 unused-suppression, end to end through the
-installed command and unit by unit (comment reading, statement ends)."""
+"""``# gradlint: ignore`` comments (README, "Suppressing a diagnostic") and GL100
+unused-suppression, end to end through the installed command and unit by unit (comment
+reading, statement ends)."""
 
 from __future__ import annotations
 

@@ -72,7 +72,7 @@ class Diagnostic:
 
 @dataclass(frozen=True)
 class LayerEstimate:
-    """What the estimate says about one module that owns parameters (see DESIGN §3, JSON)."""
+    """What the estimate says about one module that owns parameters (fields: docs/output.md)."""
 
     module: str
     type: str
@@ -117,7 +117,7 @@ _LAYER_FIELDS = frozenset(LayerEstimate.__dataclass_fields__)
 
 @dataclass(frozen=True)
 class Verification:
-    """The estimate beside autograd on the same model (``--verify``, DESIGN §5 protocol)."""
+    """The estimate beside autograd on the same model (``--verify``; protocol: docs/design.md)."""
 
     measured: dict[str, float | None]  # module -> measured log10 RMS weight gradient
     seeds: tuple[int, ...] = ()

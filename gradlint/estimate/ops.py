@@ -1,4 +1,4 @@
-"""Forward moments and local backward gains, one catalogue kind at a time (DESIGN §4 table).
+"""Forward moments and local backward gains, one catalogue kind at a time (docs/design.md).
 
 For every node we carry, per tensor entry: the mean M, the second moment P and the part of P
 shared across the batch S (per-unit means, what BatchNorm subtracts). Each rule also returns the
@@ -273,7 +273,7 @@ def _dim_size(node: GraphNode) -> int | None:
 
 def _softmax(node: GraphNode, x: Moments) -> Step:
     """Near-uniform softmax over n entries with logit variance v: E p^2 ~ e^v / n^2, and the
-    Jacobian's mean squared entry per input is ~ E p^2 (DESIGN §4: ~1/n^2 near uniform)."""
+    Jacobian's mean squared entry per input is ~ E p^2 (~1/n^2 near uniform)."""
     n = float(_dim_size(node) or 1)
     p2 = min(math.exp(min(x.var, 50.0)) / (n * n), 1.0 / n)
     return Step(Moments(1.0 / n, p2, p2), (_log(p2 * (1 - 1.0 / n) if n > 1 else 0.0),))
@@ -360,7 +360,7 @@ def _smooth(node: GraphNode, x: Moments) -> Step:
 
 
 def _sdpa(node: GraphNode, ins: list[Moments], in_nodes: list[GraphNode]) -> Step:
-    """softmax(q k^T * scale) v near uniform attention over n keys (DESIGN §4): values are
+    """softmax(q k^T * scale) v near uniform attention over n keys: values are
     averaged (P_out ~ sum_j p_j^2 P_v); q and k take the softmax Jacobian."""
     if len(ins) < 3 or not all(n.shape for n in in_nodes[:3]):
         return Step(ins[0] if ins else Moments(0, 1, 0), (0.0,) * len(ins))

@@ -4,7 +4,8 @@ Stationary moments come from iterating the cell's moment map to its fixed point;
 ratio rho of the RMS gradient along time comes from the cell's Jacobian (vanilla RNN:
 rho^2 = H E[W_hh^2] E[phi'^2]; LSTM: the cell path, rho^2 = E[f^2]; GRU: the update gate and
 the candidate path). The horizon is xi = -1/ln rho steps. Gated cells are known to decay ~25%
-slower than this predicts (DESIGN §4), so their layers are marked ``confidence: low``.
+slower than this predicts (docs/design.md, "Confidence"), so their layers are marked
+``confidence: low``.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ checks that it really is that activation (qualified names, so ``nn.Sigmoid`` may
 byte-for-byte.
 
 The replacement is ReLU (``nn.ReLU()``, ``torch.relu``, ``F.relu``, ``x.relu()``): derivative 1
-where active and, with Kaiming init, a per-layer gain of exactly 1 (DESIGN §4). In a model with
+where active and, with Kaiming init, a per-layer gain of exactly 1 (docs/design.md). In a model with
 attention (transformer-like code, where normalization sets the scale) it is GELU, the
 convention there. Every fix changes the model, so all are ``unsafe``: applied only with
 ``--unsafe-fixes``.

@@ -1,4 +1,4 @@
-"""Suppression comments (DESIGN §3) and GL100 unused-suppression.
+"""Suppression comments (README, "Suppressing a diagnostic") and GL100 unused-suppression.
 
 ``# gradlint: ignore[GL101,GL102]`` or a bare ``# gradlint: ignore`` silences the diagnostics
 reported on the comment's line, or on any line of the statement whose last line carries the

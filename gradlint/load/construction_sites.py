@@ -2,8 +2,9 @@
 
 While active, ``nn.Module.__init__`` and ``copy.deepcopy`` note the first frame of user code on
 the stack for each new module: this finds layers built in helper functions, loops,
-``ModuleList.append``, ``add_module`` and deepcopy clones (DESIGN §2). Frames inside the module's
-own ``__init__`` chain are skipped, so a user class is placed where it was instantiated.
+``ModuleList.append``, ``add_module`` and deepcopy clones (README, "How it works"). Frames
+inside the module's own ``__init__`` chain are skipped, so a user class is placed where it
+was instantiated.
 """
 
 from __future__ import annotations

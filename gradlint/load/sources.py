@@ -136,7 +136,7 @@ def trace_site(stack_trace: str | None, anchor_file: str | None = None,
                ) -> tuple[Location | None, Location | None]:
     """(definition, anchor) from an fx ``stack_trace`` (innermost frame last). An op defined in
     an installed library with no frame in ``anchor_file`` is anchored at ``model``, the user's
-    line that built the library model (DESIGN §3)."""
+    line that built the library model (docs/output.md)."""
     if not stack_trace:
         return None, None
     frames = [(m["file"], int(m["line"])) for m in _FRAME_RE.finditer(stack_trace)]

@@ -384,7 +384,7 @@ def _construct(obj: Any, cfg: TargetConfig, recorder: SiteRecorder, meta: bool,
 
 
 def _outermost(cands: list[_Candidate]) -> list[_Candidate]:
-    """Drop models that are submodules of another discovered model (DESIGN §3)."""
+    """Drop models that are submodules of another discovered model (README, "What gets checked")."""
     inner_ids: set[int] = set()
     inner_types: set[type] = set()
     for c in cands:

@@ -94,9 +94,9 @@ def quiet_logs() -> Iterator[None]:
 
 
 def primary_leaf(spec: Any, key: str | None = None) -> int:
-    """Index among the flattened outputs of the one the loss is taken on (DESIGN §3): a tensor;
-    a tuple's first; a dict's or ModelOutput's ``logits``, else ``last_hidden_state``, else
-    the first."""
+    """Index among the flattened outputs of the one the loss is taken on (docs/design.md,
+    "Ground truth"): a tensor; a tuple's first; a dict's or ModelOutput's ``logits``, else
+    ``last_hidden_state``, else the first."""
     if spec is None:
         return 0
     children = list(spec.children() if hasattr(spec, "children") else spec.children_specs)

@@ -32,7 +32,8 @@ def _draw(specs: Sequence[InputSpec], batch: int) -> tuple[torch.Tensor, ...]:
 def verify_model(model: nn.Module, specs: Sequence[InputSpec],
                  layers: Sequence[LayerEstimate], batch: int = BATCH,
                  seeds: Sequence[int] = SEEDS) -> Verification:
-    """Measure at init under DESIGN §5's protocol; a model that cannot run says why."""
+    """Measure at init under the protocol of docs/design.md ("Ground truth"); a model that
+    cannot run says why."""
     if any(p.device.type == "meta" for p in model.parameters()):
         return Verification({}, tuple(seeds), batch,
                             error="built on the meta device: there are no weights to measure")

@@ -1,4 +1,4 @@
-"""Ground truth: per-layer weight-gradient RMS measured with autograd (DESIGN §5 protocol).
+"""Ground truth: per-layer weight-gradient RMS measured with autograd (docs/design.md's protocol).
 
 The model is copied to float64 in train() mode with dropout off; the loss on the primary output is
 <g_b, y_b> with g_b ~ N(0, I) per example. Per-example gradients (torch.func) where the model
@@ -21,7 +21,7 @@ import torch.nn as nn
 
 
 def primary_tensor(out: Any) -> torch.Tensor:
-    """The output the loss is taken on (DESIGN §3): tensor; tuple -> first tensor; dict-like ->
+    """The output the loss is taken on (docs/design.md): tensor; tuple -> first tensor; dict-like ->
     logits, else last_hidden_state, else first tensor."""
     if isinstance(out, torch.Tensor):
         return out

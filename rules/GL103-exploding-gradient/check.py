@@ -68,7 +68,7 @@ class ExplodingGradient(Rule):
             if node.op != "recurrent" or not node.inputs:
                 continue
             cell = analyse_cell(node, analysis.estimate.moments[node.inputs[0]].second)
-            gated = cell.mode in ("LSTM", "GRU")  # confidence: low (DESIGN §4)
+            gated = cell.mode in ("LSTM", "GRU")  # confidence: low (docs/design.md)
             if (cell.steps - 1 < MIN_FACTORS or cell.rho <= 1 / 0.9
                     or cell.log10_span <= limit + (LOW_CONFIDENCE_MARGIN if gated else 0.0)):
                 continue

@@ -49,7 +49,7 @@ class RecurrentHorizon(Rule):
 
 
 def _fix(cell: CellStats, usable: float) -> Fix:
-    """Fixes in the order that works at init (DESIGN §4)."""
+    """Fixes in the order that works at init (README.md, "Use instead")."""
     tbptt = (f"truncate backpropagation through time to ~{max(int(usable), 1)} steps "
              "(detach the hidden state between chunks)")
     attention = "let later layers attend over the sequence (attention) instead of carrying it"

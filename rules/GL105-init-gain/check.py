@@ -12,7 +12,7 @@ from gradlint.lint.rule_api import ModelAnalysis, Rule, anchor_of, power10
 if TYPE_CHECKING:
     from gradlint.lint.plain_stacks import Stack, StackLayer
 
-LOW, HIGH = 0.8, 1.25  # per-layer gain bounds (DESIGN §3): 1/1.25 = 0.8, symmetric in log
+LOW, HIGH = 0.8, 1.25  # per-layer gain bounds (README.md): 1/1.25 = 0.8, symmetric in log
 MIN_LAYERS = 5
 MIN_ACTIVATED = 4  # layers followed by an activation: the unit whose gain compounds
 

@@ -1,6 +1,6 @@
 """Sequence classifiers over ``nn.RNN`` (tanh), ``nn.LSTM`` and ``nn.GRU`` (PyTorch's default
 init, batch_first), each with its own sequence length T in a Hugging Face style ``dummy_inputs``
-property: T = 10 is within every cell's horizon, T = 200 is not (DESIGN §4)."""
+property: T = 10 is within every cell's horizon, T = 200 is not (docs/design.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The classic vanishing-gradient failures (DESIGN §4): a deep sigmoid CNN without normalization
-and a deep tanh MLP with PyTorch's default init. (The vanilla RNN over 200 steps is
+"""The classic vanishing-gradient failures (docs/design.md): a deep sigmoid CNN without
+normalization and a deep tanh MLP with PyTorch's default init. (The vanilla RNN over 200 steps is
 ``recurrent.rnn_200``.)"""
 
 from __future__ import annotations
