@@ -1,7 +1,8 @@
 """LayerGraph: gradlint's own small IR, produced by tracers and read by the estimator and rules.
 
-Nodes are tensors in topological order; each names the catalogue op that produced it, so later
-stages never see torch.fx or ATen details.
+Nodes are tensors in topological order; each names the op key that produced it, so later
+stages never see torch.fx or ATen details. Torch-free: an op key's kind and static facts come
+from gradlint.core.op_kinds.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from gradlint.core.op_kinds import kind_of, saturating, sup_derivative
 from gradlint.core.values import Location
 
 
@@ -67,25 +69,23 @@ class GraphNode:
     _log10_sup: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        from gradlint.trace.op_lookup import spec  # torch: only where graphs are built
-
         n = 1
         for s in (self.shape or (1, 1))[1:]:
             n *= s
         by_leaf: dict[str, ParamStats] = {}
         for p in self.params:  # "fc.weight", or "w1#weight" for a functional call's tensor
             by_leaf.setdefault(p.name.rsplit(".", 1)[-1].rsplit("#", 1)[-1], p)
-        entry = spec(self.op)
-        object.__setattr__(self, "kind", entry.kind)
-        object.__setattr__(self, "saturating", entry.saturating)
+        kind = kind_of(self.op)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "saturating", saturating(self.op))
         object.__setattr__(self, "numel_per_example", max(n, 1))
         object.__setattr__(self, "_by_leaf", by_leaf)
         object.__setattr__(self, "weight", by_leaf.get("weight"))
         object.__setattr__(self, "bias", by_leaf.get("bias"))
         object.__setattr__(self, "main", by_leaf.get("weight") or (
             self.params[0] if self.params else None))
-        object.__setattr__(self, "_log10_sup", _log10_sup(self.op, self.attrs, entry)
-                           if entry.kind == "elementwise" else 0.0)
+        object.__setattr__(self, "_log10_sup", _log10_sup(self.op, self.attrs)
+                           if kind == "elementwise" else 0.0)
 
     def param(self, name: str) -> ParamStats | None:
         return self._by_leaf.get(name)
@@ -95,14 +95,14 @@ class GraphNode:
         return self._log10_sup
 
 
-def _log10_sup(op: str, attrs: dict[str, Any], entry: Any) -> float:
+def _log10_sup(op: str, attrs: dict[str, Any]) -> float:
     key: tuple[Any, ...] | None = (op, *attrs.items())
     try:
         found = _LOG10_SUP.get(key)  # type: ignore[arg-type]
     except TypeError:  # an attribute that cannot be a key
         key, found = None, None
     if found is None:
-        sup = entry.sup_derivative(attrs)
+        sup = sup_derivative(op, attrs)
         found = math.log10(sup) if sup > 0 else float("-inf")
         if key is not None:
             _LOG10_SUP[key] = found

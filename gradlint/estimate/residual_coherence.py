@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gradlint.core.graph import LayerGraph
-from gradlint.estimate.activations import ACTIVATIONS, HOMOGENEOUS, gaussian_curvature
+from gradlint.core.op_kinds import HOMOGENEOUS, SOURCE_KINDS
+from gradlint.estimate.activations import ACTIVATIONS, gaussian_curvature
 from gradlint.estimate.ops import Moments
 from gradlint.estimate.strongest_path import normalized
 
@@ -131,7 +132,7 @@ def homogeneous_floor(graph: LayerGraph, moments: list[Moments]) -> dict[int, tu
             continue
         hom[i] = True
         x = moments[i]
-        if x.second <= 0 or nodes[i].kind in ("param", "constant", "input"):
+        if x.second <= 0 or nodes[i].kind in SOURCE_KINDS:
             continue
         log_r = log_energy - 2 * math.log(nodes[i].numel_per_example) - math.log(x.second)
         log_q = log_r + math.log(x.mean ** 2 / x.second) if x.mean else float("-inf")

@@ -23,7 +23,7 @@ import math
 from typing import NamedTuple
 
 from gradlint.core.graph import GraphNode, LayerGraph
-from gradlint.trace.op_lookup import WEIGHT_KINDS
+from gradlint.core.op_kinds import SOURCE_KINDS, WEIGHT_KINDS
 
 NEG_INF = float("-inf")
 
@@ -71,7 +71,6 @@ _path_state = functools.partial(tuple.__new__, PathState)
 
 _ONE_SIDED = frozenset({"relu", "relu6", "leaky_relu", "prelu", "elu", "celu", "selu", "gelu",
                         "silu", "mish", "softplus", "hardswish"})
-_SOURCES = ("param", "constant", "input")
 
 
 def normalized(graph: LayerGraph) -> bool:
@@ -88,7 +87,7 @@ def collapsing_joins(graph: LayerGraph) -> set[int]:
     if normalized(graph) or graph.ops().isdisjoint(_ONE_SIDED) or "add" not in graph.ops():
         return set()
     return {n.index for n in nodes if n.op == "add"
-            and sum(1 for i in n.inputs if nodes[i].op not in _SOURCES) >= 2}
+            and sum(1 for i in n.inputs if nodes[i].op not in SOURCE_KINDS) >= 2}
 
 
 def stacked_activations(graph: LayerGraph) -> set[int]:

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 from gradlint.core.graph import GraphNode, LayerGraph, ModuleInfo, ParamStats
+from gradlint.core.op_kinds import GATE_RMS, WEIGHT_KINDS
 from gradlint.core.values import LayerEstimate
 from gradlint.estimate.activations import ACTIVATIONS, gaussian_slope, negative_second_moment
 from gradlint.estimate.ops import Moments, Step, attention_factors, graph_reads_shared, propagate
@@ -20,9 +21,6 @@ from gradlint.estimate.recurrent import analyse_cell
 from gradlint.estimate.residual_coherence import CoherentSkip, coherent_skips, homogeneous_floor
 from gradlint.estimate.strongest_path import LN10, NEG_INF, PathState, analyse_paths, gated_cell
 from gradlint.run.gc_pause import collector_paused
-from gradlint.trace.op_lookup import WEIGHT_KINDS
-
-GATE_RMS = 0.1  # a learnable multiplier smaller than this at init gates its branch (GL106)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
-"""The op catalogue: the one place that knows what an op does to gradients.
+"""Torch op -> IR op key: the one vocabulary of both tracers.
 
-Module types, ``torch.*``/``F.*`` functions and tensor methods all map onto the same entries.
-Each entry has a kind (how the estimator propagates moments through it), sup|f'| for the
-worst-case bound, and whether it saturates. Ops not listed here are ``opaque``: gain 1, and the
-layers behind them are marked ``confidence: low`` with a GL904 note.
+Module types, ``torch.*``/``F.*`` functions, tensor methods (torch.fx) and ATen overload packets
+(torch.export) all map onto the same op keys. A key's kind and static facts are in
+gradlint.core.op_kinds; what its kind does to the moments and gradients is its entry in
+gradlint.estimate.op_table. Ops not listed here are ``opaque``: gain 1, and the layers behind
+them are marked ``confidence: low`` with a GL904 note.
 """
 
 from __future__ import annotations
@@ -17,52 +18,35 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gradlint.estimate.activations import ACTIVATIONS, with_defaults
+from gradlint.core.op_kinds import WEIGHT_KINDS, kind_of, saturating, sup_derivative
 
-# weight layers: the boundaries between the per-layer factors of the attenuation (DESIGN §4)
-WEIGHT_KINDS = frozenset({"linear", "conv", "conv_transpose", "embedding", "attention",
-                          "recurrent"})
+__all__ = ["ATEN", "LEAF_MODULES", "WEIGHT_KINDS",
+           "OpSpec", "aten_op", "aten_packet", "function_label", "function_op", "method_op",
+           "module_op", "spec"]
 
 
 @dataclass(frozen=True)
 class OpSpec:
+    """An op key with its kind and static facts (gradlint.core.op_kinds), for the tests and
+    callers that hold a key rather than a node."""
+
     key: str
     kind: str
 
     @property
     def saturating(self) -> bool:
-        return self.kind == "elementwise" and ACTIVATIONS[self.key].saturating
+        return saturating(self.key)
 
     def sup_derivative(self, attrs: dict[str, Any]) -> float:
         """sup|f'| for the worst-case bound; non-elementwise ops count as gain 1."""
-        if self.kind != "elementwise":
-            return 1.0
-        return ACTIVATIONS[self.key].sup(with_defaults(self.key, attrs))
+        return sup_derivative(self.key, attrs)
 
 
 @functools.lru_cache(maxsize=1024)
 def spec(key: str) -> OpSpec:
-    """The catalogue entry of an op key; cached: the estimate asks ~30 times per node."""
-    if key in ACTIVATIONS:
-        return OpSpec(key, "elementwise")
-    return OpSpec(key, _KIND_OF.get(key, "opaque"))
+    """The entry of an op key; cached."""
+    return OpSpec(key, kind_of(key))
 
-
-_KIND_OF: dict[str, str] = {
-    "input": "input", "param": "param", "constant": "constant",
-    "linear": "linear", "conv": "conv", "conv_transpose": "conv_transpose",
-    "embedding": "embedding",
-    "layer_norm": "norm", "batch_norm": "norm", "group_norm": "norm", "rms_norm": "norm",
-    "instance_norm": "norm",
-    "add": "add", "mul": "mul", "div": "div", "scale": "scale", "cat": "cat",
-    "passthrough": "passthrough",
-    "avg_pool": "pool", "max_pool": "pool", "adaptive_avg_pool": "pool",
-    "adaptive_max_pool": "pool", "mean": "reduce", "sum": "reduce",
-    "softmax": "softmax", "log_softmax": "log_softmax", "matmul": "matmul",
-    "multihead_attention": "attention", "recurrent": "recurrent", "upsample": "upsample",
-    "compare": "constant", "where": "where", "sdpa": "sdpa", "pow": "smooth",
-    "rsqrt": "smooth", "sqrt": "smooth", "reciprocal": "smooth", "exp": "smooth",
-}
 
 # --- modules -------------------------------------------------------------------------------
 
