@@ -1,5 +1,6 @@
 """Weight statistics per parameter: measured from the real tensors, or, for a model built on the
-``meta`` device (too big to instantiate), the defaults of the module types' init."""
+``meta`` device (too big to instantiate), the defaults of the module types' init; and the
+modules that own the parameters, with theirs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import math
 import torch
 import torch.nn as nn
 
-from gradlint.core.graph import ParamStats
+from gradlint.core.graph import ModuleInfo, ParamStats
+from gradlint.core.values import Location
 
 _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm,
           nn.modules.instancenorm._InstanceNorm) + ((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ())
@@ -92,3 +94,30 @@ def parameter_stats(model: nn.Module) -> tuple[dict[str, ParamStats], bool]:
             else:
                 stats[fqn] = tensor_stats(fqn, p, bool(p.requires_grad))
     return stats, default
+
+
+def owners_of(model: nn.Module, sites: dict[str, tuple[Location | None, Location | None]],
+              stats: dict[str, ParamStats] | None = None) -> tuple[ModuleInfo, ...]:
+    """Modules that directly own parameters; one sharing all its parameters with an earlier
+    module (tied weights, a module registered twice) becomes that module's alias."""
+    infos: list[ModuleInfo] = []
+    aliases: dict[str, list[str]] = {}
+    by_param: dict[int, str] = {}
+    for name, mod in model.named_modules(remove_duplicate=False):
+        own = [(k, p) for k, p in mod._parameters.items() if p is not None]
+        if not own:
+            continue
+        ids = [id(p) for _, p in own]
+        if all(i in by_param for i in ids):
+            aliases.setdefault(by_param[ids[0]], []).append(name)
+            continue
+        for i in ids:
+            by_param.setdefault(i, name)
+        prefix = f"{name}." if name else ""
+        loc, anchor = sites.get(name, (None, None))
+        infos.append(ModuleInfo(name, type(mod).__name__,
+                                tuple((stats or {}).get(prefix + k)
+                                      or tensor_stats(prefix + k, p, p.requires_grad)
+                                      for k, p in own), loc, anchor))
+    return tuple(ModuleInfo(i.name, i.type, i.params, i.location, i.anchor,
+                            tuple(aliases.get(i.name, ()))) for i in infos)

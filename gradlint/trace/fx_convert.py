@@ -1,0 +1,213 @@
+"""torch.fx graph -> LayerGraph: what is specific to fx's graph flavour.
+
+fx records module calls whole (``call_module``), torch functions and tensor methods by their
+Python objects, attributes read by ``get_attr``, and Python numbers as plain arguments; the
+shared node building is ``ir_builder``'s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+
+from gradlint.core.graph import InputSpec, LayerGraph, ParamStats
+from gradlint.core.values import Location, StageError, Target
+from gradlint.trace.ir_builder import IRBuilder, flat, is_number, scale_factor, shape_of
+from gradlint.trace.op_lookup import function_label, function_op, method_op, module_op
+from gradlint.trace.splice import splice_leaf
+from gradlint.trace.weight_stats import owners_of
+
+# (position, keyword) of the settings a functional call passes, by op key
+_FN_ATTRS: dict[str, list[tuple[int, str]]] = {
+    "leaky_relu": [(1, "negative_slope")], "elu": [(1, "alpha")], "celu": [(1, "alpha")],
+    "hardtanh": [(1, "min_val"), (2, "max_val")], "gelu": [(99, "approximate")],
+    "softplus": [(1, "beta"), (2, "threshold")], "softmax": [(1, "dim")],
+    "log_softmax": [(1, "dim")], "avg_pool": [(1, "kernel_size")],
+    "max_pool": [(1, "kernel_size")], "sdpa": [(6, "scale")],
+}
+
+
+def _arg(n: fx.Node, pos: int, name: str, default: Any = None) -> Any:
+    if name in n.kwargs:
+        return n.kwargs[name]
+    return n.args[pos] if len(n.args) > pos else default
+
+
+class FxConverter(IRBuilder):
+    """Walks the fx graph once, appending one GraphNode per tensor-producing node."""
+
+    def __init__(self, target: Target, model: nn.Module, graph: fx.Graph,
+                 stats: dict[str, ParamStats], spliced: set[str] | None = None) -> None:
+        super().__init__(target, stats)
+        self.spliced = spliced or set()
+        self.model = model
+        self.graph = graph
+        self.modules = dict(model.named_modules())
+        self.spliced_ok: set[str] = set()
+        self.untraceable: dict[str, str] = {}  # spliced blocks export failed on, and why
+
+    def run(self) -> int:
+        """Convert every node; returns the index of the output the loss is taken on."""
+        output = -1
+        for n in self.graph.nodes:
+            shape = shape_of(n.meta.get("tensor_meta"))
+            if n.op == "output":
+                output = self.primary_output(n)
+                continue
+            leaf = n.op == "call_module" and str(n.target) in self.spliced
+            if shape is None and n.op != "get_attr" and not leaf:
+                continue  # sizes, flags and other non-tensor values
+            if n.op == "placeholder":
+                self.index[n] = self.add("input", shape=shape, label=n.name)
+            elif n.op == "get_attr":
+                self.get_attr(n)
+            elif n.op == "call_module":
+                self.call_module(n, shape)
+            else:
+                self.call(n, shape)
+        return output
+
+    def constant_or_operand(self, a: Any, shape: tuple[int, ...] | None) -> int | None:
+        """A tensor operand's index; a Python number becomes a constant node."""
+        if is_number(a):
+            return self.add("constant", attrs={"value": float(a)}, shape=shape, label=repr(a))
+        return self.operand(a)
+
+    def get_attr(self, n: fx.Node) -> None:
+        obj: Any = self.model
+        for part in str(n.target).split("."):
+            obj = getattr(obj, part, None)
+        if isinstance(obj, torch.Tensor):
+            self.index[n] = self.add_tensor(str(n.target), obj, obj.requires_grad)
+
+    def call_module(self, n: fx.Node, shape: tuple[int, ...] | None) -> None:
+        name = str(n.target)
+        mod = self.modules[name]
+        ins = self.operands((n.args, n.kwargs))
+        if name in self.spliced and "leaf_inputs" in n.meta:
+            out = splice_leaf(self.nodes, ins, name, mod, n.meta["leaf_inputs"], self.target,
+                              self.stats)
+            if isinstance(out, int):
+                self.index[n] = out
+                self.spliced_ok.add(name)
+                return
+            self.untraceable[name] = out
+        key, attrs = module_op(mod)
+        if hasattr(mod, "eps"):
+            attrs["eps"] = float(mod.eps)
+        params = tuple(self.param_stats(f"{name}.{k}" if name else k, p, p.requires_grad)
+                       for k, p in mod.named_parameters())
+        loc, anchor = self.target.sites.get(name, (None, None))
+        t = type(mod)
+        label = f"nn.{t.__name__}" if t.__module__.startswith("torch.nn") else t.__name__
+        if name in self.untraceable:
+            key, attrs = "opaque", {"untraceable": self.untraceable[name]}
+        self.index[n] = self.add(key, ins, attrs=attrs, module=name, module_type=t.__name__,
+                                 label=label, params=params, shape=shape, location=loc,
+                                 anchor=anchor)
+
+    def call(self, n: fx.Node, shape: tuple[int, ...] | None) -> None:
+        """A torch function or tensor method."""
+        if n.op == "call_function":
+            key, label = function_op(n.target), function_label(n.target)
+        else:
+            key, label = method_op(str(n.target)), f".{n.target}()"
+        loc, anchor = self.source_site(n.stack_trace, getattr(n.target, "__name__",
+                                                              str(n.target)))
+        common: dict[str, Any] = {"shape": shape, "location": loc, "anchor": anchor,
+                                  "label": label}
+        if key in ("add", "sub", "mul", "div"):
+            self.index[n] = self.binary(key, n.args[0] if n.args else None,
+                                        _arg(n, 1, "other"), common)
+            return
+        ins = self.operands((n.args, n.kwargs))
+        attrs: dict[str, Any] = {}
+        if key == "neg":
+            key, attrs = "scale", {"factor": scale_factor("neg")}
+        elif key == "linear_fn" and len(ins) >= 2:
+            key, attrs, ins = self.functional_linear(ins, common)
+        elif key in ("layer_norm", "rms_norm") and n.op == "call_function":
+            ins = self.functional_norm(n, ins, common)
+        for pos, name in _FN_ATTRS.get(key, []):
+            v = _arg(n, pos, name)
+            if v is not None and not isinstance(v, fx.Node):
+                attrs["kernel" if name == "kernel_size" else name] = v
+        if key in ("softmax", "log_softmax") and "dim" not in attrs:
+            attrs["dim"] = -1
+        self.index[n] = self.add_op(key, ins, attrs=attrs, **common)
+
+    def binary(self, key: str, x: Any, y: Any, common: dict[str, Any]) -> int:
+        """``a + b``, ``a - b``, ``a * b``, ``a / b``; a number operand scales or shifts."""
+        xi, yi = self.operand(x), self.operand(y)
+        if key in ("mul", "div") and is_number(y) and xi is not None:
+            return self.scale(xi, scale_factor(key, float(y)), **common)
+        if key == "mul" and is_number(x) and yi is not None:
+            return self.scale(yi, float(x), **common)
+        if key == "div" and xi is None:  # c / x: outside the catalogue
+            return self.add("opaque", (yi,) if yi is not None else (), **common)
+        a = self.constant_or_operand(x, common["shape"])
+        b = self.constant_or_operand(y, common["shape"])
+        ins = tuple(i for i in (a, b) if i is not None)
+        if key in ("add", "sub") and len(ins) == 2:
+            return self.signed_sum(key, ins, **common)
+        return self.add("add" if key == "sub" else key, ins, **common)
+
+    def functional_linear(self, ins: tuple[int, ...], common: dict[str, Any]
+                          ) -> tuple[str, dict[str, Any], tuple[int, ...]]:
+        """``F.linear(x, w, b)`` with parameter tensors: a Linear whose module is the caller."""
+        w = self.in_role(ins[1], "weight")
+        if w is None or len(w.shape) != 2:
+            return "opaque", {}, ins
+        b = self.in_role(ins[2], "bias") if len(ins) > 2 else None
+        common["params"] = (w,) + ((b,) if b else ())
+        common["module"] = w.name.rpartition(".")[0]
+        out_f, in_f = w.shape
+        return "linear", {"fan_in": in_f, "fan_out": out_f}, ins[:1]
+
+    def functional_norm(self, n: fx.Node, ins: tuple[int, ...], common: dict[str, Any]
+                        ) -> tuple[int, ...]:
+        """``F.layer_norm``/``F.rms_norm`` with parameter tensors: the norm takes them over."""
+        x = self.operand(n.args[0]) if n.args else None
+        params = tuple(p for p in (self.in_role(self.operand(_arg(n, 2, "weight")), "weight"),
+                                   self.in_role(self.operand(_arg(n, 3, "bias")), "bias"))
+                       if p is not None)
+        common["params"] = params
+        if params:
+            common["module"] = params[0].name.rpartition(".")[0]
+        return (x,) if x is not None else ins[:1]
+
+    def primary_output(self, n: fx.Node) -> int:
+        """The output the loss is taken on: a dict's (or dataclass's) requested key, ``logits``
+        or ``last_hidden_state``, else the first tensor returned."""
+        out = n.args[0]
+        key = self.target.output_key
+        if isinstance(out, fx.Node) and out.op == "call_function" and isinstance(
+                out.target, type) and dataclasses.is_dataclass(out.target):
+            out = dict(out.kwargs)  # fx records a returned dataclass as a call with its fields
+        if isinstance(out, dict):
+            for k in ([key] if key else []) + ["logits", "last_hidden_state"]:
+                if k in out and isinstance(out[k], fx.Node) and out[k] in self.index:
+                    return self.index[out[k]]
+        for a in flat(out):
+            if isinstance(a, fx.Node) and a in self.index:
+                return self.index[a]
+        raise StageError("GL903", "the model's forward() returns no tensor to take a loss on",
+                         Location(self.target.file, self.target.line))
+
+
+def to_layer_graph(target: Target, graph: fx.Graph, inputs: tuple[InputSpec, ...],
+                   stats: dict[str, ParamStats], default_init: bool,
+                   spliced: set[str] | None = None) -> LayerGraph:
+    """The LayerGraph of a traced (and shape-propagated) fx graph."""
+    model = target.model
+    assert isinstance(model, nn.Module)
+    conv = FxConverter(target, model, graph, stats, spliced)
+    output = conv.run()
+    tracer = "fx+export" if conv.spliced_ok else "fx"  # some blocks exported alone, spliced in
+    return LayerGraph(name=target.name, nodes=tuple(conv.nodes), output=output, tracer=tracer,
+                      owners=owners_of(model, target.sites, stats), inputs=inputs,
+                      init="default" if default_init else "actual")
