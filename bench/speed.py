@@ -146,13 +146,15 @@ def stage(times: dict[str, float], name: str, sources: SourceTimer) -> Iterator[
 
 
 def analyse_once(spec: Spec, sources: SourceTimer) -> tuple[dict[str, float], dict[str, Any]]:
+    from gradlint.core.options import Options
     from gradlint.core.values import ModelReport, Report, Target
     from gradlint.estimate.sweeps import estimate_gradients
     from gradlint.lint.registry import run_rules
     from gradlint.lint.rule_api import ModelAnalysis
     from gradlint.load.targets import LoadRequest, load_targets, user_code
-    from gradlint.report.text import to_json, to_text
-    from gradlint.run.pipeline import Options, selected
+    from gradlint.report.json import to_json
+    from gradlint.report.text import to_text
+    from gradlint.run.pipeline import selected
     from gradlint.trace.fx import trace_target
 
     times: dict[str, float] = {}

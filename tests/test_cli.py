@@ -121,7 +121,7 @@ def test_deep_sigmoid_json_schema(deep_json: Any) -> None:
 def test_json_text_one_layer_per_line_and_the_same_document(deep_json: Any) -> None:
     """Flat values (layer rows, locations, the summary) take one line each; everything else
     is json.dumps(indent=2)'s layout, and the text is the same document."""
-    from gradlint.report.text import json_text
+    from gradlint.report.json import json_text
 
     proc, doc = deep_json
     lines = proc.stdout.splitlines()

@@ -18,9 +18,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-import gradlint.estimate.ops
+import gradlint.estimate.op_table
 import gradlint.estimate.strongest_path
 import gradlint.estimate.sweeps
+import gradlint.report.json
 import gradlint.report.text
 import gradlint.trace.op_lookup
 from gradlint.core.graph import GraphNode, LayerGraph
@@ -97,17 +98,17 @@ def _count(model: nn.Module, monkeypatch: pytest.MonkeyPatch) -> tuple[Counter[s
         return wrapper
 
     spec = counted("spec", gradlint.trace.op_lookup.spec)
-    for module in (gradlint.trace.op_lookup, gradlint.estimate.sweeps, gradlint.estimate.ops,
+    for module in (gradlint.trace.op_lookup, gradlint.estimate.sweeps, gradlint.estimate.op_table,
                    gradlint.estimate.strongest_path):
         if hasattr(module, "spec"):  # most stages read the kind the node resolved when built
             monkeypatch.setattr(module, "spec", spec)  # rules import it from the catalogue
-    monkeypatch.setattr(gradlint.report.text, "layer_json",
-                        counted("rows", gradlint.report.text.layer_json))
+    monkeypatch.setattr(gradlint.report.json, "layer_json",
+                        counted("rows", gradlint.report.json.layer_json))
     estimate = estimate_gradients(graph)
     diags = run_rules(ModelAnalysis(target.name, estimate, 1e-2))
     report = Report((ModelReport(target.name, "M", "m.py", 1, "ok", "fx", "actual",
                                  layers=estimate.layers, diagnostics=tuple(diags)),), ())
-    gradlint.report.text.to_json(report, diags)
+    gradlint.report.json.to_json(report, diags)
     gradlint.report.text.to_text(report, diags, 1e-2)
     monkeypatch.undo()
     return visits, traced
@@ -164,7 +165,8 @@ def test_tuples_built_in_c_have_every_field() -> None:
     which checks nothing: a field added to Moments, Step or PathState and not to those call
     sites would give short tuples. Every one the sweeps return has all its fields, and its
     fields are the types they are declared as."""
-    from gradlint.estimate.ops import Moments, Step, propagate
+    from gradlint.estimate.op_table import propagate
+    from gradlint.estimate.tensor_state import Moments, Step
     from gradlint.estimate.strongest_path import PathState
 
     model = _mlp(4)

@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from gradlint import __version__
+from gradlint.core.version import __version__
+from gradlint.report.formats import FORMATS
 
 EXIT_OK, EXIT_FINDINGS, EXIT_FAILED = 0, 1, 2
 MAX_TIMEOUT = 7 * 24 * 3600.0  # a week: anything longer is a typo, and overflows the clock
@@ -36,7 +37,7 @@ def main() -> None:
 @main.command("check")
 @click.argument("paths", nargs=-1)
 @click.option("--format", "fmt",
-              type=click.Choice(["text", "json", "sarif", "github", "html"]),
+              type=click.Choice(list(FORMATS)),
               default="text", show_default=True, help="Output format.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report here.")
 @click.option("--select", default="", help="Comma-separated rule codes or prefixes (GL1).")
@@ -96,7 +97,8 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ign
             parse_spec(spec)
         except ValueError as exc:
             _usage(str(exc))
-    from gradlint.run.pipeline import Options, check_paths, selected
+    from gradlint.core.options import Options
+    from gradlint.run.pipeline import check_paths, selected
 
     options = Options(
         select=_codes(select) or config.select, ignore=_codes(ignore) or config.ignore,
@@ -133,29 +135,12 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ign
         diags = _apply_baseline(baseline, report, diags, update_baseline)
     if diff:
         sys.exit(exit_code(report, diags, exit_zero, bool(missing)))
+    from gradlint.report.emitter import Settings
+    from gradlint.report.formats import emit
     from gradlint.report.term import use_color
-    from gradlint.report.text import to_json, to_text
 
-    color = fmt == "text" and not output and use_color(sys.stdout)
-    if fmt == "sarif":
-        from gradlint.report.sarif import to_sarif
-
-        text = to_sarif(report, diags) + "\n"
-    elif fmt == "github":
-        from gradlint.report.github import to_github
-
-        text = to_github(report, diags)
-    elif fmt == "html":
-        from gradlint.report.html import to_html
-
-        text = to_html(report, diags, options.threshold)
-    else:
-        text = to_json(report, diags) + "\n" if fmt == "json" else to_text(
-            report, diags, options.threshold, quiet, color)
-    if fmt in ("text", "github", "html"):  # JSON and SARIF escape inside their strings
-        from gradlint.report.text import escape_surrogates
-
-        text = escape_surrogates(text)  # a file name that is not UTF-8: caf\xe9.py
+    color = FORMATS[fmt].color and not output and use_color(sys.stdout)
+    text = emit(fmt, report, diags, Settings(options.threshold, quiet, color))
     if output:
         try:
             with open(output, "w", encoding="utf-8") as f:

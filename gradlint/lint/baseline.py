@@ -22,10 +22,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, fields
 
+from gradlint.core.repo_paths import display_path, repo_root
+from gradlint.core.surrogates import LONE_SURROGATE
 from gradlint.core.values import Diagnostic, Report
 from gradlint.lint.suppressions import judged_files
-from gradlint.report.repo_paths import display_path, repo_root
-from gradlint.report.text import LONE_SURROGATE
 
 VERSION = 1
 

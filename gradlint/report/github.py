@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from gradlint.core.repo_paths import display_path
 from gradlint.core.values import Diagnostic, Report
-from gradlint.report.repo_paths import display_path
+from gradlint.report.emitter import Settings
+from gradlint.report.text import format_diagnostic
 
 CAP = 10
 COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
@@ -51,8 +53,6 @@ def _plural(n: int, noun: str) -> str:
 
 
 def to_github(report: Report, diagnostics: Sequence[Diagnostic], cap: int = CAP) -> str:
-    from gradlint.report.text import format_diagnostic
-
     by_level: dict[str, list[Diagnostic]] = {s: [] for s in ORDER}
     for d in diagnostics:
         by_level.setdefault(d.severity if d.severity in by_level else "warning", []).append(d)
@@ -73,3 +73,7 @@ def to_github(report: Report, diagnostics: Sequence[Diagnostic], cap: int = CAP)
             ", ".join(counts[:-1]) + " and " + counts[-1])
         out.append(f"gradlint: {listed} not shown as annotations; see the job log")
     return "\n".join(out) + "\n" if out else ""
+
+
+def emit(report: Report, diagnostics: Sequence[Diagnostic], settings: Settings) -> str:
+    return to_github(report, diagnostics)

@@ -14,10 +14,12 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from gradlint import __version__
+from gradlint.core.repo_paths import file_uri, relative_uri, repo_relative, repo_root
+from gradlint.core.surrogates import escape_json_surrogates
 from gradlint.core.values import Diagnostic, Location, Report
-from gradlint.report.repo_paths import file_uri, relative_uri, repo_relative, repo_root
-from gradlint.report.text import escape_json_surrogates
+from gradlint.core.version import __version__
+from gradlint.lint.registry import discover_rules
+from gradlint.report.emitter import Settings
 
 SCHEMA_URI = ("https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/"
               "sarif-schema-2.1.0.json")
@@ -110,8 +112,6 @@ def result(d: Diagnostic, index: dict[str, int], root: str) -> dict[str, Any]:
 
 
 def to_sarif(report: Report, diagnostics: Sequence[Diagnostic]) -> str:
-    from gradlint.lint.registry import discover_rules
-
     root = repo_root()
     infos = discover_rules()
     index = {info.rule.code: i for i, info in enumerate(infos)}
@@ -129,3 +129,7 @@ def to_sarif(report: Report, diagnostics: Sequence[Diagnostic]) -> str:
     doc = {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
     return escape_json_surrogates(json.dumps(doc, indent=2, ensure_ascii=False),
                                   ensure_ascii=False)
+
+
+def emit(report: Report, diagnostics: Sequence[Diagnostic], settings: Settings) -> str:
+    return to_sarif(report, diagnostics) + "\n"
