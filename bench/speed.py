@@ -124,14 +124,14 @@ class SourceTimer:
 
     def install(self) -> None:
         import gradlint.load.construction_sites as construction
-        import gradlint.trace.export as export
         import gradlint.trace.fx as trace
+        import gradlint.trace.ir_builder as ir_builder
 
         recorder = construction.SiteRecorder
         recorder.note = self.wrap(recorder.note)  # type: ignore[method-assign]
         recorder.sites_of = self.wrap(recorder.sites_of)  # type: ignore[method-assign]
         trace.trace_site = self.wrap(trace.trace_site)
-        export.trace_site = self.wrap(export.trace_site)
+        ir_builder.trace_site = self.wrap(ir_builder.trace_site)  # both converters' calls
 
 
 @contextmanager

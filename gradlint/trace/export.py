@@ -18,11 +18,10 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from gradlint.core.graph import GraphNode, InputSpec, LayerGraph, ParamStats
+from gradlint.core.graph import InputSpec, LayerGraph, ParamStats
 from gradlint.core.values import Location, StageError, Target
-from gradlint.load.sources import model_site, trace_site
+from gradlint.trace.ir_builder import IRBuilder, is_number, scale_factor, shape_of
 from gradlint.trace.op_lookup import aten_op, aten_packet
-from gradlint.trace.weight_stats import tensor_stats
 
 _LINEAR = {"aten.linear", "aten.addmm"}
 _CONV = {"aten.conv1d", "aten.conv2d", "aten.conv3d", "aten.convolution",
@@ -33,20 +32,6 @@ _NORMS = {"aten.layer_norm": ("layer_norm", 2, 3), "aten.native_layer_norm": ("l
           "aten._native_batch_norm_legit_no_training": ("batch_norm", 1, 2),
           "aten.group_norm": ("group_norm", 2, 3), "aten.native_group_norm": ("group_norm", 1, 2),
           "aten.rms_norm": ("rms_norm", 2, None)}
-
-
-def _shape(val: Any) -> tuple[int, ...] | None:
-    if isinstance(val, torch.Tensor):
-        try:
-            return tuple(int(s) for s in val.shape)
-        except (TypeError, ValueError):  # symbolic sizes
-            return None
-    if isinstance(val, (list, tuple)):
-        for v in val:
-            s = _shape(v)
-            if s is not None:
-                return s
-    return None
 
 
 def export_target(target: Target, model: nn.Module, inputs: tuple[Any, ...],
@@ -63,7 +48,7 @@ def export_target(target: Target, model: nn.Module, inputs: tuple[Any, ...],
         raise StageError("GL903", f"torch.export could not trace {type(model).__name__} either: "
                          f"{type(exc).__name__}: {text[0][:300] if text else ''}",
                          Location(target.file, target.line)) from None
-    conv = _AtenConverter(target, ep, stats)
+    conv = AtenConverter(target, ep, stats)
     output = conv.run(primary_leaf(ep.call_spec.out_spec, target.output_key))
     return LayerGraph(name=target.name, nodes=tuple(conv.nodes), output=output, tracer="export",
                       owners=owners, inputs=specs, init="default" if default_init else "actual")
@@ -118,39 +103,25 @@ def primary_leaf(spec: Any, key: str | None = None) -> int:
     return offset + primary_leaf(children[pick], None)
 
 
-class _AtenConverter:
+class AtenConverter(IRBuilder):
+    """Walks an exported program's ATen graph once, appending one GraphNode per tensor-producing
+    node; parameters and buffers arrive as placeholders, layers as their ATen calls."""
+
     def __init__(self, target: Target, ep: Any, stats: dict[str, ParamStats]) -> None:
-        self.target = target
+        super().__init__(target, stats)
         self.ep = ep
-        self.stats = stats
         sig = ep.graph_signature
         self.param_of: dict[str, str] = dict(sig.inputs_to_parameters)
         self.buffer_of: dict[str, str] = dict(sig.inputs_to_buffers)
         self.state = ep.state_dict
         self.constants = getattr(ep, "constants", {})
-        self.model_site = model_site(target)
-        self.nodes: list[GraphNode] = []
-        self.index: dict[fx.Node, int] = {}
         self.inert: set[int] = set()  # nodes whose values carry no gradient (mark_inert)
 
-    def add(self, op: str, inputs: tuple[int, ...] = (), **kw: Any) -> int:
-        i = len(self.nodes)
-        self.nodes.append(GraphNode(index=i, op=op, inputs=inputs, **kw))
-        return i
-
-    def idx(self, a: Any) -> int | None:
-        return self.index.get(a) if isinstance(a, fx.Node) else None
-
     def param(self, a: Any, role: str) -> ParamStats | None:
-        i = self.idx(a)
-        if i is None or self.nodes[i].op != "param" or not self.nodes[i].params:
-            return None
-        p = self.nodes[i].params[0]
-        if p.name.rsplit(".", 1)[-1] == role:
-            return p
-        return ParamStats(f"{p.name}#{role}", p.shape, p.mean, p.mean_sq, p.requires_grad)
+        return self.in_role(self.operand(a), role)
 
     def run(self, out_index: int) -> int:
+        """Convert every node; returns the index of flattened output ``out_index``."""
         output = -1
         for n in self.ep.graph_module.graph.nodes:
             if n.op == "output":
@@ -161,7 +132,7 @@ class _AtenConverter:
                 if output < 0:
                     output = next((self.index[a] for a in flat if a in self.index), -1)
                 continue
-            shape = _shape(n.meta.get("val"))
+            shape = shape_of(n.meta.get("val"))
             if n.op == "placeholder":
                 self.placeholder(n, shape)
             elif n.op == "call_function" and shape is not None:
@@ -188,91 +159,71 @@ class _AtenConverter:
                 self.nodes[i] = dataclasses.replace(node, op="constant")
 
     def placeholder(self, n: fx.Node, shape: tuple[int, ...] | None) -> None:
-        name = n.name
-        fqn = self.param_of.get(name) or self.buffer_of.get(name)
-        if fqn is not None:
-            t = self.state.get(fqn)
-            if t is None:
-                t = self.constants.get(fqn)
-            if isinstance(t, torch.Tensor):
-                trainable = name in self.param_of and t.requires_grad
-                known = self.stats.get(fqn)
-                stats = (ParamStats(fqn, known.shape, known.mean, known.mean_sq, trainable)
-                         if known is not None else tensor_stats(fqn, t, trainable))
-                op = "param" if t.is_floating_point() else "constant"
-                self.index[n] = self.add(op, params=(stats,) if op == "param" else (),
-                                         shape=(1, *t.shape), label=fqn)
+        """A model input, or a parameter/buffer/constant the program lifted to an input."""
+        fqn = self.param_of.get(n.name) or self.buffer_of.get(n.name)
+        if fqn is None:
+            if shape is not None:
+                self.index[n] = self.add("input", shape=shape, label=n.name)
             return
-        if shape is not None:
-            self.index[n] = self.add("input", shape=shape, label=name)
+        t = self.state.get(fqn)
+        if t is None:
+            t = self.constants.get(fqn)
+        if isinstance(t, torch.Tensor):
+            trainable = n.name in self.param_of and t.requires_grad
+            op = "param" if t.is_floating_point() else "constant"
+            self.index[n] = self.add_tensor(fqn, t, trainable, op)
 
     def call(self, n: fx.Node, shape: tuple[int, ...]) -> None:
+        """An ATen call: layers by their weights' roles, everything else by the catalogue."""
         packet = aten_packet(n.target)
         args = list(n.args)
-        stack = n.meta.get("nn_module_stack") or {}
-        scope = list(stack.values())[-1][0] if stack else None
-        loc, anchor = trace_site(n.meta.get("stack_trace"), self.target.file,
-                                 model=self.model_site)
+        loc, anchor = self.source_site(n.meta.get("stack_trace"))
         common: dict[str, Any] = {"shape": shape, "location": loc, "anchor": anchor,
                                   "label": packet.replace("aten.", "aten::")}
         if n.target is operator.getitem:
-            src = self.idx(args[0])
+            src = self.operand(args[0])
             if src is not None:
                 self.index[n] = self.add("passthrough", (src,), **common)
             return
         if packet in _LINEAR:
-            self.linear(n, packet, args, common)
-            return
-        if packet in _CONV:
-            self.conv(n, packet, args, common)
-            return
+            self.index[n] = self.linear(packet, args, common)
+        elif packet in _CONV:
+            self.index[n] = self.conv(packet, args, common)
+        elif packet in _NORMS:
+            self.index[n] = self.norm(n, packet, args, common)
+        elif (i := self.weight_read(packet, args, common)) is not None:
+            self.index[n] = i
+        else:
+            self.index[n] = self.op(n, args, common)
+
+    def weight_read(self, packet: str, args: list[Any], common: dict[str, Any]) -> int | None:
+        """A weight-normed parameter or an embedding lookup (None for other calls)."""
         if packet == "aten._weight_norm":  # g * v / ||v||: at init g = ||v||, so the weight is v
             v = self.param(args[0], "weight")
             if v is not None:
-                self.index[n] = self.add("param", params=(v,), shape=(1, *v.shape),
-                                         label=v.name)
-                return
+                return self.add("param", params=(v,), shape=(1, *v.shape), label=v.name)
         if packet == "aten.embedding":
             w = self.param(args[0], "weight")
             if w is not None:
                 module = w.name.rpartition(".")[0]
-                site = self.target.sites.get(module, (None, None))
-                self.index[n] = self.add("embedding", attrs={"num_embeddings": w.shape[0]},
-                                         params=(w,), module=module, module_type="Embedding",
-                                         **{**common, "location": site[0] or loc,
-                                            "anchor": site[1] or anchor})
-                return
-        if packet in _NORMS:
-            key, wi, bi = _NORMS[packet]
-            ps = tuple(p for p in (self.param(args[wi] if wi < len(args) else None, "weight"),
-                                   self.param(args[bi] if bi is not None and bi < len(args)
-                                              else None, "bias")) if p is not None)
-            owner = ps[0].name.rpartition(".")[0] if ps else (scope or "")
-            x = self.idx(args[0])
-            site = self.target.sites.get(owner, (None, None))
-            self.index[n] = self.add(key, (x,) if x is not None else (), params=ps,
-                                     module=owner if ps else None, module_type=key,
-                                     **{**common, "location": site[0] or loc,
-                                        "anchor": site[1] or anchor})
-            return
+                return self.add("embedding", attrs={"num_embeddings": w.shape[0]}, params=(w,),
+                                module=module, module_type="Embedding",
+                                **self.at_module(module, common))
+        return None
+
+    def op(self, n: fx.Node, args: list[Any], common: dict[str, Any]) -> int:
+        """Arithmetic, activations and the rest of the catalogue, with their settings."""
         key = aten_op(n.target)
-        ins = tuple(i for a in args for i in ([self.idx(a)] if not isinstance(a, (list, tuple))
-                                              else [self.idx(b) for b in a]) if i is not None)
-        attrs: dict[str, Any] = {}
+        ins = self.operands(args)
         if key in ("sub", "rsub", "add") and len(ins) == 2:
-            scales = {"sub": (1.0, -1.0), "rsub": (-1.0, 1.0), "add": (1.0, 1.0)}[key]
             alpha = n.kwargs.get("alpha", 1.0)
-            if key != "rsub" and isinstance(alpha, (int, float)):
-                scales = (scales[0], scales[1] * float(alpha))
-            self.index[n] = self.add("add", ins, scales=scales, **common)
-            return
+            alpha = float(alpha) if isinstance(alpha, (int, float)) else 1.0
+            return self.signed_sum(key, ins, alpha, **common)
         if key in ("sub", "rsub", "add", "mul", "div", "neg") and len(ins) == 1:
-            other = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
-            c = float(other[0]) if other else 1.0
-            factor = {"mul": c, "div": 1.0 / c if c else 1.0, "neg": -1.0,
-                      "rsub": -1.0}.get(key, 1.0)
-            self.index[n] = self.add("scale", ins, attrs={"factor": factor}, **common)
-            return
+            other = [a for a in args if is_number(a)]
+            factor = scale_factor(key, float(other[0]) if other else 1.0)
+            return self.scale(ins[0], factor, **common)
+        attrs: dict[str, Any] = {}
         if key in ("softmax", "log_softmax"):
             attrs["dim"] = args[1] if len(args) > 1 else -1
         elif key == "gelu":
@@ -286,11 +237,24 @@ class _AtenConverter:
             attrs["scale"] = n.kwargs.get("scale")
         elif key in ("avg_pool", "max_pool") and len(args) > 1:
             attrs["kernel"] = args[1]
-        if key == "opaque" and not ins:
-            key = "constant"
-        self.index[n] = self.add(key, ins, attrs=attrs, **common)
+        return self.add_op(key, ins, attrs=attrs, **common)
 
-    def linear(self, n: fx.Node, packet: str, args: list[Any], common: dict[str, Any]) -> None:
+    def norm(self, n: fx.Node, packet: str, args: list[Any], common: dict[str, Any]) -> int:
+        """A normalization; its module is its weight's owner, else the calling module."""
+        key, wi, bi = _NORMS[packet]
+        ps = tuple(p for p in (self.param(args[wi] if wi < len(args) else None, "weight"),
+                               self.param(args[bi] if bi is not None and bi < len(args)
+                                          else None, "bias")) if p is not None)
+        stack = n.meta.get("nn_module_stack") or {}
+        scope = list(stack.values())[-1][0] if stack else None
+        owner = ps[0].name.rpartition(".")[0] if ps else (scope or "")
+        x = self.operand(args[0])
+        return self.add(key, (x,) if x is not None else (), params=ps,
+                        module=owner if ps else None, module_type=key,
+                        **self.at_module(owner, common))
+
+    def linear(self, packet: str, args: list[Any], common: dict[str, Any]) -> int:
+        """``aten.linear``, or ``aten.addmm`` of a parameter (GPT-2's Conv1D)."""
         if packet == "aten.addmm":  # Conv1D (GPT-2): bias, x, W with W stored (in, out)
             b, x, w = args[0], args[1], args[2]
             wp = self.param(w, "weight")
@@ -300,26 +264,22 @@ class _AtenConverter:
         else:
             x, w, b = args[0], args[1], args[2] if len(args) > 2 else None
             wp = self.param(w, "weight")
-        xi = self.idx(x)
+        xi = self.operand(x)
         if wp is None or xi is None or len(wp.shape) != 2:
-            ins = tuple(i for i in (xi, self.idx(w), self.idx(b)) if i is not None)
-            self.index[n] = self.add("matmul" if wp is None else "opaque", ins, **common)
-            return
+            ins = tuple(i for i in (xi, self.operand(w), self.operand(b)) if i is not None)
+            return self.add("matmul" if wp is None else "opaque", ins, **common)
         bp = self.param(b, "bias")
         module = wp.name.rpartition(".")[0]
-        site = self.target.sites.get(module, (None, None))
         out_f, in_f = wp.shape
-        self.index[n] = self.add(
-            "linear", (xi,), attrs={"fan_in": in_f, "fan_out": out_f},
-            params=(wp,) + ((bp,) if bp else ()), module=module, module_type="Linear",
-            **{**common, "location": site[0] or common["location"],
-               "anchor": site[1] or common["anchor"]})
+        return self.add("linear", (xi,), attrs={"fan_in": in_f, "fan_out": out_f},
+                        params=(wp,) + ((bp,) if bp else ()), module=module, module_type="Linear",
+                        **self.at_module(module, common))
 
-    def conv(self, n: fx.Node, packet: str, args: list[Any], common: dict[str, Any]) -> None:
-        x, w = self.idx(args[0]), self.param(args[1], "weight")
+    def conv(self, packet: str, args: list[Any], common: dict[str, Any]) -> int:
+        """A convolution (plain or transposed) of a parameter weight."""
+        x, w = self.operand(args[0]), self.param(args[1], "weight")
         if x is None or w is None:
-            self.index[n] = self.add("opaque", tuple(i for i in (x,) if i is not None), **common)
-            return
+            return self.add("opaque", tuple(i for i in (x,) if i is not None), **common)
         b = self.param(args[2] if len(args) > 2 else None, "bias")
         transposed = "transpose" in packet or (packet == "aten.convolution" and bool(args[6]))
         stride = args[3] if len(args) > 3 else 1
@@ -333,10 +293,8 @@ class _AtenConverter:
         else:
             c_out, c_in = w.shape[0], w.shape[1] * groups
         module = w.name.rpartition(".")[0]
-        site = self.target.sites.get(module, (None, None))
-        self.index[n] = self.add(
+        return self.add(
             "conv_transpose" if transposed else "conv", (x,),
             attrs={"in": c_in, "out": c_out, "kernel": k, "stride": stride_t, "groups": groups},
             params=(w,) + ((b,) if b else ()), module=module, module_type="Conv",
-            **{**common, "location": site[0] or common["location"],
-               "anchor": site[1] or common["anchor"]})
+            **self.at_module(module, common))

@@ -132,8 +132,9 @@ class IRBuilder:
         """(definition, anchor) of a node from its stack trace."""
         return trace_site(stack_trace, self.target.file, hint, self.model_site)
 
-    def module_site(self, module: str, location: Location | None, anchor: Location | None
-                    ) -> dict[str, Location | None]:
-        """Where a layer is reported: the line that built its module when known, else the call."""
+    def at_module(self, module: str, common: dict[str, Any]) -> dict[str, Any]:
+        """A node's keywords reported at the line that built ``module`` when known (a layer
+        found by its parameters), else at the call's own line."""
         site = self.target.sites.get(module, (None, None))
-        return {"location": site[0] or location, "anchor": site[1] or anchor}
+        return {**common, "location": site[0] or common["location"],
+                "anchor": site[1] or common["anchor"]}

@@ -6,7 +6,7 @@ real inputs, torch.export traces the leaf alone on them, and its ATen graph is s
 parent graph in place of the call — with qualified names prefixed, so its layers are reported
 like any other. A leaf that export cannot trace either stays one opaque node (GL904), and
 the rest of the model is still analysed. Failures in the root's own ``forward`` go to the
-whole-model export fallback instead (trace.py).
+whole-model export fallback instead (``fx.trace_target``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import torch.nn as nn
 from gradlint.core.graph import GraphNode, ParamStats
 from gradlint.core.values import Target
 from gradlint.load.sources import exception_site, is_library_file
+from gradlint.trace.export import AtenConverter, primary_leaf, quiet_logs
 
 MAX_LEAVES = 32  # retraces before the whole model goes to the export fallback
 
@@ -56,8 +57,6 @@ def splice_leaf(nodes: list[GraphNode], operands: tuple[int, ...], name: str, mo
                 stats: dict[str, ParamStats]) -> int | str:
     """Export ``mod`` on its recorded inputs and append its graph to ``nodes``, its inputs
     wired to ``operands``; returns the index of its primary output, or why it cannot."""
-    from gradlint.trace.export import _AtenConverter, primary_leaf, quiet_logs
-
     args, kwargs = inputs
     try:
         with torch.no_grad(), quiet_logs():
@@ -66,7 +65,7 @@ def splice_leaf(nodes: list[GraphNode], operands: tuple[int, ...], name: str, mo
         sub = Target(f"{target.name}.{name}", mod, target.file, target.line, None,
                      {k[len(prefix):]: v for k, v in target.sites.items()
                       if k.startswith(prefix)})
-        conv = _AtenConverter(sub, ep, {k[len(prefix):]: v for k, v in stats.items()
+        conv = AtenConverter(sub, ep, {k[len(prefix):]: v for k, v in stats.items()
                                         if k.startswith(prefix)})
         out = conv.run(primary_leaf(ep.call_spec.out_spec))
     except Exception as exc:  # noqa: BLE001 - export failed too: the leaf stays opaque
