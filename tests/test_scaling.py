@@ -166,8 +166,8 @@ def test_tuples_built_in_c_have_every_field() -> None:
     sites would give short tuples. Every one the sweeps return has all its fields, and its
     fields are the types they are declared as."""
     from gradlint.estimate.op_table import propagate
-    from gradlint.estimate.tensor_state import Moments, Step
     from gradlint.estimate.strongest_path import PathState
+    from gradlint.estimate.tensor_state import Moments, Step
 
     model = _mlp(4)
     target = Target("m.py::MLP", model, "m.py", 1, inputs=(torch.randn(1, WIDTH),))

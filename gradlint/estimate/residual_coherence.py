@@ -33,8 +33,8 @@ from typing import Any
 from gradlint.core.graph import LayerGraph
 from gradlint.core.op_kinds import HOMOGENEOUS, SOURCE_KINDS
 from gradlint.estimate.activations import ACTIVATIONS, gaussian_curvature
-from gradlint.estimate.ops import Moments
 from gradlint.estimate.strongest_path import normalized
+from gradlint.estimate.tensor_state import Moments
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,13 @@ import math
 from dataclasses import dataclass
 
 from gradlint.core.graph import GraphNode, LayerGraph, ModuleInfo, ParamStats
-from gradlint.core.op_kinds import GATE_RMS, WEIGHT_KINDS
+from gradlint.core.op_kinds import AFFINE_KINDS, GATE_RMS, WEIGHT_KINDS
 from gradlint.core.values import LayerEstimate
-from gradlint.estimate.activations import ACTIVATIONS, gaussian_slope, negative_second_moment
-from gradlint.estimate.ops import Moments, Step, attention_factors, graph_reads_shared, propagate
-from gradlint.estimate.recurrent import analyse_cell
+from gradlint.estimate.activations import negative_second_moment
+from gradlint.estimate.op_table import entry_of, graph_reads_shared, propagate
 from gradlint.estimate.residual_coherence import CoherentSkip, coherent_skips, homogeneous_floor
 from gradlint.estimate.strongest_path import LN10, NEG_INF, PathState, analyse_paths, gated_cell
+from gradlint.estimate.tensor_state import Moments, Step, logaddexp
 from gradlint.run.gc_pause import collector_paused
 
 
@@ -45,15 +45,6 @@ class GraphEstimate:
         if not slots:
             return 0.0
         return 0.5 * max(gains[k] for k in slots) / LN10
-
-
-def _logaddexp(a: float, b: float) -> float:
-    if a == NEG_INF:
-        return b
-    if b == NEG_INF:
-        return a
-    m = max(a, b)
-    return m + math.log(math.exp(a - m) + math.exp(b - m))
 
 
 def _gate_name(node: GraphNode, step: Step, graph: LayerGraph) -> str | None:
@@ -155,12 +146,13 @@ def _backward(graph: LayerGraph, steps: list[Step], skips: dict[int, CoherentSki
             rc = log_r[c] = floor[c][0]
             log_q[c] = min(max(log_q[c], floor[c][1]), rc)
         node = nodes[c]
-        keeps_q = node.kind in ("add", "passthrough")
+        entry = entry_of(node)
+        keeps_q = entry.keeps_unit_share
         skip = skips.get(c)
         through_softmax = _softmax_slots(node) if c in attention else ()
         gains = steps[c].log_gains
         qc, sc = log_q[c], log_s[c]
-        pools = node.kind == "reduce" or node.op == "adaptive_avg_pool"
+        pools = entry.pools_positions
         for slot, p in enumerate(node.inputs):
             g = gains[slot] if slot < len(gains) else 0.0
             if g == NEG_INF:
@@ -171,36 +163,24 @@ def _backward(graph: LayerGraph, steps: list[Step], skips: dict[int, CoherentSki
             q = qc + g if keeps_q else r - log(nodes[p].numel_per_example)  # >= 1
             if skip is not None and p == skip.skip:
                 extra = qc + g + log(skip.gain)
-                r, q = _logaddexp(r, extra), _logaddexp(q, extra)
+                r, q = logaddexp(r, extra), logaddexp(q, extra)
             contrib[p].append((c, r))
-            rp = log_r[p] = r if log_r[p] == NEG_INF else _logaddexp(log_r[p], r)
-            log_q[p] = min(q if log_q[p] == NEG_INF else _logaddexp(log_q[p], q), rp)
+            rp = log_r[p] = r if log_r[p] == NEG_INF else logaddexp(log_r[p], r)
+            log_q[p] = min(q if log_q[p] == NEG_INF else logaddexp(log_q[p], q), rp)
             if sc == NEG_INF and not pools:
                 continue  # nothing position-coherent arrives (log_s[p] <= log_r[p] already)
             same = _position_coherent(node, nodes[p], r, sc, g, moments)
-            log_s[p] = min(_logaddexp(log_s[p], same), rp)
+            log_s[p] = min(logaddexp(log_s[p], same), rp)
     return log_r, contrib, log_s
 
 
 def _position_coherent(node: GraphNode, src: GraphNode, r: float, s: float, g: float,
                        moments: list[Moments]) -> float:
     """The part of ``src``'s gradient from ``node`` that is the same at every position: all of
-    it below a mean over positions; kept through ops that act alike at every position."""
-    kind = node.kind
-    if kind == "reduce" or node.op == "adaptive_avg_pool":
-        shape = src.shape or ()
-        pooled = node.numel_per_example
-        channels = {shape[1], shape[-1]} if len(shape) >= 3 else set()
-        return r if pooled in channels and src.numel_per_example > pooled else NEG_INF
-    if s == NEG_INF:
-        return NEG_INF
-    if kind == "elementwise" and node.op in ACTIVATIONS:  # the slope varies by position
-        x = moments[src.index]
-        slope = abs(gaussian_slope(node.op, node.attrs, x.mean, x.var))
-        return s + 2 * math.log(slope) if slope > 0 else NEG_INF
-    if kind in ("add", "passthrough", "scale", "linear", "conv") or node.op == "batch_norm":
-        return s + g
-    return NEG_INF
+    it below a mean over positions; kept through ops that act alike at every position (the
+    node's entry in op_table says which)."""
+    rule = entry_of(node).position_coherence
+    return NEG_INF if rule is None else rule(node, src, r, s, g, moments)
 
 
 # Token coherence c: how alike the tokens' values are (their shared part's share of P_v). The
@@ -276,34 +256,10 @@ def _grad_sq(node: GraphNode, owner: ModuleInfo, x: Moments, lr: float,
 
 def _call_grad_sq(node: GraphNode, main: ParamStats | None, out_proj: bool, x: Moments,
                   lr: float, ls: float = NEG_INF) -> float:
-    if lr == NEG_INF:
+    """The node's entry's weight-gradient rule (op_table), where a gradient and a weight are."""
+    if lr == NEG_INF or main is None:
         return NEG_INF
-    kind = node.kind
-    if main is None:
-        return NEG_INF
-    width = main.shape[0] if main.shape else 1
-    m = node.numel_per_example / max(width, 1)
-    if kind == "embedding":
-        tokens = node.numel_per_example / max(main.shape[-1], 1)
-        return lr + math.log(max(tokens, 1e-30) / max(main.shape[0], 1))
-    if kind == "norm":
-        return lr + math.log(max(node.numel_per_example / max(main.numel, 1), 1e-30))
-    if kind == "attention":
-        gin, gout, avg, tokens = attention_factors(node)
-        if out_proj:  # out_proj: sees the averaged values
-            p = gin * avg * x.second
-            return lr + math.log(max(tokens * p, 1e-300))
-        return lr + math.log(max(tokens * gout * avg * x.second, 1e-300))
-    if kind == "recurrent":  # W_ih sums over T steps of (gate gradient x input)
-        cell = analyse_cell(node, x.second)
-        return lr + math.log(max(cell.steps * cell.pre_gain * x.second, 1e-300))
-    p_in = x.second
-    if p_in <= 0 or m <= 0:
-        return NEG_INF
-    # sum over m positions of delta_p x_p: m r P, plus m(m-1) s M^2 where the gradient is the
-    # same at every position (s) and the inputs share a mean M (post-ReLU, post-sigmoid)
-    coherent = ls + math.log(m * (m - 1) * x.mean ** 2) if m > 1 and x.mean else NEG_INF
-    return _logaddexp(lr + math.log(m * p_in), coherent)
+    return entry_of(node).weight_grad(node, main, out_proj, x, lr, ls)
 
 
 # Positions a global pool must average before the missing spatial correlation shows: measured
@@ -334,7 +290,7 @@ def _norms_before_global_pool(graph: LayerGraph) -> set[int]:
             if c.index in seen:
                 continue
             seen.add(c.index)
-            if ((c.kind == "reduce" or c.op == "adaptive_avg_pool")
+            if (entry_of(c).pools_positions
                     and c.numel_per_example == channels
                     and node.numel_per_example >= POOLED_POSITIONS * channels):
                 pooled = True
@@ -359,7 +315,7 @@ def _batch_centred(graph: LayerGraph) -> set[int]:
     users = graph.consumers()
     out: set[int] = set()
     for node in nodes:
-        if node.kind not in ("linear", "conv", "conv_transpose"):
+        if node.kind not in AFFINE_KINDS:
             continue
         stack, ok = [node.index], True
         while stack and ok:
@@ -430,7 +386,7 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
         for i in sites:
             node = nodes[i]
             if grads[i] > NEG_INF and node.kind != "attention" and node.weight:
-                total = _logaddexp(total, grads[i])  # _grad_sq's value, as _weight_grads has it
+                total = logaddexp(total, grads[i])  # _grad_sq's value, as _weight_grads has it
                 if site is None or log_r[i] > log_r[site]:
                     site = i
                 continue
@@ -439,14 +395,14 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
                 x = _negative_part(graph, node.inputs[0], moments)
             elif i in centred:
                 x = _centred(x)
-            total = _logaddexp(total, _grad_sq(node, owner, x, log_r[i],
+            total = logaddexp(total, _grad_sq(node, owner, x, log_r[i],
                                                log_s[i] if log_s else NEG_INF))
             if site is None or log_r[i] > log_r[site]:
                 site = i
         main = owner.main
         if main is not None and main.name in uses:
             for i in uses[main.name]:  # each entry sums the gradient over the positions it
-                total = _logaddexp(total, log_r[i] + math.log(max(spread[i], 1.0)))  # reaches
+                total = logaddexp(total, log_r[i] + math.log(max(spread[i], 1.0)))  # reaches
                 if site is None or log_r[i] > log_r[site]:
                     site = i
         raw.append((owner, total, site))

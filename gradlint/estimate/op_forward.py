@@ -1,0 +1,424 @@
+"""Forward moments and local backward gains of each op kind: the ``forward`` of the op table's
+entries (gradlint.estimate.op_table), one function per kind (docs/design.md).
+
+Each reads its inputs' per-tensor records (gradlint.estimate.tensor_state.Moments) and returns
+its output's record and the local backward gain per input, log(r_in / r_out), with r the mean
+squared gradient per entry. The gains do not depend on r, so the backward pass is a plain linear
+sweep. All share one signature: (node, inputs' moments, the graph's nodes, need_shared).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from gradlint.core.graph import GraphNode, ParamStats
+from gradlint.estimate.activations import gaussian_moments
+from gradlint.estimate.recurrent import analyse_cell
+from gradlint.estimate.tensor_state import (
+    NEG_INF,
+    NO_INPUT,
+    Moments,
+    Step,
+    log_or_neg_inf,
+    make_moments,
+    make_step,
+    prod,
+)
+
+Forward = Callable[[GraphNode, list[Moments], Sequence[GraphNode], bool], Step]
+_log = log_or_neg_inf
+
+
+def elementwise(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+                need_shared: bool) -> Step:
+    """An activation: its Gaussian moments (the hot path of a deep stack: kept lean)."""
+    x = ins[0] if ins else NO_INPUT
+    m2 = x.mean * x.mean
+    g = gaussian_moments(node.op, node.attrs, x.mean, max(x.second - m2, 0.0),
+                         max(x.shared - m2, 0.0) if need_shared else None)
+    gs = g.grad_sq
+    return make_step((make_moments((g.mean, g.second, g.shared)),
+                      (math.log(gs) if gs > 0 else NEG_INF,), False))
+
+
+def affine(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+           need_shared: bool) -> Step:
+    """linear, conv, conv_transpose: y = W x + b."""
+    return _weight_layer(node, node.kind, ins[0] if ins else NO_INPUT)
+
+
+def graph_input(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+                need_shared: bool) -> Step:
+    return Step(Moments(0.0, 1.0, 0.0), ())
+
+
+def param(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+          need_shared: bool) -> Step:
+    """A parameter or constant read in forward: its own statistics (a number's square)."""
+    p = node.params[0] if node.params else None
+    if p is None:
+        v = float(node.attrs.get("value", 0.0))
+        return Step(Moments(v, v * v, v * v), ())
+    return Step(Moments(p.mean, p.mean_sq, p.mean_sq), ())
+
+
+def constant(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+             need_shared: bool) -> Step:
+    """Comparisons, masks (with inputs): no gradient flows back; else a value, as ``param``."""
+    if ins:
+        return Step(Moments(0.5, 0.5, 0.5), (NEG_INF,) * len(ins))
+    return param(node, ins, nodes, need_shared)
+
+
+def where(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+          need_shared: bool) -> Step:
+    """where(cond, a, b): each branch receives the gradient where chosen."""
+    n_in = len(ins)
+    a = ins[1] if n_in > 1 else Moments(0.0, 1.0, 0.0)
+    b = ins[2] if n_in > 2 else a
+    out = Moments((a.mean + b.mean) / 2, (a.second + b.second) / 2, (a.shared + b.shared) / 2)
+    return Step(out, (NEG_INF,) + (_log(0.5),) * (n_in - 1))
+
+
+def embedding(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+              need_shared: bool) -> Step:
+    """A table lookup: the rows' statistics; no gradient to the indices."""
+    w = node.main
+    ew2 = w.mean_sq if w else 1.0
+    mw = w.mean if w else 0.0
+    return Step(Moments(mw, ew2, mw * mw), (NEG_INF,) * len(ins))
+
+
+def norm(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+         need_shared: bool) -> Step:
+    return _norm(node, ins[0] if ins else NO_INPUT)
+
+
+def add(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+        need_shared: bool) -> Step:
+    """sum_i a_i x_i (``node.scales``: a - b is add with scales (1, -1))."""
+    n_in = len(ins)
+    scales = node.scales or (1.0,) * n_in
+    mean = sum(a * m.mean for a, m in zip(scales, ins, strict=False))
+    cross = sum(scales[i] * scales[j] * ins[i].mean * ins[j].mean
+                for i in range(n_in) for j in range(i + 1, n_in))
+    second = sum(a * a * m.second for a, m in zip(scales, ins, strict=False)) + 2 * cross
+    shared = sum(a * a * m.shared for a, m in zip(scales, ins, strict=False)) + 2 * cross
+    return Step(Moments(mean, max(second, 0.0), max(shared, 0.0)),
+                tuple(_log(a * a) for a in scales))
+
+
+def mul(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+        need_shared: bool) -> Step:
+    """a * b of independent factors; a parameter factor is a gate (GL106)."""
+    n_in = len(ins)
+    if n_in < 2:
+        return Step(ins[0] if ins else NO_INPUT, (0.0,))
+    a, b = ins[0], ins[1]
+    gate = any(nodes[i].kind == "param" for i in node.inputs[:2])
+    return Step(Moments(a.mean * b.mean, a.second * b.second, a.shared * b.shared),
+                (_log(b.second), _log(a.second)) + (NEG_INF,) * (n_in - 2), gate)
+
+
+def div(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+        need_shared: bool) -> Step:
+    """x / d for a nearly constant d (a norm's scale): the gradient to d is neglected."""
+    x = ins[0] if ins else NO_INPUT
+    if len(ins) < 2:
+        return Step(x, (0.0,))
+    d = max(ins[1].second, 1e-30)
+    return Step(Moments(x.mean / math.sqrt(d), x.second / d, x.shared / d),
+                (_log(1.0 / d), NEG_INF) + (NEG_INF,) * (len(ins) - 2))
+
+
+def scale(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+          need_shared: bool) -> Step:
+    x = ins[0] if ins else NO_INPUT
+    c = float(node.attrs.get("factor", 1.0))
+    return Step(Moments(c * x.mean, c * c * x.second, c * c * x.shared), (_log(c * c),))
+
+
+def cat(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+        need_shared: bool) -> Step:
+    """Concatenation: the entries' moments, weighted by each input's size."""
+    sizes = [max(nodes[i].numel_per_example, 1) for i in node.inputs]
+    tot = float(sum(sizes))
+    pairs = list(zip(sizes, ins, strict=True))
+    return Step(Moments(sum(s * m.mean for s, m in pairs) / tot,
+                        sum(s * m.second for s, m in pairs) / tot,
+                        sum(s * m.shared for s, m in pairs) / tot), (0.0,) * len(ins))
+
+
+def pool(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+         need_shared: bool) -> Step:
+    return _pool(node, ins[0] if ins else NO_INPUT,
+                 nodes[node.inputs[0]] if node.inputs else None)
+
+
+def reduce(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+           need_shared: bool) -> Step:
+    """A mean or sum over k entries: S survives, the fluctuations average out."""
+    x = ins[0] if ins else NO_INPUT
+    k = (max(nodes[node.inputs[0]].numel_per_example / node.numel_per_example, 1.0)
+         if node.inputs else 1.0)
+    fluct = max(x.second - x.shared, 0.0)
+    if node.op == "sum":
+        return Step(Moments(k * x.mean, k * k * x.shared + k * fluct, k * k * x.shared), (0.0,))
+    return Step(Moments(x.mean, x.shared + fluct / k, x.shared), (_log(1.0 / (k * k)),))
+
+
+def softmax(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+            need_shared: bool) -> Step:
+    return _softmax(node, ins[0] if ins else NO_INPUT)
+
+
+def log_softmax(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+                need_shared: bool) -> Step:
+    x = ins[0] if ins else NO_INPUT
+    n = float(_dim_size(node) or 1)
+    m = -math.log(n) - x.var / 2
+    return Step(Moments(m, m * m + x.var, m * m), (0.0,))
+
+
+def matmul(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+           need_shared: bool) -> Step:
+    return _matmul(node, ins, [nodes[i] for i in node.inputs])
+
+
+def attention(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+              need_shared: bool) -> Step:
+    return _attention(node, ins[0] if ins else NO_INPUT, len(ins))
+
+
+def smooth(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+           need_shared: bool) -> Step:
+    return _smooth(node, ins[0] if ins else NO_INPUT)
+
+
+def sdpa(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+         need_shared: bool) -> Step:
+    return _sdpa(node, ins, [nodes[i] for i in node.inputs])
+
+
+def upsample(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+             need_shared: bool) -> Step:
+    """Each input entry is copied to k outputs and gets all their gradients."""
+    x = ins[0] if ins else NO_INPUT
+    k = (node.numel_per_example / max(nodes[node.inputs[0]].numel_per_example, 1)
+         if node.inputs else 1.0)
+    return Step(x, (_log(max(k, 1e-30)),) + (NEG_INF,) * (len(ins) - 1))
+
+
+def recurrent(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+              need_shared: bool) -> Step:
+    return _recurrent(node, ins[0] if ins else NO_INPUT)
+
+
+def opaque(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+           need_shared: bool) -> Step:
+    """Unknown: gain 1 to every input (flagged GL904 by the caller)."""
+    return Step(ins[0] if ins else NO_INPUT, (0.0,) * len(ins))
+
+
+def passthrough(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+                need_shared: bool) -> Step:
+    """Views, slices, expand, dropout at p=0, padding, masking: the first input. r is per
+    entry: a slice keeping 1/k of the entries passes 1/k of them a gradient, an expand by k
+    sums k gradients into each entry; both are numel_out / numel_in."""
+    x = ins[0] if ins else NO_INPUT
+    if not ins:
+        return Step(x, ())
+    ratio = node.numel_per_example / max(nodes[node.inputs[0]].numel_per_example, 1)
+    return Step(x, (_log(ratio),) + (NEG_INF,) * (len(ins) - 1))
+
+
+def _affine(inp: Moments, gain: float, w: ParamStats | None, b: ParamStats | None) -> Moments:
+    """y = Wx + b with zero-mean weights: P' = k E[W^2] P + E[b^2] (gain = k E[W^2])."""
+    eb2 = b.mean_sq if b else 0.0
+    mb = b.mean if b else 0.0
+    return make_moments((mb, gain * inp.second + eb2, gain * inp.shared + eb2))
+
+
+def _weight_layer(node: GraphNode, kind: str, x: Moments) -> Step:
+    w, b = node.main, node.bias
+    ew2 = w.mean_sq if w else 0.0
+    a = node.attrs
+    if kind == "linear":
+        fan_in, back = a["fan_in"], a["fan_out"]
+    else:
+        ksize = prod(a["kernel"])
+        stride = prod(a["stride"])
+        groups = a.get("groups", 1)
+        if kind == "conv":  # each input entry feeds C_out/groups * k / stride outputs
+            fan_in, back = a["in"] // groups * ksize, a["out"] // groups * ksize / stride
+        else:
+            fan_in, back = a["in"] // groups * ksize / stride, a["out"] // groups * ksize
+    return make_step((_affine(x, fan_in * ew2, w, b), (_log(back * ew2),), False))
+
+
+def _norm(node: GraphNode, x: Moments) -> Step:
+    """Normalization rescales by 1/s: LayerNorm s^2 = P - M^2, RMSNorm P, BatchNorm P - S."""
+    g, b = node.weight, node.bias
+    eg2 = g.mean_sq if g else 1.0
+    eb2 = b.mean_sq if b else 0.0
+    mb = b.mean if b else 0.0
+    if node.op == "batch_norm":
+        s2 = x.second - x.shared
+        shared = eb2
+    elif node.op == "rms_norm":
+        s2 = x.second
+        shared = eg2 * x.shared / max(s2, 1e-30) + eb2
+    else:
+        s2 = x.var
+        shared = eg2 * max(x.shared - x.mean ** 2, 0.0) / max(s2, 1e-30) + eb2
+    eps = float(node.attrs.get("eps", 1e-5))
+    s2 = max(s2, 0.0) + eps
+    gate = g is not None and eg2 < 1e-4
+    return Step(Moments(mb, eg2 + eb2, min(shared, eg2 + eb2)), (_log(eg2 / s2),), gate)
+
+
+def _spatial(node: GraphNode | None) -> int:
+    if node is None or not node.shape or len(node.shape) < 3:
+        return 1
+    return prod(list(node.shape[2:]))
+
+
+def _pool(node: GraphNode, x: Moments, src: GraphNode | None) -> Step:
+    k_in = _spatial(src)
+    k_out = max(_spatial(node), 1)
+    ratio = max(k_in / k_out, 1.0)  # input entries per output entry
+    if node.op in ("adaptive_avg_pool", "adaptive_max_pool"):
+        window = ratio
+    else:
+        kern = node.attrs.get("kernel", 2)
+        window = float(prod(kern) if isinstance(kern, (tuple, list)) else
+                       kern ** max(len(node.shape or (0, 0, 0, 0)) - 2, 1))
+    if node.op.endswith("avg_pool"):
+        # r_in = r_out * (window / ratio) / window^2: each input sits in window/ratio windows
+        gain = 1.0 / (window * ratio)
+        if node.op == "adaptive_avg_pool":  # global pooling: fluctuations average out
+            fluct = max(x.second - x.shared, 0.0)
+            return Step(Moments(x.mean, x.shared + fluct / window, x.shared), (_log(gain),))
+        return Step(x, (_log(gain),))
+    return Step(x, (_log(1.0 / ratio),))  # max pool: one input per output gets the gradient
+
+
+def _dim_size(node: GraphNode) -> int | None:
+    if not node.shape:
+        return None
+    dim = node.attrs.get("dim", -1)
+    if dim is None:
+        dim = -1
+    try:
+        return int(node.shape[dim])
+    except (IndexError, TypeError):
+        return None
+
+
+def _softmax(node: GraphNode, x: Moments) -> Step:
+    """Near-uniform softmax over n entries with logit variance v: E p^2 ~ e^v / n^2, and the
+    Jacobian's mean squared entry per input is ~ E p^2 (~1/n^2 near uniform)."""
+    n = float(_dim_size(node) or 1)
+    p2 = min(math.exp(min(x.var, 50.0)) / (n * n), 1.0 / n)
+    return Step(Moments(1.0 / n, p2, p2), (_log(p2 * (1 - 1.0 / n) if n > 1 else 0.0),))
+
+
+def _matmul(node: GraphNode, ins: list[Moments], in_nodes: list[GraphNode]) -> Step:
+    """Y = A @ B with inner size k: P_Y = k P_A P_B; r_A = m P_B r_Y, r_B = n P_A r_Y."""
+    if len(ins) < 2 or not in_nodes[0].shape or not in_nodes[1].shape:
+        return Step(ins[0] if ins else Moments(0, 1, 0), (0.0,) * len(ins))
+    a, b = ins[0], ins[1]
+    sa, sb = in_nodes[0].shape, in_nodes[1].shape
+    k = sa[-1]
+    n = sa[-2] if len(sa) >= 2 else 1
+    m = sb[-1] if len(sb) >= 2 else 1
+    # independent entries: the k products add in variance, their means add coherently
+    coherent = k * (k - 1) * a.mean ** 2 * b.mean ** 2
+    out = Moments(k * a.mean * b.mean, k * a.second * b.second + coherent,
+                  k * a.shared * b.shared + coherent)
+    return Step(out, (_log(m * b.second), _log(n * a.second)) + (NEG_INF,) * (len(ins) - 2))
+
+
+def attention_factors(node: GraphNode) -> tuple[float, float, float, int]:
+    """(E*E[W_in^2], E*E[W_out^2], 1/n averaging, n tokens) for nn.MultiheadAttention at init.
+
+    Near-uniform attention averages the values over n tokens: P_out ~ P_v / n for independent
+    tokens, and r_v ~ r_out / n. Q/K take the softmax Jacobian and are negligible here.
+    """
+    e = int(node.attrs.get("embed_dim", 1))
+    w_in = node.param("in_proj_weight") or node.param("v_proj_weight")
+    w_out = node.param("out_proj.weight") or node.weight
+    shape = node.shape or ()
+    n = 1
+    if len(shape) == 3:
+        n = shape[1] if node.attrs.get("batch_first") else shape[0]
+    return (e * (w_in.mean_sq if w_in else 1.0 / (3 * e)),
+            e * (w_out.mean_sq if w_out else 1.0 / (3 * e)), 1.0 / max(n, 1), n)
+
+
+def _attention(node: GraphNode, x: Moments, n_in: int) -> Step:
+    gin, gout, avg, _ = attention_factors(node)
+    p = gout * avg * gin * x.second
+    gains = [NEG_INF] * n_in
+    gains[min(2, n_in - 1)] = _log(gout * avg * gin)  # the value input carries the gradient
+    return Step(Moments(0.0, p, 0.0), tuple(gains))
+
+
+def _recurrent(node: GraphNode, x: Moments) -> Step:
+    """The cell at its stationary state (gradlint.estimate.recurrent); the output tuple's first
+    tensor."""
+    cell = analyse_cell(node, x.second)
+    return Step(Moments(0.0, cell.out_second, 0.0), (_log(cell.input_gain),))
+
+
+_SMOOTH = {  # f and f' for the delta method around the mean
+    "rsqrt": (lambda m: m ** -0.5, lambda m: -0.5 * m ** -1.5),
+    "sqrt": (lambda m: m ** 0.5, lambda m: 0.5 * m ** -0.5),
+    "reciprocal": (lambda m: 1.0 / m, lambda m: -1.0 / (m * m)),
+    "exp": (math.exp, math.exp),
+}
+
+
+def _smooth(node: GraphNode, x: Moments) -> Step:
+    """pow/rsqrt/sqrt/reciprocal/exp, as in hand-written RMSNorm (x * rsqrt(mean(x^2) + eps)).
+
+    x^2 uses the exact Gaussian moments; the others the delta method around the mean, which is
+    right for what they act on in practice: a positive, nearly constant scale."""
+    v = x.var
+    if node.op == "pow" and float(node.attrs.get("exponent", 2.0)) == 2.0:
+        m4 = x.mean ** 4 + 6 * x.mean ** 2 * v + 3 * v * v  # E x^4, x ~ N(M, v)
+        return Step(Moments(x.second, m4, x.second ** 2), (_log(4 * x.second),))
+    if node.op == "pow":
+        e = float(node.attrs.get("exponent", 1.0))
+        f, df = (lambda m: abs(m) ** e), (lambda m: e * abs(m) ** (e - 1) if m else 0.0)
+    else:
+        f, df = _SMOOTH[node.op]
+    m = x.mean if x.mean > 0 or node.op == "exp" else max(x.second, 1e-30) ** 0.5
+    try:
+        fm, dfm = f(min(m, 50.0) if node.op == "exp" else m), df(min(m, 50.0)
+                                                               if node.op == "exp" else m)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return Step(x, (0.0,))
+    shared = fm * fm + dfm * dfm * max(x.shared - x.mean ** 2, 0.0)
+    return Step(Moments(fm, fm * fm + dfm * dfm * v, shared), (_log(dfm * dfm),))
+
+
+def _sdpa(node: GraphNode, ins: list[Moments], in_nodes: list[GraphNode]) -> Step:
+    """softmax(q k^T * scale) v near uniform attention over n keys: values are
+    averaged (P_out ~ sum_j p_j^2 P_v); q and k take the softmax Jacobian."""
+    if len(ins) < 3 or not all(n.shape for n in in_nodes[:3]):
+        return Step(ins[0] if ins else Moments(0, 1, 0), (0.0,) * len(ins))
+    q, k, v = ins[:3]
+    sq, sk, sv = (n.shape or () for n in in_nodes[:3])
+    d, n_k, n_q, d_v = sq[-1], sk[-2], sq[-2], sv[-1]
+    scale = float(node.attrs.get("scale") or d ** -0.5)
+    logit_var = d * q.second * k.second * scale * scale
+    p2 = min(math.exp(min(logit_var, 50.0)) / (n_k * n_k), 1.0 / n_k)
+    out = Moments(v.mean, n_k * p2 * v.second + v.mean ** 2, n_k * p2 * v.shared)
+    ds2 = p2 * d_v * v.second  # per unit r at the output, the logits' mean squared gradient
+    gains: tuple[float, ...] = (_log(n_k * k.second * scale * scale * ds2),
+                                _log(n_q * q.second * scale * scale * ds2), _log(n_q * p2))
+    if len(ins) > 3:  # a float attn_mask adds to the logits (T5's learned position bias)
+        gains += (_log(ds2),) + (NEG_INF,) * (len(ins) - 4)
+    return Step(out, gains)

@@ -1,0 +1,199 @@
+"""The op table: for every IR op kind, what it does to the gradient, in one entry.
+
+An entry holds the op's forward moments and local backward gains (``forward``, in
+gradlint.estimate.op_forward), the rule for the gradient of the weights it owns
+(``weight_grad``), and how it treats the part of a gradient that is the same at every position
+(``position_coherence``, ``pools_positions``, ``keeps_unit_share``, ``reads_shared``). The
+sweeps (gradlint.estimate.sweeps) look entries up instead of branching on kinds.
+
+Entries are keyed by kind (gradlint.core.op_kinds.KIND_OF maps each op key to one), with a few
+op keys that share their kind's forward but differ elsewhere (``batch_norm``,
+``adaptive_avg_pool``) keyed by op. Adding an op: docs/adding-an-op.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from gradlint.core.graph import GraphNode, LayerGraph, ParamStats
+from gradlint.estimate import op_forward as fw
+from gradlint.estimate.activations import gaussian_slope
+from gradlint.estimate.recurrent import analyse_cell
+from gradlint.estimate.tensor_state import NEG_INF, Moments, Step, logaddexp
+
+# (node, its weight as the call sees it, out_proj of attention?, input moments, log r, log s)
+# -> natural log of the mean squared per-entry weight gradient
+WeightGrad = Callable[[GraphNode, ParamStats, bool, Moments, float, float], float]
+# (node, the input it passes to, log r and log s reaching the input from it, the log gain,
+# moments) -> log of the part of that gradient that is the same at every position
+Coherence = Callable[[GraphNode, GraphNode, float, float, float, list[Moments]], float]
+
+
+def per_position_grad(node: GraphNode, main: ParamStats, out_proj: bool, x: Moments,
+                      lr: float, ls: float) -> float:
+    """A weight applied at m positions: the sum over them of delta_p x_p has m r P, plus
+    m(m-1) s M^2 where the gradient is the same at every position (s) and the inputs share a
+    mean M (post-ReLU, post-sigmoid)."""
+    width = main.shape[0] if main.shape else 1
+    m = node.numel_per_example / max(width, 1)
+    p_in = x.second
+    if p_in <= 0 or m <= 0:
+        return NEG_INF
+    coherent = ls + math.log(m * (m - 1) * x.mean ** 2) if m > 1 and x.mean else NEG_INF
+    return logaddexp(lr + math.log(m * p_in), coherent)
+
+
+def _embedding_grad(node: GraphNode, main: ParamStats, out_proj: bool, x: Moments,
+                    lr: float, ls: float) -> float:
+    """Each row gets the gradients of the tokens that pick it: tokens / rows of them."""
+    tokens = node.numel_per_example / max(main.shape[-1], 1)
+    return lr + math.log(max(tokens, 1e-30) / max(main.shape[0], 1))
+
+
+def _norm_grad(node: GraphNode, main: ParamStats, out_proj: bool, x: Moments,
+               lr: float, ls: float) -> float:
+    """γ sums delta x̂ over the positions it is shared by (x̂ has unit mean square)."""
+    return lr + math.log(max(node.numel_per_example / max(main.numel, 1), 1e-30))
+
+
+def _attention_grad(node: GraphNode, main: ParamStats, out_proj: bool, x: Moments,
+                    lr: float, ls: float) -> float:
+    gin, gout, avg, tokens = fw.attention_factors(node)
+    if out_proj:  # out_proj: sees the averaged values
+        return lr + math.log(max(tokens * gin * avg * x.second, 1e-300))
+    return lr + math.log(max(tokens * gout * avg * x.second, 1e-300))
+
+
+def _recurrent_grad(node: GraphNode, main: ParamStats, out_proj: bool, x: Moments,
+                    lr: float, ls: float) -> float:
+    """W_ih sums over T steps of (gate gradient x input)."""
+    cell = analyse_cell(node, x.second)
+    return lr + math.log(max(cell.steps * cell.pre_gain * x.second, 1e-300))
+
+
+def _pooled(node: GraphNode, src: GraphNode, r: float, s: float, g: float,
+            moments: list[Moments]) -> float:
+    """Below a mean over positions all of the gradient is the same at every position."""
+    shape = src.shape or ()
+    pooled = node.numel_per_example
+    channels = {shape[1], shape[-1]} if len(shape) >= 3 else set()
+    return r if pooled in channels and src.numel_per_example > pooled else NEG_INF
+
+
+def _same_everywhere(node: GraphNode, src: GraphNode, r: float, s: float, g: float,
+                     moments: list[Moments]) -> float:
+    """An op that acts alike at every position keeps the coherent part."""
+    return NEG_INF if s == NEG_INF else s + g
+
+
+def _slope_weighted(node: GraphNode, src: GraphNode, r: float, s: float, g: float,
+                    moments: list[Moments]) -> float:
+    """An activation's slope varies by position: only its mean slope keeps the coherent part."""
+    if s == NEG_INF:
+        return NEG_INF
+    x = moments[src.index]
+    slope = abs(gaussian_slope(node.op, node.attrs, x.mean, x.var))
+    return s + 2 * math.log(slope) if slope > 0 else NEG_INF
+
+
+@dataclass(frozen=True)
+class OpEntry:
+    """What one op kind does to the gradient.
+
+    ``forward``: output moments and log gains per input; ``weight_grad``: the mean squared
+    gradient of a weight the node owns; ``position_coherence``: the part of the gradient that
+    is alike at every position, as it reaches an input (None: none survives);
+    ``pools_positions``: a mean over positions, which makes all of it alike;
+    ``keeps_unit_share``: hands on the gradient's part shared by all units (adds and views;
+    elsewhere it drops to random level); ``reads_shared``: turns the batch-shared moment S
+    into something else than S (else S is not computed at all)."""
+
+    forward: fw.Forward
+    weight_grad: WeightGrad = per_position_grad
+    position_coherence: Coherence | None = None
+    pools_positions: bool = False
+    keeps_unit_share: bool = False
+    reads_shared: bool = False
+
+
+_AFFINE = OpEntry(fw.affine, position_coherence=_same_everywhere)
+_NORM = OpEntry(fw.norm, weight_grad=_norm_grad)
+_POOL = OpEntry(fw.pool)
+
+KIND_ENTRIES: dict[str, OpEntry] = {
+    "elementwise": OpEntry(fw.elementwise, position_coherence=_slope_weighted),
+    "linear": _AFFINE,
+    "conv": _AFFINE,
+    "conv_transpose": OpEntry(fw.affine),
+    "input": OpEntry(fw.graph_input),
+    "param": OpEntry(fw.param),
+    "constant": OpEntry(fw.constant),
+    "where": OpEntry(fw.where),
+    "embedding": OpEntry(fw.embedding, weight_grad=_embedding_grad),
+    "norm": _NORM,
+    "add": OpEntry(fw.add, position_coherence=_same_everywhere, keeps_unit_share=True),
+    "mul": OpEntry(fw.mul),
+    "div": OpEntry(fw.div),
+    "scale": OpEntry(fw.scale, position_coherence=_same_everywhere),
+    "cat": OpEntry(fw.cat),
+    "pool": _POOL,
+    "reduce": OpEntry(fw.reduce, position_coherence=_pooled, pools_positions=True,
+                      reads_shared=True),
+    "softmax": OpEntry(fw.softmax),
+    "log_softmax": OpEntry(fw.log_softmax),
+    "matmul": OpEntry(fw.matmul),
+    "attention": OpEntry(fw.attention, weight_grad=_attention_grad),
+    "smooth": OpEntry(fw.smooth),
+    "sdpa": OpEntry(fw.sdpa),
+    "upsample": OpEntry(fw.upsample),
+    "recurrent": OpEntry(fw.recurrent, weight_grad=_recurrent_grad),
+    "opaque": OpEntry(fw.opaque),
+    "passthrough": OpEntry(fw.passthrough, position_coherence=_same_everywhere,
+                           keeps_unit_share=True),
+}
+# op keys that share their kind's forward but not the rest
+OP_ENTRIES: dict[str, OpEntry] = {
+    # BatchNorm removes S, and acts alike at every position
+    "batch_norm": dataclasses.replace(_NORM, position_coherence=_same_everywhere,
+                                      reads_shared=True),
+    # a global average pool: a mean over positions
+    "adaptive_avg_pool": dataclasses.replace(_POOL, position_coherence=_pooled,
+                                             pools_positions=True, reads_shared=True),
+}
+_PASSTHROUGH = KIND_ENTRIES["passthrough"]
+
+
+def entry_for(op: str, kind: str) -> OpEntry:
+    """The entry of an op key of this kind (a kind without one: passthrough)."""
+    found = OP_ENTRIES.get(op)
+    if found is None:
+        found = KIND_ENTRIES.get(kind, _PASSTHROUGH)
+    return found
+
+
+def entry_of(node: GraphNode) -> OpEntry:
+    return entry_for(node.op, node.kind)
+
+
+def propagate(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+              need_shared: bool = True) -> Step:
+    """Moments out of ``node`` and its backward gains, from its inputs' moments (``nodes``:
+    the graph's nodes, to read the inputs' shapes); ``need_shared``: whether S is needed (False:
+    the activations leave it NaN)."""
+    found = OP_ENTRIES.get(node.op)
+    if found is None:
+        found = KIND_ENTRIES.get(node.kind, _PASSTHROUGH)
+    return found.forward(node, ins, nodes, need_shared)
+
+
+def graph_reads_shared(graph: LayerGraph) -> bool:
+    """Does any node turn S into something else than S: a mean or sum over positions,
+    BatchNorm (it removes S), a global average pool? Everywhere else S only flows into S (and
+    into the weight gradients of layers that feed BatchNorm, sweeps._centred, which exist
+    only where BatchNorm does)."""
+    kinds = graph.kinds()
+    return (any(e.reads_shared for k, e in KIND_ENTRIES.items() if k in kinds)
+            or any(OP_ENTRIES[op].reads_shared for op in graph.ops() if op in OP_ENTRIES))
