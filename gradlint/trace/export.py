@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from gradlint.core.graph import InputSpec, LayerGraph, ParamStats
 from gradlint.core.values import Location, StageError, Target
-from gradlint.trace.ir_builder import IRBuilder, is_number, scale_factor, shape_of
+from gradlint.trace.ir_builder import IRBuilder, is_number, owner, scale_factor, shape_of
 from gradlint.trace.op_lookup import aten_op, aten_packet
 
 _LINEAR = {"aten.linear", "aten.addmm"}
@@ -186,11 +186,11 @@ class AtenConverter(IRBuilder):
                 self.index[n] = self.add("passthrough", (src,), **common)
             return
         if packet in _LINEAR:
-            self.index[n] = self.linear(packet, args, common)
+            self.index[n] = self.linear_call(packet, args, common)
         elif packet in _CONV:
-            self.index[n] = self.conv(packet, args, common)
+            self.index[n] = self.conv_call(packet, args, common)
         elif packet in _NORMS:
-            self.index[n] = self.norm(n, packet, args, common)
+            self.index[n] = self.norm_call(n, packet, args, common)
         elif (i := self.weight_read(packet, args, common)) is not None:
             self.index[n] = i
         else:
@@ -205,7 +205,7 @@ class AtenConverter(IRBuilder):
         if packet == "aten.embedding":
             w = self.param(args[0], "weight")
             if w is not None:
-                module = w.name.rpartition(".")[0]
+                module = owner(w)
                 return self.add("embedding", attrs={"num_embeddings": w.shape[0]}, params=(w,),
                                 module=module, module_type="Embedding",
                                 **self.at_module(module, common))
@@ -239,7 +239,7 @@ class AtenConverter(IRBuilder):
             attrs["kernel"] = args[1]
         return self.add_op(key, ins, attrs=attrs, **common)
 
-    def norm(self, n: fx.Node, packet: str, args: list[Any], common: dict[str, Any]) -> int:
+    def norm_call(self, n: fx.Node, packet: str, args: list[Any], common: dict[str, Any]) -> int:
         """A normalization; its module is its weight's owner, else the calling module."""
         key, wi, bi = _NORMS[packet]
         ps = tuple(p for p in (self.param(args[wi] if wi < len(args) else None, "weight"),
@@ -247,13 +247,13 @@ class AtenConverter(IRBuilder):
                                           else None, "bias")) if p is not None)
         stack = n.meta.get("nn_module_stack") or {}
         scope = list(stack.values())[-1][0] if stack else None
-        owner = ps[0].name.rpartition(".")[0] if ps else (scope or "")
+        module = owner(ps[0]) if ps else (scope or "")
         x = self.operand(args[0])
         return self.add(key, (x,) if x is not None else (), params=ps,
-                        module=owner if ps else None, module_type=key,
-                        **self.at_module(owner, common))
+                        module=module if ps else None, module_type=key,
+                        **self.at_module(module, common))
 
-    def linear(self, packet: str, args: list[Any], common: dict[str, Any]) -> int:
+    def linear_call(self, packet: str, args: list[Any], common: dict[str, Any]) -> int:
         """``aten.linear``, or ``aten.addmm`` of a parameter (GPT-2's Conv1D)."""
         if packet == "aten.addmm":  # Conv1D (GPT-2): bias, x, W with W stored (in, out)
             b, x, w = args[0], args[1], args[2]
@@ -268,14 +268,10 @@ class AtenConverter(IRBuilder):
         if wp is None or xi is None or len(wp.shape) != 2:
             ins = tuple(i for i in (xi, self.operand(w), self.operand(b)) if i is not None)
             return self.add("matmul" if wp is None else "opaque", ins, **common)
-        bp = self.param(b, "bias")
-        module = wp.name.rpartition(".")[0]
-        out_f, in_f = wp.shape
-        return self.add("linear", (xi,), attrs={"fan_in": in_f, "fan_out": out_f},
-                        params=(wp,) + ((bp,) if bp else ()), module=module, module_type="Linear",
-                        **self.at_module(module, common))
+        return self.linear(xi, wp, self.param(b, "bias"), module_type="Linear",
+                           **self.at_module(owner(wp), common))
 
-    def conv(self, packet: str, args: list[Any], common: dict[str, Any]) -> int:
+    def conv_call(self, packet: str, args: list[Any], common: dict[str, Any]) -> int:
         """A convolution (plain or transposed) of a parameter weight."""
         x, w = self.operand(args[0]), self.param(args[1], "weight")
         if x is None or w is None:
@@ -292,7 +288,7 @@ class AtenConverter(IRBuilder):
             c_in, c_out = w.shape[0], w.shape[1] * groups
         else:
             c_out, c_in = w.shape[0], w.shape[1] * groups
-        module = w.name.rpartition(".")[0]
+        module = owner(w)
         return self.add(
             "conv_transpose" if transposed else "conv", (x,),
             attrs={"in": c_in, "out": c_out, "kernel": k, "stride": stride_t, "groups": groups},

@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from gradlint.core.graph import InputSpec, LayerGraph, ParamStats
 from gradlint.core.values import Location, StageError, Target
-from gradlint.trace.ir_builder import IRBuilder, flat, is_number, scale_factor, shape_of
+from gradlint.trace.ir_builder import IRBuilder, flat, is_number, owner, scale_factor, shape_of
 from gradlint.trace.op_lookup import function_label, function_op, method_op, module_op
 from gradlint.trace.splice import splice_leaf
 from gradlint.trace.weight_stats import owners_of
@@ -27,7 +27,7 @@ _FN_ATTRS: dict[str, list[tuple[int, str]]] = {
     "hardtanh": [(1, "min_val"), (2, "max_val")], "gelu": [(99, "approximate")],
     "softplus": [(1, "beta"), (2, "threshold")], "softmax": [(1, "dim")],
     "log_softmax": [(1, "dim")], "avg_pool": [(1, "kernel_size")],
-    "max_pool": [(1, "kernel_size")], "sdpa": [(6, "scale")],
+    "max_pool": [(1, "kernel_size")], "sdpa": [(6, "scale")], "pow": [(1, "exponent")],
 }
 
 
@@ -129,7 +129,10 @@ class FxConverter(IRBuilder):
         if key == "neg":
             key, attrs = "scale", {"factor": scale_factor("neg")}
         elif key == "linear_fn" and len(ins) >= 2:
-            key, attrs, ins = self.functional_linear(ins, common)
+            if (i := self.functional_linear(ins, common)) is not None:
+                self.index[n] = i
+                return
+            key = "opaque"
         elif key in ("layer_norm", "rms_norm") and n.op == "call_function":
             ins = self.functional_norm(n, ins, common)
         for pos, name in _FN_ATTRS.get(key, []):
@@ -156,17 +159,14 @@ class FxConverter(IRBuilder):
             return self.signed_sum(key, ins, **common)
         return self.add("add" if key == "sub" else key, ins, **common)
 
-    def functional_linear(self, ins: tuple[int, ...], common: dict[str, Any]
-                          ) -> tuple[str, dict[str, Any], tuple[int, ...]]:
-        """``F.linear(x, w, b)`` with parameter tensors: a Linear whose module is the caller."""
+    def functional_linear(self, ins: tuple[int, ...], common: dict[str, Any]) -> int | None:
+        """``F.linear(x, w, b)`` with parameter tensors: a Linear whose module is the caller
+        (None when the weight is not a 2-D parameter)."""
         w = self.in_role(ins[1], "weight")
         if w is None or len(w.shape) != 2:
-            return "opaque", {}, ins
+            return None
         b = self.in_role(ins[2], "bias") if len(ins) > 2 else None
-        common["params"] = (w,) + ((b,) if b else ())
-        common["module"] = w.name.rpartition(".")[0]
-        out_f, in_f = w.shape
-        return "linear", {"fan_in": in_f, "fan_out": out_f}, ins[:1]
+        return self.linear(ins[0], w, b, **common)
 
     def functional_norm(self, n: fx.Node, ins: tuple[int, ...], common: dict[str, Any]
                         ) -> tuple[int, ...]:
@@ -177,7 +177,7 @@ class FxConverter(IRBuilder):
                        if p is not None)
         common["params"] = params
         if params:
-            common["module"] = params[0].name.rpartition(".")[0]
+            common["module"] = owner(params[0])
         return (x,) if x is not None else ins[:1]
 
     def primary_output(self, n: fx.Node) -> int:

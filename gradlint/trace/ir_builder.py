@@ -63,6 +63,11 @@ def scale_factor(key: str, c: float = 1.0) -> float:
     return {"mul": c, "div": 1.0 / c if c else 1.0, "neg": -1.0, "rsub": -1.0}.get(key, 1.0)
 
 
+def owner(p: ParamStats) -> str:
+    """The qualified name of the module holding parameter ``p``."""
+    return p.name.rpartition(".")[0]
+
+
 class IRBuilder:
     """A LayerGraph's nodes in the making, indexed by the graph node that produced each."""
 
@@ -114,6 +119,12 @@ class IRBuilder:
         if p.name.rsplit(".", 1)[-1] == role:
             return p
         return ParamStats(f"{p.name}#{role}", p.shape, p.mean, p.mean_sq, p.requires_grad)
+
+    def linear(self, x: int, weight: ParamStats, bias: ParamStats | None, **kw: Any) -> int:
+        """``x @ W.T + b`` with a 2-D weight (out, in), owned by the weight's module."""
+        out_f, in_f = weight.shape
+        return self.add("linear", (x,), attrs={"fan_in": in_f, "fan_out": out_f},
+                        params=(weight,) + ((bias,) if bias else ()), module=owner(weight), **kw)
 
     def scale(self, src: int, factor: float, **kw: Any) -> int:
         """``x * factor``: one input times a constant."""
