@@ -1,7 +1,7 @@
 """Which files to look at: the ``.py`` files named or found under the folders named.
 
 Whether a found file is safe and worth importing is the pre-filter's decision
-(gradlint/load/prefilter.py). Never import torch or user code here: this runs before anything is
+(gradlint/load/prefilter/). Never import torch or user code here: this runs before anything is
 loaded and must stay fast.
 """
 
