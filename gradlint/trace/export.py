@@ -21,17 +21,7 @@ import torch.nn as nn
 from gradlint.core.graph import InputSpec, LayerGraph, ParamStats
 from gradlint.core.values import Location, StageError, Target
 from gradlint.trace.ir_builder import IRBuilder, is_number, owner, scale_factor, shape_of
-from gradlint.trace.op_lookup import aten_op, aten_packet
-
-_LINEAR = {"aten.linear", "aten.addmm"}
-_CONV = {"aten.conv1d", "aten.conv2d", "aten.conv3d", "aten.convolution",
-         "aten.conv_transpose1d", "aten.conv_transpose2d", "aten.conv_transpose3d"}
-_NORMS = {"aten.layer_norm": ("layer_norm", 2, 3), "aten.native_layer_norm": ("layer_norm", 2, 3),
-          "aten.batch_norm": ("batch_norm", 1, 2),
-          "aten._native_batch_norm_legit": ("batch_norm", 1, 2),
-          "aten._native_batch_norm_legit_no_training": ("batch_norm", 1, 2),
-          "aten.group_norm": ("group_norm", 2, 3), "aten.native_group_norm": ("group_norm", 1, 2),
-          "aten.rms_norm": ("rms_norm", 2, None)}
+from gradlint.trace.op_lookup import ATEN_CONV, ATEN_LINEAR, ATEN_NORMS, aten_op, aten_packet
 
 
 def export_target(target: Target, model: nn.Module, inputs: tuple[Any, ...],
@@ -185,11 +175,11 @@ class AtenConverter(IRBuilder):
             if src is not None:
                 self.index[n] = self.add("passthrough", (src,), **common)
             return
-        if packet in _LINEAR:
+        if packet in ATEN_LINEAR:
             self.index[n] = self.linear_call(packet, args, common)
-        elif packet in _CONV:
+        elif packet in ATEN_CONV:
             self.index[n] = self.conv_call(packet, args, common)
-        elif packet in _NORMS:
+        elif packet in ATEN_NORMS:
             self.index[n] = self.norm_call(n, packet, args, common)
         elif (i := self.weight_read(packet, args, common)) is not None:
             self.index[n] = i
@@ -241,7 +231,7 @@ class AtenConverter(IRBuilder):
 
     def norm_call(self, n: fx.Node, packet: str, args: list[Any], common: dict[str, Any]) -> int:
         """A normalization; its module is its weight's owner, else the calling module."""
-        key, wi, bi = _NORMS[packet]
+        key, wi, bi = ATEN_NORMS[packet]
         ps = tuple(p for p in (self.param(args[wi] if wi < len(args) else None, "weight"),
                                self.param(args[bi] if bi is not None and bi < len(args)
                                           else None, "bias")) if p is not None)

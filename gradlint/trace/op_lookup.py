@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from gradlint.core.op_kinds import WEIGHT_KINDS, kind_of, saturating, sup_derivative
 
-__all__ = ["ATEN", "LEAF_MODULES", "WEIGHT_KINDS",
+__all__ = ["ATEN", "ATEN_CONV", "ATEN_LINEAR", "ATEN_NORMS", "LEAF_MODULES", "WEIGHT_KINDS",
            "OpSpec", "aten_op", "aten_packet", "function_label", "function_op", "method_op",
            "module_op", "spec"]
 
@@ -198,6 +198,9 @@ _FUNCTIONS: dict[Any, str] = {
     operator.le: "compare", operator.eq: "compare", operator.ne: "compare", torch.gt: "compare",
     torch.lt: "compare", torch.ge: "compare", torch.le: "compare", torch.eq: "compare",
     torch.ne: "compare", torch.isnan: "compare", torch.isfinite: "compare",
+    # smooth elementwise maths, as in a hand-written RMSNorm: x * torch.rsqrt(x.pow(2).mean())
+    torch.pow: "pow", operator.pow: "pow", torch.sqrt: "sqrt", torch.rsqrt: "rsqrt",
+    torch.exp: "exp", torch.reciprocal: "reciprocal",
 }
 if hasattr(F, "rms_norm"):
     _FUNCTIONS[F.rms_norm] = "rms_norm"
@@ -207,7 +210,8 @@ _METHODS: dict[str, str] = {
     "tanh_": "tanh", "relu_": "relu", "add": "add", "add_": "add", "sub": "sub",
     "mul": "mul", "mul_": "mul", "div": "div", "neg": "neg", "matmul": "matmul", "bmm": "matmul",
     "mm": "matmul", "softmax": "softmax", "log_softmax": "log_softmax", "mean": "mean",
-    "sum": "sum",
+    "sum": "sum", "pow": "pow", "sqrt": "sqrt", "rsqrt": "rsqrt", "exp": "exp",
+    "reciprocal": "reciprocal",
 }
 for _m in ("view", "reshape", "flatten", "permute", "transpose", "contiguous", "squeeze",
            "unsqueeze", "clone", "float", "double", "to", "type_as", "chunk", "split", "t",
@@ -239,13 +243,26 @@ def function_label(fn: Any) -> str:
     if mod == "builtins":
         return name
     if mod == "_operator":
-        return {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "matmul": "@",
+        return {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "matmul": "@", "pow": "**",
                 "getitem": "[]"}.get(name, name)
     return f"torch.{name}"
 
 
 # --- ATen ops (the torch.export graph) ------------------------------------------------------
-# Keys are overload packets ("aten.linear"); weight-carrying ops are resolved by the exporter.
+# Weight-carrying ops, which the exporter resolves with their parameters: linear, convolution
+# and normalization packets (norms: op key, position of the weight, of the bias)
+ATEN_LINEAR = frozenset({"aten.linear", "aten.addmm"})
+ATEN_CONV = frozenset({"aten.conv1d", "aten.conv2d", "aten.conv3d", "aten.convolution",
+                       "aten.conv_transpose1d", "aten.conv_transpose2d",
+                       "aten.conv_transpose3d"})
+ATEN_NORMS: dict[str, tuple[str, int, int | None]] = {
+    "aten.layer_norm": ("layer_norm", 2, 3), "aten.native_layer_norm": ("layer_norm", 2, 3),
+    "aten.batch_norm": ("batch_norm", 1, 2),
+    "aten._native_batch_norm_legit": ("batch_norm", 1, 2),
+    "aten._native_batch_norm_legit_no_training": ("batch_norm", 1, 2),
+    "aten.group_norm": ("group_norm", 2, 3), "aten.native_group_norm": ("group_norm", 1, 2),
+    "aten.rms_norm": ("rms_norm", 2, None)}
+# Everything else, by overload packet
 ATEN: dict[str, str] = {
     "aten.sigmoid": "sigmoid", "aten.tanh": "tanh", "aten.hardtanh": "hardtanh",
     "aten.relu": "relu", "aten.relu6": "relu6", "aten.leaky_relu": "leaky_relu",
