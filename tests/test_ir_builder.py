@@ -1,0 +1,58 @@
+"""Both converters build on one IR builder: the same model traced by torch.fx and by
+torch.export gives the same layers, parameter names and arithmetic lowerings."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from gradlint.core.graph import LayerGraph
+from gradlint.core.values import Target
+from gradlint.trace.example_inputs import input_specs
+from gradlint.trace.export import export_target
+from gradlint.trace.fx import trace_target
+from gradlint.trace.weight_stats import owners_of, parameter_stats
+
+
+class Functional(nn.Module):
+    """Layers as functional calls on bare parameters, and x - y, x * c, -x."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj_weight = nn.Parameter(torch.randn(8, 8) / 8)
+        self.proj_bias = nn.Parameter(torch.zeros(8))
+        self.norm = nn.Parameter(torch.ones(8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.linear(x, self.proj_weight, self.proj_bias)
+        h = F.layer_norm(h, (8,), self.norm)
+        return (h - x) * 2.0 + (-h)
+
+
+def _layers(graph: LayerGraph) -> list[tuple[object, ...]]:
+    return [(n.op, tuple(p.name for p in n.params), n.scales or (1.0,) * len(n.inputs),
+             n.attrs.get("factor"), n.module) for n in graph.nodes
+            if n.op in ("linear", "layer_norm", "add", "scale")]
+
+
+def test_fx_and_export_build_the_same_graph() -> None:
+    torch.manual_seed(0)
+    model, x = Functional(), torch.randn(4, 8)
+    target = Target("Functional", model, __file__, 1, (x,))
+    stats, default_init = parameter_stats(model)
+    traced = trace_target(target)
+    exported = export_target(target, model, (x,), input_specs((x,)),
+                             owners_of(model, {}, stats), stats, default_init)
+    assert (traced.tracer, exported.tracer) == ("fx", "export")
+    assert _layers(traced) == _layers(exported) == [
+        # a bare tensor used as a weight is named for its role, so LayerGraph finds the weight
+        ("linear", ("proj_weight#weight", "proj_bias#bias"), (1.0,), None, ""),
+        ("layer_norm", ("norm#weight",), (1.0,), None, ""),
+        ("add", (), (1.0, -1.0), None, None),
+        ("scale", (), (1.0,), 2.0, None),
+        ("scale", (), (1.0,), -1.0, None),
+        ("add", (), (1.0, 1.0), None, None),
+    ]
+    linear = next(n for n in traced.nodes if n.op == "linear")
+    assert linear.weight is not None and linear.weight.shape == (8, 8)
