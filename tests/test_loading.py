@@ -12,9 +12,10 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from gradlint.core.options import Options
 from gradlint.core.values import Diagnostic, Location, ModelReport, Target
 from gradlint.load.targets import LoadRequest, load_targets
-from gradlint.run.pipeline import Options, check_paths, selected
+from gradlint.run.pipeline import check_paths, selected
 
 
 def write(folder: Path, name: str, source: str) -> Path:

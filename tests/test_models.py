@@ -16,8 +16,9 @@ from models.resnet import ResNet
 from models.transformer import Transformer, token_inputs
 
 import gradlint
+from gradlint.core.options import Options
 from gradlint.core.values import ModelReport
-from gradlint.run.pipeline import Options, check_paths
+from gradlint.run.pipeline import check_paths
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 VANISHING = {"GL101", "GL102"}

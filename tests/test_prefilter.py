@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from gradlint.core.options import Options
 from gradlint.core.values import Diagnostic
 from gradlint.load import harmless
 from gradlint.load.prefilter import MAX_DEPTH, Prefilter, prefilter_file, prefilter_source
-from gradlint.run.pipeline import Options, plan_file
+from gradlint.run.pipeline import plan_file
 
 NET = """\
 import torch

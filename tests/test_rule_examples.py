@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from gradlint.core.options import Options
 from gradlint.lint.registry import rule_by_code
-from gradlint.run.pipeline import Options, check_paths, selected
+from gradlint.run.pipeline import check_paths, selected
 
 pytestmark = pytest.mark.e2e  # also run on torch 2.13 (.ci/run)
 

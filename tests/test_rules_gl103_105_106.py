@@ -20,8 +20,9 @@ from models.resnet import BasicBlock, ResNet
 from models.transformer import Transformer, token_inputs
 
 import gradlint
+from gradlint.core.options import Options
 from gradlint.core.values import Diagnostic, ModelReport
-from gradlint.run.pipeline import Options, check_paths, selected
+from gradlint.run.pipeline import check_paths, selected
 
 NEW = ("GL103", "GL105", "GL106")
 

@@ -70,7 +70,7 @@ def test_analysing_a_fixable_model_leaves_libcst_to_the_cli(repo_root: Path) -> 
     codemod's libcst (~0.25 s of every run that reports a fixable finding)."""
     code = ("import sys\n"
             "from gradlint.run.check_file import analyse_file\n"
-            "from gradlint.run.pipeline import Options\n"
+            "from gradlint.core.options import Options\n"
             "models, _ = analyse_file('examples/deep_sigmoid.py', (), Options())\n"
             "edits = [e for m in models for d in m.diagnostics if d.fix for e in d.fix.edits]\n"
             "print(len(edits), 'libcst' in sys.modules)\n")

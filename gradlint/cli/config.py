@@ -5,48 +5,16 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass, field
 from typing import Any
 
 from gradlint.core.input_specs import parse_spec
+from gradlint.core.options import DEFAULT_THRESHOLD, Config, ConfigError, TargetConfig
 from gradlint.lint.per_file_ignores import glob_regex
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-
-class ConfigError(Exception):
-    """A bad configuration: names the file and the key."""
-
-
-@dataclass(frozen=True)
-class TargetConfig:
-    """How to build and feed one model: constructor arguments and example input shapes."""
-
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    inputs: tuple[str, ...] = ()  # "8x3x224x224" or "2x128:int64", as --input
-    output: str | None = None  # which output the loss is taken on (dict key)
-
-
-@dataclass(frozen=True)
-class Config:
-    select: tuple[str, ...] = ()
-    ignore: tuple[str, ...] = ()
-    threshold: float = 1e-2
-    exclude: tuple[str, ...] = ()
-    targets: dict[str, TargetConfig] = field(default_factory=dict)
-    path: str | None = None
-    # (glob, code prefixes) in file order; globs are relative to the pyproject's folder
-    per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    extend_rules: tuple[str, ...] = ()  # absolute paths of extra rule folders
-
-    @property
-    def base(self) -> str:
-        """The folder relative paths in the configuration start from."""
-        return os.path.dirname(self.path) if self.path else os.getcwd()
 
 
 _KEYS = {"select", "ignore", "threshold", "exclude", "targets", "per-file-ignores",
@@ -182,7 +150,7 @@ def load_config(start: str = ".") -> Config:
     if unknown:
         raise ConfigError(f"{path}: unknown key [tool.gradlint] {unknown[0]!r}; "
                           f"known keys: {', '.join(sorted(_KEYS))}")
-    threshold = section.get("threshold", 1e-2)
+    threshold = section.get("threshold", DEFAULT_THRESHOLD)
     if not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
         raise ConfigError(f"{path}: [tool.gradlint] threshold must be a number in (0, 1)")
     table = section.get("targets", {})

@@ -1,4 +1,9 @@
-"""The rule engine: discovers rule folders, selects rules, runs them on a model analysis."""
+"""The rule registry: finds the rule folders, selects rules, runs them on a model analysis, and
+makes every diagnostic a stage emits (GL9xx, GL100) from its rule's metadata.
+
+Each code's name, severity and summary are declared once, in ``rules/<CODE>-<name>/check.py``
+(the installed package ``gradlint.rules``); nothing else in gradlint repeats them.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +19,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from gradlint.cli.config import Config, ConfigError
-from gradlint.core.values import SEVERITY_RANK, Diagnostic
+import gradlint.rules
+from gradlint.core.options import Config, ConfigError
+from gradlint.core.values import SEVERITY_RANK, Diagnostic, Location
 from gradlint.lint.rule_api import ModelAnalysis, Rule
 from gradlint.run.gc_pause import collector_paused
 
-BUILTIN_RULES = Path(__file__).resolve().parent.parent / "rules"
-SOURCE_RULES = Path(__file__).resolve().parent.parent.parent / "rules"
+# the one place built-in rules are looked up: pyproject.toml installs the checkout's top-level
+# rules/ as the package gradlint.rules (a wheel copies it, an editable install maps it)
+BUILTIN_RULES = Path(next(iter(gradlint.rules.__path__))).resolve()
 
 
 @dataclass(frozen=True)
@@ -32,17 +39,6 @@ class RuleInfo:
     def readme(self) -> str:
         path = self.folder / "README.md"
         return path.read_text(encoding="utf-8") if path.exists() else self.rule.summary
-
-
-def _builtin_folder() -> Path:
-    """The installed ``gradlint/rules`` (wheel), else the checkout's top-level ``rules/``."""
-    if BUILTIN_RULES.is_dir():
-        return BUILTIN_RULES
-    try:
-        import gradlint.rules as pkg  # editable installs map the package onto rules/
-    except ImportError:
-        return SOURCE_RULES
-    return Path(next(iter(pkg.__path__)))
 
 
 class RuleError(Exception):
@@ -185,7 +181,7 @@ def discover_rules(extra: tuple[str, ...] | None = None) -> tuple[RuleInfo, ...]
 @lru_cache(maxsize=8)
 def _discover(extra: tuple[str, ...]) -> tuple[RuleInfo, ...]:
     found: dict[str, RuleInfo] = {}
-    for folder in _rule_folders(_builtin_folder(), custom=False):
+    for folder in _rule_folders(BUILTIN_RULES, custom=False):
         rule = _load_rule(folder)
         found[rule.code] = RuleInfo(rule, folder)
     for root in extra:
@@ -193,7 +189,7 @@ def _discover(extra: tuple[str, ...]) -> tuple[RuleInfo, ...]:
             rule = _load_rule(folder, custom=True)
             taken = found.get(rule.code)
             if taken is not None:
-                kind = "a built-in rule" if taken.folder.parent == _builtin_folder() else "the rule"
+                kind = "a built-in rule" if taken.folder.parent == BUILTIN_RULES else "the rule"
                 raise RuleError(f"{folder / 'check.py'}: code {rule.code} is already used by "
                                 f"{kind} in {taken.folder}")
             found[rule.code] = RuleInfo(rule, folder)
@@ -237,4 +233,13 @@ def rule_by_code(code: str) -> RuleInfo | None:
         if info.rule.code == code.upper():
             return info
     return None
+
+
+def diagnostic(code: str, message: str, location: Location, target: str = "") -> Diagnostic:
+    """A diagnostic of ``code`` (GL9xx, GL100: what a stage reports rather than a rule's
+    ``check``) with the name and severity its rule folder declares."""
+    info = rule_by_code(code)
+    if info is None:
+        raise KeyError(f"{code} is not a rule code (no rules/{code}-<name>/check.py)")
+    return info.rule.diagnostic(message, location, target)
 

@@ -23,9 +23,9 @@ from itertools import islice
 
 from gradlint.core.values import Diagnostic, Location, ModelReport, Report
 from gradlint.lint.per_file_ignores import PerFileIgnores
+from gradlint.lint.registry import diagnostic, discover_rules, is_selected
 
-UNUSED_CODE = "GL100"
-UNUSED_NAME = "unused-suppression"
+UNUSED_CODE = "GL100"  # its name and severity: rules/GL100-unused-suppression/check.py
 
 _DIRECTIVE = re.compile(
     r"#\s*gradlint\s*:\s*(?P<kind>ignore-file|ignore)(?![\w-])(?:\s*\[(?P<codes>[^\]]*)\])?",
@@ -233,7 +233,7 @@ def unused(files: Iterable[str], used: dict[tuple[str, Suppression], set[str]],
                 if unknown:
                     message += f" ({', '.join(unknown)}: no such rule; `gradlint rules` lists them)"
             loc = Location(path, s.line, s.col, s.line, s.end_col)
-            out.append(Diagnostic(UNUSED_CODE, UNUSED_NAME, "warning", message, loc))
+            out.append(diagnostic(UNUSED_CODE, message, loc))
     return out
 
 
@@ -260,8 +260,6 @@ def suppress(report: Report, diagnostics: Iterable[Diagnostic], select: Sequence
     """The diagnostics no comment suppresses, plus GL100 for stale comments when it is selected
     (it is off by default: ``--select GL1,GL9,GL100``). A code that ``per-file-ignores`` turns
     off in a file did not run there: its comments in that file are not judged on it."""
-    from gradlint.lint.registry import discover_rules, is_selected
-
     kept, used = apply(diagnostics)
     if not is_selected(UNUSED_CODE, select, ignore):
         return kept

@@ -22,9 +22,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from gradlint.cli.config import TargetConfig
 from gradlint.core.input_specs import parse_spec
+from gradlint.core.options import TargetConfig
 from gradlint.core.values import Diagnostic, Location, ModelReport, Target
+from gradlint.lint.registry import diagnostic
 from gradlint.load.construction_sites import Site, SiteRecorder
 from gradlint.load.meta_probe import (
     MetaDrawsNothing,
@@ -33,8 +34,6 @@ from gradlint.load.meta_probe import (
     outside_refused,
 )
 from gradlint.load.sources import display_path, exception_site
-
-RULE_NAMES = {"GL901": "import-failed", "GL902": "needs-arguments", "GL906": "construction-failed"}
 
 
 @dataclass(frozen=True)
@@ -68,9 +67,8 @@ def _param_bytes(model: nn.Module) -> int:
                if not isinstance(p, nn.parameter.UninitializedParameter))
 
 
-def _diag(code: str, message: str, loc: Location, target: str = "",
-          severity: str = "error") -> Diagnostic:
-    return Diagnostic(code, RULE_NAMES[code], severity, message, loc, target)  # type: ignore[arg-type]
+def _diag(code: str, message: str, loc: Location, target: str = "") -> Diagnostic:
+    return diagnostic(code, message, loc, target)  # name and severity: the rule folder's
 
 
 def _user_location(exc: BaseException, path: str) -> Location:
@@ -245,7 +243,7 @@ def load_targets(req: LoadRequest) -> list[Target | ModelReport] | Diagnostic:
             "GL902", f"{cls.__name__} needs constructor arguments ({', '.join(params)}); "
             f"create a module-level instance, or set them in pyproject.toml under "
             f"[tool.gradlint.targets.\"{req.path}::{cls.__name__}\"] kwargs = {{...}}",
-            Location(req.path, line), f"{req.path}::{cls.__name__}", severity="info"),
+            Location(req.path, line), f"{req.path}::{cls.__name__}"),
             status="skipped"))
 
     for c in candidates:
@@ -335,7 +333,7 @@ def _build(req: LoadRequest, module: types.ModuleType, name: str, obj: Any,
         return _failed(req, name, line, _diag(
             "GL902", f"{name} needs constructor arguments ({', '.join(params)}); set them in "
             f"pyproject.toml under [tool.gradlint.targets.\"{req.path}::{name}\"]",
-            Location(req.path, line), f"{req.path}::{name}", severity="info"), status="skipped")
+            Location(req.path, line), f"{req.path}::{name}"), status="skipped")
     try:
         model = _construct(obj, cfg, recorder, req.meta, req.budget)
     except KeyboardInterrupt:

@@ -11,13 +11,14 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from gradlint.core.options import DEFAULT_THRESHOLD, Options
 from gradlint.core.values import Diagnostic, Location, ModelReport, StageError, Target
 from gradlint.estimate.sweeps import estimate_gradients
-from gradlint.lint.registry import run_rules
+from gradlint.lint.registry import diagnostic, run_rules
 from gradlint.lint.rule_api import ModelAnalysis
 from gradlint.load.sources import exception_site, remember_given_path
 from gradlint.load.targets import LoadRequest, load_targets, user_code
-from gradlint.run.pipeline import Options, diagnostic_order, stage_diagnostic
+from gradlint.run.pipeline import diagnostic_order
 from gradlint.trace.fx import trace_target
 
 Progress = Callable[[str, Location], None]
@@ -75,18 +76,17 @@ def check_target(target: Target, options: Options) -> ModelReport:
     except StageError as err:
         loc = err.location or Location(target.file, target.line)
         return ModelReport(**base, status="failed", seconds=time.perf_counter() - start,
-                           diagnostics=(stage_diagnostic(err.code, err.message, loc,
-                                                         target.name),))
+                           diagnostics=(diagnostic(err.code, err.message, loc, target.name),))
     except Exception as exc:  # noqa: BLE001 - a gradlint bug must not stop the other targets
         detail = traceback.format_exc() if options.debug else f"{type(exc).__name__}: {exc}"
         user = exception_site(exc, prefer=target.file)
         if user is not None:  # the user's code raised (a __getattr__, a property): not ours
-            diag = stage_diagnostic("GL903", f"tracing {name} raised {detail} in the model's own "
-                                    "code", user, target.name)
+            diag = diagnostic("GL903", f"tracing {name} raised {detail} in the model's own "
+                              "code", user, target.name)
         else:
-            diag = stage_diagnostic("GL905", f"gradlint failed while analysing {name}: {detail};"
-                                    " please report this", Location(target.file, target.line),
-                                    target.name)
+            diag = diagnostic("GL905", f"gradlint failed while analysing {name}: {detail};"
+                              " please report this", Location(target.file, target.line),
+                              target.name)
         return ModelReport(**base, status="failed", seconds=time.perf_counter() - start,
                            diagnostics=(diag,))
     seconds = time.perf_counter() - start  # the lint itself; verification is extra
@@ -103,7 +103,8 @@ def check_target(target: Target, options: Options) -> ModelReport:
                        verify=verification)
 
 
-def check_model(model: Any, inputs: Any = None, threshold: float = 1e-2) -> ModelReport:
+def check_model(model: Any, inputs: Any = None, threshold: float = DEFAULT_THRESHOLD
+                ) -> ModelReport:
     """The Python API: lint a model object you already built (no file loading)."""
     import torch
 

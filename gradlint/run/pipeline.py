@@ -10,53 +10,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-from gradlint.cli.config import Config
+from gradlint.core.options import Config, FileJob, Options
 from gradlint.core.values import Diagnostic, Location, ModelReport, Report
-from gradlint.lint.registry import is_selected
+from gradlint.lint.registry import diagnostic, is_selected
 from gradlint.load.prefilter import prefilter_file
 from gradlint.load.walk import find_source_files, path_order
-
-STAGE_NAMES = {"GL900": "syntax-error", "GL903": "trace-failed", "GL905": "worker-failed",
-               "GL907": "not-imported"}
-DEFAULT_TIMEOUT = 120.0
-
-
-@dataclass(frozen=True)
-class Options:
-    select: tuple[str, ...] = ()
-    ignore: tuple[str, ...] = ()
-    threshold: float = 1e-2
-    inputs: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    debug: bool = False
-    verify: bool = False
-    meta: bool = False
-    config: Config = field(default_factory=Config)
-    jobs: int = 1
-    timeout: float = DEFAULT_TIMEOUT  # seconds per file
-    # bytes of address space per worker; None: the default (gradlint/run/memory.py), 0: none
-    max_memory: int | None = None
-
-
-def stage_diagnostic(code: str, message: str, loc: Location, target: str = "",
-                     severity: str = "error") -> Diagnostic:
-    return Diagnostic(code, STAGE_NAMES[code], severity, message, loc, target)  # type: ignore[arg-type]
 
 
 def split_target(arg: str) -> tuple[str, str | None]:
     """``model.py::Net`` -> ("model.py", "Net")."""
     path, sep, name = arg.partition("::")
     return path, (name or None) if sep else None
-
-
-@dataclass(frozen=True)
-class FileJob:
-    """One file a worker must import, with the targets named for it (empty: discover)."""
-
-    path: str
-    names: tuple[str, ...]
 
 
 def check_paths(args: Sequence[str], options: Options) -> tuple[Report, list[str]]:
@@ -110,16 +75,16 @@ def plan_file(path: str, names: tuple[str, ...], options: Options
     names = names or _configured_names(path, options.config)
     verdict = prefilter_file(path)
     if verdict.verdict == "syntax-error":
-        return [], [stage_diagnostic("GL900", f"syntax error: {verdict.reason}",
-                                     Location(path, verdict.line, verdict.col))]
+        return [], [diagnostic("GL900", f"syntax error: {verdict.reason}",
+                               Location(path, verdict.line, verdict.col))]
     if not names:
         if verdict.verdict == "no-model":
             return [], []
         if verdict.verdict == "does-work":
-            return [], [stage_diagnostic(
+            return [], [diagnostic(
                 "GL907", f"not imported: {verdict.reason}; put that code under "
                 "`if __name__ == \"__main__\":` or name a target (file.py::Model)",
-                Location(path, verdict.line, verdict.col), severity="info")]
+                Location(path, verdict.line, verdict.col))]
     return FileJob(path, names)
 
 

@@ -26,9 +26,10 @@ from contextlib import contextmanager
 from multiprocessing.connection import Connection, wait
 from typing import IO, Any
 
+from gradlint.core.options import FileJob, Options
 from gradlint.core.values import Diagnostic, Location, ModelReport
+from gradlint.lint.registry import diagnostic
 from gradlint.run.memory import LimitTooSmall
-from gradlint.run.pipeline import FileJob, Options, stage_diagnostic
 
 Result = tuple[list[ModelReport], list[Diagnostic]]
 Limits = tuple[int | None, int]  # --max-memory (None: the default) and --jobs
@@ -248,7 +249,7 @@ class WorkerPool:
                     server, failed = self._serving(len(pending))
                     if server is None:
                         for index, job in pending:
-                            results[index] = ([], [stage_diagnostic(
+                            results[index] = ([], [diagnostic(
                                 "GL905", f"{failed}; {job.path} was not checked",
                                 Location(job.path, 1))])
                         pending.clear()
@@ -320,15 +321,15 @@ class WorkerPool:
         else:
             how = "stopped answering"
         doing, where = job.doing
-        return stage_diagnostic("GL905", f"the worker checking {job.job.path} {how} while "
-                                f"{doing}", _located(text, job.job.path, where))
+        return diagnostic("GL905", f"the worker checking {job.job.path} {how} while "
+                          f"{doing}", _located(text, job.job.path, where))
 
     def _timed_out(self, server: _Server, job: _Job, results: list[Result | None],
                    options: Options) -> None:
         stack = _dump_stack(server.pid_of(job.index), job.capture)
         server.kill_job(job)
         doing, where = job.doing
-        results[job.index] = ([], [stage_diagnostic(
+        results[job.index] = ([], [diagnostic(
             "GL905", f"checking {job.job.path} timed out after {options.timeout:g} s while "
             f"{doing} (the location is where it was running); raise --timeout, or guard slow "
             "work with `if __name__ == \"__main__\":`", _located(stack, job.job.path, where))])

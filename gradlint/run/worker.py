@@ -171,9 +171,9 @@ def _run(conn: Connection, index: int, path: str, names: tuple[str, ...], option
 
 def _failure(path: str, message: str, loc: Any = None) -> Any:
     from gradlint.core.values import Location
-    from gradlint.run.pipeline import stage_diagnostic
+    from gradlint.lint.registry import diagnostic
 
-    return stage_diagnostic("GL905", message, loc or Location(path, 1))
+    return diagnostic("GL905", message, loc or Location(path, 1))
 
 
 def _child(sock: socket.socket, limit: int, working_set: Runs | None) -> None:
@@ -428,8 +428,8 @@ def _warm_up() -> None:
     module table are put back as they were."""
     import tempfile
 
+    from gradlint.core.options import Options
     from gradlint.run.check_file import analyse_file
-    from gradlint.run.pipeline import Options
 
     path, modules = list(sys.path), set(sys.modules)
     with tempfile.TemporaryDirectory() as folder:
