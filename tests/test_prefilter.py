@@ -1,4 +1,4 @@
-"""The pre-filter (gradlint/load/prefilter.py) judges all the code that runs at import, and only
+"""The pre-filter (gradlint/load/prefilter/) judges all the code that runs at import, and only
 that:
 module level, class bodies, decorators, default arguments, annotations, the local modules a file
 imports, and the local functions and constructors that code calls. Nothing here imports torch
