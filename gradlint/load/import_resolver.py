@@ -1,17 +1,17 @@
 """Where a file's imports lead, found statically: the local files an import statement runs.
 
 gradlint imports a user's file with the file's folder first on ``sys.path``
-(gradlint/load/targets.py).
-A file inside packages (folders with ``__init__.py``) also sees the folder above its top package,
-and ``PYTHONPATH`` is on every worker's path. An import that finds a ``.py`` file or a package
-under those folders runs that file's code (and every package ``__init__.py`` on the way), so the
-pre-filter must judge that code before importing anything; an import that finds nothing there
-reaches an installed package (site-packages, stdlib) and is not local.
+(gradlint/load/targets.py). A file inside packages (folders with ``__init__.py``) also sees the
+folder above its top package, and ``PYTHONPATH`` is on every worker's path. An import that finds
+a ``.py`` file or a package under those folders runs that file's code (and every package
+``__init__.py`` on the way), so the pre-filter must judge that code before importing anything;
+an import that finds nothing there reaches an installed package (site-packages, stdlib) and is
+not local.
 
 Nothing here imports or runs the files: it looks at the file system and parses with ``ast``.
 Parsed files are cached by path and stat signature, so a tree of files that share a helper
-module parses it once. The resolver is torch-free and shared by the pre-filter and (later) the
-loader, so both agree on what a file's imports are.
+module parses it once. The resolver is torch-free: the pre-filter (gradlint/load/prefilter/),
+which runs in the parent process, uses it to find the local modules whose code it judges.
 """
 
 from __future__ import annotations
