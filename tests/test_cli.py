@@ -1,4 +1,5 @@
-"""End-to-end through the installed ``gradlint`` command (DESIGN §3: CLI, JSON report, exit codes).
+"""End-to-end through the installed ``gradlint`` command (README, docs/output.md: CLI, JSON report,
+exit codes).
 
 Each run costs a few seconds (importing torch), so runs that several tests look at are shared
 through module-scoped fixtures.

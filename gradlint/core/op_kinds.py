@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-# weight layers: the boundaries between the per-layer factors of the attenuation (DESIGN §4)
+# weight layers: the boundaries between the per-layer factors of the attenuation (docs/design.md)
 WEIGHT_KINDS = frozenset({"linear", "conv", "conv_transpose", "embedding", "attention",
                           "recurrent"})
 # y = W x + b layers whose moments and gains follow from fan-in/fan-out alone
@@ -34,7 +34,7 @@ SELU_SCALE = 1.0507009873554805
 @dataclass(frozen=True)
 class ElementwiseFacts:
     """An elementwise activation's static facts. ``saturating``: f' -> 0 on both sides
-    (DESIGN §4); ``sup``: sup|f'| for the worst-case bound, from its (defaulted) attributes."""
+    (docs/design.md); ``sup``: sup|f'| for the worst-case bound, from its (defaulted) attributes."""
 
     saturating: bool
     sup: Callable[[dict[str, Any]], float]

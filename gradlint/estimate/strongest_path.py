@@ -29,7 +29,7 @@ NEG_INF = float("-inf")
 
 
 def gated_cell(node: GraphNode) -> bool:
-    """LSTM/GRU: the mean-field per-step rate is known to be ~25% too fast (DESIGN §4)."""
+    """LSTM/GRU: the mean-field per-step rate is known to be ~25% too fast (docs/design.md)."""
     return node.op == "recurrent" and node.attrs.get("mode") in ("LSTM", "GRU")
 LN10 = math.log(10.0)
 # a per-layer factor counts towards GL101's "at least 3 factors" only when it is clearly below 1
@@ -82,7 +82,7 @@ def normalized(graph: LayerGraph) -> bool:
 def collapsing_joins(graph: LayerGraph) -> set[int]:
     """Residual joins of an unnormalized ReLU-family stack: the mean-field estimate is known to
     be weak behind them (samples collapse onto one direction; errors up to ~0.8 decades,
-    DESIGN §4), so the layers behind them are marked ``confidence: low``."""
+    docs/design.md), so the layers behind them are marked ``confidence: low``."""
     nodes = graph.nodes
     if normalized(graph) or graph.ops().isdisjoint(_ONE_SIDED) or "add" not in graph.ops():
         return set()

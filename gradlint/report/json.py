@@ -1,4 +1,4 @@
-"""``--format json``: the machine-readable report (schema in DESIGN §3), one flat row per layer."""
+"""``--format json``: the machine-readable report (docs/output.md), one flat row per layer."""
 
 from __future__ import annotations
 

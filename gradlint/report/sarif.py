@@ -1,4 +1,4 @@
-"""``--format sarif``: SARIF 2.1.0 for GitHub code scanning (DESIGN §3, "Other formats").
+"""``--format sarif``: SARIF 2.1.0 for GitHub code scanning (docs/output.md).
 
 One run whose driver lists every rule (documentation from the rule's README.md) and one result
 per diagnostic, GL9xx failures included, located by a repository-relative URI under
