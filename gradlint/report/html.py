@@ -13,19 +13,13 @@ from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
-from gradlint.core.values import Diagnostic, LayerEstimate, Location, ModelReport, Report
+from gradlint.core.values import Diagnostic, Location, ModelReport, Report
 from gradlint.core.version import __version__
+from gradlint.lint import vanishing
 from gradlint.report.emitter import Settings
 from gradlint.report.html_chart import chart, pow10
 from gradlint.report.html_style import COLORS, CSS, PATTERNS
 from gradlint.report.text import summary_line, verify_line
-
-# as GL101 (rules/GL101-vanishing-gradient/check.py): at least this many factors below 1, none
-# carrying more than this share of the attenuation, and
-# this much more attenuation where the estimate is marked low confidence
-MIN_FACTORS = 3
-DOMINANT = 0.5
-LOW_CONFIDENCE_MARGIN = 3.0
 
 SOURCE_CONTEXT, SOURCE_MAX = 1, 10
 
@@ -122,13 +116,6 @@ def _model_section(index: int, m: ModelReport, diags: list[Diagnostic],
     return "\n".join(out)
 
 
-def _fires(le: LayerEstimate, limit: float) -> bool:
-    att = le.log10_attenuation
-    margin = LOW_CONFIDENCE_MARGIN if le.confidence == "low" else 0.0
-    return (not le.frozen and not le.zero and att is not None and le.factors >= MIN_FACTORS
-            and le.largest_factor >= DOMINANT * att and att < limit - margin)
-
-
 def layer_states(m: ModelReport, diagnostics: Sequence[Diagnostic],
                  limit: float) -> dict[str, str]:
     """module -> ``vanishing`` (a reported GL101 covers it), ``below`` (attenuation below the
@@ -145,7 +132,7 @@ def layer_states(m: ModelReport, diagnostics: Sequence[Diagnostic],
         att = le.log10_attenuation
         if le.frozen:
             state = "frozen"
-        elif le.module in named or (at in lines and _fires(le, limit)):
+        elif le.module in named or (at in lines and vanishing.vanishes(le, limit)):
             state = "vanishing"
         elif le.zero or le.log10_relative is None:
             state = "zero"
@@ -172,8 +159,8 @@ def _legend(verify: bool, limit: float) -> str:
          "<b>GL101</b> (name marked <b>!</b>): a layer GL101 reports as vanishing."),
         (_swatch(f'<rect x="0" y="1" width="30" height="12" fill="{COLORS["below"]}"/>'),
          "<b>below</b>: attenuation below the threshold, but GL101 does not report it "
-         f"(fewer than {MIN_FACTORS} compounding factors, low confidence, or the rule not "
-         "selected / suppressed)."),
+         f"(fewer than {vanishing.MIN_FACTORS} compounding factors, low confidence, or the rule "
+         "not selected / suppressed)."),
         (_swatch('<path d="M15 3 l4 4 l-4 4 l-4 -4 z" fill="#1f2328"/>'
                  '<line x1="24" y1="0" x2="24" y2="14" stroke="#7d2e00" stroke-width="1.6" '
                  'stroke-dasharray="4 2"/>'),

@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 
 from gradlint.core.values import Diagnostic, LayerEstimate, ModelReport, Report, Verification
+from gradlint.lint import vanishing
 from gradlint.report.emitter import Settings
 from gradlint.report.term import code_text, severity_tag
 
@@ -63,9 +64,8 @@ def chart(m: ModelReport, flagged: set[str], threshold: float) -> list[str]:
         else:
             n = max(1, round(BAR * (1 - rel / floor))) if floor < 0 else BAR
             bar, val = ("█" * n).ljust(BAR), f"{round(rel, 1) + 0.0:6.1f}"
-        sick = le.log10_attenuation is not None and le.log10_attenuation < math.log10(
-            threshold) and le.largest_factor >= 0.5 * le.log10_attenuation  # as GL101
-        mark = "!" if le.module in flagged or (sick and le.factors >= 3) else " "
+        sick = vanishing.vanishes(le, math.log10(threshold))
+        mark = "!" if le.module in flagged or sick else " "
         att = "" if le.log10_attenuation is None else f"{round(le.log10_attenuation, 1) + 0.0:6.1f}"
         name = (le.module or "<root>")[-name_w:]
         low = "?" if le.confidence == "low" else " "

@@ -8,15 +8,8 @@ from dataclasses import replace
 
 from gradlint.core.graph import GraphNode
 from gradlint.core.values import Diagnostic, Fix, LayerEstimate, Location
+from gradlint.lint import vanishing
 from gradlint.lint.rule_api import ModelAnalysis, Rule, anchor, anchor_of, power10
-
-MIN_FACTORS = 3  # one small factor (a softmax, one small projection) never fires alone
-# nor one that carries more than this share of the attenuation (a squeeze-excitation gate behind
-# its global pool, amid a few mild factors): that is one structural drop, not compounding
-DOMINANT = 0.5
-# where the estimate is known to be weak (confidence: low, errors up to ~0.8 decades), GL101
-# asks for this much more attenuation before it calls a layer vanishing
-LOW_CONFIDENCE_MARGIN = 3.0
 
 
 class VanishingGradient(Rule):
@@ -28,12 +21,7 @@ class VanishingGradient(Rule):
 
     def check(self, analysis: ModelAnalysis) -> Iterator[Diagnostic]:
         limit = math.log10(analysis.threshold)
-        sick = [le for le in analysis.layers
-                if not le.frozen and not le.zero and le.log10_attenuation is not None
-                and le.factors >= MIN_FACTORS
-                and le.largest_factor >= DOMINANT * le.log10_attenuation
-                and le.log10_attenuation < limit - (
-                    LOW_CONFIDENCE_MARGIN if le.confidence == "low" else 0.0)]
+        sick = [le for le in analysis.layers if vanishing.vanishes(le, limit)]
         groups: dict[tuple[str, int], list[LayerEstimate]] = {}
         fallback = analysis.fallback
         for le in sick:
