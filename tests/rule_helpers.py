@@ -66,4 +66,3 @@ def check(model: nn.Module, *inputs: torch.Tensor, threshold: float = 1e-2) -> M
 
 def x128() -> torch.Tensor:
     return torch.randn(8, 128)
-

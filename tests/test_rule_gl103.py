@@ -187,4 +187,3 @@ def test_gl103_quiet_on_scale_invariant_batchnorm_layers() -> None:
     torch.manual_seed(0)
     report = check(ConvBNStack(), torch.randn(4, 3, 16, 16))
     assert "GL103" not in codes(report), explain(report)
-

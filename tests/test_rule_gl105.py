@@ -88,5 +88,3 @@ def test_gl105_quiet(build: Any) -> None:
     torch.manual_seed(0)
     report = check(build(), x128())
     assert "GL105" not in codes(report), explain(report)
-
-

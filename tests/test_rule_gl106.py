@@ -87,4 +87,3 @@ def test_gl106_a_small_but_random_head_is_not_a_gate() -> None:
     model = ZeroHeadMLP(depth=6)
     nn.init.normal_(model.head.weight, std=0.01)  # fan_in·E[W²] = 0.013: small, not closed
     assert "GL106" not in codes(check(model, x128()))
-

@@ -88,4 +88,3 @@ OPAQUE: Vals = (Opaque(),)
 
 def union(*groups: Iterable[Val]) -> Vals:
     return tuple(dict.fromkeys(v for group in groups for v in group))
-
