@@ -56,3 +56,27 @@ def test_fx_and_export_build_the_same_graph() -> None:
     ]
     linear = next(n for n in traced.nodes if n.op == "linear")
     assert linear.weight is not None and linear.weight.shape == (8, 8)
+
+
+class Settings(nn.Module):
+    """Activations called with non-default settings, positionally and by keyword."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.elu(F.leaky_relu(x, 0.2), alpha=0.5)
+        x = F.softplus(F.hardtanh(x, -2.0, 2.0), beta=2.0)
+        return F.softmax(F.gelu(x, approximate="tanh") ** 2, 1)
+
+
+def test_fx_and_export_read_the_same_settings() -> None:
+    model, x = Settings(), torch.randn(4, 8)
+    target = Target("Settings", model, __file__, 1, (x,))
+    exported = export_target(target, model, (x,), input_specs((x,)), (), {}, False)
+
+    def settings(graph: LayerGraph) -> list[tuple[str, dict[str, object]]]:
+        return [(n.op, n.attrs) for n in graph.nodes if n.op not in ("input", "passthrough")]
+
+    assert settings(trace_target(target)) == settings(exported) == [
+        ("leaky_relu", {"negative_slope": 0.2}), ("elu", {"alpha": 0.5}),
+        ("hardtanh", {"min_val": -2.0, "max_val": 2.0}), ("softplus", {"beta": 2.0}),
+        ("gelu", {"approximate": "tanh"}), ("pow", {"exponent": 2}), ("softmax", {"dim": 1}),
+    ]

@@ -20,7 +20,14 @@ import torch.nn as nn
 
 from gradlint.core.graph import InputSpec, LayerGraph, ParamStats
 from gradlint.core.values import Location, StageError, Target
-from gradlint.trace.ir_builder import IRBuilder, is_number, owner, scale_factor, shape_of
+from gradlint.trace.ir_builder import (
+    IRBuilder,
+    call_settings,
+    is_number,
+    owner,
+    scale_factor,
+    shape_of,
+)
 from gradlint.trace.op_lookup import ATEN_CONV, ATEN_LINEAR, ATEN_NORMS, aten_op, aten_packet
 
 
@@ -213,21 +220,7 @@ class AtenConverter(IRBuilder):
             other = [a for a in args if is_number(a)]
             factor = scale_factor(key, float(other[0]) if other else 1.0)
             return self.scale(ins[0], factor, **common)
-        attrs: dict[str, Any] = {}
-        if key in ("softmax", "log_softmax"):
-            attrs["dim"] = args[1] if len(args) > 1 else -1
-        elif key == "gelu":
-            attrs["approximate"] = n.kwargs.get("approximate", "none")
-        elif key == "leaky_relu" and len(args) > 1 and isinstance(args[1], (int, float)):
-            attrs["negative_slope"] = float(args[1])
-        elif key == "pow":
-            attrs["exponent"] = args[1] if len(args) > 1 and isinstance(args[1], (int, float)) \
-                else 1.0
-        elif key == "sdpa":
-            attrs["scale"] = n.kwargs.get("scale")
-        elif key in ("avg_pool", "max_pool") and len(args) > 1:
-            attrs["kernel"] = args[1]
-        return self.add_op(key, ins, attrs=attrs, **common)
+        return self.add_op(key, ins, attrs=call_settings(key, args, n.kwargs), **common)
 
     def norm_call(self, n: fx.Node, packet: str, args: list[Any], common: dict[str, Any]) -> int:
         """A normalization; its module is its weight's owner, else the calling module."""

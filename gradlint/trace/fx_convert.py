@@ -16,19 +16,18 @@ import torch.nn as nn
 
 from gradlint.core.graph import InputSpec, LayerGraph, ParamStats
 from gradlint.core.values import Location, StageError, Target
-from gradlint.trace.ir_builder import IRBuilder, flat, is_number, owner, scale_factor, shape_of
+from gradlint.trace.ir_builder import (
+    IRBuilder,
+    call_settings,
+    flat,
+    is_number,
+    owner,
+    scale_factor,
+    shape_of,
+)
 from gradlint.trace.op_lookup import function_label, function_op, method_op, module_op
 from gradlint.trace.splice import splice_leaf
 from gradlint.trace.weight_stats import owners_of
-
-# (position, keyword) of the settings a functional call passes, by op key
-_FN_ATTRS: dict[str, list[tuple[int, str]]] = {
-    "leaky_relu": [(1, "negative_slope")], "elu": [(1, "alpha")], "celu": [(1, "alpha")],
-    "hardtanh": [(1, "min_val"), (2, "max_val")], "gelu": [(99, "approximate")],
-    "softplus": [(1, "beta"), (2, "threshold")], "softmax": [(1, "dim")],
-    "log_softmax": [(1, "dim")], "avg_pool": [(1, "kernel_size")],
-    "max_pool": [(1, "kernel_size")], "sdpa": [(6, "scale")], "pow": [(1, "exponent")],
-}
 
 
 def _arg(n: fx.Node, pos: int, name: str, default: Any = None) -> Any:
@@ -135,12 +134,7 @@ class FxConverter(IRBuilder):
             key = "opaque"
         elif key in ("layer_norm", "rms_norm") and n.op == "call_function":
             ins = self.functional_norm(n, ins, common)
-        for pos, name in _FN_ATTRS.get(key, []):
-            v = _arg(n, pos, name)
-            if v is not None and not isinstance(v, fx.Node):
-                attrs["kernel" if name == "kernel_size" else name] = v
-        if key in ("softmax", "log_softmax") and "dim" not in attrs:
-            attrs["dim"] = -1
+        attrs.update(call_settings(key, n.args, n.kwargs))
         self.index[n] = self.add_op(key, ins, attrs=attrs, **common)
 
     def binary(self, key: str, x: Any, y: Any, common: dict[str, Any]) -> int:

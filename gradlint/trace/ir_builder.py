@@ -1,10 +1,10 @@
 """The LayerGraph builder both tracers share.
 
-The fx converter (``fx_convert``) and the ATen converter (``aten_convert``) each walk their own
-graph flavour and decide which IR op a node becomes; what they have in common lives here, once:
-appending nodes, reading shapes, parameter statistics and their names by role, source sites,
-the arithmetic lowerings (``x*c``, ``x/c``, ``-x``, ``a - b``) and the rule that an op outside
-the catalogue with no tensor input makes a constant.
+The fx converter (``fx_convert``) and the ATen converter (``export``) each walk their own graph
+flavour and decide which IR op a node becomes; what they have in common lives here, once:
+appending nodes, reading shapes, the settings a call passes, parameter statistics and their
+names by role, source sites, the arithmetic lowerings (``x*c``, ``x/c``, ``-x``, ``a - b``) and
+the rule that an op outside the catalogue with no tensor input makes a constant.
 """
 
 from __future__ import annotations
@@ -22,6 +22,36 @@ from gradlint.trace.weight_stats import tensor_stats
 
 # the signs of a sum's two operands: ``a - b`` is add with scales (1, -1)
 _SIGNS = {"add": (1.0, 1.0), "sub": (1.0, -1.0), "rsub": (-1.0, 1.0)}
+
+
+# The settings an op's call passes, by op key: (position, keyword, attribute). torch.*/F.*
+# functions and their ATen ops take them at the same positions (keyword-only: no position).
+_SETTINGS: dict[str, tuple[tuple[int | None, str, str], ...]] = {
+    "leaky_relu": ((1, "negative_slope", "negative_slope"),), "elu": ((1, "alpha", "alpha"),),
+    "celu": ((1, "alpha", "alpha"),), "gelu": ((None, "approximate", "approximate"),),
+    "hardtanh": ((1, "min_val", "min_val"), (2, "max_val", "max_val")),
+    "softplus": ((1, "beta", "beta"), (2, "threshold", "threshold")),
+    "softmax": ((1, "dim", "dim"),), "log_softmax": ((1, "dim", "dim"),),
+    "avg_pool": ((1, "kernel_size", "kernel"),), "max_pool": ((1, "kernel_size", "kernel"),),
+    "sdpa": ((6, "scale", "scale"),), "pow": ((1, "exponent", "exponent"),),
+}
+# what a setting is when the call does not give it as a constant (a tensor exponent: gain 1)
+_UNSET: dict[str, dict[str, Any]] = {"softmax": {"dim": -1}, "log_softmax": {"dim": -1},
+                                     "pow": {"exponent": 1.0}}
+
+
+def call_settings(key: str, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
+                  ) -> dict[str, Any]:
+    """The attributes op ``key`` takes from a call's constant arguments."""
+    attrs = dict(_UNSET.get(key, {}))
+    for pos, keyword, attr in _SETTINGS.get(key, ()):
+        if keyword in kwargs:
+            v = kwargs[keyword]
+        else:
+            v = args[pos] if pos is not None and pos < len(args) else None
+        if v is not None and not isinstance(v, fx.Node):
+            attrs[attr] = v
+    return attrs
 
 
 def shape_of(value: Any) -> tuple[int, ...] | None:
