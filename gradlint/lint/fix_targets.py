@@ -16,13 +16,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from gradlint.core.op_kinds import SOURCE_KINDS, WEIGHT_KINDS
 from gradlint.core.values import Edit, Location
 
 if TYPE_CHECKING:
     from gradlint.core.graph import GraphNode, LayerGraph
     from gradlint.lint.rule_api import ModelAnalysis
 
-_SOURCES = ("param", "constant", "input")
 _SCALARS = ("param", "constant")  # a mul by these scales, it does not gate
 
 
@@ -56,8 +56,6 @@ def _through(start: int, graph: LayerGraph, users: list[list[int]]) -> Iterable[
 
 def _weights(nodes: Sequence[GraphNode]) -> list[bool]:
     """Weight layers, including ``x @ W`` with a parameter ``W``."""
-    from gradlint.trace.op_lookup import WEIGHT_KINDS
-
     return [n.kind in WEIGHT_KINDS or (
         n.op == "matmul" and any(nodes[i].op == "param" for i in n.inputs)) for n in nodes]
 
@@ -75,7 +73,8 @@ def _is_gate(start: int, nodes: Sequence[GraphNode], users: list[list[int]]) -> 
                     k != j and nodes[k].op not in _SCALARS for k in un.inputs):
                 return True
             follow = un.kind in ("passthrough", "scale", "elementwise", "mul", "div") or (
-                un.op == "add" and sum(1 for k in un.inputs if nodes[k].op not in _SOURCES) <= 1)
+                un.op == "add"
+                and sum(1 for k in un.inputs if nodes[k].op not in SOURCE_KINDS) <= 1)
             if follow and u not in seen:
                 seen.add(u)
                 stack.append(u)

@@ -15,10 +15,11 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from gradlint.core.op_kinds import AFFINE_KINDS
 from gradlint.estimate.strongest_path import LN10, NEG_INF
 from gradlint.lint.rule_api import ModelAnalysis
 
-CHAIN_KINDS = frozenset({"linear", "conv", "conv_transpose"})
+CHAIN_KINDS = AFFINE_KINDS  # the layers whose fans set a plain stack's gain
 _THROUGH = frozenset({"passthrough", "pool"})
 # an activation whose derivative never reaches this caps the gain whatever the init
 # (sigmoid: f' <= 1/4): the activation is the problem there (GL101/GL102), not the init

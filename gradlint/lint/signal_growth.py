@@ -26,14 +26,12 @@ import math
 from typing import NamedTuple
 
 from gradlint.core.graph import GraphNode
-from gradlint.estimate.activations import HOMOGENEOUS
+from gradlint.core.op_kinds import HOMOGENEOUS, SOURCE_KINDS, WEIGHT_KINDS
 from gradlint.estimate.strongest_path import LN10, NEG_INF
 from gradlint.lint.rule_api import ModelAnalysis
-from gradlint.trace.op_lookup import WEIGHT_KINDS
 
 # a factor counts towards "at least 3" only when it is clearly above 1 (GL101's 0.9, mirrored)
 FACTOR_COUNTS_ABOVE = math.log10(1 / 0.9)
-_SOURCES = ("param", "constant", "input")
 _SCALERS = frozenset({"rsqrt", "reciprocal", "sqrt"})
 _MAY_PASS = frozenset({"norm", "mul", "div", "passthrough"})  # may normalize, or a view
 
@@ -69,7 +67,7 @@ def is_join(analysis: ModelAnalysis, i: int) -> bool:
     """An add of two computed tensors: a residual join (a bias add has one)."""
     nodes = analysis.nodes
     node = nodes[i]
-    return node.op == "add" and sum(1 for j in node.inputs if nodes[j].op not in _SOURCES) >= 2
+    return node.op == "add" and sum(1 for j in node.inputs if nodes[j].op not in SOURCE_KINDS) >= 2
 
 
 def normalizes(analysis: ModelAnalysis, i: int) -> bool:

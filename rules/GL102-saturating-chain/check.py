@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from gradlint.core.graph import GraphNode
+from gradlint.core.op_kinds import SOURCE_KINDS
 from gradlint.core.values import Diagnostic, Fix, Location
 from gradlint.lint.rule_api import ModelAnalysis, Rule, anchor, anchor_of
 
 MIN_CHAIN = 3
-_SOURCES = ("param", "constant", "input")
 
 
 class SaturatingChain(Rule):
@@ -93,13 +93,13 @@ def _is_join(node: GraphNode, nodes: tuple[GraphNode, ...]) -> bool:
     """An add of two computed tensors: a skip connection joining two paths."""
     if node.op != "add":
         return False
-    return sum(1 for i in node.inputs if nodes[i].op not in _SOURCES) >= 2
+    return sum(1 for i in node.inputs if nodes[i].op not in SOURCE_KINDS) >= 2
 
 
 def _is_gate(node: GraphNode, nodes: tuple[GraphNode, ...], users: list[list[int]]) -> bool:
     """A sigmoid whose output multiplies another tensor (LSTM/GRU, SE, GLU) is a gate."""
     for u in users[node.index]:
-        if nodes[u].op == "mul" and any(nodes[i].op not in _SOURCES
+        if nodes[u].op == "mul" and any(nodes[i].op not in SOURCE_KINDS
                                         for i in nodes[u].inputs if i != node.index):
             return True
     return False

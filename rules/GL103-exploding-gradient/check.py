@@ -40,8 +40,8 @@ class ExplodingGradient(Rule):
 
     def _along_layers(self, analysis: ModelAnalysis, limit: float,
                       fallback: Location) -> Iterator[Diagnostic]:
+        from gradlint.core.op_kinds import WEIGHT_KINDS
         from gradlint.lint.signal_growth import signal_growth
-        from gradlint.trace.op_lookup import WEIGHT_KINDS
 
         confidence = {le.module: le.confidence for le in analysis.layers}
         sick = [g for g in signal_growth(analysis)

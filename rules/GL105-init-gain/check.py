@@ -86,7 +86,7 @@ class InitGain(Rule):
 def _fix(act: str, target: float, analysis: ModelAnalysis,
          units: tuple[StackLayer, ...]) -> Fix:
     """The init that gives this activation a per-layer gain of ~1."""
-    from gradlint.estimate.activations import HOMOGENEOUS  # torch: not at `gradlint rules`
+    from gradlint.core.op_kinds import HOMOGENEOUS
 
     if act in _RELU:
         init = "nn.init.kaiming_normal_(m.weight, nonlinearity=\"relu\")"
