@@ -262,9 +262,9 @@ class AtenConverter(IRBuilder):
         b = self.param(args[2] if len(args) > 2 else None, "bias")
         transposed = "transpose" in packet or (packet == "aten.convolution" and bool(args[6]))
         stride = args[3] if len(args) > 3 else 1
-        groups = int(args[8] if packet == "aten.convolution" and len(args) > 8 else
-                     (args[6] if len(args) > 6 and "transpose" not in packet else
-                      (args[6] if len(args) > 6 else 1)))
+        # groups: aten.convolution's 9th argument; conv{1,2,3}d's and conv_transpose's 7th
+        groups = int(args[8] if packet == "aten.convolution" and len(args) > 8
+                     else args[6] if len(args) > 6 else 1)
         k = tuple(w.shape[2:])
         stride_t = tuple(stride) if isinstance(stride, (list, tuple)) else (int(stride),) * len(k)
         if transposed:
