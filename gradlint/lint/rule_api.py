@@ -4,17 +4,20 @@ the class's README.md beside it is its documentation (``gradlint explain CODE``)
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gradlint.core.graph import GraphNode
-from gradlint.core.values import Diagnostic, Fix, LayerEstimate, Location, Severity
+from gradlint.core.rule_catalogue import Rule
+from gradlint.core.values import LayerEstimate, Location
 
 if TYPE_CHECKING:  # the estimate imports torch; `gradlint rules` and `explain` must not
     from gradlint.estimate.sweeps import GraphEstimate
 
 T = TypeVar("T")
+
+__all__ = ["ModelAnalysis", "Rule", "anchor", "anchor_of", "power10"]  # Rule: the catalogue's
 
 
 @dataclass(frozen=True)
@@ -65,27 +68,6 @@ class ModelAnalysis:
     def layer_sites(self) -> dict[str, int]:
         """Module -> its call that carries the most gradient, for every module (shared)."""
         return self.derived(_strongest_calls)
-
-
-class Rule:
-    """Base class: subclasses set the metadata and implement ``check``."""
-
-    code: ClassVar[str]
-    name: ClassVar[str]
-    severity: ClassVar[Severity] = "error"
-    summary: ClassVar[str] = ""
-    enabled_by_default: ClassVar[bool] = True
-    # emitted by a stage (load/trace), not by checking an analysis
-    stage: ClassVar[bool] = False
-
-    def check(self, analysis: ModelAnalysis) -> Iterable[Diagnostic]:
-        return ()
-
-    def diagnostic(self, message: str, location: Location, target: str,
-                   module: str | None = None, related: tuple[Location, ...] = (),
-                   fix: Fix | None = None) -> Diagnostic:
-        return Diagnostic(self.code, self.name, self.severity, message, location, target,
-                          module, related, fix)
 
 
 def anchor(layer: LayerEstimate | GraphNode, fallback: Location) -> Location:

@@ -24,8 +24,8 @@ import torch.nn as nn
 
 from gradlint.core.input_specs import parse_spec
 from gradlint.core.options import TargetConfig
+from gradlint.core.rule_catalogue import diagnostic
 from gradlint.core.values import Diagnostic, Location, ModelReport, Target
-from gradlint.lint.registry import diagnostic
 from gradlint.load.construction_sites import Site, SiteRecorder
 from gradlint.load.meta_probe import (
     MetaDrawsNothing,
