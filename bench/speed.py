@@ -52,7 +52,6 @@ if str(ROOT) not in sys.path:
 
 MODELS_FILE = ROOT / "bench" / "speed_models.py"
 DEFAULT_OUT = ROOT / "bench" / "results" / "speed.md"
-THRESHOLD = 1e-2
 RESULT = "SPEED-RESULT "  # prefix of the one JSON line a child prints
 
 
@@ -146,7 +145,7 @@ def stage(times: dict[str, float], name: str, sources: SourceTimer) -> Iterator[
 
 
 def analyse_once(spec: Spec, sources: SourceTimer) -> tuple[dict[str, float], dict[str, Any]]:
-    from gradlint.core.options import Options
+    from gradlint.core.options import DEFAULT_THRESHOLD, Options
     from gradlint.core.values import ModelReport, Report, Target
     from gradlint.estimate.sweeps import estimate_gradients
     from gradlint.lint.registry import run_rules
@@ -170,14 +169,14 @@ def analyse_once(spec: Spec, sources: SourceTimer) -> tuple[dict[str, float], di
     with stage(times, "estimate", sources):
         estimate = estimate_gradients(graph)
     with stage(times, "rules", sources):
-        diags = run_rules(ModelAnalysis(target.name, estimate, THRESHOLD))
+        diags = run_rules(ModelAnalysis(target.name, estimate, DEFAULT_THRESHOLD))
     with stage(times, "report", sources):
         model = ModelReport(target=target.name, name=spec.factory, file=target.file,
                             line=target.line, status="ok", tracer=graph.tracer,
                             init=graph.init, layers=estimate.layers, diagnostics=tuple(diags))
         report = Report((model,), ())
-        chosen = selected(report, Options(threshold=THRESHOLD))
-        text = to_text(report, chosen, THRESHOLD)
+        chosen = selected(report, Options(threshold=DEFAULT_THRESHOLD))
+        text = to_text(report, chosen, DEFAULT_THRESHOLD)
         doc = to_json(report, chosen)
     info = {"nodes": len(graph.nodes), "layers": len(estimate.layers), "tracer": graph.tracer,
             "init": graph.init, "diagnostics": len(chosen), "bytes": len(text) + len(doc)}

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from gradlint.core.options import DEFAULT_THRESHOLD
 from gradlint.core.version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
     from gradlint.core.values import ModelReport
 
 
-def check(model: Any, inputs: Any = None, threshold: float = 1e-2) -> ModelReport:
+def check(model: Any, inputs: Any = None, threshold: float = DEFAULT_THRESHOLD
+          ) -> ModelReport:
     """Lint an ``nn.Module`` instance in-process; imported lazily so ``--version`` stays fast."""
     from gradlint.run.check_file import check_model
 

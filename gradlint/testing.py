@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from gradlint.core.options import DEFAULT_THRESHOLD
 from gradlint.lint.registry import is_selected
 from gradlint.report.text import format_diagnostic
 
 FAILING = ("GL101", "GL102", "GL103", "GL104", "GL9")
 
 
-def assert_no_vanishing_gradients(model: Any, inputs: Any = None, threshold: float = 1e-2,
+def assert_no_vanishing_gradients(model: Any, inputs: Any = None,
+                                  threshold: float = DEFAULT_THRESHOLD,
                                   codes: Sequence[str] = FAILING) -> None:
     """Raise AssertionError listing every finding of ``codes`` (prefixes) at warning or above,
     with gradlint's own lines and fixes, and the model's gradient-flow chart."""

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from gradlint.core.options import DEFAULT_THRESHOLD
 from gradlint.core.version import __version__
 from gradlint.report.formats import FORMATS
 
@@ -43,7 +44,7 @@ def main() -> None:
 @click.option("--select", default="", help="Comma-separated rule codes or prefixes (GL1).")
 @click.option("--ignore", default="", help="Comma-separated rule codes or prefixes to skip.")
 @click.option("--threshold", type=float, default=None,
-              help="GL101's attenuation threshold (default 1e-2).")
+              help=f"GL101's attenuation threshold (default {DEFAULT_THRESHOLD:g}).")
 @click.option("--input", "inputs", multiple=True, metavar="SHAPE[:DTYPE]",
               help="Example input, e.g. 8x3x224x224 or 2x128:int64 (repeatable).")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when rules find problems.")
