@@ -42,10 +42,29 @@ def elementwise(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
                       (math.log(gs) if gs > 0 else NEG_INF,), False))
 
 
-def affine(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+def linear(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
            need_shared: bool) -> Step:
-    """linear, conv, conv_transpose: y = W x + b."""
-    return _weight_layer(node, node.kind, ins[0] if ins else NO_INPUT)
+    """y = W x + b: P' = fan_in E[W^2] P + E[b^2]; r_in = fan_out E[W^2] r_out."""
+    a = node.attrs
+    return _weight_layer(node, ins[0] if ins else NO_INPUT, a["fan_in"], a["fan_out"])
+
+
+def conv(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+         need_shared: bool) -> Step:
+    """Each input entry feeds C_out/groups * k / stride outputs."""
+    a = node.attrs
+    ksize, stride, groups = prod(a["kernel"]), prod(a["stride"]), a.get("groups", 1)
+    return _weight_layer(node, ins[0] if ins else NO_INPUT, a["in"] // groups * ksize,
+                         a["out"] // groups * ksize / stride)
+
+
+def conv_transpose(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+                   need_shared: bool) -> Step:
+    """The transpose of conv: the stride divides the forward fan instead."""
+    a = node.attrs
+    ksize, stride, groups = prod(a["kernel"]), prod(a["stride"]), a.get("groups", 1)
+    return _weight_layer(node, ins[0] if ins else NO_INPUT,
+                         a["in"] // groups * ksize / stride, a["out"] // groups * ksize)
 
 
 def graph_input(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
@@ -240,20 +259,9 @@ def _affine(inp: Moments, gain: float, w: ParamStats | None, b: ParamStats | Non
     return make_moments((mb, gain * inp.second + eb2, gain * inp.shared + eb2))
 
 
-def _weight_layer(node: GraphNode, kind: str, x: Moments) -> Step:
+def _weight_layer(node: GraphNode, x: Moments, fan_in: float, back: float) -> Step:
     w, b = node.main, node.bias
     ew2 = w.mean_sq if w else 0.0
-    a = node.attrs
-    if kind == "linear":
-        fan_in, back = a["fan_in"], a["fan_out"]
-    else:
-        ksize = prod(a["kernel"])
-        stride = prod(a["stride"])
-        groups = a.get("groups", 1)
-        if kind == "conv":  # each input entry feeds C_out/groups * k / stride outputs
-            fan_in, back = a["in"] // groups * ksize, a["out"] // groups * ksize / stride
-        else:
-            fan_in, back = a["in"] // groups * ksize / stride, a["out"] // groups * ksize
     return make_step((_affine(x, fan_in * ew2, w, b), (_log(back * ew2),), False))
 
 

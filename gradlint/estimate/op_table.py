@@ -119,15 +119,14 @@ class OpEntry:
     reads_shared: bool = False
 
 
-_AFFINE = OpEntry(fw.affine, position_coherence=_same_everywhere)
 _NORM = OpEntry(fw.norm, weight_grad=_norm_grad)
 _POOL = OpEntry(fw.pool)
 
 KIND_ENTRIES: dict[str, OpEntry] = {
     "elementwise": OpEntry(fw.elementwise, position_coherence=_slope_weighted),
-    "linear": _AFFINE,
-    "conv": _AFFINE,
-    "conv_transpose": OpEntry(fw.affine),
+    "linear": OpEntry(fw.linear, position_coherence=_same_everywhere),
+    "conv": OpEntry(fw.conv, position_coherence=_same_everywhere),
+    "conv_transpose": OpEntry(fw.conv_transpose),
     "input": OpEntry(fw.graph_input),
     "param": OpEntry(fw.param),
     "constant": OpEntry(fw.constant),
