@@ -1,5 +1,8 @@
 """GL100 unused-suppression: emitted after the rules ran, by comparing the suppression comments
-of each checked file with what they suppressed (``gradlint/lint/suppressions.py``)."""
+of each checked file with what they suppressed (``gradlint/lint/suppressions.py``).
+
+This folder is the one place its name, severity and summary are declared; suppressions.py makes
+the diagnostic with ``rule_catalogue.diagnostic("GL100", ...)``."""
 
 from __future__ import annotations
 

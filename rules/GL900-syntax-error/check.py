@@ -1,4 +1,7 @@
-"""GL900 syntax-error: emitted by a stage of the pipeline, not by checking an estimate."""
+"""GL900 syntax-error: the static pre-filter could not parse the file (gradlint/run/pipeline.py).
+
+A stage code: this folder is the one place its name, severity and summary are declared; the
+pipeline makes the diagnostic with ``rule_catalogue.diagnostic("GL900", ...)``."""
 
 from __future__ import annotations
 

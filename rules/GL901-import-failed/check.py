@@ -1,4 +1,7 @@
-"""GL901 import-failed: emitted by a stage of the pipeline, not by checking an estimate."""
+"""GL901 import-failed: importing the file raised (the load stage, gradlint/load/targets.py).
+
+A stage code: this folder is the one place its name, severity and summary are declared; the
+load stage makes the diagnostic with ``rule_catalogue.diagnostic("GL901", ...)``."""
 
 from __future__ import annotations
 

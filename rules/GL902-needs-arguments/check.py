@@ -1,4 +1,7 @@
-"""GL902 needs-arguments: emitted by a stage of the pipeline, not by checking an estimate."""
+"""GL902 needs-arguments: a model class needs constructor arguments (gradlint/load/targets.py).
+
+A stage code: this folder is the one place its name, severity and summary are declared; the
+load stage makes the diagnostic with ``rule_catalogue.diagnostic("GL902", ...)``."""
 
 from __future__ import annotations
 

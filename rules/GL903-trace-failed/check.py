@@ -1,4 +1,8 @@
-"""GL903 trace-failed: emitted by a stage of the pipeline, not by checking an estimate."""
+"""GL903 trace-failed: the trace stage raised ``StageError("GL903", ...)`` (gradlint/trace/).
+
+A stage code: this folder is the one place its name, severity and summary are declared; the
+per-file runner (gradlint/run/check_file.py) makes the diagnostic through
+``rule_catalogue.diagnostic``."""
 
 from __future__ import annotations
 

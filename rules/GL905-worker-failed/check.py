@@ -1,4 +1,8 @@
-"""GL905 worker-failed: emitted by the worker pool (gradlint/run/pool.py), not by an estimate."""
+"""GL905 worker-failed: the file's process crashed or timed out, or gradlint itself failed
+(gradlint/run/pool.py, gradlint/run/check_file.py).
+
+A stage code: this folder is the one place its name, severity and summary are declared; the
+runner makes the diagnostic with ``rule_catalogue.diagnostic("GL905", ...)``."""
 
 from __future__ import annotations
 

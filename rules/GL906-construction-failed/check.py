@@ -1,4 +1,7 @@
-"""GL906 construction-failed: emitted by a stage of the pipeline, not by checking an estimate."""
+"""GL906 construction-failed: building a model raised (the load stage, gradlint/load/targets.py).
+
+A stage code: this folder is the one place its name, severity and summary are declared; the
+load stage makes the diagnostic with ``rule_catalogue.diagnostic("GL906", ...)``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""GL907 not-imported: emitted by a stage of the pipeline, not by checking an estimate."""
+"""GL907 not-imported: the pre-filter found work at import (gradlint/run/pipeline.py).
+
+A stage code: this folder is the one place its name, severity and summary are declared; the
+pipeline makes the diagnostic with ``rule_catalogue.diagnostic("GL907", ...)``."""
 
 from __future__ import annotations
 
