@@ -2,6 +2,15 @@
 
 The pipeline is ``load -> trace -> estimate -> rules -> report``; ``check`` runs it on a model
 object you already have (a notebook, a test), without loading any file.
+
+Each stage is a subpackage; bottom-up, a module imports only from its own stage and lower ones::
+
+    core <- load <- trace <- estimate <- verify <- lint <- report <- run <- cli
+
+``core`` holds the torch-free values and the IR every stage shares; ``verify`` (the estimate
+against autograd, ``--verify``) needs only ``core`` and is called by ``run``. Above them all sit
+the entry points: this package's root, ``__main__``, and the public ``rule``, ``ftypes`` and
+``testing`` modules. tests/test_architecture.py checks the order and that there are no cycles.
 """
 
 from __future__ import annotations

@@ -667,13 +667,13 @@ for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import torch
 torch.set_num_threads(1)
 import gradlint.run.check_file
-from gradlint.run import worker
+from gradlint.run import server, warm_up, working_set
 
-worker._no_threads()
-worker._warm_up()
+server.no_threads()
+warm_up.warm_up()
 gc.collect()
 gc.freeze()
-scouting = worker._Scouting(())
+scouting = working_set.Scouting(())
 runs = None
 while runs is None:
     select.select([scouting.fd], [], [])
@@ -685,9 +685,9 @@ def faults_of_a_check(populate):
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
-        ok = worker._populate(runs) if populate else True
+        ok = working_set.populate(runs) if populate else True
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        worker._warm_up()
+        warm_up.warm_up()
         after = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         os.write(write, f"{ok} {after - before}".encode())
         os._exit(0)

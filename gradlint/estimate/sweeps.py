@@ -12,6 +12,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from gradlint.core.gc_pause import collector_paused
 from gradlint.core.graph import GraphNode, LayerGraph, ModuleInfo, ParamStats
 from gradlint.core.op_kinds import AFFINE_KINDS, GATE_RMS, WEIGHT_KINDS
 from gradlint.core.values import LayerEstimate
@@ -20,7 +21,6 @@ from gradlint.estimate.op_table import entry_of, graph_reads_shared, propagate
 from gradlint.estimate.residual_coherence import CoherentSkip, coherent_skips, homogeneous_floor
 from gradlint.estimate.strongest_path import LN10, NEG_INF, PathState, analyse_paths, gated_cell
 from gradlint.estimate.tensor_state import Moments, Step, logaddexp
-from gradlint.run.gc_pause import collector_paused
 
 
 @dataclass(frozen=True)

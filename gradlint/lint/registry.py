@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from gradlint.core.gc_pause import collector_paused
 from gradlint.core.options import Config, ConfigError
 from gradlint.core.rule_catalogue import (
     BUILTIN_RULES,
@@ -21,7 +22,6 @@ from gradlint.core.rule_catalogue import (
 )
 from gradlint.core.values import Diagnostic
 from gradlint.lint.rule_api import ModelAnalysis
-from gradlint.run.gc_pause import collector_paused
 
 __all__ = ["BUILTIN_RULES", "RuleError", "RuleInfo", "check_config_codes", "diagnostic",
            "discover_rules", "is_selected", "rule_by_code", "run_rules", "unknown_code",

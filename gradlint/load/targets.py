@@ -71,7 +71,7 @@ def _diag(code: str, message: str, loc: Location, target: str = "") -> Diagnosti
     return diagnostic(code, message, loc, target)  # name and severity: the rule folder's
 
 
-def _user_location(exc: BaseException, path: str) -> Location:
+def user_location(exc: BaseException, path: str) -> Location:
     """Where in the user's code an exception came from: their file first, else any user frame."""
     site = exception_site(exc, prefer=path)
     if site is not None:
@@ -81,7 +81,7 @@ def _user_location(exc: BaseException, path: str) -> Location:
     return Location(path, 1)
 
 
-def _describe(exc: BaseException) -> str:
+def describe_exception(exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
         return f"SystemExit({exc.code!r})"
     if isinstance(exc, OutsideEffect):
@@ -209,9 +209,9 @@ def load_targets(req: LoadRequest) -> list[Target | ModelReport] | Diagnostic:
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: BLE001 - the user's import failed, whatever it raised
-        loc = _user_location(exc, req.path)
-        return _diag("GL901", f"importing {req.path} raised {_describe(exc)}; fix the error or "
-                     "guard side effects with `if __name__ == \"__main__\":`", loc)
+        loc = user_location(exc, req.path)
+        return _diag("GL901", f"importing {req.path} raised {describe_exception(exc)}; fix the "
+                     "error or guard side effects with `if __name__ == \"__main__\":`", loc)
 
     results: list[Target | ModelReport] = []
     candidates: list[_Candidate] = []
@@ -253,9 +253,9 @@ def load_targets(req: LoadRequest) -> list[Target | ModelReport] | Diagnostic:
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001
-            loc = _user_location(exc, req.path)
+            loc = user_location(exc, req.path)
             results.append(_failed(req, c.name, c.line, _diag(
-                "GL906", f"building example inputs for {c.name} raised {_describe(exc)}",
+                "GL906", f"building example inputs for {c.name} raised {describe_exception(exc)}",
                 loc, f"{req.path}::{c.name}")))
             continue
         results.append(Target(f"{req.path}::{c.name}", c.model, req.path, c.line, inputs,
@@ -339,9 +339,9 @@ def _build(req: LoadRequest, module: types.ModuleType, name: str, obj: Any,
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: BLE001 - the user's constructor failed
-        loc = _user_location(exc, req.path)
+        loc = user_location(exc, req.path)
         return _failed(req, name, line, _diag(
-            "GL906", f"constructing {name}() raised {_describe(exc)}", loc,
+            "GL906", f"constructing {name}() raised {describe_exception(exc)}", loc,
             f"{req.path}::{name}"))
     if not isinstance(model, nn.Module):
         return _failed(req, name, line, _diag(

@@ -1,4 +1,5 @@
-"""The parent's side of checking files in other processes (gradlint/run/worker.py has the other).
+"""The parent's side of checking files in other processes (gradlint/run/server.py and
+gradlint/run/child.py have the other).
 
 One fork server per run imports torch once (~1-3 s) and forks a fresh process for every file,
 so nothing one file does (imports, globals, torch defaults, fds, signals, cwd, environment,
@@ -39,7 +40,7 @@ _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+) in ')
 _FATAL = re.compile(r"Fatal Python error: (?P<what>[^\n]+)")
 # -c, not -m: neither puts the working directory (where a user's ``ast.py`` may live) first on
 # sys.path in place of the interpreter's own modules
-_BOOT = "import sys; del sys.path[0]; from gradlint.run.worker import main; main(sys.argv[1:])"
+_BOOT = "import sys; del sys.path[0]; from gradlint.run.server import main; main(sys.argv[1:])"
 
 
 class Terminated(KeyboardInterrupt):
@@ -138,7 +139,7 @@ class _Server:
         return _Job(index, job, Connection(ours.detach()), capture, options.timeout)
 
     def preload(self, names: Sequence[str]) -> None:
-        """Have the server import what a file's process needed, once (worker.PRELOAD)."""
+        """Have the server import what a file's process needed, once (child.PRELOAD)."""
         new = tuple(n for n in names if n not in self.preloaded)
         if new:
             self.preloaded.update(new)
