@@ -349,11 +349,9 @@ def _negative_part(graph: LayerGraph, i: int, moments: list[Moments]) -> Moments
     return Moments(x.mean, negative_second_moment(name, attrs, x.mean, x.var), x.shared)
 
 
-def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[float],
-                     paths: list[PathState], spread: dict[int, float], grads: list[float],
-                     centred: set[int], log_s: list[float] | None = None
-                     ) -> tuple[LayerEstimate, ...]:
-    """One LayerEstimate per parameter owner; ``grads``: _weight_grads (natural log)."""
+def _call_sites(graph: LayerGraph) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """Per parameter owner, the nodes that call it (a module call, a functional call with its
+    tensors) and, per parameter name, the nodes that read it directly in forward (get_attr)."""
     nodes = graph.nodes
     calls: dict[str, list[int]] = {}
     uses: dict[str, list[int]] = {}  # parameters read directly in forward (get_attr)
@@ -375,9 +373,16 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
                 found.append(node.index)
             if node.kind == "attention":
                 calls.setdefault(name + ".out_proj", []).append(node.index)
-    nearest = max((i for ids in calls.values() for i in ids if log_r[i] > NEG_INF), default=None)
-    ref_signal = log_r[nearest] if nearest is not None else 0.0
+    return calls, uses
 
+
+def _owner_gradients(graph: LayerGraph, moments: list[Moments], log_r: list[float],
+                     spread: dict[int, float], grads: list[float], centred: set[int],
+                     log_s: list[float] | None, calls: dict[str, list[int]],
+                     uses: dict[str, list[int]]) -> list[tuple[ModuleInfo, float, int | None]]:
+    """Per owner: the natural log of its mean squared weight gradient summed over its calls
+    and direct reads, and the site nearest the loss (the one with the largest r)."""
+    nodes = graph.nodes
     raw: list[tuple[ModuleInfo, float, int | None]] = []
     for owner in graph.owners:
         sites = calls.get(owner.name, [])
@@ -407,6 +412,20 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
                     site = i
         raw.append((owner, total, site))
 
+    return raw
+
+
+def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[float],
+                     paths: list[PathState], spread: dict[int, float], grads: list[float],
+                     centred: set[int], log_s: list[float] | None = None
+                     ) -> tuple[LayerEstimate, ...]:
+    """One LayerEstimate per parameter owner; ``grads``: _weight_grads (natural log)."""
+    nodes = graph.nodes
+    calls, uses = _call_sites(graph)
+    nearest = max((i for ids in calls.values() for i in ids if log_r[i] > NEG_INF), default=None)
+    ref_signal = log_r[nearest] if nearest is not None else 0.0
+
+    raw = _owner_gradients(graph, moments, log_r, spread, grads, centred, log_s, calls, uses)
     top = max((g for o, g, _ in raw if g > NEG_INF and not o.frozen), default=0.0)
     pooled_norms = _norms_before_global_pool(graph)
     out: list[LayerEstimate] = []

@@ -71,27 +71,31 @@ def _tuple(v: Any, n: int) -> tuple[int, ...]:
     return tuple(v) if isinstance(v, (tuple, list)) else (int(v),) * n
 
 
+def _activation_attrs(mod: nn.Module, key: str) -> dict[str, Any]:
+    """The settings of an activation module that its maths reads (slope, alpha...)."""
+    if key == "hardtanh":
+        return {"min_val": float(getattr(mod, "min_val", -1.0)),
+                "max_val": float(getattr(mod, "max_val", 1.0))}
+    if isinstance(mod, nn.LeakyReLU):
+        return {"negative_slope": float(mod.negative_slope)}
+    if isinstance(mod, nn.PReLU):
+        return {"negative_slope": float(mod.weight.detach().float().mean())
+                if mod.weight.device.type != "meta" else mod.init}
+    if isinstance(mod, (nn.ELU, nn.CELU)):
+        return {"alpha": float(mod.alpha)}
+    if isinstance(mod, nn.GELU):
+        return {"approximate": mod.approximate}
+    if isinstance(mod, nn.Softplus):
+        return {"beta": float(mod.beta), "threshold": float(mod.threshold)}
+    return {}
+
+
 def module_op(mod: nn.Module) -> tuple[str, dict[str, Any]]:
     """Catalogue key and attributes for a leaf module; ``opaque`` when unknown."""
     t = type(mod)
     for cls, key in _ACTIVATION_MODULES.items():
         if isinstance(mod, cls):
-            attrs: dict[str, Any] = {}
-            if key == "hardtanh":
-                attrs = {"min_val": float(getattr(mod, "min_val", -1.0)),
-                         "max_val": float(getattr(mod, "max_val", 1.0))}
-            elif isinstance(mod, nn.LeakyReLU):
-                attrs = {"negative_slope": float(mod.negative_slope)}
-            elif isinstance(mod, nn.PReLU):
-                attrs = {"negative_slope": float(mod.weight.detach().float().mean())
-                         if mod.weight.device.type != "meta" else mod.init}
-            elif isinstance(mod, (nn.ELU, nn.CELU)):
-                attrs = {"alpha": float(mod.alpha)}
-            elif isinstance(mod, nn.GELU):
-                attrs = {"approximate": mod.approximate}
-            elif isinstance(mod, nn.Softplus):
-                attrs = {"beta": float(mod.beta), "threshold": float(mod.threshold)}
-            return key, attrs
+            return key, _activation_attrs(mod, key)
     if isinstance(mod, _PASSTHROUGH_MODULES):
         return "passthrough", {}
     if isinstance(mod, nn.Linear):
