@@ -189,7 +189,7 @@ def child_analyse(spec: Spec, runs: int) -> dict[str, Any]:
     import torch
 
     warnings.filterwarnings("ignore")
-    torch.set_num_threads(1)  # as gradlint's worker runs (gradlint/run/worker.py)
+    torch.set_num_threads(1)  # as gradlint's worker runs (gradlint/run/server.py)
     sources = SourceTimer()
     sources.install()
     samples: list[dict[str, float]] = []

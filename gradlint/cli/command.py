@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from gradlint.core.options import DEFAULT_THRESHOLD
+from gradlint.core.options import DEFAULT_THRESHOLD, DEFAULT_TIMEOUT
 from gradlint.core.version import __version__
 from gradlint.report.formats import FORMATS
 
@@ -62,7 +62,7 @@ def main() -> None:
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
               help="Check this many files in parallel (output order stays by path).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True, max=MAX_TIMEOUT),
-              default=120.0, show_default=True,
+              default=DEFAULT_TIMEOUT, show_default=True,
               help="Seconds allowed per file before it becomes GL905.")
 @click.option("--max-memory", "max_memory", metavar="SIZE", default=None,
               help="Address-space limit per worker, e.g. 8G or 512M; 0 for none (default: what "
@@ -79,6 +79,46 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ign
           unsafe_fixes: bool = False, baseline: str | None = None,
           update_baseline: bool = False) -> None:
     """Check model files and directories (PATH or PATH::Model)."""
+    config = _validate(paths, output, baseline, update_baseline, timeout, select, ignore,
+                       threshold, inputs)
+    from gradlint.core.options import Options
+
+    options = Options(
+        select=_codes(select) or config.select, ignore=_codes(ignore) or config.ignore,
+        threshold=threshold if threshold is not None else config.threshold,
+        inputs=inputs, exclude=config.exclude, debug=debug, verify=verify, meta=meta,
+        config=config, jobs=jobs, timeout=timeout, max_memory=_size(max_memory))
+    report, missing = _check_paths(paths, options)
+    for path in missing:
+        click.echo(f"gradlint: error: {path}: no such file or directory", err=True)
+    from gradlint.run.pipeline import selected
+
+    diags = selected(report, options)
+    if fix or diff:
+        to_fix = diags
+        if baseline and not update_baseline and os.path.isfile(baseline):
+            from gradlint.lint.baseline import BaselineError, apply_baseline
+
+            try:  # what the baseline hides is accepted as it is: leave it unfixed
+                to_fix = apply_baseline(baseline, report, diags).shown
+            except BaselineError as exc:
+                _usage(str(exc))
+        from gradlint.lint.autofix import fix_or_diff
+
+        if fix_or_diff(paths, to_fix, diff, unsafe_fixes):  # files changed: show what remains
+            report, missing = _check_paths(paths, options)
+            diags = selected(report, options)
+    if baseline:
+        diags = _apply_baseline(baseline, report, diags, update_baseline)
+    if not diff:
+        _write_report(fmt, report, diags, options.threshold, quiet, output)
+    sys.exit(exit_code(report, diags, exit_zero, bool(missing)))
+
+
+def _validate(paths: tuple[str, ...], output: str | None, baseline: str | None,
+              update_baseline: bool, timeout: float, select: str, ignore: str,
+              threshold: float | None, inputs: tuple[str, ...]) -> Any:
+    """Usage errors before anything runs; the project's configuration."""
     if not paths:
         _usage("no paths given; try `gradlint model.py`")
     if not math.isfinite(timeout):
@@ -98,50 +138,34 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ign
             parse_spec(spec)
         except ValueError as exc:
             _usage(str(exc))
-    from gradlint.core.options import Options
-    from gradlint.run.pipeline import check_paths, selected
+    return config
 
-    options = Options(
-        select=_codes(select) or config.select, ignore=_codes(ignore) or config.ignore,
-        threshold=threshold if threshold is not None else config.threshold,
-        inputs=inputs, exclude=config.exclude, debug=debug, verify=verify, meta=meta,
-        config=config, jobs=jobs, timeout=timeout, max_memory=_size(max_memory))
+
+def _check_paths(paths: tuple[str, ...], options: Any) -> tuple[Any, list[str]]:
+    """The run (gradlint/run/pipeline.py); a bad --input or a too small --max-memory is a
+    usage error, an interrupt exits 128 + the signal."""
     from gradlint.run.memory import LimitTooSmall
+    from gradlint.run.pipeline import check_paths
 
     try:
-        report, missing = check_paths(paths, options)
+        return check_paths(paths, options)
     except (ValueError, LimitTooSmall) as exc:  # a malformed --input, a limit below the floor
         _usage(str(exc))
+        raise
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (pool.Terminated)
         click.echo("gradlint: interrupted", err=True)
         sys.exit(128 + getattr(exc, "signum", 2))
-    for path in missing:
-        click.echo(f"gradlint: error: {path}: no such file or directory", err=True)
-    diags = selected(report, options)
-    if fix or diff:
-        from gradlint.lint.autofix import fix_or_diff
 
-        to_fix = diags
-        if baseline and not update_baseline and os.path.isfile(baseline):
-            from gradlint.lint.baseline import BaselineError, apply_baseline
 
-            try:  # what the baseline hides is accepted as it is: leave it unfixed
-                to_fix = apply_baseline(baseline, report, diags).shown
-            except BaselineError as exc:
-                _usage(str(exc))
-        if fix_or_diff(paths, to_fix, diff, unsafe_fixes):  # files changed: show what remains
-            report, missing = check_paths(paths, options)
-            diags = selected(report, options)
-    if baseline:
-        diags = _apply_baseline(baseline, report, diags, update_baseline)
-    if diff:
-        sys.exit(exit_code(report, diags, exit_zero, bool(missing)))
+def _write_report(fmt: str, report: Any, diags: list[Any], threshold: float, quiet: bool,
+                  output: str | None) -> None:
+    """The report in ``fmt`` (report/formats.py) to ``output`` or stdout."""
     from gradlint.report.emitter import Settings
     from gradlint.report.formats import emit
     from gradlint.report.term import use_color
 
     color = FORMATS[fmt].color and not output and use_color(sys.stdout)
-    text = emit(fmt, report, diags, Settings(options.threshold, quiet, color))
+    text = emit(fmt, report, diags, Settings(threshold, quiet, color))
     if output:
         try:
             with open(output, "w", encoding="utf-8") as f:
@@ -150,7 +174,6 @@ def check(paths: tuple[str, ...], fmt: str, output: str | None, select: str, ign
             _usage(f"cannot write --output {output}: {exc.strerror or exc}")
     else:
         click.echo(text, nl=False, color=color or None)
-    sys.exit(exit_code(report, diags, exit_zero, bool(missing)))
 
 
 def exit_code(report: Any, diags: list[Any], exit_zero: bool, usage_error: bool) -> int:
