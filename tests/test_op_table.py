@@ -8,6 +8,8 @@ functions, tensor methods or ``**`` are known to the fx path as they are to torc
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -127,3 +129,11 @@ def test_every_kind_has_an_entry() -> None:
     kinds = set(op_kinds.KIND_OF.values()) | {"elementwise", "opaque"}
     assert kinds <= set(op_table.KIND_ENTRIES)
     assert set(op_table.OP_ENTRIES) <= set(op_kinds.KIND_OF)
+
+
+def test_the_ir_and_its_kind_facts_import_no_torch() -> None:
+    """core owns the IR and each kind's static facts; the rules read them at `gradlint rules`,
+    where torch must not load."""
+    code = ("import sys, gradlint.core.graph, gradlint.core.op_kinds; "
+            "sys.exit('torch' in sys.modules or 'numpy' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
