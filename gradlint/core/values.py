@@ -70,6 +70,11 @@ class Diagnostic:
     fix: Fix | None = None
 
 
+def diagnostic_order(d: Diagnostic) -> tuple[str, int, int, str]:
+    """The order every report lists diagnostics in: file, line, column, code."""
+    return (d.location.file, d.location.line, d.location.col, d.code)
+
+
 @dataclass(frozen=True)
 class LayerEstimate:
     """What the estimate says about one module that owns parameters (fields: docs/output.md)."""

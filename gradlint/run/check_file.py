@@ -12,13 +12,19 @@ from collections.abc import Callable
 from typing import Any
 
 from gradlint.core.options import DEFAULT_THRESHOLD, Options
-from gradlint.core.values import Diagnostic, Location, ModelReport, StageError, Target
+from gradlint.core.values import (
+    Diagnostic,
+    Location,
+    ModelReport,
+    StageError,
+    Target,
+    diagnostic_order,
+)
 from gradlint.estimate.sweeps import estimate_gradients
 from gradlint.lint.registry import diagnostic, run_rules
 from gradlint.lint.rule_api import ModelAnalysis
 from gradlint.load.sources import exception_site, remember_given_path
 from gradlint.load.targets import LoadRequest, load_targets, user_code
-from gradlint.run.pipeline import diagnostic_order
 from gradlint.trace.fx import trace_target
 
 Progress = Callable[[str, Location], None]

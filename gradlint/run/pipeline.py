@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 
 from gradlint.core.options import Config, FileJob, Options
-from gradlint.core.values import Diagnostic, Location, ModelReport, Report
+from gradlint.core.values import Diagnostic, Location, ModelReport, Report, diagnostic_order
 from gradlint.lint.registry import diagnostic, is_selected
 from gradlint.load.prefilter import prefilter_file
 from gradlint.load.walk import find_source_files, path_order
@@ -86,10 +86,6 @@ def plan_file(path: str, names: tuple[str, ...], options: Options
                 "`if __name__ == \"__main__\":` or name a target (file.py::Model)",
                 Location(path, verdict.line, verdict.col))]
     return FileJob(path, names)
-
-
-def diagnostic_order(d: Diagnostic) -> tuple[str, int, int, str]:
-    return (d.location.file, d.location.line, d.location.col, d.code)
 
 
 def selected(report: Report, options: Options) -> list[Diagnostic]:
