@@ -55,6 +55,8 @@ class Rule:
 
 @dataclass(frozen=True)
 class RuleInfo:
+    """A loaded rule and the folder it came from (its README.md is ``gradlint explain``'s page)."""
+
     rule: Rule
     folder: Path
 
@@ -183,6 +185,7 @@ def _discover(extra: tuple[str, ...]) -> tuple[RuleInfo, ...]:
 
 
 def rule_by_code(code: str) -> RuleInfo | None:
+    """The rule (built-in or extend-rules) with this exact code, any case."""
     for info in discover_rules():
         if info.rule.code == code.upper():
             return info
