@@ -13,6 +13,18 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def test_every_package_folder_is_in_the_wheel() -> None:
+    """pyproject lists the packages (the rules folder is mapped in), so a new subpackage must be
+    added there: the slow wheel test below is the only other place that would notice."""
+    from gradlint.cli.config import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    folders = {".".join(p.parent.relative_to(ROOT).parts)
+               for p in (ROOT / "gradlint").rglob("__init__.py")}
+    assert folders <= listed, sorted(folders - listed)
+
+
 @pytest.mark.slow
 def test_wheel_carries_rules_and_lints_from_a_fresh_venv(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
