@@ -17,7 +17,7 @@ from gradlint.core.graph import GraphNode, LayerGraph, ModuleInfo, ParamStats
 from gradlint.core.op_kinds import AFFINE_KINDS, GATE_RMS, WEIGHT_KINDS
 from gradlint.core.values import LayerEstimate
 from gradlint.estimate.activations import negative_second_moment
-from gradlint.estimate.op_table import entry_of, graph_reads_shared, propagate
+from gradlint.estimate.op_table import OpEntry, entry_for, entry_of, graph_reads_shared
 from gradlint.estimate.residual_coherence import CoherentSkip, coherent_skips, homogeneous_floor
 from gradlint.estimate.strongest_path import LN10, NEG_INF, PathState, analyse_paths, gated_cell
 from gradlint.estimate.tensor_state import Moments, Step, logaddexp
@@ -70,19 +70,20 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
     steps: list[Step] = []
     gates: list[str | None] = []
     shared = graph_reads_shared(graph)
-    for node in nodes:
+    entries = [entry_for(node.op, node.kind) for node in nodes]  # looked up once per node
+    for node, entry in zip(nodes, entries, strict=True):
         inputs = node.inputs  # most nodes have one input (a comprehension is a call in 3.11)
         ins = [moments[inputs[0]]] if len(inputs) == 1 else [moments[i] for i in inputs]
-        step = propagate(node, ins, nodes, shared)
+        step = entry.forward(node, ins, nodes, shared)
         moments.append(step.out)
         steps.append(step)
         gates.append(_gate_name(node, step, graph) if step.gate else None)
 
     skips = coherent_skips(graph, moments)
-    log_r, contrib, log_s = _backward(graph, steps, skips, moments)
+    log_r, contrib, log_s = _backward(graph, steps, skips, moments, entries)
     # GL101's per-layer factors compare the weight gradients of consecutive weight layers
     centred = _batch_centred(graph)
-    grads = _weight_grads(graph, moments, log_r, centred, log_s)
+    grads = _weight_grads(graph, moments, log_r, centred, entries, log_s)
     weight_grad = [g / LN10 for g in grads]  # log10, as the path factors use them
     paths = analyse_paths(graph, log_r, contrib, gates, weight_grad)
     # a parameter read directly in forward reaches this many positions (broadcast)
@@ -102,21 +103,24 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
 
 
 def _weight_grads(graph: LayerGraph, moments: list[Moments], log_r: list[float],
-                  centred: set[int], log_s: list[float] | None = None) -> list[float]:
-    """Natural log of each weight node's mean squared weight gradient (NEG_INF elsewhere)."""
+                  centred: set[int], entries: list[OpEntry],
+                  log_s: list[float] | None = None) -> list[float]:
+    """Natural log of each weight node's mean squared weight gradient (NEG_INF elsewhere), by
+    its entry's rule (``_call_grad_sq`` with the entries already looked up)."""
     out = [NEG_INF] * len(graph.nodes)
     for node in graph.nodes:
         if node.kind in WEIGHT_KINDS and node.params and node.inputs:
-            main = node.main
+            i, main, lr = node.index, node.main, log_r[node.index]
+            if lr == NEG_INF or main is None:
+                continue
             x = moments[node.inputs[0]]
-            out[node.index] = _call_grad_sq(
-                node, main, False, _centred(x) if node.index in centred else x,
-                log_r[node.index], log_s[node.index] if log_s else NEG_INF)
+            out[i] = entries[i].weight_grad(node, main, False, _centred(x) if i in centred
+                                            else x, lr, log_s[i] if log_s else NEG_INF)
     return out
 
 
 def _backward(graph: LayerGraph, steps: list[Step], skips: dict[int, CoherentSkip],
-              moments: list[Moments], coherent_tokens: float = 0.0,
+              moments: list[Moments], entries: list[OpEntry], coherent_tokens: float = 0.0,
               attention: frozenset[int] = frozenset()
               ) -> tuple[list[float], list[list[tuple[int, float]]], list[float]]:
     """Reverse sweep: log r per node (natural log of the mean squared gradient per entry),
@@ -146,13 +150,14 @@ def _backward(graph: LayerGraph, steps: list[Step], skips: dict[int, CoherentSki
             rc = log_r[c] = floor[c][0]
             log_q[c] = min(max(log_q[c], floor[c][1]), rc)
         node = nodes[c]
-        entry = entry_of(node)
+        entry = entries[c]
         keeps_q = entry.keeps_unit_share
         skip = skips.get(c)
         through_softmax = _softmax_slots(node) if c in attention else ()
         gains = steps[c].log_gains
         qc, sc = log_q[c], log_s[c]
         pools = entry.pools_positions
+        coherence = entry.position_coherence  # what of log s passes (op_table)
         for slot, p in enumerate(node.inputs):
             g = gains[slot] if slot < len(gains) else 0.0
             if g == NEG_INF:
@@ -167,20 +172,11 @@ def _backward(graph: LayerGraph, steps: list[Step], skips: dict[int, CoherentSki
             contrib[p].append((c, r))
             rp = log_r[p] = r if log_r[p] == NEG_INF else logaddexp(log_r[p], r)
             log_q[p] = min(q if log_q[p] == NEG_INF else logaddexp(log_q[p], q), rp)
-            if sc == NEG_INF and not pools:
+            if coherence is None or sc == NEG_INF and not pools:
                 continue  # nothing position-coherent arrives (log_s[p] <= log_r[p] already)
-            same = _position_coherent(node, nodes[p], r, sc, g, moments)
+            same = coherence(node, nodes[p], r, sc, g, moments)
             log_s[p] = min(logaddexp(log_s[p], same), rp)
     return log_r, contrib, log_s
-
-
-def _position_coherent(node: GraphNode, src: GraphNode, r: float, s: float, g: float,
-                       moments: list[Moments]) -> float:
-    """The part of ``src``'s gradient from ``node`` that is the same at every position: all of
-    it below a mean over positions; kept through ops that act alike at every position (the
-    node's entry in op_table says which)."""
-    rule = entry_of(node).position_coherence
-    return NEG_INF if rule is None else rule(node, src, r, s, g, moments)
 
 
 # Token coherence c: how alike the tokens' values are (their shared part's share of P_v). The
@@ -229,8 +225,10 @@ def _token_coherence_range(graph: LayerGraph, moments: list[Moments], steps: lis
                            ) -> tuple[LayerEstimate, ...]:
     """Add ``range`` (log10 relative at c = TOKEN_COHERENCE .. at c = 0) to the layers whose
     estimate depends on token coherence; the point estimate stays the c = 0 one."""
-    log_r, _, log_s = _backward(graph, steps, skips, moments, TOKEN_COHERENCE, attention)
-    grads = _weight_grads(graph, moments, log_r, centred, log_s)
+    entries = [entry_for(node.op, node.kind) for node in graph.nodes]
+    log_r, _, log_s = _backward(graph, steps, skips, moments, entries, TOKEN_COHERENCE,
+                                attention)
+    grads = _weight_grads(graph, moments, log_r, centred, entries, log_s)
     coherent = {le.module: le for le in _layer_estimates(
         graph, moments, log_r, paths, spread, grads, centred, log_s)}
     out = []
