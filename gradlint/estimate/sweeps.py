@@ -1,9 +1,9 @@
 """The estimate stage: forward moments, backward gradient signal, and per-layer numbers.
 
-Two linear sweeps over the LayerGraph (docs/design.md): forward in topological order carries moments
-(``moments.propagate``), backward in reverse order adds the mean squared gradient r of every
-consumer (gradients are sums over paths, so their variances add). A layer's per-entry weight
-gradient is then m * r_out * P_in, with m the output positions per example.
+Two linear sweeps over the LayerGraph (docs/design.md): forward in topological order carries
+moments (each op's entry in ``op_table``), backward in reverse order adds the mean squared
+gradient r of every consumer (gradients are sums over paths, so their variances add). A layer's
+per-entry weight gradient is then m * r_out * P_in, with m the output positions per example.
 """
 
 from __future__ import annotations
