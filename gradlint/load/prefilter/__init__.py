@@ -45,7 +45,7 @@ than ``MAX_DEPTH`` and files reaching more than ``MAX_BODIES`` bodies or ``MAX_M
 modules are not assumed harmless. Never import torch or user code here: this runs in the parent
 process on every file of a tree.
 
-The modules, bottom-up: ``values`` (what a name can stand for), ``syntax``, ``scopes`` (the
+The modules, bottom-up: ``syntax``, ``scopes`` (what a name can stand for, and the
 names each scope binds), ``work`` (how code reaches work, and how that is told), ``limits``,
 ``module_verdicts`` (verdicts on local modules, kept for the run), the judge in layers —
 ``names`` → ``class_hierarchy`` → ``evaluation`` → ``sys_path`` → ``expressions`` → ``judge`` —,

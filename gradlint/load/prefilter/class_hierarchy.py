@@ -8,9 +8,22 @@ import os
 
 from gradlint.load.prefilter.limits import MAX_MODULES, TooMuch
 from gradlint.load.prefilter.names import NameResolver
-from gradlint.load.prefilter.scopes import ClassScope, LocalClass, ModuleScope, Scope, TreeIndex
+from gradlint.load.prefilter.scopes import (
+    ClassRef,
+    ClassScope,
+    Func,
+    Lib,
+    LocalClass,
+    ModuleScope,
+    Opaque,
+    Scope,
+    TreeIndex,
+    Unknown,
+    Val,
+    Vals,
+    union,
+)
 from gradlint.load.prefilter.syntax import dotted
-from gradlint.load.prefilter.values import ClassRef, Func, Lib, Opaque, Unknown, Val, Vals, union
 
 _PROPERTIES = frozenset({"property", "cached_property", "functools.cached_property",
                          "abc.abstractproperty"})

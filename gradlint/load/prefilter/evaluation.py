@@ -6,24 +6,25 @@ import ast
 
 from gradlint.load import harmless, import_resolver
 from gradlint.load.prefilter.class_hierarchy import ClassHierarchy
-from gradlint.load.prefilter.scopes import LocalClass, Scope
-from gradlint.load.prefilter.syntax import own_nodes, show
-from gradlint.load.prefilter.values import (
+from gradlint.load.prefilter.scopes import (
     OPAQUE,
     ClassRef,
     Func,
     Inst,
     Lib,
     LibInit,
+    LocalClass,
     Mod,
     Opaque,
     Param,
+    Scope,
     Super,
     Unknown,
     Val,
     Vals,
     union,
 )
+from gradlint.load.prefilter.syntax import own_nodes, show
 
 
 class Evaluator(ClassHierarchy):

@@ -6,21 +6,23 @@ import ast
 from typing import TYPE_CHECKING
 
 from gradlint.load import harmless
-from gradlint.load.prefilter.scopes import LocalClass, Overlay, Scope
-from gradlint.load.prefilter.syntax import bound_names, show
-from gradlint.load.prefilter.sys_path import SYS_PATH_CALLS, SysPathTracker
-from gradlint.load.prefilter.values import (
+from gradlint.load.prefilter.scopes import (
     ClassRef,
     Func,
     Inst,
     Lib,
     LibInit,
+    LocalClass,
     Mod,
     Opaque,
+    Overlay,
+    Scope,
     Unknown,
     Val,
     Vals,
 )
+from gradlint.load.prefilter.syntax import bound_names, show
+from gradlint.load.prefilter.sys_path import SYS_PATH_CALLS, SysPathTracker
 from gradlint.load.prefilter.work import Where, Work
 
 

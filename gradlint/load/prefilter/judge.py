@@ -15,9 +15,18 @@ from gradlint.load.prefilter.module_verdicts import (
     module_verdicts,
     verdict_for,
 )
-from gradlint.load.prefilter.scopes import ClassScope, FuncScope, LocalClass, ModuleScope, Scope
+from gradlint.load.prefilter.scopes import (
+    ClassRef,
+    ClassScope,
+    Func,
+    FuncScope,
+    Lib,
+    LocalClass,
+    ModuleScope,
+    Scope,
+    Vals,
+)
 from gradlint.load.prefilter.syntax import LEVEL_CONTEXT, LOOPS, dotted, is_guard, own_expressions
-from gradlint.load.prefilter.values import ClassRef, Func, Lib, Vals
 from gradlint.load.prefilter.work import Link, Where, Work
 
 _NOT_ON_INSTANCES = frozenset({"__init__", "__new__", "__init_subclass__", "__class_getitem__",

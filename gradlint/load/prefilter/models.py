@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from gradlint.load import harmless, import_resolver
+from gradlint.load.prefilter.scopes import ClassRef, Func, Lib
 from gradlint.load.prefilter.syntax import dotted
-from gradlint.load.prefilter.values import ClassRef, Func, Lib
 
 if TYPE_CHECKING:
     from gradlint.load.prefilter.judge import Judge

@@ -11,17 +11,24 @@ from typing import TYPE_CHECKING
 from gradlint.load import import_resolver
 from gradlint.load.import_resolver import LocalModule
 from gradlint.load.prefilter.scopes import (
+    OPAQUE,
     Binding,
+    ClassRef,
     ClassScope,
+    Func,
     FuncScope,
+    Lib,
     LocalClass,
+    Mod,
     ModuleScope,
     Overlay,
     Scope,
     TreeIndex,
+    Unknown,
+    Val,
+    Vals,
 )
 from gradlint.load.prefilter.syntax import bound_names, is_guard, own_expressions
-from gradlint.load.prefilter.values import OPAQUE, ClassRef, Func, Lib, Mod, Unknown, Val, Vals
 from gradlint.load.prefilter.work import Work
 
 

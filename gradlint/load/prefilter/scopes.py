@@ -1,30 +1,114 @@
-"""Scopes: the names a module, class body, function or comprehension binds, and the local classes
-and syntax-tree index they are read from."""
+"""Abstract values (what a name or expression can stand for when the pre-filter evaluates it
+statically) and scopes: the names a module, class body, function or comprehension binds, and
+the local classes and syntax-tree index they are read from. One module, since values hold the
+scope they were defined in and scopes hold values."""
 
 from __future__ import annotations
 
 import ast
 import builtins
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Protocol
 
 from gradlint.load import import_resolver
 from gradlint.load.prefilter.syntax import dotted
-from gradlint.load.prefilter.values import (
-    OPAQUE,
-    Func,
-    Inst,
-    Lib,
-    Mod,
-    Param,
-    Unknown,
-    Val,
-    Vals,
-    union,
-)
 
-if TYPE_CHECKING:
-    from gradlint.load.prefilter.names import NameResolver
+
+class Resolver(Protocol):
+    """What scopes ask of the name resolver that owns them (names.NameResolver is one; declared
+    here so that scopes do not import it back)."""
+
+    path: str
+    roots: list[str]
+    exact: bool
+
+    def attr(self, v: Val, name: str) -> Vals: ...
+    def binding(self, scope: Scope, binding: Binding) -> Vals: ...
+    def class_and_subclasses(self, cls: LocalClass) -> Vals: ...
+    def collect(self, scope: Scope, body: list[ast.stmt], guards: bool) -> None: ...
+    def collect_walrus(self, scope: Scope, expr: ast.expr) -> None: ...
+    def resolve(self, importer: str, module: str | None, level: int
+                ) -> list[import_resolver.LocalModule] | None: ...
+    def show_path(self, path: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class Lib:
+    """A library name, fully qualified through the imports (``torch.nn.Linear``)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Func:
+    """A function, method or lambda of the file or a local module, with its defining scope."""
+
+    node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
+    scope: Scope
+    owner: LocalClass | None = None  # the class whose body defines it
+
+
+@dataclass(frozen=True)
+class ClassRef:
+    cls: LocalClass
+
+
+@dataclass(frozen=True)
+class Mod:
+    mod: import_resolver.LocalModule
+
+
+@dataclass(frozen=True)
+class Inst:
+    """An instance of a local class; not ``exact`` when it may be of a local subclass (``self``)."""
+
+    cls: LocalClass
+    exact: bool = True
+
+
+@dataclass(frozen=True)
+class Super:
+    cls: LocalClass  # the class whose method called ``super()``
+
+
+@dataclass(frozen=True)
+class LibInit:
+    """``super().__init__`` reaching a library base class: calling it runs that constructor."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Param:
+    """What a caller passed; callers hand values on only after judging them."""
+
+    func: ast.AST
+    name: str
+
+
+@dataclass(frozen=True)
+class Opaque:
+    """A value whose type is not known statically (``attr``: the method ``value.attr``)."""
+
+    attr: str | None = None
+    origin: str | None = None  # the library call that made it (``pathlib.Path``)
+    known: bool = False  # the receiver's class is known: no other local method can run
+
+
+@dataclass(frozen=True)
+class Unknown:
+    name: str
+
+
+Val = Lib | Func | ClassRef | Mod | Inst | Super | LibInit | Param | Opaque | Unknown
+Vals = tuple[Val, ...]
+OPAQUE: Vals = (Opaque(),)
+
+
+def union(*groups: Iterable[Val]) -> Vals:
+    return tuple(dict.fromkeys(v for group in groups for v in group))
+
 
 _BUILTINS = frozenset(dir(builtins))
 _MODULE_DUNDERS = frozenset({"__file__", "__name__", "__doc__", "__spec__", "__package__",
@@ -39,7 +123,7 @@ class Scope:
     """Names bound in one module, class body, function or comprehension, evaluated lazily and
     flow-insensitively (every binding of a name counts, wherever it is)."""
 
-    def __init__(self, judge: NameResolver, path: str, parent: Scope | None) -> None:
+    def __init__(self, judge: Resolver, path: str, parent: Scope | None) -> None:
         self.judge = judge
         self.path = path
         self.parent = parent
@@ -92,7 +176,7 @@ class Scope:
 
 
 class ModuleScope(Scope):
-    def __init__(self, judge: NameResolver, path: str, tree: ast.Module) -> None:
+    def __init__(self, judge: Resolver, path: str, tree: ast.Module) -> None:
         super().__init__(judge, path, None)
         self.tree = tree
         self.stars: list[ast.ImportFrom] = []
@@ -135,7 +219,7 @@ class ModuleScope(Scope):
 
 
 class ClassScope(Scope):
-    def __init__(self, judge: NameResolver, cls: LocalClass) -> None:
+    def __init__(self, judge: Resolver, cls: LocalClass) -> None:
         super().__init__(judge, cls.scope.path, cls.scope)
         self.cls = cls
         judge.collect(self, cls.node.body, guards=False)
@@ -150,7 +234,7 @@ class ClassScope(Scope):
 
 
 class FuncScope(Scope):
-    def __init__(self, judge: NameResolver, func: Func) -> None:
+    def __init__(self, judge: Resolver, func: Func) -> None:
         super().__init__(judge, func.scope.path, func.scope)
         self.func = func
         node = func.node
@@ -210,7 +294,7 @@ class FuncScope(Scope):
 class Overlay(Scope):
     """Comprehension variables: values of an iteration, not known statically."""
 
-    def __init__(self, judge: NameResolver, parent: Scope, names: Iterable[str]) -> None:
+    def __init__(self, judge: Resolver, parent: Scope, names: Iterable[str]) -> None:
         super().__init__(judge, parent.path, parent)
         for name in names:
             self.bind(name, ("vals", OPAQUE, None))
@@ -222,7 +306,7 @@ class Overlay(Scope):
 class LocalClass:
     """A class of the file or a local module."""
 
-    def __init__(self, judge: NameResolver, node: ast.ClassDef, scope: Scope) -> None:
+    def __init__(self, judge: Resolver, node: ast.ClassDef, scope: Scope) -> None:
         self.node = node
         self.scope = scope
         self.name = node.name

@@ -6,8 +6,7 @@ import ast
 import os
 
 from gradlint.load.prefilter.evaluation import Evaluator
-from gradlint.load.prefilter.scopes import Scope
-from gradlint.load.prefilter.values import Lib
+from gradlint.load.prefilter.scopes import Lib, Scope
 from gradlint.load.prefilter.work import Where, Work
 
 SYS_PATH_CALLS = frozenset({"sys.path.insert", "sys.path.append", "sys.path.extend"})

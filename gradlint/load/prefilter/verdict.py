@@ -14,9 +14,8 @@ from gradlint.load.prefilter.judge import Judge
 from gradlint.load.prefilter.limits import MAX_DEPTH, TooDeep, TooMuch
 from gradlint.load.prefilter.models import ModelFinder, imports_torch, top_imports
 from gradlint.load.prefilter.module_verdicts import being_judged
-from gradlint.load.prefilter.scopes import ModuleScope
+from gradlint.load.prefilter.scopes import Lib, ModuleScope
 from gradlint.load.prefilter.sys_path import SYS_PATH_CALLS
-from gradlint.load.prefilter.values import Lib
 from gradlint.load.prefilter.work import Where, render
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
-if TYPE_CHECKING:
-    from gradlint.load.prefilter.names import NameResolver
+from gradlint.load.prefilter.scopes import Resolver
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ class Where(NamedTuple):
         return Link(kind, what, self.path, line, col, self.context, detail, target)
 
 
-def render(work: Work, judge: NameResolver) -> str:
+def render(work: Work, judge: Resolver) -> str:
     """``module-level call `main(...)` at line 9 runs at import and calls `open(...)` at line
     4``; ``importing train.py runs its module-level `for` loop at line 12``."""
     def adj(link: Link) -> str:
