@@ -8,7 +8,7 @@ rule of thumb (product of sup|f'| along the path, ``log10_bound``). Verdicts (GL
 sick models, GL101/GL103 false alarms on healthy ones) are reported separately.
 
 Run:  python bench/accuracy.py [--quick] [--seeds N] [--out bench/results/accuracy.md]
-Not part of the test suite (tests/test_bench_accuracy.py runs ``--quick``).
+Not part of the test suite (tests/verify/test_bench_accuracy.py runs ``--quick``).
 """
 
 from __future__ import annotations

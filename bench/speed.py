@@ -23,7 +23,8 @@ so that both see the same load on a shared machine. Prints the table and the iss
 with PASS/FAIL and writes bench/results/speed.md.
 
 Run:  python -m bench.speed [--runs N] [--only mlp100,resnet50] [--out FILE]
-Not part of the test suite (tests/test_scaling.py checks the linear scaling by counting visits).
+Not part of the test suite (tests/estimate/test_scaling.py checks the linear scaling by
+counting visits).
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ its inputs' records and writes one for its output, so a new per-tensor quantity 
 field here, with a default: entries that build their record with ``Moments(...)`` get the
 default, entries that hand their input's record on (views, opaque ops) keep its value, and only
 the entries that change the quantity are rewritten - plus the hot paths' ``make_moments``
-calls, which skip the constructor and must pass every field (tests/test_scaling.py checks).
+calls, which skip the constructor and must pass every field (tests/estimate/test_scaling.py
+checks).
 """
 
 from __future__ import annotations

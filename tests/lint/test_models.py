@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,7 +21,7 @@ from gradlint.core.options import Options
 from gradlint.core.values import ModelReport
 from gradlint.run.pipeline import check_paths
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+EXAMPLES = str(Path(__file__).resolve().parents[2] / "examples")
 VANISHING = {"GL101", "GL102"}
 
 

@@ -16,7 +16,7 @@ from gradlint.run.pipeline import check_paths, selected
 
 pytestmark = pytest.mark.e2e  # also run on torch 2.13 (.ci/run)
 
-RULES = Path(__file__).resolve().parent.parent / "rules"
+RULES = Path(__file__).resolve().parents[2] / "rules"
 FOLDERS = sorted(p for p in RULES.iterdir() if (p / "check.py").is_file())
 EXAMPLES = sorted(p for folder in FOLDERS for p in (folder / "bad.py", folder / "good.py")
                   if p.is_file())

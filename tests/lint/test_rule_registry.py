@@ -23,7 +23,7 @@ from gradlint.report import html, text
 from gradlint.run.pipeline import plan_file
 
 RULES = Path(next(iter(gradlint.rules.__path__)))
-GRADLINT = Path(__file__).resolve().parents[1] / "gradlint"
+GRADLINT = Path(__file__).resolve().parents[2] / "gradlint"
 
 
 def declared(folder: Path) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 model is checked and every parameter owner placed at its defining line, the healthy
 architectures stay quiet, the gated ones are not called vanishing, the classic failures are
 caught, and a library model's diagnostics sit on the user's line with the library's under
-``related``. (The RNN's per-step decay against autograd: tests/test_recurrent.py.)"""
+``related``. (The RNN's per-step decay against autograd: tests/estimate/test_recurrent.py.)"""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e  # also run on torch 2.13 (.ci/run)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 transformers = pytest.importorskip("transformers")
 
-ZOO = Path(__file__).resolve().parent / "models"
+ZOO = Path(__file__).resolve().parents[1] / "models"
 LIBRARY_DIR = Path(transformers.__file__).resolve().parent
 FILES = ("resnet.py", "vit.py", "convnext.py", "mobilenet.py", "densenet.py", "unet.py",
          "recurrent.py", "sick.py", "hf.py", "hf_sick.py")

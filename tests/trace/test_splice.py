@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def layers_of(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -13,7 +13,7 @@ import torch.nn as nn
 import gradlint
 from gradlint.verify.measure import measure_gradients
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def attention_only() -> nn.Module:

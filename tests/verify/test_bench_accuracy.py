@@ -11,7 +11,7 @@ import pytest
 
 from gradlint.verify.agreement import agreement, auroc, f1, ranks, spearman
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 

@@ -20,7 +20,7 @@ from gradlint.report.sarif import readme_section, region
 
 pytestmark = pytest.mark.e2e  # also run on torch 2.13 (.ci/run)
 
-SCHEMA = Path(__file__).resolve().parent / "data" / "sarif-schema-2.1.0.json"
+SCHEMA = Path(__file__).resolve().parents[1] / "data" / "sarif-schema-2.1.0.json"
 DEEP = "examples/deep_sigmoid.py"
 
 
