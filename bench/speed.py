@@ -151,7 +151,8 @@ def analyse_once(spec: Spec, sources: SourceTimer) -> tuple[dict[str, float], di
     from gradlint.estimate.sweeps import estimate_gradients
     from gradlint.lint.registry import run_rules
     from gradlint.lint.rule_api import ModelAnalysis
-    from gradlint.load.targets import LoadRequest, load_targets, user_code
+    from gradlint.load.importing import user_code
+    from gradlint.load.targets import LoadRequest, load_targets
     from gradlint.report.json import to_json
     from gradlint.report.text import to_text
     from gradlint.run.pipeline import selected
@@ -246,7 +247,7 @@ def _build(spec: Spec) -> Any:
 
 
 def _inputs(spec: Spec, batch: int, meta: bool) -> tuple[Any, ...]:
-    from gradlint.load.targets import parse_input
+    from gradlint.load.given_inputs import parse_input
 
     shape, _, dtype = spec.input.partition(":")
     spec_text = "x".join([str(batch), *shape.split("x")[1:]]) + (f":{dtype}" if dtype else "")

@@ -8,32 +8,28 @@ constructor), never a traceback.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import importlib.util
 import inspect
 import os
-import sys
 import types
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn as nn
 
-from gradlint.core.input_specs import parse_spec
 from gradlint.core.options import TargetConfig
 from gradlint.core.rule_catalogue import diagnostic
 from gradlint.core.values import Diagnostic, Location, ModelReport, Target
 from gradlint.load.construction_sites import Site, SiteRecorder
+from gradlint.load.given_inputs import given_inputs
+from gradlint.load.importing import describe_exception, import_file, user_code, user_location
 from gradlint.load.meta_probe import (
     MetaDrawsNothing,
     OutsideEffect,
     dynamo_left_out,
     outside_refused,
 )
-from gradlint.load.sources import display_path, exception_site
+from gradlint.load.sources import display_path
 
 
 @dataclass(frozen=True)
@@ -71,51 +67,6 @@ def _diag(code: str, message: str, loc: Location, target: str = "") -> Diagnosti
     return diagnostic(code, message, loc, target)  # name and severity: the rule folder's
 
 
-def user_location(exc: BaseException, path: str) -> Location:
-    """Where in the user's code an exception came from: their file first, else any user frame."""
-    site = exception_site(exc, prefer=path)
-    if site is not None:
-        return site
-    if isinstance(exc, SyntaxError) and exc.lineno:
-        return Location(display_path(exc.filename or path), exc.lineno, exc.offset or 1)
-    return Location(path, 1)
-
-
-def describe_exception(exc: BaseException) -> str:
-    if isinstance(exc, SystemExit):
-        return f"SystemExit({exc.code!r})"
-    if isinstance(exc, OutsideEffect):
-        return f"OutsideEffect: {exc}"
-    if isinstance(exc, MemoryError):
-        return "MemoryError (out of memory: --max-memory sets the limit; --meta builds models " \
-            "without memory)"
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
-
-
-@contextlib.contextmanager
-def user_code() -> Iterator[None]:
-    """Run user code with its stdout on our stderr (reports own stdout)."""
-    with contextlib.redirect_stdout(sys.stderr):
-        yield
-
-
-def import_file(path: str, recorder: SiteRecorder, meta: bool = False) -> types.ModuleType:
-    folder = os.path.dirname(os.path.abspath(path))
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    digest = hashlib.sha1(os.fsencode(os.path.abspath(path))).hexdigest()[:10]
-    stem = os.path.splitext(os.path.basename(path))[0].replace("-", "_")
-    name = f"gradlint_target_{digest}_{stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    with recorder, user_code(), (torch.device("meta") if meta else contextlib.nullcontext()):
-        spec.loader.exec_module(module)
-    return module
-
-
 def _required_params(cls: type) -> list[str]:
     try:
         sig = inspect.signature(cls)
@@ -142,48 +93,6 @@ def _config_for(req: LoadRequest, name: str) -> TargetConfig | None:
         if target == name and (os.path.abspath(file) == here or here.endswith(os.sep + file)):
             return cfg
     return None
-
-
-def parse_input(spec: str) -> torch.Tensor:
-    """``8x3x224x224`` or ``2x128:int64`` -> a random tensor of that shape and dtype."""
-    shape, dtype_name = parse_spec(spec)
-    dtype = getattr(torch, dtype_name)
-    if dtype.is_floating_point or dtype.is_complex:
-        return torch.randn(*shape, dtype=dtype)
-    return torch.randint(0, 2, shape, dtype=dtype)
-
-
-def _example_inputs(module: types.ModuleType, model: nn.Module, req: LoadRequest,
-                    cfg: TargetConfig | None) -> tuple[Any, ...] | None:
-    specs = req.inputs or (cfg.inputs if cfg else ())
-    if specs:
-        return tuple(parse_input(s) for s in specs)
-    fn = getattr(module, "example_inputs", None)
-    value: Any = None
-    if callable(fn):
-        with user_code():
-            value = fn()
-    elif isinstance(getattr(type(model), "dummy_inputs", None), property):
-        value = model.dummy_inputs
-    if value is None:
-        return None
-    if isinstance(value, torch.Tensor):
-        return (value,)
-    if isinstance(value, dict):  # keyword inputs: by position in forward(), gaps at defaults
-        return _by_position(model, value)
-    return tuple(value)
-
-
-def _by_position(model: nn.Module, value: dict[str, Any]) -> tuple[Any, ...]:
-    """``{"input_ids": .., "decoder_input_ids": ..}`` -> forward()'s positional arguments up to
-    the last one given; a parameter in between keeps its default (T5's ``attention_mask``), so
-    no tensor lands in another parameter's place."""
-    params = [p for p in inspect.signature(model.forward).parameters.values()
-              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    last = max((i for i, p in enumerate(params) if p.name in value), default=-1)
-    return tuple(value[p.name] if p.name in value
-                 else None if p.default is inspect.Parameter.empty else p.default
-                 for p in params[:last + 1])
 
 
 @dataclass
@@ -249,7 +158,7 @@ def load_targets(req: LoadRequest) -> list[Target | ModelReport] | Diagnostic:
     for c in candidates:
         cfg = _config_for(req, c.name)
         try:
-            inputs = _example_inputs(module, c.model, req, cfg)
+            inputs = given_inputs(module, c.model, req.inputs or (cfg.inputs if cfg else ()))
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001

@@ -23,8 +23,9 @@ from gradlint.core.values import (
 from gradlint.estimate.sweeps import estimate_gradients
 from gradlint.lint.registry import diagnostic, run_rules
 from gradlint.lint.rule_api import ModelAnalysis
+from gradlint.load.importing import user_code
 from gradlint.load.sources import exception_site, remember_given_path
-from gradlint.load.targets import LoadRequest, load_targets, user_code
+from gradlint.load.targets import LoadRequest, load_targets
 from gradlint.trace.fx import trace_target
 
 Progress = Callable[[str, Location], None]

@@ -58,7 +58,7 @@ def _run(conn: Connection, index: int, path: str, names: tuple[str, ...], option
         return [], [_failure(path, "ran out of memory (the worker's address-space limit is "
                              f"{gib(_LIMIT)}; raise it with --max-memory)")]
     except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... from user code
-        from gradlint.load.targets import describe_exception, user_location
+        from gradlint.load.importing import describe_exception, user_location
 
         if options.debug:
             traceback.print_exc()
