@@ -19,7 +19,7 @@ else:  # pragma: no cover
 
 _KEYS = {"select", "ignore", "threshold", "exclude", "targets", "per-file-ignores",
          "extend-rules"}
-_TARGET_KEYS = {"args", "kwargs", "inputs", "output"}
+_TARGET_KEYS = {"args", "kwargs", "build", "inputs", "output"}
 _CODE = re.compile(r"[A-Z]+[0-9]*")
 
 
@@ -103,6 +103,7 @@ def _target(name: str, spec: Any, path: str) -> TargetConfig:
         raise ConfigError(f"{path}: {where} kwargs must be a table")
     if not isinstance(spec.get("output", ""), str):
         raise ConfigError(f"{path}: {where} output must be a string")
+    build = _build_expression(spec, where, path)
     inputs = _strings(spec.get("inputs", []), f"targets {name!r} inputs", path)
     for text in inputs:  # the same check as --input's, before any worker starts
         try:
@@ -111,7 +112,28 @@ def _target(name: str, spec: Any, path: str) -> TargetConfig:
             detail = str(exc).partition(": ")[2]
             raise ConfigError(f"{path}: {where} inputs: {text!r}: {detail}") from None
     return TargetConfig(tuple(spec.get("args", ())), dict(spec.get("kwargs", {})), inputs,
-                        spec.get("output"))
+                        spec.get("output"), build)
+
+
+def _build_expression(spec: dict[str, Any], where: str, path: str) -> str | None:
+    """``build = "GPT(GPTConfig(n_layer=4))"``: one Python expression (checked for syntax
+    here, evaluated in the model's module by the worker), instead of ``args``/``kwargs``."""
+    if "build" not in spec:
+        return None
+    build = spec["build"]
+    if not isinstance(build, str) or not build.strip():
+        raise ConfigError(f'{path}: {where} build must be a Python expression in a string, '
+                          'e.g. build = "GPT(GPTConfig())"')
+    both = [key for key in ("args", "kwargs") if key in spec]
+    if both:
+        raise ConfigError(f"{path}: {where} has both build and {both[0]}: the build "
+                          f"expression makes the model, put the arguments in it")
+    try:
+        compile(build.strip(), f"{where} build", "eval")
+    except SyntaxError as exc:
+        raise ConfigError(f"{path}: {where} build {build!r} is not a Python expression "
+                          f"({exc.msg})") from None
+    return build.strip()
 
 
 def _read_toml(path: str) -> dict[str, Any]:

@@ -23,12 +23,16 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class TargetConfig:
-    """How to build and feed one model: constructor arguments and example input shapes."""
+    """How to build and feed one model: constructor arguments, or a ``build`` expression, and
+    example input shapes."""
 
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     inputs: tuple[str, ...] = ()  # "8x3x224x224" or "2x128:int64", as --input
     output: str | None = None  # which output the loss is taken on (dict key)
+    # a Python expression evaluated in the module's namespace, for what TOML cannot spell:
+    # "GPT(GPTConfig(n_layer=4))"; never together with args/kwargs
+    build: str | None = None
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,7 @@ class ModelReport:
     layers: tuple[LayerEstimate, ...] = ()
     diagnostics: tuple[Diagnostic, ...] = ()
     verify: Verification | None = None
+    built_as: str | None = None  # a convention gradlint built it with: "GPT(GPTConfig())"
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,7 @@ class Target:
     inputs: tuple[object, ...] | None = None
     sites: dict[str, tuple[Location | None, Location | None]] = field(default_factory=dict)
     output_key: str | None = None
+    built_as: str | None = None  # a convention that built it: "GPT(GPTConfig())"
 
 
 class StageError(Exception):

@@ -1,12 +1,14 @@
 """Where a file's imports lead, found statically: the local files an import statement runs.
 
-gradlint imports a user's file with the file's folder first on ``sys.path``
-(gradlint/load/targets.py). A file inside packages (folders with ``__init__.py``) also sees the
-folder above its top package, and ``PYTHONPATH`` is on every worker's path. An import that finds
-a ``.py`` file or a package under those folders runs that file's code (and every package
-``__init__.py`` on the way), so the pre-filter must judge that code before importing anything;
-an import that finds nothing there reaches an installed package (site-packages, stdlib) and is
-not local.
+gradlint imports a user's file as pytest does (gradlint/load/importing.py): the file's folder
+first on ``sys.path``, then the folder above its top package (a file inside packages, folders
+with ``__init__.py``, is imported by its dotted name, so relative imports work), then the
+project's root (the nearest folder above holding ``pyproject.toml``, ``setup.py`` or
+``setup.cfg``) and its ``src/`` folder; ``PYTHONPATH`` is on every worker's path. An import
+that finds a ``.py`` file or a package under those folders runs that file's code (and every
+package ``__init__.py`` on the way), so the pre-filter must judge that code before importing
+anything; an import that finds nothing there reaches an installed package (site-packages,
+stdlib) and is not local.
 
 Nothing here imports or runs the files: it looks at the file system and parses with ``ast``.
 Parsed files are cached by path and stat signature, so a tree of files that share a helper
@@ -145,6 +147,40 @@ def package_root(path: str) -> str | None:
     return top
 
 
+PROJECT_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
+
+
+def project_root(path: str) -> str | None:
+    """The project's root folder (pytest's rootdir): the nearest folder above ``path`` holding
+    ``pyproject.toml``, ``setup.py`` or ``setup.cfg``; None when there is none. A script in
+    ``examples/`` importing the project's package finds it from there, as it does once the
+    project is installed."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while True:
+        if any(os.path.isfile(os.path.join(folder, name)) for name in PROJECT_FILES):
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
+def import_roots(path: str) -> tuple[str, ...]:
+    """The folders gradlint puts first on ``sys.path`` to import ``path``, in order: the file's
+    folder, the folder above its top package, the project's root and its ``src/`` (a ``src``
+    layout); installed-package folders are never among them."""
+    roots = [os.path.dirname(os.path.abspath(path))]
+    top = package_root(path)
+    if top is not None:
+        roots.append(os.path.dirname(top))
+    project = project_root(path)
+    if project is not None:
+        roots.append(project)
+        if os.path.isdir(os.path.join(project, "src")):
+            roots.append(os.path.join(project, "src"))
+    return tuple(dict.fromkeys(r for r in roots if r == roots[0] or not _installed(r)))
+
+
 def _installed(folder: str) -> bool:
     """A folder of the interpreter's own or installed packages (never local)."""
     parts = set(os.path.normpath(folder).split(os.sep))
@@ -156,12 +192,9 @@ def _installed(folder: str) -> bool:
 
 def search_roots(path: str) -> tuple[str, ...]:
     """The folders an absolute import in the checked file ``path`` is looked up in, in the
-    order Python looks: the file's folder (the loader puts it first on ``sys.path``), the folder
-    above its top package, then ``PYTHONPATH`` (minus installed-package folders)."""
-    roots = [os.path.dirname(os.path.abspath(path))]
-    top = package_root(path)
-    if top is not None and not _installed(os.path.dirname(top)):
-        roots.append(os.path.dirname(top))
+    order Python looks: ``import_roots`` (the loader puts them first on ``sys.path``), then
+    ``PYTHONPATH`` (minus installed-package folders)."""
+    roots = list(import_roots(path))
     for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep):
         if entry:
             folder = os.path.abspath(entry)

@@ -1,9 +1,11 @@
 """The load stage: import one file safely, discover its models, build them, find inputs.
 
-The file is imported under a unique module name with its folder on ``sys.path`` (as pytest
-does), with stdout sent to stderr so a stray ``print`` cannot corrupt a JSON report. Everything
-the user's code can get wrong becomes a diagnostic (GL901 import, GL902 needs arguments, GL906
-constructor), never a traceback.
+The file is imported as pytest imports test files (gradlint/load/importing.py), with stdout sent
+to stderr so a stray ``print`` cannot corrupt a JSON report. A model is an ``nn.Module`` with
+parameters, defined (or instantiated at module level) in the file; only the outermost ones are
+checked (README, "What gets checked"). Configured targets add to what discovery finds; naming
+``file.py::Name`` checks that model only. Everything the user's code can get wrong becomes a
+diagnostic (GL901 import, GL902 needs arguments, GL906 constructor), never a traceback.
 """
 
 from __future__ import annotations
@@ -11,102 +13,45 @@ from __future__ import annotations
 import inspect
 import os
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 import torch.nn as nn
 
 from gradlint.core.options import TargetConfig
-from gradlint.core.rule_catalogue import diagnostic
 from gradlint.core.values import Diagnostic, Location, ModelReport, Target
-from gradlint.load.construction_sites import Site, SiteRecorder
-from gradlint.load.given_inputs import given_inputs
-from gradlint.load.importing import describe_exception, import_file, user_code, user_location
-from gradlint.load.meta_probe import (
-    MetaDrawsNothing,
-    OutsideEffect,
-    dynamo_left_out,
-    outside_refused,
+from gradlint.load.building import (
+    Candidate,
+    LoadRequest,
+    build_by_convention,
+    build_configured,
+    build_named,
+    class_line,
+    failed,
+    has_parameters,
+    stage_diag,
 )
+from gradlint.load.construction_sites import Site, SiteRecorder
+from gradlint.load.conventions import required_params
+from gradlint.load.given_inputs import given_inputs
+from gradlint.load.importing import describe_exception, import_file, user_location
 from gradlint.load.sources import display_path
 
-
-@dataclass(frozen=True)
-class LoadRequest:
-    """What to load from one file: explicit target names (``file.py::Name``), per-target
-    configuration, and input shapes from the command line."""
-
-    path: str
-    names: tuple[str, ...] = ()
-    configs: dict[str, TargetConfig] | None = None
-    inputs: tuple[str, ...] = ()
-    meta: bool = False  # build every model on the meta device (--meta)
-    budget: int | None = None  # parameter bytes above which a model is built on meta
-
-
-def memory_budget(limit: int | None = None) -> int:
-    """Bytes of parameters above which a model is built on the meta device: a quarter of RAM,
-    or ``limit`` (from the worker's memory cap) when that is lower."""
-    if limit:
-        return min(limit, memory_budget())
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) // 4
-    except (ValueError, OSError, AttributeError):
-        return 4 << 30
-
-
-def _param_bytes(model: nn.Module) -> int:
-    """Bytes of parameters; a lazy module's (``nn.LazyLinear``) are not sized until its first
-    forward and count 0 here."""
-    return sum(p.numel() * p.element_size() for p in model.parameters()
-               if not isinstance(p, nn.parameter.UninitializedParameter))
-
-
-def _diag(code: str, message: str, loc: Location, target: str = "") -> Diagnostic:
-    return diagnostic(code, message, loc, target)  # name and severity: the rule folder's
-
-
-def _required_params(cls: type) -> list[str]:
-    try:
-        sig = inspect.signature(cls)
-        return [n for n, p in sig.parameters.items()
-                if p.default is inspect.Parameter.empty
-                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    except (TypeError, ValueError):
-        return []
-
-
-def _class_line(obj: Any) -> int:
-    try:
-        return max(inspect.getsourcelines(obj)[1], 1)  # a module's "line" is 0
-    except (OSError, TypeError):
-        return 1
-
-
-def _config_for(req: LoadRequest, name: str) -> TargetConfig | None:
-    if not req.configs:
-        return None
-    here = os.path.abspath(req.path)
-    for key, cfg in req.configs.items():
-        file, _, target = key.partition("::")
-        if target == name and (os.path.abspath(file) == here or here.endswith(os.sep + file)):
-            return cfg
-    return None
+__all__ = ["LoadRequest", "load_targets"]
 
 
 @dataclass
-class _Candidate:
-    name: str
-    model: nn.Module
-    line: int
-    cls: type | None  # set when built from a class (not a module-level instance)
+class _Found:
+    """What discovery made of a file's namespace."""
 
-
-def _failed(req: LoadRequest, name: str, line: int, diag: Diagnostic,
-            status: str = "failed") -> ModelReport:
-    return ModelReport(target=f"{req.path}::{name}", name=name, file=req.path, line=line,
-                       status=status, diagnostics=(diag,))  # type: ignore[arg-type]
+    candidates: list[Candidate] = field(default_factory=list)
+    reports: list[ModelReport] = field(default_factory=list)
+    # GL902 of classes no convention builds, kept unless the class is inside a checked model
+    needs: list[tuple[type, ModelReport]] = field(default_factory=list)
+    # (name, line, why) of modules with parameters discovery left out: the file's one GL902
+    # when nothing else was checked or reported
+    dropped: list[tuple[str, int, str]] = field(default_factory=list)
+    names: set[str] = field(default_factory=set)  # every name dealt with
 
 
 def load_targets(req: LoadRequest) -> list[Target | ModelReport] | Diagnostic:
@@ -119,61 +64,148 @@ def load_targets(req: LoadRequest) -> list[Target | ModelReport] | Diagnostic:
         raise
     except BaseException as exc:  # noqa: BLE001 - the user's import failed, whatever it raised
         loc = user_location(exc, req.path)
-        return _diag("GL901", f"importing {req.path} raised {describe_exception(exc)}; fix the "
-                     "error or guard side effects with `if __name__ == \"__main__\":`", loc)
-
-    results: list[Target | ModelReport] = []
-    candidates: list[_Candidate] = []
-    needs_args: list[tuple[type, list[str]]] = []
+        return stage_diag("GL901", f"importing {req.path} raised {describe_exception(exc)}; "
+                          "fix the error or guard side effects with "
+                          "`if __name__ == \"__main__\":`", loc)
+    found = _Found()
     if req.names:
-        for name in req.names:
-            obj = getattr(module, name, None)
-            if obj is None:
-                results.append(_failed(req, name, 1, _diag(
-                    "GL906", f"{req.path} has no model named {name!r}",
-                    Location(req.path, 1), f"{req.path}::{name}")))
-                continue
-            built = _build(req, module, name, obj, recorder, force=True)
-            if isinstance(built, ModelReport):
-                results.append(built)
-            else:
-                candidates.append(built)
+        _build_names(req, module, recorder, req.names, found)
     else:
-        candidates, more, needs_args = _discover(req, module, recorder)
-        results.extend(more)
-
-    candidates = _outermost(candidates)
-    types_inside = {type(m) for c in candidates for m in c.model.modules() if m is not c.model}
-    for cls, params in needs_args:
-        if cls in types_inside or any(type(c.model) is cls for c in candidates):
-            continue  # a component of a model we check: its instance is analysed there
-        line = _class_line(cls)
-        results.append(_failed(req, cls.__name__, line, _diag(
-            "GL902", f"{cls.__name__} needs constructor arguments ({', '.join(params)}); "
-            f"create a module-level instance, or set them in pyproject.toml under "
-            f"[tool.gradlint.targets.\"{req.path}::{cls.__name__}\"] kwargs = {{...}}",
-            Location(req.path, line), f"{req.path}::{cls.__name__}"),
-            status="skipped"))
-
+        _discover(req, module, recorder, found)
+        _build_names(req, module, recorder,
+                     tuple(n for n in req.configured() if n not in found.names), found)
+    candidates = _outermost(found.candidates)
+    inside = {type(m) for c in candidates for m in c.model.modules()}
+    results: list[Target | ModelReport] = list(found.reports)
+    results += [report for cls, report in found.needs if cls not in inside]
+    if not results and not candidates and found.dropped:
+        results.append(_nothing_checked(req, found.dropped))
     for c in candidates:
-        cfg = _config_for(req, c.name)
-        try:
-            inputs = given_inputs(module, c.model, req.inputs or (cfg.inputs if cfg else ()))
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # noqa: BLE001
-            loc = user_location(exc, req.path)
-            results.append(_failed(req, c.name, c.line, _diag(
-                "GL906", f"building example inputs for {c.name} raised {describe_exception(exc)}",
-                loc, f"{req.path}::{c.name}")))
-            continue
-        results.append(Target(f"{req.path}::{c.name}", c.model, req.path, c.line, inputs,
-                              _sites(recorder, c, req.path), cfg.output if cfg else None))
+        results.append(_target(req, module, recorder, c))
     results.sort(key=lambda r: r.line)
     return results
 
 
-def _sites(recorder: SiteRecorder, c: _Candidate, path: str) -> dict[str, Site]:
+def _target(req: LoadRequest, module: types.ModuleType, recorder: SiteRecorder,
+            c: Candidate) -> Target | ModelReport:
+    cfg = req.config_for(c.name)
+    try:
+        inputs = given_inputs(module, c.model, req.inputs or (cfg.inputs if cfg else ()), c.name)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001
+        loc = user_location(exc, req.path)
+        return failed(req, c.name, c.line, stage_diag(
+            "GL906", f"building example inputs for {c.name} raised {describe_exception(exc)}",
+            loc, f"{req.path}::{c.name}"))
+    return Target(f"{req.path}::{c.name}", c.model, req.path, c.line, inputs,
+                  _sites(recorder, c, req.path), cfg.output if cfg else None, c.built_as)
+
+
+def _build_names(req: LoadRequest, module: types.ModuleType, recorder: SiteRecorder,
+                 names: tuple[str, ...], found: _Found) -> None:
+    """Targets asked for by name (command line or configuration): built whatever they hold."""
+    for name in names:
+        found.names.add(name)
+        obj = getattr(module, name, None)
+        cfg = req.config_for(name)
+        if obj is None and (cfg is None or cfg.build is None):
+            found.reports.append(failed(req, name, 1, stage_diag(
+                "GL906", f"{req.path} has no model named {name!r}",
+                Location(req.path, 1), f"{req.path}::{name}")))
+            continue
+        built = build_named(req, module, name, obj, recorder)
+        if isinstance(built, ModelReport):
+            found.reports.append(built)
+        else:
+            found.candidates.append(built)
+
+
+def _discover(req: LoadRequest, module: types.ModuleType, recorder: SiteRecorder,
+              found: _Found) -> None:
+    """The file's models: module-level instances built by this file, then its classes (with
+    a convention when the constructor needs arguments); modules without parameters (an
+    activation, a mixin, ``DropPath``) are left out silently."""
+    here = os.path.abspath(req.path)
+    configured = req.configured()
+    instance_types: set[type] = set()
+    # snapshots: building a class can add names (a warning's __warningregistry__, ``global``)
+    for name, obj in list(vars(module).items()):
+        if not isinstance(obj, nn.Module):
+            continue
+        site = recorder.sites.get(id(obj))
+        anchor = site[1] if site else None
+        if anchor is None or os.path.abspath(anchor.file) != here:
+            continue  # imported from elsewhere, not built by this file
+        if name.startswith("_") and name not in configured:
+            if has_parameters(obj):
+                found.dropped.append((name, anchor.line, f"`{name}` is private (its name "
+                                      "starts with an underscore)"))
+            continue
+        instance_types.add(type(obj))
+        found.names.add(name)
+        if has_parameters(obj) or name in configured:
+            found.candidates.append(Candidate(name, obj, anchor.line, None))
+    needs: list[tuple[str, type]] = []
+    for name, obj in list(vars(module).items()):
+        if not _model_class(obj, module) or obj in instance_types:
+            continue
+        found.names.add(name)
+        if name in configured:
+            _keep(found, build_named(req, module, name, obj, recorder), forced=True)
+        elif required_params(obj):
+            needs.append((name, obj))
+        else:
+            _keep(found, build_configured(req, module, name, obj, TargetConfig(), recorder))
+    _by_convention(req, module, recorder, needs, found)
+
+
+def _model_class(obj: Any, module: types.ModuleType) -> bool:
+    """A concrete ``nn.Module`` class defined in ``module``, with a ``forward`` of its own."""
+    if not (inspect.isclass(obj) and issubclass(obj, nn.Module)):
+        return False
+    if obj.__module__ != module.__name__ or inspect.isabstract(obj):
+        return False
+    return getattr(obj, "forward", None) is not nn.Module.forward  # else a base class
+
+
+def _keep(found: _Found, built: Candidate | ModelReport, forced: bool = False) -> None:
+    if isinstance(built, ModelReport):
+        found.reports.append(built)
+    elif forced or has_parameters(built.model):
+        found.candidates.append(built)
+
+
+def _by_convention(req: LoadRequest, module: types.ModuleType, recorder: SiteRecorder,
+                   needs: list[tuple[str, type]], found: _Found) -> None:
+    """Classes whose constructor needs arguments, last defined first (a file defines its
+    components before the model that holds them): one inside a model built already is
+    analysed there and is not built on its own."""
+    inside = {type(m) for c in found.candidates for m in c.model.modules()}
+    for name, cls in sorted(needs, key=lambda item: -class_line(item[1])):
+        if cls in inside:
+            continue
+        built = build_by_convention(req, module, name, cls, recorder)
+        if isinstance(built, Candidate):
+            if has_parameters(built.model):
+                found.candidates.append(built)
+                inside |= {type(m) for m in built.model.modules()}
+        elif built is not None:
+            found.needs.append((cls, built))
+
+
+def _nothing_checked(req: LoadRequest, dropped: list[tuple[str, int, str]]) -> ModelReport:
+    """The file has modules with parameters, yet nothing was checked and nothing said why."""
+    name, line, why = dropped[0]
+    others = f" (and {len(dropped) - 1} more)" if len(dropped) > 1 else ""
+    return failed(req, name, line, stage_diag(
+        "GL902", f"no model of {req.path} was checked: {why}{others}; to check it, add to "
+        f"pyproject.toml: [tool.gradlint.targets.\"{req.config_key(name)}\"] "
+        f"build = \"{name}\"", Location(req.path, line), f"{req.path}::{name}"),
+        status="skipped")
+
+
+def _sites(recorder: SiteRecorder, c: Candidate, path: str) -> dict[str, Site]:
     """Construction sites by module name; a model gradlint built from its class has no user
     line on the stack, so its own parameters (a ViT's class token) are placed at the class."""
     sites = recorder.sites_of(c.model)
@@ -188,109 +220,7 @@ def _sites(recorder: SiteRecorder, c: _Candidate, path: str) -> dict[str, Site]:
     return sites
 
 
-def _discover(req: LoadRequest, module: types.ModuleType, recorder: SiteRecorder
-              ) -> tuple[list[_Candidate], list[ModelReport], list[tuple[type, list[str]]]]:
-    candidates: list[_Candidate] = []
-    failures: list[ModelReport] = []
-    needs_args: list[tuple[type, list[str]]] = []
-    here = os.path.abspath(req.path)
-    instance_types: set[type] = set()
-    # snapshots: building a class can add names (a warning's __warningregistry__, ``global``)
-    for name, obj in list(vars(module).items()):
-        if name.startswith("_") or not isinstance(obj, nn.Module):
-            continue
-        site = recorder.sites.get(id(obj))
-        anchor = site[1] if site else None
-        if anchor is None or os.path.abspath(anchor.file) != here:
-            continue  # imported from elsewhere, not built by this file
-        candidates.append(_Candidate(name, obj, anchor.line, None))
-        instance_types.add(type(obj))
-    for name, obj in list(vars(module).items()):
-        if not (inspect.isclass(obj) and issubclass(obj, nn.Module)) or obj in instance_types:
-            continue
-        if obj.__module__ != module.__name__ or inspect.isabstract(obj):
-            continue
-        if getattr(obj, "forward", None) is nn.Module.forward:
-            continue  # a base class with no forward of its own
-        cfg = _config_for(req, name)
-        params = _required_params(obj)
-        if params and cfg is None:
-            needs_args.append((obj, params))
-            continue
-        built = _build(req, module, name, obj, recorder, force=False)
-        if isinstance(built, ModelReport):
-            failures.append(built)
-        else:
-            candidates.append(built)
-    return candidates, failures, needs_args
-
-
-def _build(req: LoadRequest, module: types.ModuleType, name: str, obj: Any,
-           recorder: SiteRecorder, force: bool) -> _Candidate | ModelReport:
-    """Instantiate a class (or call a factory) with its configured arguments."""
-    if isinstance(obj, nn.Module):
-        site = recorder.sites.get(id(obj))
-        return _Candidate(name, obj, site[1].line if site and site[1] else 1, None)
-    line = _class_line(obj)
-    cfg = _config_for(req, name) or TargetConfig()
-    if not callable(obj):
-        return _failed(req, name, line, _diag(
-            "GL906", f"{name} is not an nn.Module, a module class or a factory",
-            Location(req.path, line), f"{req.path}::{name}"))
-    if inspect.isclass(obj) and not cfg.args and not cfg.kwargs and _required_params(obj):
-        params = _required_params(obj)
-        return _failed(req, name, line, _diag(
-            "GL902", f"{name} needs constructor arguments ({', '.join(params)}); set them in "
-            f"pyproject.toml under [tool.gradlint.targets.\"{req.path}::{name}\"]",
-            Location(req.path, line), f"{req.path}::{name}"), status="skipped")
-    try:
-        model = _construct(obj, cfg, recorder, req.meta, req.budget)
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # noqa: BLE001 - the user's constructor failed
-        loc = user_location(exc, req.path)
-        return _failed(req, name, line, _diag(
-            "GL906", f"constructing {name}() raised {describe_exception(exc)}", loc,
-            f"{req.path}::{name}"))
-    if not isinstance(model, nn.Module):
-        return _failed(req, name, line, _diag(
-            "GL906", f"{name}() returned {type(model).__name__}, not an nn.Module",
-            Location(req.path, line), f"{req.path}::{name}"))
-    return _Candidate(name, model, line, obj if inspect.isclass(obj) else None)
-
-
-def _construct(obj: Any, cfg: TargetConfig, recorder: SiteRecorder, meta: bool,
-               budget: int | None = None) -> Any:
-    """Size the model on the meta device first; build it for real only if it fits the budget
-    (a 70B-parameter config never touches RAM)."""
-    probe = None
-    for stand_in in (True, False):  # a constructor that needs more of dynamo: try without
-        try:
-            # below the device mode: it hands each call on, then the draw reaches this one
-            with recorder, user_code(), dynamo_left_out(stand_in), MetaDrawsNothing(), \
-                    torch.device("meta"), outside_refused() as tried:
-                probe = obj(*cfg.args, **cfg.kwargs)
-            if tried:  # the user's code caught the refusal and went on
-                raise tried[0]
-            break
-        except OutsideEffect as exc:  # stopped before it touched anything: build for real
-            if meta:
-                raise OutsideEffect(
-                    f"tried to {exc} on the meta device (--meta), which gradlint refuses (a "
-                    "checkpoint written now would hold meta tensors); drop --meta to build it "
-                    "for real").with_traceback(exc.__traceback__) from None
-            probe = None
-            break
-        except Exception:  # noqa: BLE001 - some constructors need real tensors: build for real
-            if meta and not stand_in:
-                raise
-    if isinstance(probe, nn.Module) and (meta or _param_bytes(probe) > memory_budget(budget)):
-        return probe
-    with recorder, user_code():
-        return obj(*cfg.args, **cfg.kwargs)
-
-
-def _outermost(cands: list[_Candidate]) -> list[_Candidate]:
+def _outermost(cands: list[Candidate]) -> list[Candidate]:
     """Drop models that are submodules of another discovered model (README, "What gets checked")."""
     inner_ids: set[int] = set()
     inner_types: set[type] = set()
