@@ -184,8 +184,10 @@ class Target:
 class StageError(Exception):
     """A user-caused failure inside a stage, carried to the report as a GL9xx diagnostic."""
 
-    def __init__(self, code: str, message: str, location: Location | None = None) -> None:
+    def __init__(self, code: str, message: str, location: Location | None = None,
+                 related: tuple[Location, ...] = ()) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.location = location
+        self.related = related  # e.g. the library line under the user's line that failed

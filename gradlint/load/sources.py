@@ -210,15 +210,51 @@ def refine(loc: Location, name_hint: str | None = None) -> Location:
 
 
 def exception_site(exc: BaseException, prefer: str | None = None) -> Location | None:
-    """Where user code raised: the innermost frame in ``prefer`` (the checked file) if any,
-    else the innermost frame outside torch, gradlint and the stdlib."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    if prefer is not None:
-        target = os.path.abspath(prefer)
-        for fr in reversed(frames):
-            if os.path.abspath(fr.filename) == target:
-                return Location(display_path(fr.filename), fr.lineno or 1)
-    for fr in reversed(frames):
-        if not is_library_file(fr.filename):
-            return Location(display_path(fr.filename), fr.lineno or 1)
-    return None
+    """Where user code raised (``exception_sites``' first half)."""
+    return exception_sites(exc, prefer)[0]
+
+
+def exception_sites(exc: BaseException, prefer: str | None = None
+                    ) -> tuple[Location | None, tuple[Location, ...]]:
+    """(where, related) for an exception raised in or under user code. ``where``: the
+    innermost frame in ``prefer`` (the checked file) if any, else in the user's files (outside
+    torch, gradlint, the stdlib and installed packages), else in an installed package; a
+    user's line is what they can change. ``related``: the innermost installed-package frame
+    below ``where`` (``timm/layers/patch_embed.py``), where the library itself raised."""
+    frames = [(fr.filename, fr.lineno or 1) for fr in traceback.extract_tb(exc.__traceback__)]
+    return _user_and_library(frames, prefer)
+
+
+def failure_sites(stack_trace: str | None, exc: BaseException
+                  ) -> tuple[Location | None, tuple[Location, ...]]:
+    """``exception_sites`` for a failure while running a traced graph: the fx node's
+    ``stack_trace`` (the forwards down to its call) continued by the traceback of ``exc``
+    (what the call ran)."""
+    frames = [(m["file"], int(m["line"])) for m in _FRAME_RE.finditer(stack_trace or "")]
+    frames += [(fr.filename, fr.lineno or 1) for fr in traceback.extract_tb(exc.__traceback__)]
+    return _user_and_library(frames)
+
+
+def _user_and_library(frames: list[tuple[str, int]], prefer: str | None = None
+                      ) -> tuple[Location | None, tuple[Location, ...]]:
+    """The innermost user frame of ``frames`` (outermost first) and the innermost
+    installed-package frame below it (see ``exception_sites``)."""
+    frames = [fr for fr in frames if not is_library_file(fr[0])]
+    target = os.path.abspath(prefer) if prefer is not None else None
+    mine = [i for i, fr in enumerate(frames) if os.path.abspath(fr[0]) == target] or [
+        i for i, fr in enumerate(frames) if not is_installed_file(fr[0])]
+    at = mine[-1] if mine else len(frames) - 1
+    if at < 0:
+        return None, ()
+    below = [fr for fr in frames[at + 1:] if is_installed_file(fr[0])]
+    return _site(*frames[at]), tuple(_site(*fr) for fr in below[-1:])
+
+
+def _site(filename: str, line: int) -> Location:
+    return Location(display_path(filename), line)
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The user's exception with its traceback and causes, as Python prints it (``--debug``
+    shows it behind a GL903)."""
+    return "".join(traceback.format_exception(exc))

@@ -6,9 +6,11 @@ API; it imports torch, the parent process never does.
 
 from __future__ import annotations
 
+import sys
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from gradlint.core.options import DEFAULT_THRESHOLD, Options
@@ -24,7 +26,7 @@ from gradlint.estimate.sweeps import estimate_gradients
 from gradlint.lint.registry import diagnostic, run_rules
 from gradlint.lint.rule_api import ModelAnalysis
 from gradlint.load.importing import user_code
-from gradlint.load.sources import exception_site, remember_given_path
+from gradlint.load.sources import exception_site, remember_given_path, user_traceback
 from gradlint.load.targets import LoadRequest, load_targets
 from gradlint.trace.fx import trace_target
 
@@ -82,8 +84,11 @@ def check_target(target: Target, options: Options) -> ModelReport:
         diags = run_rules(analysis, options.select, options.ignore)
     except StageError as err:
         loc = err.location or Location(target.file, target.line)
+        if options.debug and err.__cause__ is not None:  # stderr: a worker's goes to the parent
+            print(user_traceback(err.__cause__), file=sys.stderr)
+        diag = replace(diagnostic(err.code, err.message, loc, target.name), related=err.related)
         return ModelReport(**base, status="failed", seconds=time.perf_counter() - start,
-                           diagnostics=(diagnostic(err.code, err.message, loc, target.name),))
+                           diagnostics=(diag,))
     except Exception as exc:  # noqa: BLE001 - a gradlint bug must not stop the other targets
         detail = traceback.format_exc() if options.debug else f"{type(exc).__name__}: {exc}"
         user = exception_site(exc, prefer=target.file)

@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from gradlint.core.graph import LayerGraph, ParamStats
 from gradlint.core.values import Location, StageError, Target
-from gradlint.load.sources import exception_site, trace_site
+from gradlint.load.sources import exception_site, exception_sites, trace_site
 from gradlint.trace.example_inputs import first_layer_inputs, infer_inputs, input_specs
 from gradlint.trace.export import export_target
 from gradlint.trace.fx_convert import to_layer_graph
@@ -98,7 +98,10 @@ def trace_target(target: Target) -> LayerGraph:
     while True:
         tracer = GradTracer(spliced)
         try:
-            graph = tracer.trace(model, concrete_args=concrete or None)
+            # a forward that stores values (``self.mask = self.mask.to(x.dtype)``) would leave
+            # fx's Proxies in the user's model: every module's attributes are put back
+            with restored(model):
+                graph = tracer.trace(model, concrete_args=concrete or None)
             break
         except Exception as exc:  # noqa: BLE001 - any failure in user code is a diagnostic
             if "not installed as a submodule" in str(exc):
@@ -153,8 +156,9 @@ def _unregistered_modules(model: nn.Module, exc: BaseException) -> None:
 def _export_fallback(target: Target, model: nn.Module, fx_error: BaseException,
                      stats: dict[str, ParamStats], default_init: bool) -> LayerGraph:
     """fx failed (data-dependent control flow, cache objects): try torch.export with example
-    inputs; if that fails too, GL903 at the line where fx broke, saying what would help."""
-    where = exception_site(fx_error)
+    inputs; if that fails too, GL903 at the user's line where fx broke (the library line
+    under it as related information), saying what would help."""
+    where, related = exception_sites(fx_error)
     why = f"{type(fx_error).__name__}: {_first_line(fx_error)}"
     inputs = target.inputs if target.inputs is not None else first_layer_inputs(model)
     if inputs is None:
@@ -170,10 +174,13 @@ def _export_fallback(target: Target, model: nn.Module, fx_error: BaseException,
         guessed = "" if target.inputs is not None else (
             " (with an input guessed from the first layer: pass --input SHAPE[:DTYPE] or "
             "define example_inputs() in the file)")
-        raise StageError("GL903", f"torch.fx could not trace {type(model).__name__} ({why}); "
-                         f"{err.message}{guessed}; rewrite the data-dependent control flow in "
-                         "forward() or lint the submodules separately",
-                         where or err.location) from None
+        failed = StageError("GL903", f"torch.fx could not trace {type(model).__name__} ({why}); "
+                            f"{err.message}{guessed}; rewrite the data-dependent control flow "
+                            "in forward() or lint the submodules separately",
+                            where or err.location, related if where else err.related)
+        # --debug prints the cause (gradlint/run/check_file.py): export's failure, which
+        # Python chains to fx's (it was raised while fx's was handled)
+        raise failed from (err.__cause__ or fx_error)
 
 
 def _first_line(exc: BaseException) -> str:
