@@ -7,8 +7,9 @@ model is shown in the report (``built as GPT(GPTConfig())``):
 1. every required parameter is annotated with a class constructible without arguments
    (``def __init__(self, config: GPTConfig)``);
 2. every required parameter matches, by name, a ``*Config`` class of the module (defined or
-   imported there) constructible without arguments: ``gpt_config`` the class ``GPTConfig``,
-   ``config``/``cfg``/``model_config`` the module's only such class;
+   imported there) constructible without arguments: ``gpt_config`` the class ``GPTConfig``;
+   ``config``/``cfg``/``model_config`` the one named after the model (``GPTConfig`` for
+   ``GPT``), else the module's only one;
 3. ``cls.get_default_config()`` (minGPT), for a single required parameter;
 4. a Hugging Face ``config_class`` (``cls(cls.config_class())``), for a single one.
 
@@ -60,7 +61,7 @@ def conventions(cls: type, module: types.ModuleType) -> list[Recipe]:
     if not params:
         return []
     found: dict[str, Recipe] = {}
-    for supply in (_by_annotation(params, module), _by_config_class(params, module)):
+    for supply in (_by_annotation(params, module), _by_config_class(cls, params, module)):
         if supply is not None:
             recipe = _call(cls, params, supply)
             found.setdefault(recipe.text, recipe)
@@ -85,6 +86,8 @@ def _annotation(param: inspect.Parameter, module: types.ModuleType) -> Any:
     """The annotation's value; a string (``from __future__ import annotations``) is looked up
     in the module's namespace, else it counts as absent."""
     note = param.annotation
+    if note is inspect.Parameter.empty:
+        return None
     if isinstance(note, str):
         note = vars(module).get(note.strip().strip("'\""))
     return note
@@ -100,10 +103,11 @@ def _squash(name: str) -> str:
     return name.lower().replace("_", "").replace("cfg", "config")
 
 
-def _by_config_class(params: list[inspect.Parameter], module: types.ModuleType
+def _by_config_class(cls: type, params: list[inspect.Parameter], module: types.ModuleType
                      ) -> list[type] | None:
     """Per parameter, the ``*Config`` class its name points at: the one spelled like it, or
-    for a generic name the module's only one."""
+    for a generic name the one named after the model (``GPTConfig`` for ``GPT``), else the
+    module's only one."""
     pool = [v for k, v in vars(module).items()
             if not k.startswith("_") and inspect.isclass(v) and k.endswith(("Config", "Cfg"))
             and _no_argument_class(v)]
@@ -112,12 +116,12 @@ def _by_config_class(params: list[inspect.Parameter], module: types.ModuleType
     for p in params:
         name = _squash(p.name)
         exact = [c for c in pool if _squash(c.__name__) == name]
-        if len(exact) == 1:
-            chosen.append(exact[0])
-        elif (name.endswith("config") or name in _GENERIC) and len(pool) == 1:
-            chosen.append(pool[0])
-        else:
+        if not exact and (name.endswith("config") or name in _GENERIC):
+            exact = [c for c in pool if _squash(c.__name__) == _squash(cls.__name__ + "Config")]
+            exact = exact or (pool if len(pool) == 1 else [])
+        if len(exact) != 1:
             return None
+        chosen.append(exact[0])
     return chosen
 
 

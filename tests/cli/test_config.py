@@ -147,6 +147,14 @@ def test_per_file_ignores_are_parsed_in_order(tmp_path: Path) -> None:
     ('[tool.gradlint.targets."m.py::Net"]\nkwarg = {}', ["'kwarg'", "m.py::Net"]),
     ('[tool.gradlint.targets."m.py::Net"]\nkwargs = 3', ["kwargs", "m.py::Net"]),
     ('[tool.gradlint.targets."m.py::Net"]\ninputs = [8]', ["inputs", "m.py::Net"]),
+    ('[tool.gradlint.targets."m.py::Net"]\nbuild = "Net(C())"\nkwargs = {a = 1}',
+     ["m.py::Net", "build", "kwargs"]),
+    ('[tool.gradlint.targets."m.py::Net"]\nbuild = "Net(C())"\nargs = [1]',
+     ["m.py::Net", "build", "args"]),
+    ('[tool.gradlint.targets."m.py::Net"]\nbuild = "Net(("', ["m.py::Net", "build",
+                                                             "not a Python expression"]),
+    ('[tool.gradlint.targets."m.py::Net"]\nbuild = "x = Net()"', ["m.py::Net", "build"]),
+    ('[tool.gradlint.targets."m.py::Net"]\nbuild = 3', ["m.py::Net", "build", "string"]),
 ])
 def test_bad_values_name_key_and_file(tmp_path: Path, body: str, words: list[str]) -> None:
     project(tmp_path, body)
@@ -156,6 +164,14 @@ def test_bad_values_name_key_and_file(tmp_path: Path, body: str, words: list[str
     assert str(tmp_path / "pyproject.toml") in message
     for word in words:
         assert word in message
+
+
+def test_a_build_expression_is_read(tmp_path: Path) -> None:
+    project(tmp_path, '[tool.gradlint.targets."gpt/model.py::GPT"]\n'
+            'build = " GPT(GPTConfig(n_layer=4)) "\ninputs = ["2x8:int64"]')
+    target = load_config(str(tmp_path)).targets["gpt/model.py::GPT"]
+    assert (target.build, target.args, target.kwargs, target.inputs) == (
+        "GPT(GPTConfig(n_layer=4))", (), {}, ("2x8:int64",))
 
 
 def test_config_error_through_the_command(run_gradlint: Any, tmp_path: Path) -> None:

@@ -1,0 +1,341 @@
+"""Which models a file yields and how they are built (gradlint/load/targets.py, building.py,
+conventions.py): modules without parameters are not models, constructors that take a config
+object are built by conventions, configured targets add to discovery and may give a ``build``
+expression, and a file with modules never yields nothing without saying why. In-process
+through ``load_targets``."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gradlint.core.options import TargetConfig
+from gradlint.core.values import Diagnostic, ModelReport, Target
+from gradlint.load.targets import LoadRequest, load_targets
+
+
+def write(folder: Path, name: str, source: str) -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(source).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def load(path: Path, names: tuple[str, ...] = (), configs: dict[str, TargetConfig] | None = None,
+         base: Path | None = None) -> dict[str, Target | ModelReport]:
+    found = load_targets(LoadRequest(str(path), names, configs,
+                                     base=str(base) if base else None))
+    assert not isinstance(found, Diagnostic), found.message
+    return {t.name.rpartition("::")[2]: t for t in found}
+
+
+def checked(found: dict[str, Target | ModelReport]) -> dict[str, str | None]:
+    """Checked model -> how it was built (a convention's call, else None)."""
+    return {n: t.built_as for n, t in found.items() if isinstance(t, Target)}
+
+
+def codes(found: dict[str, Target | ModelReport]) -> dict[str, list[tuple[str, str]]]:
+    return {n: [(d.code, d.severity) for d in t.diagnostics]
+            for n, t in found.items() if isinstance(t, ModelReport)}
+
+
+def message(found: dict[str, Target | ModelReport], name: str) -> str:
+    report = found[name]
+    assert isinstance(report, ModelReport), report
+    (diag,) = report.diagnostics
+    return diag.message
+
+
+HELPERS = """
+import math
+
+import torch
+import torch.nn as nn
+
+
+class NewGELU(nn.Module):
+    def forward(self, x):
+        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * x))
+
+
+class DropPath(nn.Module):
+    def __init__(self, p=0.1):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        return x
+
+
+class Scaled(nn.Module):  # a lazy layer's parameters count
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.LazyLinear(4)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+act = NewGELU()
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 16)
+        self.proj = nn.Linear(16, 16)
+
+    def forward(self, x):
+        return self.proj(torch.relu(self.fc(x)))
+"""
+
+
+def test_modules_without_parameters_are_not_models(tmp_path: Path) -> None:
+    found = load(write(tmp_path, "helpers.py", HELPERS))
+    assert checked(found) == {"Scaled": None, "MLP": None}
+    assert codes(found) == {}
+
+
+def test_a_named_helper_is_still_checked(tmp_path: Path) -> None:
+    """``file.py::Name`` is what the user asked for, parameters or not."""
+    found = load(write(tmp_path, "helpers.py", HELPERS), ("NewGELU",))
+    assert checked(found) == {"NewGELU": None}
+
+
+CONFIG_MODELS = """
+from dataclasses import dataclass
+
+import torch.nn as nn
+
+
+class Block(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.fc = nn.Linear(config.n_embd, config.n_embd)
+
+    def forward(self, x):
+        return self.fc(x).relu()
+
+
+@dataclass
+class GPTConfig:
+    n_embd: int = 16
+    n_layer: int = 2
+
+
+class GPT(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.blocks = nn.Sequential(*[Block(config) for _ in range(config.n_layer)])
+
+    def forward(self, x):
+        return self.blocks(x)
+
+
+class CN:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+class MinGPT(nn.Module):
+    @staticmethod
+    def get_default_config():
+        return CN(width=8)
+
+    def __init__(self, settings):
+        super().__init__()
+        self.fc = nn.Linear(settings.width, settings.width)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+class TinyConfig:
+    def __init__(self, hidden_size=8):
+        self.hidden_size = hidden_size
+
+
+class TinyModel(nn.Module):
+    config_class = TinyConfig
+
+    def __init__(self, hf):
+        super().__init__()
+        self.fc = nn.Linear(hf.hidden_size, hf.hidden_size)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+class Annotated(nn.Module):
+    def __init__(self, settings: TinyConfig, other: GPTConfig):
+        super().__init__()
+        self.fc = nn.Linear(settings.hidden_size, other.n_embd)
+
+    def forward(self, x):
+        return self.fc(x)
+"""
+
+
+def test_conventions_build_models_that_take_a_config(tmp_path: Path) -> None:
+    found = load(write(tmp_path, "models.py", CONFIG_MODELS))
+    assert checked(found) == {
+        "GPT": "GPT(GPTConfig())",  # Block is inside it: not built on its own
+        "MinGPT": "MinGPT(MinGPT.get_default_config())",
+        "TinyModel": "TinyModel(TinyConfig())",
+        "Annotated": "Annotated(settings=TinyConfig(), other=GPTConfig())"}
+    assert codes(found) == {}
+
+
+def test_a_parameter_named_like_one_of_several_configs(tmp_path: Path) -> None:
+    source = CONFIG_MODELS.replace("def __init__(self, config):\n        super().__init__()\n"
+                                   "        self.blocks", "def __init__(self, gpt_config):\n"
+                                   "        config = gpt_config\n        super().__init__()\n"
+                                   "        self.blocks")
+    source += "\n\n@dataclass\nclass OtherConfig:\n    n: int = 1\n"
+    found = load(write(tmp_path, "models.py", source), ("GPT", "Block"))
+    assert checked(found)["GPT"] == "GPT(GPTConfig())"
+    # ``config`` with two *Config classes in the module: no convention applies
+    assert codes(found)["Block"] == [("GL902", "info")]
+    assert "no convention supplies them" in message(found, "Block")
+
+
+NEEDS = """
+from dataclasses import dataclass
+
+import torch.nn as nn
+
+
+@dataclass
+class NetConfig:
+    width: int = 0
+
+
+class Net(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        if config.width <= 0:
+            raise ValueError("width must be positive")
+        self.fc = nn.Linear(config.width, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+class Wide(nn.Module):
+    def __init__(self, width, depth):
+        super().__init__()
+        self.fc = nn.Linear(width, depth)
+
+    def forward(self, x):
+        return self.fc(x)
+"""
+
+
+def test_gl902_names_what_was_tried_and_the_config_line(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    model = write(tmp_path / "pkg", "net.py", NEEDS)
+    found = load(model, base=tmp_path)
+    assert codes(found) == {"Net": [("GL902", "info")], "Wide": [("GL902", "info")]}
+    assert message(found, "Net") == (
+        "Net needs constructor arguments (config); tried Net(NetConfig()), which raised "
+        "ValueError: width must be positive; to check it, add to pyproject.toml: "
+        '[tool.gradlint.targets."pkg/net.py::Net"] build = "Net(...)"')
+    assert "(width, depth); no convention supplies them" in message(found, "Wide")
+    assert all(t.status == "skipped" for t in found.values() if isinstance(t, ModelReport))
+
+
+def test_a_build_expression_and_kwargs_from_the_configuration(tmp_path: Path) -> None:
+    model = write(tmp_path, "net.py", NEEDS)
+    configs = {"net.py::Net": TargetConfig(build="Net(NetConfig(width=4))"),
+               "net.py::Wide": TargetConfig(kwargs={"width": 3, "depth": 5}),
+               "net.py::small": TargetConfig(build="Wide(2, 2)", inputs=("1x2",))}
+    found = load(model, configs=configs, base=tmp_path)
+    assert checked(found) == {"Net": None, "Wide": None, "small": None}
+    small = found["small"]
+    assert isinstance(small, Target) and small.line == 22  # at Wide's class
+    assert small.model.fc.in_features == 2  # type: ignore[attr-defined]
+
+
+def test_a_build_expression_that_raises_is_gl906(tmp_path: Path) -> None:
+    model = write(tmp_path, "net.py", NEEDS)
+    found = load(model, configs={"net.py::Net": TargetConfig(build="Net(NetConfig())")},
+                 base=tmp_path)
+    assert codes(found)["Net"] == [("GL906", "error")]
+    assert message(found, "Net").startswith("build = 'Net(NetConfig())' raised ValueError")
+
+
+TWO = """
+import torch
+import torch.nn as nn
+
+
+class Norm(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(width))
+
+    def forward(self, x):
+        return x * self.scale
+
+
+class Deep(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(*[nn.Sequential(nn.Linear(8, 8), nn.Sigmoid())
+                                      for _ in range(12)])
+
+    def forward(self, x):
+        return self.layers(x)
+"""
+
+
+def test_a_configured_target_adds_to_discovery(tmp_path: Path) -> None:
+    model = write(tmp_path, "two.py", TWO)
+    found = load(model, configs={"two.py::Norm": TargetConfig(kwargs={"width": 8})},
+                 base=tmp_path)
+    assert checked(found) == {"Norm": None, "Deep": None}
+    # named on the command line: that model only
+    assert checked(load(model, ("Norm",), {"two.py::Norm": TargetConfig(kwargs={"width": 8})},
+                        base=tmp_path)) == {"Norm": None}
+
+
+def test_a_configured_key_relative_to_another_folder_does_not_match(tmp_path: Path) -> None:
+    model = write(tmp_path, "two.py", TWO)
+    found = load(model, configs={"other/two.py::Norm": TargetConfig(kwargs={"width": 8})},
+                 base=tmp_path)
+    assert checked(found) == {"Deep": None}
+    assert codes(found) == {"Norm": [("GL902", "info")]}
+
+
+def test_a_configured_name_the_file_lacks(tmp_path: Path) -> None:
+    model = write(tmp_path, "two.py", TWO)
+    found = load(model, configs={"two.py::Gone": TargetConfig(inputs=("2x8",))}, base=tmp_path)
+    assert codes(found)["Gone"] == [("GL906", "error")]
+    assert checked(found) == {"Deep": None}
+
+
+def test_a_file_whose_models_discovery_leaves_out_says_why(tmp_path: Path) -> None:
+    """A private module-level instance of an imported model: nothing else explains why the
+    file yields no model, so one GL902 says so, with the line that makes it checkable."""
+    write(tmp_path, "two.py", TWO)
+    wrapper = write(tmp_path, "wrapper.py", "from two import Deep\n\n_deep = Deep()\n")
+    found = load(wrapper, base=tmp_path)
+    assert codes(found) == {"_deep": [("GL902", "info")]}
+    assert message(found, "_deep") == (
+        f"no model of {wrapper} was checked: `_deep` is private (its name starts with an "
+        "underscore); to check it, add to pyproject.toml: "
+        '[tool.gradlint.targets."wrapper.py::_deep"] build = "_deep"')
+    configured = load(wrapper, configs={"wrapper.py::_deep": TargetConfig()}, base=tmp_path)
+    assert checked(configured) == {"_deep": None}
+    public = write(tmp_path, "public.py", "from two import Deep\n\ndeep = Deep()\n")
+    assert checked(load(public)) == {"deep": None}
+
+
+@pytest.mark.parametrize("source", [
+    "import torch.nn as nn\n\nACT = nn.ReLU()\n",
+    "import torch.nn as nn\n\n\nclass Base(nn.Module):\n    def __init__(self):\n"
+    "        super().__init__()\n        self.fc = nn.Linear(2, 2)\n",
+    "X = 1\n"])
+def test_files_without_models_stay_silent(tmp_path: Path, source: str) -> None:
+    assert load(write(tmp_path, "quiet.py", source)) == {}
