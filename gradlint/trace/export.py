@@ -37,10 +37,9 @@ def export_target(target: Target, model: nn.Module, inputs: tuple[Any, ...],
                   default_init: bool) -> LayerGraph:
     """Export with ``strict=False`` and convert; failures become GL903 at the user's line."""
     try:
-        with torch.no_grad():
-            with quiet_logs():
-                ep = torch.export.export(model, tuple(inputs), _no_cache(model, len(inputs)),
-                                         strict=False)
+        with torch.no_grad(), quiet_logs(), attributes_kept(model):
+            ep = torch.export.export(model, tuple(inputs), _no_cache(model, len(inputs)),
+                                     strict=False)
     except Exception as exc:  # noqa: BLE001 - the user's model failed to export
         text = str(exc).strip().splitlines()
         where, related = exception_sites(exc)
@@ -63,6 +62,24 @@ def _no_cache(model: nn.Module, given: int) -> dict[str, Any]:
     if "use_cache" not in names or names.index("use_cache") < given:
         return {}
     return {"use_cache": False}
+
+
+@contextlib.contextmanager
+def attributes_kept(model: nn.Module) -> Iterator[None]:
+    """Put back every module's attributes, parameters, buffers and submodules as they were
+    (the same objects: a shallow snapshot of each dict, no copy of any tensor; a deep copy
+    would double a large model's memory)."""
+    saved = [(held, dict(held)) for m in model.modules()
+             for held in (vars(m), m._parameters, m._buffers, m._modules)]
+    try:
+        yield
+    finally:
+        for held, before in saved:
+            for key in [k for k in held if k not in before]:
+                del held[key]
+            for key, value in before.items():
+                if held.get(key) is not value:
+                    held[key] = value
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ from gradlint.core.graph import LayerGraph, ParamStats
 from gradlint.core.values import Location, StageError, Target
 from gradlint.load.sources import exception_site, exception_sites, trace_site
 from gradlint.trace.example_inputs import first_layer_inputs, infer_inputs, input_specs
-from gradlint.trace.export import export_target
+from gradlint.trace.export import attributes_kept, export_target
 from gradlint.trace.fx_convert import to_layer_graph
 from gradlint.trace.op_lookup import LEAF_MODULES
 from gradlint.trace.shapes import NodeFailed, record_shapes, restored
@@ -100,7 +100,7 @@ def trace_target(target: Target) -> LayerGraph:
         try:
             # a forward that stores values (``self.mask = self.mask.to(x.dtype)``) would leave
             # fx's Proxies in the user's model: every module's attributes are put back
-            with restored(model):
+            with attributes_kept(model):
                 graph = tracer.trace(model, concrete_args=concrete or None)
             break
         except Exception as exc:  # noqa: BLE001 - any failure in user code is a diagnostic

@@ -21,7 +21,7 @@ import torch.nn as nn
 from gradlint.core.graph import GraphNode, ParamStats
 from gradlint.core.values import Target
 from gradlint.load.sources import exception_site, is_library_file
-from gradlint.trace.export import AtenConverter, primary_leaf, quiet_logs
+from gradlint.trace.export import AtenConverter, attributes_kept, primary_leaf, quiet_logs
 
 MAX_LEAVES = 32  # retraces before the whole model goes to the export fallback
 
@@ -59,7 +59,7 @@ def splice_leaf(nodes: list[GraphNode], operands: tuple[int, ...], name: str, mo
     wired to ``operands``; returns the index of its primary output, or why it cannot."""
     args, kwargs = inputs
     try:
-        with torch.no_grad(), quiet_logs():
+        with torch.no_grad(), quiet_logs(), attributes_kept(mod):
             ep = torch.export.export(mod, args, kwargs=kwargs, strict=False)
         prefix = name + "."
         sub = Target(f"{target.name}.{name}", mod, target.file, target.line, None,
