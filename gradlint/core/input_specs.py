@@ -3,6 +3,10 @@ any worker starts, and must not pay torch's import for it)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from gradlint.core.graph import InputSpec
+
 DTYPES = ("float32", "float", "float64", "double", "float16", "half", "bfloat16", "int64",
           "long", "int32", "int", "int16", "short", "int8", "uint8", "bool", "complex64",
           "complex128")
@@ -24,3 +28,14 @@ def parse_spec(spec: str) -> tuple[tuple[int, ...], str]:
         raise ValueError(f"bad --input {spec!r}: unknown dtype {dtype_text!r} "
                          f"(one of {', '.join(DTYPES)})")
     return shape, dtype
+
+
+@dataclass(frozen=True)
+class HeldArgument(InputSpec):
+    """A positional argument of ``forward`` that is not one tensor (an LSTM's ``(h, c)``,
+    ``None`` in a keyword's place, an int): ``value`` is it with each tensor replaced by its
+    InputSpec, so ``--verify`` can draw fresh tensors and pass the rest as the user gave it."""
+
+    shape: tuple[int, ...] = ()
+    dtype: str = "held"
+    value: object = None

@@ -1,6 +1,9 @@
-"""Example inputs when the user gave none: guessed from the first layer that consumes each input
-(a Linear's in_features, a Conv's channels, an Embedding's vocabulary), and the input specs the
-report records."""
+"""Example inputs when the user gave none: guessed from the first layer with weights that each
+input reaches (a Linear's in_features, a Conv's channels, an Embedding's vocabulary), in the
+order ``forward`` uses its layers: the fx graph's when fx traced the model, else the AST of
+``forward`` (gradlint/trace/forward_order.py). A guess that does not run is not the end: the
+input search (gradlint/trace/input_search.py) tries other sizes. Also the input specs the report
+records."""
 
 from __future__ import annotations
 
@@ -11,33 +14,48 @@ import torch.fx as fx
 import torch.nn as nn
 
 from gradlint.core.graph import InputSpec
+from gradlint.core.input_specs import HeldArgument
+from gradlint.load.given_inputs import tree_map_tensors
+from gradlint.trace.forward_order import forward_params, layers_on
 
 BATCH = 4  # examples in the shape-propagation batch (BatchNorm needs more than one)
 
 
-def infer_inputs(model: nn.Module, graph: fx.Graph) -> tuple[torch.Tensor, ...] | None:
-    """A float/int example input per placeholder from the first layer that consumes it."""
-    out: list[torch.Tensor] = []
+def first_layers_fx(model: nn.Module, graph: fx.Graph) -> list[nn.Module | None]:
+    """The first layer with weights each input placeholder reaches in the graph (None where
+    none does); placeholders fixed to a default (``mask=None``) take no input and end it."""
+    out: list[nn.Module | None] = []
     for ph in graph.nodes:
         if ph.op != "placeholder":
             continue
-        mod = _first_module_user(model, ph)
-        if mod is None:
-            return None
-        t = input_for(mod)
+        if ph.args:  # a concrete default (fx's concrete_args): forward's default is used
+            break
+        out.append(_first_module_user(model, ph))
+    return out
+
+
+def first_layers_forward(model: nn.Module) -> list[nn.Module | None]:
+    """Without a graph: for each required parameter of ``forward``, the first layer with
+    weights ``forward`` applies to it (its AST); registration order only when the source says
+    nothing (and only for the first input)."""
+    out: list[nn.Module | None] = []
+    for i, _ in enumerate(forward_params(model) or ["x"]):
+        found = next((m for m in layers_on(model, i) if input_for(m) is not None), None)
+        if found is None and i == 0:
+            found = next((m for m in model.modules() if input_for(m) is not None), None)
+        out.append(found)
+    return out
+
+
+def guess(layers: list[nn.Module | None]) -> tuple[torch.Tensor, ...] | None:
+    """One example input per first layer; None when some input reaches no layer it knows."""
+    out = []
+    for mod in layers:
+        t = input_for(mod) if mod is not None else None
         if t is None:
             return None
         out.append(t)
     return tuple(out)
-
-
-def first_layer_inputs(model: nn.Module) -> tuple[torch.Tensor, ...] | None:
-    """Without a graph, guess from the first module (in definition order) that takes input."""
-    for mod in model.modules():
-        t = input_for(mod)
-        if t is not None:
-            return (t,)
-    return None
 
 
 def _first_module_user(model: nn.Module, start: fx.Node) -> nn.Module | None:
@@ -57,10 +75,16 @@ def _first_module_user(model: nn.Module, start: fx.Node) -> nn.Module | None:
     return None
 
 
+def generator() -> torch.Generator:
+    """Example values come from a generator of their own: they only serve the shape pass, and
+    the caller's global random stream is left as it was."""
+    return torch.Generator().manual_seed(0)
+
+
 def input_for(mod: nn.Module) -> torch.Tensor | None:
-    """An example input for ``mod``, drawn from a generator of its own: the values only serve
-    the shape pass, and the caller's global random stream is left as it was."""
-    gen = torch.Generator().manual_seed(0)
+    """The first example input to try for ``mod`` (gradlint/trace/input_search.py has the
+    others)."""
+    gen = generator()
 
     def randn(*shape: int) -> torch.Tensor:
         return torch.randn(*shape, generator=gen)
@@ -81,6 +105,8 @@ def input_for(mod: nn.Module) -> torch.Tensor | None:
     if isinstance(mod, nn.RNNBase):
         shape = (BATCH, 16, mod.input_size) if mod.batch_first else (16, BATCH, mod.input_size)
         return randn(*shape)
+    if isinstance(mod, nn.RNNCellBase):
+        return randn(BATCH, mod.input_size)
     if isinstance(mod, nn.MultiheadAttention):
         shape = (BATCH, 16, mod.embed_dim) if mod.batch_first else (16, BATCH, mod.embed_dim)
         return randn(*shape)
@@ -88,13 +114,15 @@ def input_for(mod: nn.Module) -> torch.Tensor | None:
 
 
 def input_specs(inputs: tuple[Any, ...]) -> tuple[InputSpec, ...]:
-    """Shape, dtype and (for integer inputs) the exclusive upper bound of each tensor input."""
-    specs = []
-    for t in inputs:
-        if not isinstance(t, torch.Tensor):
-            continue
-        high = None
-        if not (t.is_floating_point() or t.is_complex()) and t.numel():
-            high = int(t.max()) + 1
-        specs.append(InputSpec(tuple(t.shape), str(t.dtype).removeprefix("torch."), high))
-    return tuple(specs)
+    """One spec per positional argument: a tensor's shape, dtype and (for integers) the
+    exclusive upper bound of its values; anything else (a tuple of tensors, None, an int) as a
+    HeldArgument, so ``--verify`` passes every argument the model was traced with."""
+    return tuple(_spec(t) if isinstance(t, torch.Tensor)
+                 else HeldArgument(value=tree_map_tensors(_spec, t)) for t in inputs)
+
+
+def _spec(t: torch.Tensor) -> InputSpec:
+    high = None
+    if not (t.is_floating_point() or t.is_complex()) and t.numel() and t.device.type != "meta":
+        high = int(t.max()) + 1
+    return InputSpec(tuple(t.shape), str(t.dtype).removeprefix("torch."), high)

@@ -20,12 +20,13 @@ import torch.nn as nn
 
 from gradlint.core.graph import LayerGraph, ParamStats
 from gradlint.core.values import Location, StageError, Target
-from gradlint.load.sources import exception_site, exception_sites, trace_site
-from gradlint.trace.example_inputs import first_layer_inputs, infer_inputs, input_specs
+from gradlint.load.sources import exception_site, exception_sites
+from gradlint.trace.example_inputs import input_specs
 from gradlint.trace.export import attributes_kept, export_target
 from gradlint.trace.fx_convert import to_layer_graph
+from gradlint.trace.input_search import forward_inputs
 from gradlint.trace.op_lookup import LEAF_MODULES
-from gradlint.trace.shapes import NodeFailed, record_shapes, restored
+from gradlint.trace.shapes import restored, shape_pass
 from gradlint.trace.splice import MAX_LEAVES, failing_submodule
 from gradlint.trace.weight_stats import owners_of, parameter_stats
 
@@ -112,24 +113,7 @@ def trace_target(target: Target) -> LayerGraph:
             spliced.add(block)
     # no fx.GraphModule: later steps need the graph and the modules it calls, not the Python
     # code a GraphModule generates and compiles for it (~40% of fx's tracing time)
-    inputs = target.inputs if target.inputs is not None else infer_inputs(model, graph)
-    if inputs is None:
-        raise StageError("GL903", f"cannot infer an example input for {type(model).__name__}; "
-                         "pass --input SHAPE[:DTYPE] or define example_inputs() in the file",
-                         Location(target.file, target.line))
-    specs = input_specs(inputs)
-    if default_init:  # a meta model runs on meta inputs: shapes only, no arithmetic
-        inputs = tuple(t.to("meta") if isinstance(t, torch.Tensor) else t for t in inputs)
-    try:
-        record_shapes(model, graph, spliced, inputs)
-    except NodeFailed as failed:
-        cause = failed.cause
-        loc, _ = trace_site(failed.node.stack_trace, target.file)
-        raise StageError("GL903", f"running {type(model).__name__} on an example input of "
-                         f"shape {_shapes(inputs)} failed: {type(cause).__name__}: "
-                         f"{_first_line(cause)}; pass --input SHAPE[:DTYPE] or define "
-                         "example_inputs() in the file",
-                         loc or exception_site(cause)) from None
+    specs = shape_pass(target, model, graph, spliced, default_init)
     return to_layer_graph(target, graph, specs, stats, default_init, spliced)
 
 
@@ -160,11 +144,7 @@ def _export_fallback(target: Target, model: nn.Module, fx_error: BaseException,
     under it as related information), saying what would help."""
     where, related = exception_sites(fx_error)
     why = f"{type(fx_error).__name__}: {_first_line(fx_error)}"
-    inputs = target.inputs if target.inputs is not None else first_layer_inputs(model)
-    if inputs is None:
-        raise StageError("GL903", f"torch.fx could not trace {type(model).__name__} ({why}) and "
-                         "torch.export needs example inputs: pass --input SHAPE[:DTYPE] or "
-                         "define example_inputs() in the file", where)
+    inputs = target.inputs if target.inputs is not None else forward_inputs(target, model)
     try:
         with restored(model):
             model.train()
@@ -186,11 +166,6 @@ def _export_fallback(target: Target, model: nn.Module, fx_error: BaseException,
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else ""
-
-
-def _shapes(inputs: tuple[Any, ...]) -> str:
-    return ", ".join("x".join(map(str, t.shape)) if isinstance(t, torch.Tensor) else repr(t)
-                     for t in inputs)
 
 
 def _defaulted_args(model: nn.Module) -> dict[str, Any]:

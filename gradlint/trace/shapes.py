@@ -1,11 +1,11 @@
 """The shape pass: run the traced fx graph once on example inputs and record each tensor's shape
 beside its node, which the estimate needs (positions per example, pooling windows, softmax
-widths). Like fx's ShapeProp, but a failure names the node whose user code broke."""
+widths). Like fx's ShapeProp, but a failure names the node whose user code broke. The pass
+runs on the inputs the user gave, else on inferred ones (``shape_pass``: the first guess, and
+only when that fails the input search of gradlint/trace/input_search.py)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -14,7 +14,17 @@ import torch.nn as nn
 from torch.fx.node import map_aggregate
 from torch.fx.passes.shape_prop import TensorMetadata
 
+from gradlint.core.graph import InputSpec
+from gradlint.core.values import StageError, Target
+from gradlint.load.given_inputs import restored, tree_map_tensors
+from gradlint.load.sources import exception_site, trace_site
+from gradlint.trace.example_inputs import first_layers_fx, guess, input_specs
+from gradlint.trace.input_search import cannot_feed, describe, first_layers_ran, search
 from gradlint.trace.splice import record_leaf_inputs
+
+# ``restored`` lives with the inputs' fit check (gradlint/load/given_inputs.py): one way to run
+# a model and leave it as it was
+__all__ = ["NodeFailed", "ShapeRecorder", "record_shapes", "restored", "shape_pass"]
 
 
 class NodeFailed(Exception):
@@ -63,23 +73,6 @@ def _tensor_meta(t: torch.Tensor) -> TensorMetadata:
     return TensorMetadata(t.shape, t.dtype, t.requires_grad, (), None, False, {})
 
 
-@contextlib.contextmanager
-def restored(model: nn.Module) -> Iterator[None]:
-    """Running the model in train mode updates BatchNorm's running statistics (and any other
-    buffer a forward writes) and sets every submodule's mode: put both back, so linting never
-    changes the user's model (its outputs, or a test run after ``gradlint.check``)."""
-    modes = [(m, m.training) for m in model.modules()]
-    buffers = [(b, b.detach().clone()) for b in model.buffers() if b.device.type != "meta"]
-    try:
-        yield
-    finally:
-        for m, mode in modes:
-            m.training = mode
-        with torch.no_grad():
-            for b, saved in buffers:
-                b.copy_(saved)
-
-
 def record_shapes(model: nn.Module, graph: fx.Graph, spliced: set[str],
                   inputs: tuple[Any, ...]) -> None:
     """Run ``graph`` once in train mode on ``inputs``, leaving the model as it was; raises
@@ -87,3 +80,65 @@ def record_shapes(model: nn.Module, graph: fx.Graph, spliced: set[str],
     with torch.no_grad(), restored(model):
         model.train()
         ShapeRecorder(model, graph, spliced).run(*inputs)
+
+
+def shape_pass(target: Target, model: nn.Module, graph: fx.Graph, spliced: set[str],
+               default_init: bool) -> tuple[InputSpec, ...]:
+    """Record shapes on the inputs the user gave, else on inferred ones: the first guess from
+    the graph (free when it runs), else the input search's; returns the inputs' specs. GL903
+    when the model fails on inputs it should run on (the user's, or a guess its first layers
+    took, when no other input runs either), GL902 when no input can be found."""
+    if target.inputs is not None:
+        return _record(target, model, graph, spliced, default_init, target.inputs)
+    firsts = first_layers_fx(model, graph)
+    first = guess(firsts)
+    if first is None:
+        raise cannot_feed(target, model, firsts, describe(None))
+    with first_layers_ran(firsts) as ran:
+        try:
+            return _record(target, model, graph, spliced, default_init, first, strict=False)
+        except NodeFailed as failed:
+            failure, fed = failed, ran()
+    found = search(model, firsts)
+    if found is not None:
+        return _record(target, model, graph, spliced, default_init, found)
+    if fed:  # its first layers took the guess: the failure is the model's, where it broke
+        raise _node_error(target, model, first, failure)
+    raise cannot_feed(target, model, firsts, describe(failure.cause))
+
+
+def _record(target: Target, model: nn.Module, graph: fx.Graph, spliced: set[str],
+            default_init: bool, inputs: tuple[Any, ...], strict: bool = True
+            ) -> tuple[InputSpec, ...]:
+    """The shape pass on ``inputs``; ``strict``: a failure is GL903 at the node that broke
+    (else NodeFailed, for the caller to try other inputs)."""
+    specs = input_specs(inputs)
+    if default_init:  # a meta model runs on meta inputs: shapes only, no arithmetic
+        inputs = tree_map_tensors(lambda t: t.to("meta"), inputs)
+    try:
+        record_shapes(model, graph, spliced, inputs)
+    except NodeFailed as failed:
+        if not strict:
+            raise
+        raise _node_error(target, model, inputs, failed) from None
+    return specs
+
+
+def _node_error(target: Target, model: nn.Module, inputs: tuple[Any, ...],
+                failed: NodeFailed) -> StageError:
+    cause = failed.cause
+    loc, _ = trace_site(failed.node.stack_trace, target.file)
+    return StageError("GL903", f"running {type(model).__name__} on an example input of shape "
+                      f"{_shapes(inputs)} failed: {type(cause).__name__}: {_first_line(cause)}; "
+                      "pass --input SHAPE[:DTYPE] or define example_inputs() in the file",
+                      loc or exception_site(cause))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else ""
+
+
+def _shapes(inputs: tuple[Any, ...]) -> str:
+    return ", ".join("x".join(map(str, t.shape)) if isinstance(t, torch.Tensor) else repr(t)
+                     for t in inputs)

@@ -61,9 +61,10 @@ def _main_params(model: nn.Module) -> dict[str, str]:
     return out
 
 
-def measure_gradients(model: nn.Module, make_inputs: Callable[[int], Sequence[torch.Tensor]],
+def measure_gradients(model: nn.Module, make_inputs: Callable[[int], Sequence[Any]],
                       batch: int = 64, seeds: Sequence[int] = (0,)) -> Measurement:
-    """Measure at init; ``make_inputs(batch)`` draws one batch of example inputs."""
+    """Measure at init; ``make_inputs(batch)`` draws one batch of example inputs: ``forward``'s
+    positional arguments, tensors or anything else (a tuple of states, None)."""
     m = copy.deepcopy(model).to(torch.float64).train()
     for mod in m.modules():
         if isinstance(mod, nn.modules.dropout._DropoutNd):
@@ -73,11 +74,13 @@ def measure_gradients(model: nn.Module, make_inputs: Callable[[int], Sequence[to
     per_example = True
     for seed in seeds:
         torch.manual_seed(seed)
-        inputs = [t.to(torch.float64) if t.is_floating_point() else t for t in make_inputs(batch)]
+        inputs = [_float64(x) for x in make_inputs(batch)]
         with torch.no_grad():
             y = primary_tensor(m(*inputs))
         g = torch.randn_like(y)
         try:
+            if not all(isinstance(x, torch.Tensor) for x in inputs):
+                raise TypeError("vmap maps over tensors: a held argument takes the batch path")
             with warnings.catch_warnings():  # vmap's "no batching rule" performance notes
                 warnings.simplefilter("ignore")
                 sq = _per_example(m, inputs, g, mains)
@@ -88,6 +91,18 @@ def measure_gradients(model: nn.Module, make_inputs: Callable[[int], Sequence[to
             sums[k] += v / len(seeds)
     return Measurement({k: (0.5 * math.log10(v) if v > 0 else None) for k, v in sums.items()},
                        per_example)
+
+
+def _float64(value: Any) -> Any:
+    """Floating tensors in ``value`` (and in its tuples, lists, dicts) as float64."""
+    if isinstance(value, torch.Tensor):
+        return value.to(torch.float64) if value.is_floating_point() else value
+    if isinstance(value, (tuple, list)):
+        items = [_float64(v) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+    if isinstance(value, dict):
+        return {k: _float64(v) for k, v in value.items()}
+    return value
 
 
 def _per_example(m: nn.Module, inputs: list[torch.Tensor], g: torch.Tensor,
@@ -106,7 +121,7 @@ def _per_example(m: nn.Module, inputs: list[torch.Tensor], g: torch.Tensor,
     return {mod: float((grads[p] ** 2).mean()) for mod, p in mains.items() if p in wanted}
 
 
-def _batch(m: nn.Module, inputs: list[torch.Tensor], g: torch.Tensor,
+def _batch(m: nn.Module, inputs: list[Any], g: torch.Tensor,
            mains: dict[str, str]) -> dict[str, float]:
     m.zero_grad(set_to_none=True)
     y = primary_tensor(m(*inputs))

@@ -48,16 +48,22 @@ def test_a_model_fx_cannot_trace_is_exported() -> None:
     assert all(le.log10_grad is not None for le in report.layers)
 
 
-def test_without_inputs_and_untraceable_is_gl903_with_the_option_that_fixes_it() -> None:
-    class NoInputs(LoopsOverTime):
+def test_without_inferable_inputs_and_untraceable_is_gl902_with_the_config_line() -> None:
+    class NoLayers(nn.Module):  # raw weights: no layer tells the input's size
         def __init__(self) -> None:
             super().__init__()
-            self.cell = nn.GRUCell(16, 16)  # no input shape can be inferred from a GRUCell
+            self.w = nn.Parameter(torch.randn(16, 16) / 4)
 
-    report = gradlint.check(NoInputs())
-    assert report.status == "failed"
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.zeros_like(x[:, 0])
+            for t in range(x.shape[1]):
+                h = torch.sigmoid((h + x[:, t]) @ self.w)
+            return h
+
+    report = gradlint.check(NoLayers())
     (diag,) = report.diagnostics
-    assert diag.code == "GL903" and "--input" in diag.message
+    assert diag.code == "GL902" and diag.severity == "info", diag
+    assert '[tool.gradlint.targets."<model>::NoLayers"] inputs = [' in diag.message
 
 
 def _bert() -> nn.Module:
