@@ -141,6 +141,31 @@ class Verification:
 
 
 @dataclass(frozen=True)
+class OpaqueBlock:
+    """A submodule that neither torch.fx nor torch.export could trace (GL904): it became one
+    node of gain 1, so the weight layers inside it have no estimate. Kept on the model's
+    report, whatever --select/--ignore keep, so the summary can say how much went unestimated."""
+
+    module: str  # qualified name of the block
+    type: str  # its class name
+    reason: str  # why export failed on it
+    layers: int = 0  # weight layers inside it that have no estimate
+
+    def holds(self, layer: LayerEstimate) -> bool:
+        """``layer`` is inside this block and got no estimate from elsewhere (tied weights)."""
+        inside = layer.module == self.module or layer.module.startswith(self.module + ".")
+        return inside and layer.log10_grad is None
+
+    @classmethod
+    def around(cls, module: str, type_name: str, reason: str,
+               layers: tuple[LayerEstimate, ...]) -> OpaqueBlock:
+        """The block with its count of learning weight layers that have no estimate."""
+        block = cls(module, type_name, reason)
+        count = sum(1 for le in layers if not le.frozen and block.holds(le))
+        return cls(module, type_name, reason, count)
+
+
+@dataclass(frozen=True)
 class ModelReport:
     """Everything gradlint learned about one target."""
 
@@ -156,6 +181,37 @@ class ModelReport:
     diagnostics: tuple[Diagnostic, ...] = ()
     verify: Verification | None = None
     built_as: str | None = None  # a convention gradlint built it with: "GPT(GPTConfig())"
+    opaque: tuple[OpaqueBlock, ...] = ()  # blocks left untraced; their layers have no estimate
+
+    @property
+    def weight_layers(self) -> int:
+        """Layers that learn (frozen ones are never diagnosed)."""
+        return sum(1 for le in self.layers if not le.frozen)
+
+    @property
+    def unestimated(self) -> int:
+        """Learning weight layers without an estimate (inside an opaque block)."""
+        return sum(b.layers for b in self.opaque)
+
+    @property
+    def mostly_unestimated(self) -> bool:
+        """More than half of the learning weight layers have no estimate: a summary must not
+        call such a model free of problems."""
+        return 2 * self.unestimated > self.weight_layers
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """What happened to each file a run examined (named, or found under a folder; excluded
+    files are not examined), so that a run never checks nothing silently. ``skipped`` and
+    ``failed`` count files by reason: the code of the diagnostic that says why (GL907 not
+    imported; GL900 syntax error, GL901 import failed, GL905 worker failed), or ``no-model``
+    (the pre-filter found no nn.Module). ``examined = imported + skipped + failed``."""
+
+    examined: int = 0
+    imported: int = 0  # imported, and every model in it checked, skipped or failed
+    skipped: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -164,6 +220,7 @@ class Report:
 
     models: tuple[ModelReport, ...] = ()
     diagnostics: tuple[Diagnostic, ...] = field(default=())
+    counts: RunCounts | None = None  # None: not a run over files (a report built in code)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 GitHub shows at most 10 annotations of each level per step, so the most important come first
 (errors, then warnings, then notices; file order within a level) and at most ``CAP`` per level
 become annotations. Every diagnostic beyond the cap is still printed as a plain text line, and a
-last line says how many were not annotated, so nothing is lost from the job log.
+line says how many were not annotated, so nothing is lost from the job log. The last two lines
+are the text format's summary: what the run examined, and the verdict.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from gradlint.core.repo_paths import display_path
 from gradlint.core.values import Diagnostic, Report
 from gradlint.report.emitter import Settings
-from gradlint.report.text import format_diagnostic
+from gradlint.report.text import format_diagnostic, summary_lines
 
 CAP = 10
 COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
@@ -72,6 +73,8 @@ def to_github(report: Report, diagnostics: Sequence[Diagnostic], cap: int = CAP)
         listed = counts[0] if len(counts) == 1 else (
             ", ".join(counts[:-1]) + " and " + counts[-1])
         out.append(f"gradlint: {listed} not shown as annotations; see the job log")
+    if report.counts is not None:  # a run over files: what it examined, and the verdict
+        out.extend(summary_lines(report, diagnostics))
     return "\n".join(out) + "\n" if out else ""
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from gradlint.core.values import Diagnostic, Location, ModelReport, Report
 from gradlint.core.version import __version__
 from gradlint.lint import vanishing
+from gradlint.report.counts import counts_line
 from gradlint.report.emitter import Settings
 from gradlint.report.html_chart import chart, pow10
 from gradlint.report.html_style import COLORS, CSS, PATTERNS
@@ -36,6 +37,7 @@ def to_html(report: Report, diagnostics: Sequence[Diagnostic], threshold: float)
             by_target.setdefault(d.target, []).append(d)
         else:
             other.append(d)
+    examined = counts_line(report)
     parts = [
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -45,6 +47,7 @@ def to_html(report: Report, diagnostics: Sequence[Diagnostic], threshold: float)
         f'focusable="false"><defs>{PATTERNS}</defs></svg>',
         "<header>", "<h1>gradlint report</h1>",
         f'<p class="summary">{escape(summary_line(report, diagnostics))}</p>',
+        *([f'<p class="meta">{escape(examined)}</p>'] if examined else []),
         f'<p class="meta">gradlint {escape(__version__)} · GL101 threshold '
         f"{escape(pow10(limit))} (attenuation) · {len(report.models)} "
         f"target{'s' if len(report.models) != 1 else ''}</p>",

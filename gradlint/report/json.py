@@ -18,6 +18,7 @@ from gradlint.core.values import (
     Verification,
 )
 from gradlint.core.version import __version__
+from gradlint.report.counts import model_counts, unestimated
 from gradlint.report.emitter import Settings
 from gradlint.report.text import failed_files
 
@@ -89,21 +90,39 @@ def model_json(m: ModelReport) -> dict[str, Any]:
                            "status": m.status, "tracer": m.tracer, "init": m.init,
                            "seconds": round(m.seconds, 3)}
     if m.status == "ok":
+        out["unestimated"] = m.unestimated
+        out["opaque"] = [{"module": b.module, "type": b.type, "layers": b.layers,
+                          "reason": b.reason} for b in m.opaque]
         out["layers"] = [layer_json(le, m.verify) for le in m.layers]
     if m.verify is not None:
         out["verify"] = verify_json(m.verify)
     return out
 
 
+def summary_json(report: Report, diagnostics: Sequence[Diagnostic]) -> dict[str, Any]:
+    """The run's counts (docs/output.md): models, files by outcome and reason, and the weight
+    layers that have no estimate."""
+    models = model_counts(report.models)
+    counts = report.counts
+    missing, total, blocks = unestimated(report.models)
+    return {
+        "targets": len(report.models), "checked": models.checked,
+        "failed": sum(models.failed.values()), "files_failed": failed_files(report),
+        "diagnostics": len(diagnostics),
+        "files": None if counts is None else {
+            "examined": counts.examined, "imported": counts.imported,
+            "skipped": counts.skipped, "failed": counts.failed},
+        "models": {"checked": models.checked, "skipped": models.skipped,
+                   "failed": models.failed},
+        "unestimated": {"layers": missing, "weight_layers": total, "blocks": blocks},
+    }
+
+
 def to_json(report: Report, diagnostics: Sequence[Diagnostic]) -> str:
-    failed = sum(1 for m in report.models if m.status == "failed")
     doc = {
         "schema_version": SCHEMA_VERSION,
         "gradlint": __version__,
-        "summary": {"targets": len(report.models),
-                    "checked": sum(1 for m in report.models if m.status == "ok"),
-                    "failed": failed, "files_failed": failed_files(report),
-                    "diagnostics": len(diagnostics)},
+        "summary": summary_json(report, diagnostics),
         "models": [model_json(m) for m in report.models],
         "diagnostics": [diagnostic_json(d) for d in diagnostics],
     }

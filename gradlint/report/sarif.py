@@ -20,6 +20,7 @@ from gradlint.core.values import Diagnostic, Location, Report
 from gradlint.core.version import __version__
 from gradlint.lint.registry import discover_rules
 from gradlint.report.emitter import Settings
+from gradlint.report.json import summary_json
 
 SCHEMA_URI = ("https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/"
               "sarif-schema-2.1.0.json")
@@ -125,6 +126,7 @@ def to_sarif(report: Report, diagnostics: Sequence[Diagnostic]) -> str:
         }},
         "originalUriBaseIds": {SRCROOT: {"uri": file_uri(root)}},
         "results": [result(d, index, root) for d in diagnostics],
+        "properties": {"summary": summary_json(report, diagnostics)},  # as in --format json
     }
     doc = {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
     return escape_json_surrogates(json.dumps(doc, indent=2, ensure_ascii=False),

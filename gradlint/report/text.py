@@ -8,11 +8,14 @@ from collections.abc import Sequence
 
 from gradlint.core.values import Diagnostic, LayerEstimate, ModelReport, Report, Verification
 from gradlint.lint import vanishing
+from gradlint.report.counts import counts_line, estimate_part, model_estimate_line, plural
 from gradlint.report.emitter import Settings
+from gradlint.report.short_names import short_names
 from gradlint.report.term import code_text, severity_tag
 
 BAR = 28
 MAX_ROWS = 40
+NAME_WIDTH = 28  # the layer column at most; longer names: report/short_names.py
 
 
 def failed_files(report: Report) -> int:
@@ -43,10 +46,9 @@ def chart(m: ModelReport, flagged: set[str], threshold: float) -> list[str]:
     if not rows:
         return []
     lows = [le.log10_relative for le in rows if le.log10_relative is not None]
-    floor = min(min(lows, default=0.0), -1.0)
     head = (f"{m.target}  ({m.tracer}, {m.init} init, {len(m.layers)} layers, "
             f"{m.seconds:.2f} s)")
-    name_w = min(max(5, *(len(le.module or "<root>") for le in rows)), 28)
+    name_w = min(max(5, *(len(le.module or "<root>") for le in rows)), NAME_WIDTH)
     measured = m.verify is not None and m.verify.error is None
     extra = f" {'measured':>8}" if measured else ""
     lines = [head, f"  {'layer':<{name_w}}  {'type':<10} {'gradient (log10, relative)':<{BAR + 8}}"
@@ -54,32 +56,50 @@ def chart(m: ModelReport, flagged: set[str], threshold: float) -> list[str]:
     shown: list[LayerEstimate | None] = list(rows)
     if len(rows) > MAX_ROWS + 10:
         shown = [*rows[: MAX_ROWS // 2], None, *rows[-MAX_ROWS // 2:]]
+    names = iter(short_names([le.module or "<root>" for le in shown if le is not None], name_w))
+    row = _Row(m, flagged, math.log10(threshold), min(min(lows, default=0.0), -1.0), measured)
     for le in shown:
         if le is None:
             lines.append(f"  … {len(rows) - MAX_ROWS} more layers")
-            continue
-        rel = le.log10_relative
-        if rel is None:
-            bar, val = "".ljust(BAR), "  zero"
         else:
-            n = max(1, round(BAR * (1 - rel / floor))) if floor < 0 else BAR
-            bar, val = ("█" * n).ljust(BAR), f"{round(rel, 1) + 0.0:6.1f}"
-        sick = vanishing.vanishes(le, math.log10(threshold))
-        mark = "!" if le.module in flagged or sick else " "
-        att = "" if le.log10_attenuation is None else f"{round(le.log10_attenuation, 1) + 0.0:6.1f}"
-        name = (le.module or "<root>")[-name_w:]
-        low = "?" if le.confidence == "low" else " "
-        meas = ""
-        if measured and m.verify is not None:
-            mr = m.verify.measured_relative(le.module)
-            meas = f" {'zero' if mr is None else f'{round(mr, 1) + 0.0:.1f}':>8}"
-        lines.append(f"{mark} {name:<{name_w}}  {le.type[:10]:<10} |{bar}|{val}{low}{meas} "
-                     f"{att:>6} {le.saturating:>4}")
+            lines.append(row.line(le, f"{next(names):<{name_w}}"))
     lines.append(f"  threshold for GL101: attenuation below {math.log10(threshold):.1f}; "
                  "! = vanishing, ? = low confidence")
+    missing = model_estimate_line(m)
+    if missing:
+        lines.append("  " + missing)
     if m.verify is not None:
         lines.append("  " + verify_line(m.verify))
     return lines
+
+
+class _Row:
+    """One chart row: the bar, the marks, the numbers."""
+
+    def __init__(self, m: ModelReport, flagged: set[str], limit: float, floor: float,
+                 measured: bool) -> None:
+        self.m, self.flagged, self.limit, self.floor = m, flagged, limit, floor
+        self.measured = measured
+
+    def line(self, le: LayerEstimate, name: str) -> str:
+        rel = le.log10_relative
+        if any(b.holds(le) for b in self.m.opaque):
+            bar, val = "".ljust(BAR), "  none"  # inside a block that could not be traced
+        elif rel is None:
+            bar, val = "".ljust(BAR), "  zero"
+        else:
+            n = max(1, round(BAR * (1 - rel / self.floor))) if self.floor < 0 else BAR
+            bar, val = ("█" * n).ljust(BAR), f"{round(rel, 1) + 0.0:6.1f}"
+        sick = vanishing.vanishes(le, self.limit)
+        mark = "!" if le.module in self.flagged or sick else " "
+        att = "" if le.log10_attenuation is None else f"{round(le.log10_attenuation, 1) + 0.0:6.1f}"
+        low = "?" if le.confidence == "low" else " "
+        meas = ""
+        if self.measured and self.m.verify is not None:
+            mr = self.m.verify.measured_relative(le.module)
+            meas = f" {'zero' if mr is None else f'{round(mr, 1) + 0.0:.1f}':>8}"
+        return (f"{mark} {name}  {le.type[:10]:<10} |{bar}|{val}{low}{meas} "
+                f"{att:>6} {le.saturating:>4}")
 
 
 def verify_line(v: Verification) -> str:
@@ -107,21 +127,36 @@ def to_text(report: Report, diagnostics: Sequence[Diagnostic], threshold: float,
             out.append("")
             out.extend(chart(m, flagged, threshold))
         out.append("")
-        out.append(summary_line(report, diagnostics))
+        out.extend(summary_lines(report, diagnostics))
     return "\n".join(out).strip("\n") + "\n" if out else ""
 
 
 def summary_line(report: Report, diagnostics: Sequence[Diagnostic]) -> str:
+    """The verdict: findings in the checked models, what has no estimate, what could not be
+    checked. Never "no problems" when no model was checked or most of one has no estimate."""
     counts = {s: sum(1 for d in diagnostics if d.severity == s)
               for s in ("error", "warning", "info")}
     failed = sum(1 for m in report.models if m.status == "failed")
     checked = sum(1 for m in report.models if m.status == "ok")
-    parts = [f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n]
-    found = ", ".join(parts) if parts else "no problems"
-    lost = [f"{n} {what}{'s' if n != 1 else ''}" for n, what in
+    parts = [plural(n, s) for s, n in counts.items() if n]
+    mostly = any(m.status == "ok" and m.mostly_unestimated for m in report.models)
+    found = ", ".join(parts) if parts else "nothing found" if mostly else "no problems"
+    if checked:
+        head = f"{found} in {plural(checked, 'checked model')}"
+    else:
+        head = "no model was checked" + (f" ({found})" if parts else "")
+    missing = estimate_part(report.models)
+    lost = [plural(n, what) for n, what in
             ((failed, "model"), (failed_files(report), "file")) if n]
-    tail = f"; {' and '.join(lost)} could not be checked" if lost else ""
-    return f"gradlint: {found} in {checked} checked model{'s' if checked != 1 else ''}{tail}."
+    tail = (f"; {missing}" if missing else "") + (
+        f"; {' and '.join(lost)} could not be checked" if lost else "")
+    return f"gradlint: {head}{tail}."
+
+
+def summary_lines(report: Report, diagnostics: Sequence[Diagnostic]) -> list[str]:
+    """What the run examined (when it was a run over files), then the verdict, last."""
+    examined = counts_line(report)
+    return ([examined] if examined else []) + [summary_line(report, diagnostics)]
 
 
 def emit(report: Report, diagnostics: Sequence[Diagnostic], settings: Settings) -> str:

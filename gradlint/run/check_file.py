@@ -18,6 +18,7 @@ from gradlint.core.values import (
     Diagnostic,
     Location,
     ModelReport,
+    OpaqueBlock,
     StageError,
     Target,
     diagnostic_order,
@@ -109,10 +110,13 @@ def check_target(target: Target, options: Options) -> ModelReport:
         with user_code():
             verification = verify_model(target.model, graph.inputs,  # type: ignore[arg-type]
                                         estimate.layers)
+    opaque = {n.module: OpaqueBlock.around(n.module, n.label, n.attrs["untraceable"],
+                                           estimate.layers)
+              for n in estimate.unknown_ops if n.module and n.attrs.get("untraceable")}
     return ModelReport(**base, status="ok", tracer=graph.tracer, init=graph.init,
                        seconds=seconds, layers=estimate.layers,
                        diagnostics=tuple(sorted(diags, key=diagnostic_order)),
-                       verify=verification)
+                       verify=verification, opaque=tuple(opaque.values()))
 
 
 def check_model(model: Any, inputs: Any = None, threshold: float = DEFAULT_THRESHOLD

@@ -9,13 +9,22 @@ back.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from gradlint.core.options import Config, FileJob, Options
-from gradlint.core.values import Diagnostic, Location, ModelReport, Report, diagnostic_order
+from gradlint.core.values import (
+    Diagnostic,
+    Location,
+    ModelReport,
+    Report,
+    RunCounts,
+    diagnostic_order,
+)
 from gradlint.lint.registry import diagnostic, is_selected
 from gradlint.load.prefilter import prefilter_file
 from gradlint.load.walk import find_source_files, path_order
+
+Result = tuple[list[ModelReport], list[Diagnostic]]  # a file's models and its own diagnostics
 
 
 def split_target(arg: str) -> tuple[str, str | None]:
@@ -45,21 +54,40 @@ def check_paths(args: Sequence[str], options: Options) -> tuple[Report, list[str
         else:
             missing.append(path)
     order.sort(key=lambda item: path_order(item[0]))
-    results: list[tuple[list[ModelReport], list[Diagnostic]] | FileJob] = [
-        plan_file(path, names, options) for path, names in order]
-    jobs = [r for r in results if isinstance(r, FileJob)]
+    plans = [plan_file(path, names, options) for path, names in order]
+    jobs = [r for r in plans if isinstance(r, FileJob)]
+    done: Iterator[Result] = iter(())
     if jobs:
         from gradlint.run.pool import run_jobs
 
         done = iter(run_jobs(jobs, options))
-        results = [next(done) if isinstance(r, FileJob) else r for r in results]
+    results = [(next(done), True) if isinstance(r, FileJob) else (r, False) for r in plans]
     models: list[ModelReport] = []
     diags: list[Diagnostic] = []
-    for result in results:
-        assert not isinstance(result, FileJob)
-        models.extend(result[0])
-        diags.extend(result[1])
-    return Report(tuple(models), tuple(diags)), missing
+    for (found, file_diags), _ in results:
+        models.extend(found)
+        diags.extend(file_diags)
+    return Report(tuple(models), tuple(diags), count_files(results)), missing
+
+
+def count_files(results: Sequence[tuple[Result, bool]]) -> RunCounts:
+    """Each examined file's outcome, from its result and whether it was sent to a worker:
+    a GL9xx error means it failed (syntax, import, worker), a file the pre-filter kept back
+    is skipped (GL907 when it does work at import, ``no-model`` when it has no nn.Module)."""
+    imported = 0
+    skipped: dict[str, int] = {}
+    failed: dict[str, int] = {}
+    for (_, file_diags), sent in results:
+        error = next((d for d in file_diags if d.code.startswith("GL9")
+                      and d.severity == "error"), None)
+        if error is not None:
+            failed[error.code] = failed.get(error.code, 0) + 1
+        elif sent:
+            imported += 1
+        else:
+            why = next((d.code for d in file_diags), "no-model")
+            skipped[why] = skipped.get(why, 0) + 1
+    return RunCounts(len(results), imported, skipped, failed)
 
 
 def _configured_names(path: str, config: Config) -> tuple[str, ...]:
@@ -69,15 +97,17 @@ def _configured_names(path: str, config: Config) -> tuple[str, ...]:
                  if os.path.abspath(os.path.join(base, key.partition("::")[0])) == here)
 
 
-def plan_file(path: str, names: tuple[str, ...], options: Options
-              ) -> tuple[list[ModelReport], list[Diagnostic]] | FileJob:
-    """What the static pre-filter decides without running the file: a result, or a job."""
-    names = names or _configured_names(path, options.config)
+def plan_file(path: str, names: tuple[str, ...], options: Options) -> Result | FileJob:
+    """What the static pre-filter decides without running the file: a result, or a job.
+
+    Naming a target (``file.py::Name``) checks only that model; configuring one under
+    ``[tool.gradlint.targets]`` imports the file whatever the pre-filter says, like naming it,
+    but adds to what discovery finds instead of restricting it."""
     verdict = prefilter_file(path)
     if verdict.verdict == "syntax-error":
         return [], [diagnostic("GL900", f"syntax error: {verdict.reason}",
                                Location(path, verdict.line, verdict.col))]
-    if not names:
+    if not names and not _configured_names(path, options.config):
         if verdict.verdict == "no-model":
             return [], []
         if verdict.verdict == "does-work":

@@ -78,7 +78,9 @@ def test_end_to_end_findings(run_gradlint: Any) -> None:
     proc = run_gradlint("examples/deep_sigmoid.py", "--format", "github")
     assert proc.returncode == 1, proc.stderr
     lines = proc.stdout.splitlines()
-    assert len(lines) == 2
+    assert len(lines) == 4  # two annotations, then what was examined and the verdict
+    assert lines[2:] == ["1 file examined: 1 imported; 1 model checked.",
+                         "gradlint: 1 error, 1 warning in 1 checked model."]
     assert lines[0].startswith("::error file=examples/deep_sigmoid.py,line=15,endLine=15,"
                                "col=29,endColumn=")
     assert ",title=gradlint (GL101)::vanishing gradient" in lines[0]
@@ -89,7 +91,9 @@ def test_end_to_end_findings(run_gradlint: Any) -> None:
 
 def test_end_to_end_clean_and_failed(run_gradlint: Any, repo_root: Path) -> None:
     clean = run_gradlint("examples/deep_sigmoid_fixed.py", "--format", "github")
-    assert clean.returncode == 0 and clean.stdout == ""
+    assert clean.returncode == 0
+    assert clean.stdout == ("1 file examined: 1 imported; 1 model checked.\n"
+                            "gradlint: no problems in 1 checked model.\n")
     failed = run_gradlint("GL900-syntax-error/bad.py", "--format", "github",
                           cwd=repo_root / "rules")
     assert failed.returncode == 2
