@@ -79,8 +79,6 @@ def measure_gradients(model: nn.Module, make_inputs: Callable[[int], Sequence[An
             y = primary_tensor(m(*inputs))
         g = torch.randn_like(y)
         try:
-            if not all(isinstance(x, torch.Tensor) for x in inputs):
-                raise TypeError("vmap maps over tensors: a held argument takes the batch path")
             with warnings.catch_warnings():  # vmap's "no batching rule" performance notes
                 warnings.simplefilter("ignore")
                 sq = _per_example(m, inputs, g, mains)
@@ -105,20 +103,38 @@ def _float64(value: Any) -> Any:
     return value
 
 
-def _per_example(m: nn.Module, inputs: list[torch.Tensor], g: torch.Tensor,
+def _per_example(m: nn.Module, inputs: list[Any], g: torch.Tensor,
                  mains: dict[str, str]) -> dict[str, float]:
+    """Per-example gradients with vmap over the tensor arguments; the others (None, an int)
+    are passed as they are. A tensor inside another argument (an LSTM's ``(h, c)``) has its
+    batch where vmap cannot tell: raises, for the batch path."""
     from torch.func import functional_call, grad, vmap
 
+    mapped = [i for i, x in enumerate(inputs) if isinstance(x, torch.Tensor)]
+    if any(_holds_tensor(x) for i, x in enumerate(inputs) if i not in mapped):
+        raise TypeError("a tensor inside an argument: its batch dimension is unknown")
     params = {k: v.detach() for k, v in m.named_parameters()}
     wanted = {p for p in mains.values() if p in params}
 
     def loss(ps: dict[str, torch.Tensor], xs: tuple[torch.Tensor, ...], gb: torch.Tensor
              ) -> torch.Tensor:
-        out = primary_tensor(functional_call(m, ps, tuple(x.unsqueeze(0) for x in xs)))
+        args = list(inputs)
+        for i, x in zip(mapped, xs, strict=True):
+            args[i] = x.unsqueeze(0)
+        out = primary_tensor(functional_call(m, ps, tuple(args)))
         return (out * gb.unsqueeze(0)).sum()
 
-    grads = vmap(grad(loss), in_dims=(None, 0, 0))(params, tuple(inputs), g)
+    xs = tuple(inputs[i] for i in mapped)
+    grads = vmap(grad(loss), in_dims=(None, 0, 0))(params, xs, g)
     return {mod: float((grads[p] ** 2).mean()) for mod, p in mains.items() if p in wanted}
+
+
+def _holds_tensor(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_tensor(v) for v in value.values())
+    return isinstance(value, (tuple, list)) and any(_holds_tensor(v) for v in value)
 
 
 def _batch(m: nn.Module, inputs: list[Any], g: torch.Tensor,
