@@ -260,7 +260,7 @@ def top_level(name: str, roots: Sequence[str]) -> LocalModule | None:
     return _find_in(roots, top, top) if top else None
 
 
-def _package_chain(folder: str) -> list[LocalModule]:
+def package_chain(folder: str) -> list[LocalModule]:
     """The packages from the top package down to ``folder`` (inclusive), as modules that run
     their ``__init__.py``; a folder without ``__init__.py`` counts as a namespace package."""
     folders: list[str] = [folder]
@@ -304,7 +304,7 @@ def resolve_module(importer: str, module: str | None, level: int = 0,
     base = _relative_base(importer, level)
     if base is None:
         return None
-    chain = _package_chain(base)
+    chain = package_chain(base)
     if not module:
         return chain
     for part in module.split("."):

@@ -161,3 +161,18 @@ def test_package_names_and_roots(tmp_path: Path) -> None:
         os.path.join(repo, "src", "top", "sub"), os.path.join(repo, "src"), repo)
     assert import_resolver.import_roots(str(loose)) == (
         os.path.join(repo, "scripts"), repo, os.path.join(repo, "src"))
+
+
+def test_the_pre_filter_judges_the_package_inits_the_import_runs(tmp_path: Path) -> None:
+    """Importing ``pkg.sub.model`` runs ``pkg/__init__.py`` and ``pkg/sub/__init__.py`` first,
+    even when the file imports nothing from them: work there keeps the file from being
+    imported (GL907), harmless code does not."""
+    write(tmp_path, "pkg/__init__.py", "import os\n\nos.remove('victim')\n")
+    write(tmp_path, "pkg/sub/__init__.py", "import torch.nn as nn\n\nACT = nn.ReLU()\n")
+    model = write(tmp_path, "pkg/sub/model.py", BLOCK)
+    verdict = prefilter_file(str(model))
+    assert (verdict.verdict, verdict.line, verdict.work_line) == ("does-work", 1, 3)
+    assert verdict.work_file == str(tmp_path / "pkg" / "__init__.py")
+    assert "pkg/__init__.py runs its module-level call `os.remove(...)`" in verdict.reason
+    write(tmp_path, "pkg/__init__.py", "from .sub.model import Block\n")
+    assert prefilter_file(str(model)).verdict == "model"

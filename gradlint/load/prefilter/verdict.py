@@ -16,7 +16,7 @@ from gradlint.load.prefilter.models import ModelFinder, imports_torch, top_impor
 from gradlint.load.prefilter.module_verdicts import being_judged
 from gradlint.load.prefilter.scopes import Lib, ModuleScope
 from gradlint.load.prefilter.sys_path import SYS_PATH_CALLS
-from gradlint.load.prefilter.work import Where, render
+from gradlint.load.prefilter.work import Link, Where, Work, render
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,27 @@ def _extend_roots(judge: Judge, scope: ModuleScope) -> None:
                     judge.sys_path(v.name, stmt.value, scope, where)
 
 
+def _package_work(judge: Judge, path: str) -> Work | None:
+    """A file inside packages is imported by its dotted name (gradlint/load/importing.py), so
+    its packages' ``__init__.py`` run first, top package first: their import-time code is
+    judged as if the file's first line imported them."""
+    if not judge.resolving:
+        return None
+    here = os.path.abspath(path)
+    for mod in import_resolver.package_chain(os.path.dirname(here)):
+        if not mod.path or os.path.abspath(mod.path) == here:
+            continue
+        target = judge.module_scope(mod.path)
+        if target is None:
+            continue
+        judge.note_import(target.path)
+        found = judge.module(target)
+        if found:
+            init = os.path.abspath(mod.path)
+            return (Link("import", init, judge.path, 1, 1, target=init),) + found
+    return None
+
+
 def prefilter_source(source: str, filename: str = "<string>", display: str | None = None
                      ) -> Prefilter:
     """Decide statically whether importing this source is worth it and safe. ``filename`` is
@@ -97,7 +118,7 @@ def _verdict(judge: Judge, tree: ast.Module, filename: str) -> Prefilter:
         return Prefilter("no-model", reason="defines or builds no nn.Module")
     being_judged.add(scope.path)
     try:
-        work = judge.module(scope)
+        work = _package_work(judge, filename) or judge.module(scope)
     finally:
         being_judged.discard(scope.path)
     if not work:
