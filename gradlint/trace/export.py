@@ -38,7 +38,7 @@ def export_target(target: Target, model: nn.Module, inputs: tuple[Any, ...],
     """Export with ``strict=False`` and convert; failures become GL903 at the user's line."""
     try:
         with torch.no_grad(), quiet_logs(), attributes_kept(model):
-            ep = torch.export.export(model, tuple(inputs), _no_cache(model, len(inputs)),
+            ep = torch.export.export(model, tuple(inputs), no_cache(model, len(inputs)),
                                      strict=False)
     except Exception as exc:  # noqa: BLE001 - the user's model failed to export
         text = str(exc).strip().splitlines()
@@ -52,7 +52,7 @@ def export_target(target: Target, model: nn.Module, inputs: tuple[Any, ...],
                       owners=owners, inputs=specs, init="default" if default_init else "actual")
 
 
-def _no_cache(model: nn.Module, given: int) -> dict[str, Any]:
+def no_cache(model: nn.Module, given: int) -> dict[str, Any]:
     """``use_cache=False`` where forward() takes it (Hugging Face): a key/value cache is
     inference state that carries no gradient, and torch.export cannot return its object."""
     try:
@@ -129,6 +129,8 @@ class AtenConverter(IRBuilder):
         sig = ep.graph_signature
         self.param_of: dict[str, str] = dict(sig.inputs_to_parameters)
         self.buffer_of: dict[str, str] = dict(sig.inputs_to_buffers)
+        # tensors forward makes from constants (``x[:, [-1]]``'s index) are lifted to inputs
+        self.buffer_of.update(getattr(sig, "inputs_to_lifted_tensor_constants", {}))
         self.state = ep.state_dict
         self.constants = getattr(ep, "constants", {})
         self.inert: set[int] = set()  # nodes whose values carry no gradient (mark_inert)

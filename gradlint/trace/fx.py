@@ -27,7 +27,7 @@ from gradlint.trace.fx_convert import to_layer_graph
 from gradlint.trace.input_search import forward_inputs
 from gradlint.trace.op_lookup import LEAF_MODULES
 from gradlint.trace.shapes import restored, shape_pass
-from gradlint.trace.splice import MAX_LEAVES, failing_submodule
+from gradlint.trace.splice import MAX_LEAVES, exported_on_meta, failing_submodule
 from gradlint.trace.weight_stats import owners_of, parameter_stats
 
 
@@ -113,8 +113,9 @@ def trace_target(target: Target) -> LayerGraph:
             spliced.add(block)
     # no fx.GraphModule: later steps need the graph and the modules it calls, not the Python
     # code a GraphModule generates and compiles for it (~40% of fx's tracing time)
-    specs = shape_pass(target, model, graph, spliced, default_init)
-    return to_layer_graph(target, graph, specs, stats, default_init, spliced)
+    with exported_on_meta(model, spliced, default_init) as programs:
+        specs = shape_pass(target, model, graph, spliced, default_init)
+    return to_layer_graph(target, graph, specs, stats, default_init, spliced, programs)
 
 
 def _unregistered_modules(model: nn.Module, exc: BaseException) -> None:

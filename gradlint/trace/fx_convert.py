@@ -40,9 +40,11 @@ class FxConverter(IRBuilder):
     """Walks the fx graph once, appending one GraphNode per tensor-producing node."""
 
     def __init__(self, target: Target, model: nn.Module, graph: fx.Graph,
-                 stats: dict[str, ParamStats], spliced: set[str] | None = None) -> None:
+                 stats: dict[str, ParamStats], spliced: set[str] | None = None,
+                 programs: dict[str, Any] | None = None) -> None:
         super().__init__(target, stats)
         self.spliced = spliced or set()
+        self.programs = programs or {}  # spliced blocks exported during the shape pass
         self.model = model
         self.graph = graph
         self.modules = dict(model.named_modules())
@@ -89,7 +91,7 @@ class FxConverter(IRBuilder):
         ins = self.operands((n.args, n.kwargs))
         if name in self.spliced and "leaf_inputs" in n.meta:
             out = splice_leaf(self.nodes, ins, name, mod, n.meta["leaf_inputs"], self.target,
-                              self.stats)
+                              self.stats, self.programs.get(name))
             if isinstance(out, int):
                 self.index[n] = out
                 self.spliced_ok.add(name)
@@ -195,11 +197,13 @@ class FxConverter(IRBuilder):
 
 def to_layer_graph(target: Target, graph: fx.Graph, inputs: tuple[InputSpec, ...],
                    stats: dict[str, ParamStats], default_init: bool,
-                   spliced: set[str] | None = None) -> LayerGraph:
-    """The LayerGraph of a traced (and shape-propagated) fx graph."""
+                   spliced: set[str] | None = None, programs: dict[str, Any] | None = None
+                   ) -> LayerGraph:
+    """The LayerGraph of a traced (and shape-propagated) fx graph; ``programs``: spliced
+    blocks already exported (``splice.exported_on_meta``)."""
     model = target.model
     assert isinstance(model, nn.Module)
-    conv = FxConverter(target, model, graph, stats, spliced)
+    conv = FxConverter(target, model, graph, stats, spliced, programs)
     output = conv.run()
     tracer = "fx+export" if conv.spliced_ok else "fx"  # some blocks exported alone, spliced in
     return LayerGraph(name=target.name, nodes=tuple(conv.nodes), output=output, tracer=tracer,

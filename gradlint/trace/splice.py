@@ -11,17 +11,27 @@ whole-model export fallback instead (``fx.trace_target``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.utils._pytree as pytree
 
 from gradlint.core.graph import GraphNode, ParamStats
 from gradlint.core.values import Target
 from gradlint.load.sources import exception_site, is_library_file
-from gradlint.trace.export import AtenConverter, attributes_kept, primary_leaf, quiet_logs
+from gradlint.trace.export import (
+    AtenConverter,
+    attributes_kept,
+    no_cache,
+    primary_leaf,
+    quiet_logs,
+)
 
 MAX_LEAVES = 32  # retraces before the whole model goes to the export fallback
 
@@ -52,15 +62,32 @@ def record_leaf_inputs(n: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
                              {k: keep(v) for k, v in kwargs.items()})
 
 
+def export_block(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """torch.export of a block on the arguments it was really called with (``use_cache=False``
+    where it takes one, as for a whole model); the block is left as it was."""
+    kwargs = {**kwargs, **no_cache(mod, len(args))}
+    with torch.no_grad(), quiet_logs(), attributes_kept(mod):
+        return torch.export.export(mod, args, kwargs=kwargs, strict=False)
+
+
+def why_not(exc: BaseException) -> str:
+    """Why a block could not be exported, in one line with the user's line."""
+    where = exception_site(exc)
+    text = str(exc).strip().splitlines()
+    return (f"{type(exc).__name__}: {text[0][:160] if text else ''}"
+            + (f" at {where.file}:{where.line}" if where else ""))
+
+
 def splice_leaf(nodes: list[GraphNode], operands: tuple[int, ...], name: str, mod: nn.Module,
                 inputs: tuple[tuple[Any, ...], dict[str, Any]], target: Target,
-                stats: dict[str, ParamStats]) -> int | str:
-    """Export ``mod`` on its recorded inputs and append its graph to ``nodes``, its inputs
-    wired to ``operands``; returns the index of its primary output, or why it cannot."""
-    args, kwargs = inputs
+                stats: dict[str, ParamStats], program: Any = None) -> int | str:
+    """Export ``mod`` on its recorded inputs (or take its ``program``, exported during a meta
+    shape pass, or why that failed) and append its graph to ``nodes``, its inputs wired to
+    ``operands``; returns the index of its primary output, or why it cannot."""
+    if isinstance(program, str):
+        return program
     try:
-        with torch.no_grad(), quiet_logs(), attributes_kept(mod):
-            ep = torch.export.export(mod, args, kwargs=kwargs, strict=False)
+        ep = program if program is not None else export_block(mod, *inputs)
         prefix = name + "."
         sub = Target(f"{target.name}.{name}", mod, target.file, target.line, None,
                      {k[len(prefix):]: v for k, v in target.sites.items()
@@ -69,10 +96,7 @@ def splice_leaf(nodes: list[GraphNode], operands: tuple[int, ...], name: str, mo
                                         if k.startswith(prefix)})
         out = conv.run(primary_leaf(ep.call_spec.out_spec))
     except Exception as exc:  # noqa: BLE001 - export failed too: the leaf stays opaque
-        where = exception_site(exc)
-        text = str(exc).strip().splitlines()
-        return (f"{type(exc).__name__}: {text[0][:160] if text else ''}"
-                + (f" at {where.file}:{where.line}" if where else ""))
+        return why_not(exc)
     wires = iter(operands)
     mapping: dict[int, int] = {}
     added: list[GraphNode] = []
@@ -91,3 +115,57 @@ def splice_leaf(nodes: list[GraphNode], operands: tuple[int, ...], name: str, mo
                          for p in node.params)))
     nodes.extend(added)
     return mapping.get(out, "it returns no tensor")
+
+
+# ------------------------------------------------------------------ blocks of a meta model
+
+@contextlib.contextmanager
+def exported_on_meta(model: nn.Module, spliced: set[str], on_meta: bool
+                     ) -> Iterator[dict[str, Any]]:
+    """While a meta model's shape pass runs, each spliced block is exported on the arguments
+    it is called with and answers with meta tensors of the exported outputs' shapes: on the
+    meta device its own forward may not run (Hugging Face's ``.item()`` on a mask), while
+    export's fake tensors trace it, as they do the same model subclassed directly. Yields
+    the programs by block name (an export's failure: why), so each block is exported once."""
+    programs: dict[str, Any] = {}
+    modules = dict(model.named_modules())
+    blocks = {name: modules[name] for name in spliced} if on_meta else {}
+    saved = [(mod, vars(mod).get("forward")) for mod in blocks.values()]
+    for name, mod in blocks.items():
+        vars(mod)["forward"] = functools.partial(_exported_call, programs, name, mod)
+    try:
+        yield programs
+    finally:
+        for mod, own in saved:
+            vars(mod).pop("forward", None)
+            if own is not None:  # a forward the user set on the instance
+                vars(mod)["forward"] = own
+
+
+def _exported_call(programs: dict[str, Any], name: str, mod: nn.Module, *args: Any,
+                   **kwargs: Any) -> Any:
+    """A spliced block's call during a meta shape pass (``exported_on_meta``): its outputs
+    from its exported program, else its own forward's."""
+    patch = vars(mod).pop("forward")  # export (or the fallback) calls the block's own forward
+    try:
+        try:
+            ep = export_block(mod, args, kwargs)
+        except Exception as exc:  # noqa: BLE001 - the block stays opaque, if it runs on meta
+            programs[name] = why_not(exc)
+            return mod.forward(*args, **kwargs)
+        programs[name] = ep
+        return _meta_outputs(ep)
+    finally:
+        vars(mod)["forward"] = patch
+
+
+def _meta_outputs(ep: Any) -> Any:
+    """What an exported program returns, as meta tensors of its outputs' shapes."""
+    out = next(n for n in ep.graph.nodes if n.op == "output")
+    produced = {a.name: a.meta.get("val") for a in out.args[0] if hasattr(a, "name")}
+    leaves = []
+    for name in ep.graph_signature.user_outputs:
+        val = produced.get(name) if name is not None else None
+        leaves.append(torch.empty(val.shape, dtype=val.dtype, device="meta")
+                      if isinstance(val, torch.Tensor) else val)
+    return pytree.tree_unflatten(leaves, ep.call_spec.out_spec)
