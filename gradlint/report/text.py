@@ -46,7 +46,8 @@ def chart(m: ModelReport, flagged: set[str], threshold: float) -> list[str]:
     if not rows:
         return []
     lows = [le.log10_relative for le in rows if le.log10_relative is not None]
-    head = (f"{m.target}  ({m.tracer}, {m.init} init, {len(m.layers)} layers, "
+    built = f"built as {m.built_as}, " if m.built_as else ""
+    head = (f"{m.target}  ({m.tracer}, {m.init} init, {built}{len(m.layers)} layers, "
             f"{m.seconds:.2f} s)")
     name_w = min(max(5, *(len(le.module or "<root>") for le in rows)), NAME_WIDTH)
     measured = m.verify is not None and m.verify.error is None

@@ -76,7 +76,7 @@ def check_target(target: Target, options: Options) -> ModelReport:
     start = time.perf_counter()
     name = target.name.rpartition("::")[2]
     base: dict[str, Any] = {"target": target.name, "name": name, "file": target.file,
-                            "line": target.line}
+                            "line": target.line, "built_as": target.built_as}
     try:
         with user_code():  # forward() may print: keep our stdout for the report
             graph = trace_target(target)

@@ -101,6 +101,29 @@ class Wrapper(nn.Module):
 """
 
 
+CONFIGURED = """\
+from dataclasses import dataclass
+
+import torch.nn as nn
+
+
+@dataclass
+class GPTConfig:
+    n_embd: int = 16
+    n_layer: int = 2
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.layers = nn.Sequential(
+            *[nn.Linear(config.n_embd, config.n_embd) for _ in range(config.n_layer)])
+
+    def forward(self, x):
+        return self.layers(x)
+"""
+
+
 def tree(root: Path, **files: str) -> Path:
     for name, text in files.items():
         (root / f"{name}.py").write_text(text)
@@ -168,3 +191,13 @@ def test_a_mostly_unestimated_model_is_not_no_problems(run_gradlint: RunGradlint
     assert [(b["module"], b["type"], b["layers"]) for b in model["opaque"]] == [
         ("inner", "Inner", 4)]
     assert doc["summary"]["unestimated"] == {"layers": 4, "weight_layers": 5, "blocks": 1}
+
+
+def test_a_model_built_by_a_convention_is_announced(run_gradlint: RunGradlint,
+                                                    tmp_path: Path) -> None:
+    tree(tmp_path, gpt=CONFIGURED)
+    done = run_gradlint("gpt.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "gpt.py::GPT  (fx, actual init, built as GPT(GPTConfig()), 2 layers" in done.stdout
+    doc = json.loads(run_gradlint("gpt.py", "--format", "json", cwd=tmp_path).stdout)
+    assert [m["built_as"] for m in doc["models"]] == ["GPT(GPTConfig())"]

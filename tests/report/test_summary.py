@@ -171,3 +171,11 @@ def test_chart_rows_of_sibling_blocks_differ() -> None:
             if "|" in line and "gradient" not in line]
     names = [row.split()[0] for row in rows]
     assert len(rows) == 4 and len(set(names)) == 4 and names[0].startswith("down1")
+
+
+def test_a_model_built_by_a_convention_says_how() -> None:
+    built = ModelReport("m.py::GPT", "GPT", "m.py", 1, "ok", tracer="fx", init="actual",
+                        layers=(layer("fc"),), built_as="GPT(GPTConfig())")
+    assert "(fx, actual init, built as GPT(GPTConfig()), 1 layers" in chart(built, set(), 1e-2)[0]
+    doc = json.loads(emit("json", Report((built, model("Net"))), [], Settings(1e-2)))
+    assert [m["built_as"] for m in doc["models"]] == ["GPT(GPTConfig())", None]
