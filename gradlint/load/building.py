@@ -49,7 +49,7 @@ class LoadRequest:
 
     def config_key(self, name: str) -> str:
         """``[tool.gradlint.targets."<this>"]`` for the model ``name`` of this file."""
-        path = self.path
+        path = os.path.normpath(self.path)  # "./model.py" -> "model.py"
         if self.base is not None:
             path = os.path.relpath(os.path.abspath(path), self.base)
         return f"{path.replace(os.sep, '/')}::{name}"

@@ -339,3 +339,14 @@ def test_a_file_whose_models_discovery_leaves_out_says_why(tmp_path: Path) -> No
     "X = 1\n"])
 def test_files_without_models_stay_silent(tmp_path: Path, source: str) -> None:
     assert load(write(tmp_path, "quiet.py", source)) == {}
+
+
+def test_the_suggested_key_is_a_clean_relative_path(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, "net.py", NEEDS)
+    monkeypatch.chdir(tmp_path)
+    found = load_targets(LoadRequest("./net.py"))
+    assert not isinstance(found, Diagnostic)
+    (wide,) = [t for t in found if t.name.rpartition("::")[2] == "Wide"]
+    assert isinstance(wide, ModelReport)
+    assert '[tool.gradlint.targets."net.py::Wide"]' in wide.diagnostics[0].message
