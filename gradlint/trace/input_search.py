@@ -37,7 +37,7 @@ LENGTHS = (64, 128, 256, 512, 1024, 32, 16, 784)  # 1-D signals (784: a flattene
 VOLUME_SIZES = (16, 32, 8, 64)
 TOKENS = (16, 32, 64, 128, 256, 512, 8, 1024, 4, 1)
 SOLVE_RANGE = (1, 1024)  # sizes the bisection looks in
-BUDGET_S = 20.0  # wall time the search may take before it gives up
+BUDGET_S = 10.0  # wall time the search may take before it gives up
 
 Make = Callable[[int], torch.Tensor]
 
@@ -110,28 +110,37 @@ def search(model: nn.Module, firsts: list[nn.Module | None]) -> tuple[Any, ...] 
 
 def _search_layouts(model: nn.Module, chosen: list[Layout], deadline: float
                     ) -> tuple[Any, ...] | None:
-    """Every common size of these layouts, then the size the first Linear's fan-in solves."""
+    """Every common size of these layouts, then the size the first Linear's fan-in solves.
+    Two sizes that give the same mismatched Linear the same fan-in end it early: the size does
+    not reach that Linear (global pooling in front of a wrong classifier), no size helps."""
     longest = max(len(lay.sizes) for lay in chosen)
     fan_in = _FanIn(model)
+    first: tuple[nn.Module, int] | None = None
     for i in range(longest):
         args = tuple(lay.make(lay.sizes[min(i, len(lay.sizes) - 1)]) for lay in chosen)
         with fan_in:
             if fit_error(model, args) is None:
                 return args
+        if fan_in.mismatch is not None and first is not None \
+                and fan_in.mismatch[0] is first[0]:
+            if fan_in.mismatch[1] == first[1]:
+                return None
+        first = first or fan_in.mismatch
         if time.monotonic() > deadline:
             return None
     solvable = [j for j, lay in enumerate(chosen) if lay.solvable]
-    if fan_in.layer is None or len(solvable) != 1:
+    if first is None or len(solvable) != 1:
         return None
-    return _solve(model, chosen, solvable[0], fan_in, deadline)
+    return _solve(model, chosen, solvable[0], first[0], deadline)
 
 
-def _solve(model: nn.Module, chosen: list[Layout], j: int, fan_in: _FanIn, deadline: float
+def _solve(model: nn.Module, chosen: list[Layout], j: int, target: nn.Module, deadline: float
            ) -> tuple[Any, ...] | None:
-    """Bisect input ``j``'s size for the one at which the first mismatched Linear gets exactly
-    its in_features (its fan-in grows with the size: convolutions and pooling only shrink)."""
-    target = fan_in.layer
+    """Bisect input ``j``'s size for the one at which the mismatched Linear ``target`` gets
+    exactly its in_features (its fan-in grows with the size: convolutions and pooling only
+    shrink)."""
     assert isinstance(target, nn.Linear)
+    fan_in = _FanIn(model, target)
 
     def args_at(s: int) -> tuple[Any, ...]:
         return tuple(lay.make(s if i == j else lay.sizes[0]) for i, lay in enumerate(chosen))
@@ -140,10 +149,9 @@ def _solve(model: nn.Module, chosen: list[Layout], j: int, fan_in: _FanIn, deadl
     while lo <= hi and time.monotonic() < deadline:
         mid = (lo + hi) // 2
         args = args_at(mid)
-        with fan_in.watching(target):
-            error = fit_error(model, args)
-        if error is None:
-            return args
+        with fan_in:
+            if fit_error(model, args) is None:
+                return args
         seen = fan_in.seen
         if seen is None or seen < target.in_features:  # too small, or stopped before it
             lo = mid + 1
@@ -155,40 +163,36 @@ def _solve(model: nn.Module, chosen: list[Layout], j: int, fan_in: _FanIn, deadl
 
 
 class _FanIn:
-    """Records the first Linear whose input's last size is not its in_features (the flatten in
-    front of a classifier), and what it got."""
+    """During one run: the first Linear whose input's last size is not its in_features (the
+    flatten in front of a classifier) and the size it got (``mismatch``); with ``only``, the
+    size that Linear got, matching or not (``seen``)."""
 
-    def __init__(self, model: nn.Module) -> None:
-        self.linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-        self.layer: nn.Module | None = None
+    def __init__(self, model: nn.Module, only: nn.Module | None = None) -> None:
+        self.linears = [only] if only is not None else [
+            m for m in model.modules() if isinstance(m, nn.Linear)]
+        self.only = only
+        self.mismatch: tuple[nn.Module, int] | None = None
         self.seen: int | None = None
-        self._only: nn.Module | None = None
         self._handles: list[Any] = []
 
-    def watching(self, layer: nn.Module) -> _FanIn:
-        self._only, self.seen = layer, None
-        return self
-
     def __enter__(self) -> _FanIn:
-        for m in ([self._only] if self._only is not None else self.linears):
-            self._handles.append(m.register_forward_pre_hook(self._hook))
+        self.mismatch = self.seen = None
+        self._handles = [m.register_forward_pre_hook(self._hook) for m in self.linears]
         return self
 
     def __exit__(self, *exc: object) -> None:
         for h in self._handles:
             h.remove()
-        self._handles.clear()
-        self._only = None
 
     def _hook(self, mod: nn.Module, args: tuple[Any, ...]) -> None:
         x = args[0] if args else None
         if not isinstance(x, torch.Tensor) or not x.dim():
             return
-        if self._only is not None:
-            if self.seen is None:
-                self.seen = int(x.shape[-1])
-        elif self.layer is None and x.shape[-1] != getattr(mod, "in_features", x.shape[-1]):
-            self.layer = mod
+        got = int(x.shape[-1])
+        if self.seen is None and mod is self.only:
+            self.seen = got
+        if self.mismatch is None and got != getattr(mod, "in_features", got):
+            self.mismatch = (mod, got)
 
 
 @contextlib.contextmanager
@@ -214,7 +218,7 @@ def cannot_feed(target: Target, model: nn.Module, firsts: list[nn.Module | None]
         else '"1x3x224x224"'
     return StageError(
         "GL902", f"cannot infer an example input for {type(model).__name__} ({why}); to check "
-        f"it, give its inputs in pyproject.toml: [tool.gradlint.targets.\"{target.name}\"] "
+        f"it, add to pyproject.toml: [tool.gradlint.targets.\"{target.name}\"] "
         f"inputs = [{specs}] (or define example_inputs() in the file)",
         Location(target.file, target.line))
 

@@ -164,3 +164,32 @@ def test_a_model_built_on_meta_is_searched_on_meta() -> None:
         model = Mnist()
     found = search(model, [model.conv1])
     assert found is not None and found[0].shape == (4, 1, 28, 28)
+
+
+class PooledWrongHead(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.fc = nn.Linear(7, 2)  # gets 8 features whatever the image size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.adaptive_avg_pool2d(self.conv(x), 1).flatten(1))
+
+
+def test_sizes_that_cannot_change_a_linear_fan_in_are_not_all_tried(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import gradlint.trace.input_search as input_search
+
+    runs: list[int] = []
+
+    def counted(model: nn.Module, args: tuple[object, ...]) -> BaseException | None:
+        runs.append(1)
+        return given_inputs.fit_error(model, args)
+
+    monkeypatch.setattr(input_search, "fit_error", counted)
+    model = PooledWrongHead()
+    assert search(model, [model.conv]) is None
+    assert len(runs) < 30  # the common sizes of two image layouts and no bisection
+    with pytest.raises(StageError) as err:
+        shapes_of(model)
+    assert err.value.code == "GL903"  # conv took the input: the head is the model's own bug
