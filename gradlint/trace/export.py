@@ -24,6 +24,7 @@ from gradlint.load.sources import exception_sites
 from gradlint.trace.ir_builder import (
     IRBuilder,
     call_settings,
+    flat,
     is_number,
     owner,
     scale_factor,
@@ -232,6 +233,8 @@ class AtenConverter(IRBuilder):
     def op(self, n: fx.Node, args: list[Any], common: dict[str, Any]) -> int:
         """Arithmetic, activations and the rest of the catalogue, with their settings."""
         key = aten_op(n.target)
+        if key == "einsum":
+            return self.einsum(args[0] if args else None, flat(args[1:]), common)
         ins = self.operands(args)
         if key in ("sub", "rsub", "add") and len(ins) == 2:
             alpha = n.kwargs.get("alpha", 1.0)

@@ -125,6 +125,9 @@ class FxConverter(IRBuilder):
             self.index[n] = self.binary(key, n.args[0] if n.args else None,
                                         _arg(n, 1, "other"), common)
             return
+        if key == "einsum":
+            self.index[n] = self.einsum(n.args[0] if n.args else None, flat(n.args[1:]), common)
+            return
         ins = self.operands((n.args, n.kwargs))
         attrs: dict[str, Any] = {}
         if key == "neg":

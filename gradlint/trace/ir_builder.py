@@ -168,6 +168,20 @@ class IRBuilder:
             second *= alpha
         return self.add("add", ins, scales=(first, second), **kw)
 
+    def einsum(self, equation: Any, operands: list[Any], common: dict[str, Any]) -> int:
+        """``torch.einsum`` lowered onto matmul and sum (``EinsumLowering``); ``operands``:
+        the graph nodes of its tensors (their recorded shapes are the real ones: a parameter's
+        IR node has a leading 1). Opaque when the equation or a shape is not known."""
+        ins = self.operands(operands)
+        shapes = [shape_of(a.meta.get("tensor_meta", a.meta.get("val")))
+                  if isinstance(a, fx.Node) else None for a in operands]
+        terms = einsum_terms(equation, [len(s) for s in shapes if s is not None]) if (
+            isinstance(equation, str) and ins and len(ins) == len(shapes)
+            and None not in shapes) else None
+        if terms is None:
+            return self.add("opaque", ins, **common)
+        return EinsumLowering(self, common).lower(*terms, ins, shapes, common.get("shape"))
+
     def source_site(self, stack_trace: str | None, hint: str | None = None
                     ) -> tuple[Location | None, Location | None]:
         """(definition, anchor) of a node from its stack trace."""
@@ -179,3 +193,96 @@ class IRBuilder:
         site = self.target.sites.get(module, (None, None))
         return {**common, "location": site[0] or common["location"],
                 "anchor": site[1] or common["anchor"]}
+
+
+# --- einsum: lowered onto the matmuls and sums it computes ------------------------------------
+
+def einsum_terms(equation: str, ndims: list[int]) -> tuple[list[str], str] | None:
+    """Each operand's subscripts and the output's, ``...`` spelled out as spare letters
+    (aligned from the right, shared by every operand); None for what is not understood
+    (a repeated subscript: a diagonal)."""
+    eq = equation.replace(" ", "")
+    lhs, arrow, out = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(ndims):
+        return None
+    ell = max((nd - len(t.replace("...", "")) for t, nd in zip(terms, ndims, strict=True)
+               if "..." in t), default=0)
+    spare = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in eq][:ell]
+    spelled = []
+    for t, nd in zip(terms, ndims, strict=True):
+        n = nd - len(t.replace("...", ""))
+        spelled.append(t.replace("...", "".join(spare[ell - n:]) if n > 0 else ""))
+    if arrow:
+        out = out.replace("...", "".join(spare))
+    else:  # implicit output: the ellipsis, then the subscripts used once, sorted
+        once = [c for c in sorted(set("".join(spelled))) if "".join(spelled).count(c) == 1]
+        out = "".join(spare) + "".join(c for c in once if c not in spare)
+    if any(len(set(t)) != len(t) for t in [*spelled, out]) or any(
+            len(t) != nd for t, nd in zip(spelled, ndims, strict=True)):
+        return None
+    return spelled, out
+
+
+def _product(sizes: Any) -> int:
+    n = 1
+    for s in sizes:
+        n *= s
+    return n
+
+
+class EinsumLowering:
+    """``torch.einsum`` as the ops it computes, on a builder's nodes: each operand's own
+    subscripts that nothing else needs are summed (``sum``), and each pair of operands is one
+    batched ``matmul`` over the subscripts they share, their layouts reshaped to
+    (batch, n, k) and (batch, k, m) (``passthrough``, exact); the estimate knows both. An
+    activation's first subscript is the example's (the estimate is per example): a batch
+    dimension of the matmul, never counted in n or m."""
+
+    def __init__(self, builder: IRBuilder, common: dict[str, Any]) -> None:
+        self.b = builder
+        self.common = {k: v for k, v in common.items() if k != "shape"}
+        self.size: dict[str, int] = {}
+        self.examples: set[str] = set()
+
+    def lower(self, terms: list[str], out: str, ins: tuple[int, ...],
+              shapes: list[Any], shape: tuple[int, ...] | None) -> int:
+        for t, s, i in zip(terms, shapes, ins, strict=True):
+            for c, n in zip(t, s, strict=True):
+                self.size[c] = max(self.size.get(c, 1), n)
+            if t and self.b.nodes[i].op not in ("param", "constant"):
+                self.examples.add(t[0])
+        needed = set(out) | set("".join(terms[1:]))
+        idx, cur = self.own_sums(terms[0], ins[0], needed)
+        for k in range(1, len(terms)):
+            later = set(out) | set("".join(terms[k + 1:]))
+            other, nxt = self.own_sums(terms[k], ins[k], later | set(idx))
+            last = k == len(terms) - 1
+            idx, cur = self.pair(idx, cur, other, nxt, later, shape if last else None)
+        if len(terms) == 1 or idx != out:
+            cur = self.b.add("passthrough", (cur,), shape=shape, **self.common)
+        return cur
+
+    def own_sums(self, term: str, i: int, needed: set[str]) -> tuple[str, int]:
+        """Sum away the subscripts only this operand has and nothing later needs."""
+        keep = "".join(c for c in term if c in needed)
+        if keep == term:
+            return term, i
+        shape = tuple(self.size[c] for c in keep) or (1,)
+        return keep, self.b.add("sum", (i,), shape=shape, **self.common)
+
+    def pair(self, a_idx: str, a: int, b_idx: str, b: int, needed: set[str],
+             shape: tuple[int, ...] | None) -> tuple[str, int]:
+        batch = [c for c in a_idx + b_idx if c in needed and (
+            c in a_idx and c in b_idx or c in self.examples)]
+        batch = sorted(set(batch), key=batch.index)
+        inner = [c for c in a_idx if c in b_idx and c not in needed]
+        free_a = [c for c in a_idx if c not in b_idx and c not in batch]
+        free_b = [c for c in b_idx if c not in a_idx and c not in batch]
+        lead = tuple(self.size[c] for c in batch) or (1,)
+        n, k, m = (_product(self.size[c] for c in cs) for cs in (free_a, inner, free_b))
+        pa = self.b.add("passthrough", (a,), shape=(*lead, n, k), **self.common)
+        pb = self.b.add("passthrough", (b,), shape=(*lead, k, m), **self.common)
+        idx = "".join(batch + free_a + free_b)
+        out_shape = shape if shape is not None else (*lead, n, m)
+        return idx, self.b.add("matmul", (pa, pb), shape=out_shape, **self.common)

@@ -205,6 +205,8 @@ _FUNCTIONS: dict[Any, str] = {
     # smooth elementwise maths, as in a hand-written RMSNorm: x * torch.rsqrt(x.pow(2).mean())
     torch.pow: "pow", operator.pow: "pow", torch.sqrt: "sqrt", torch.rsqrt: "rsqrt",
     torch.exp: "exp", torch.reciprocal: "reciprocal",
+    # lowered onto matmul and sum by the IR builder (ir_builder.EinsumLowering)
+    torch.einsum: "einsum",
 }
 if hasattr(F, "rms_norm"):
     _FUNCTIONS[F.rms_norm] = "rms_norm"
@@ -221,7 +223,7 @@ for _m in ("view", "reshape", "flatten", "permute", "transpose", "contiguous", "
            "unsqueeze", "clone", "float", "double", "to", "type_as", "chunk", "split", "t",
            "view_as", "reshape_as", "expand", "expand_as", "repeat", "detach_", "half", "bfloat16",
            "flip", "roll", "narrow", "unflatten", "movedim", "swapaxes", "unbind",
-           "masked_fill", "masked_fill_"):
+           "masked_fill", "masked_fill_", "type", "cpu", "cuda"):  # casts are identity
     _METHODS[_m] = "passthrough"
 for _m in ("gt", "lt", "ge", "le", "eq", "ne", "isnan", "isfinite", "bool", "long", "int"):
     _METHODS[_m] = "compare"
@@ -290,14 +292,15 @@ ATEN: dict[str, str] = {
     "aten.scaled_dot_product_attention": "sdpa",
     "aten.pow": "pow", "aten.rsqrt": "rsqrt", "aten.sqrt": "sqrt", "aten.reciprocal":
     "reciprocal", "aten.exp": "exp", "aten.sin": "constant", "aten.cos": "constant",
-    "aten.where": "where", "aten.masked_fill": "passthrough",
+    "aten.where": "where", "aten.masked_fill": "passthrough", "aten.einsum": "einsum",
 }
 for _p in ("view", "reshape", "_unsafe_view", "transpose", "permute", "unsqueeze", "squeeze",
            "expand", "slice", "select", "index", "clone", "contiguous", "alias", "to",
            "_to_copy", "detach", "dropout", "native_dropout", "t", "flatten", "unflatten",
            "split", "split_with_sizes", "chunk", "unbind", "narrow", "gather", "lift_fresh_copy",
            "pad", "constant_pad_nd", "repeat", "expand_as", "view_as", "type_as", "flip",
-           "roll", "movedim", "float", "masked_fill_", "copy"):
+           "roll", "movedim", "float", "masked_fill_", "copy", "half", "double", "bfloat16",
+           "type"):
     ATEN[f"aten.{_p}"] = "passthrough"
 for _c in ("arange", "ones", "zeros", "full", "new_ones", "new_zeros", "empty", "ones_like",
            "zeros_like", "full_like", "ge", "gt", "le", "lt", "eq", "ne", "__and__", "__or__",
