@@ -45,8 +45,9 @@ def analyse_file(path: str, names: tuple[str, ...], options: Options,
     seed_everything()  # the same file gives the same report, run after run
     if progress:
         progress("importing and building the models", Location(path, 1))
+    base = options.config.base if options.config.path else None  # config keys' folder
     loaded = load_targets(LoadRequest(path, names, options.config.targets, options.inputs,
-                                      options.meta, budget))
+                                      options.meta, budget, base))
     if isinstance(loaded, Diagnostic):
         return [], [loaded]
     reports = []
@@ -88,7 +89,8 @@ def check_target(target: Target, options: Options) -> ModelReport:
         if options.debug and err.__cause__ is not None:  # stderr: a worker's goes to the parent
             print(user_traceback(err.__cause__), file=sys.stderr)
         diag = replace(diagnostic(err.code, err.message, loc, target.name), related=err.related)
-        return ModelReport(**base, status="failed", seconds=time.perf_counter() - start,
+        status = "skipped" if diag.severity == "info" else "failed"  # GL902: needs config
+        return ModelReport(**base, status=status, seconds=time.perf_counter() - start,
                            diagnostics=(diag,))
     except Exception as exc:  # noqa: BLE001 - a gradlint bug must not stop the other targets
         detail = traceback.format_exc() if options.debug else f"{type(exc).__name__}: {exc}"

@@ -328,3 +328,18 @@ def test_build_and_kwargs_together_are_a_config_error(run_gradlint: Any, tmp_pat
     assert proc.returncode == 2 and proc.stdout == ""
     assert "gpt/model.py::GPT" in proc.stderr and "build" in proc.stderr
     assert "kwargs" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_config_keys_are_relative_to_the_pyproject_folder(run_gradlint: Any, tmp_path: Path
+                                                         ) -> None:
+    """Run from a subfolder: GL902 suggests the key as pyproject.toml must spell it (relative to
+    its own folder), and that key configures the model from there too."""
+    write(tmp_path, "pyproject.toml", "[tool.gradlint]\n")
+    write(tmp_path, "gpt/model.py", GPT.replace("n_embd: int = 16", "n_embd: int"))
+    proc = run_gradlint("model.py", cwd=tmp_path / "gpt")
+    assert '[tool.gradlint.targets."gpt/model.py::GPT"] build = "GPT(...)"' in proc.stdout
+    write(tmp_path, "pyproject.toml", """
+        [tool.gradlint.targets."gpt/model.py::GPT"]
+        build = "GPT(GPTConfig(n_embd=8, n_layer=3))"
+    """)
+    assert check(run_gradlint, tmp_path / "gpt", "model.py") == (0, {"GPT": "ok"}, [])

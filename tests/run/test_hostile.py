@@ -234,11 +234,25 @@ def test_structured_outputs(tmp_path: Path, run_gradlint: Any, name: str) -> Non
     good_checked(doc)
 
 
+FREE = HEADER + """class Net(nn.Module):
+    def forward(self, x):
+        return torch.sigmoid(x)
+
+
+def example_inputs():
+    return (torch.randn(4, 8),)
+"""
+
+
 def test_model_with_no_parameters(tmp_path: Path, run_gradlint: Any) -> None:
-    proc, doc = run(tmp_path, run_gradlint, {
-        "free.py": HEADER + "class Net(nn.Module):\n    def forward(self, x):\n"
-                   "        return torch.sigmoid(x)\n\n\ndef example_inputs():\n"
-                   "    return (torch.randn(4, 8),)\n"})
+    """A module without parameters is a helper, not a model: skipped silently when found,
+    checked (with nothing to report) when named."""
+    proc, doc = run(tmp_path, run_gradlint, {"free.py": FREE})
+    assert proc.returncode == 0 and codes(doc, "free.py") == []
+    assert not [m for m in doc["models"] if m["target"].endswith("free.py::Net")]
+    good_checked(doc)
+    proc, doc = run(tmp_path, run_gradlint, {"free.py": FREE},
+                    targets=("case", "case/free.py::Net"))
     assert proc.returncode == 0 and codes(doc, "free.py") == []
     m = model(doc, "free.py::Net")
     assert m["status"] == "ok" and m["layers"] == []
