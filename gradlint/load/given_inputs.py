@@ -155,8 +155,9 @@ def _meta_first(model: nn.Module) -> bool:
 
 def _run_on_meta(model: nn.Module, args: tuple[Any, ...]) -> Any:
     meta_args = tree_map_tensors(lambda t: t.to("meta"), args)
-    state = {k: v for k, v in [*model.named_parameters(remove_duplicate=False),
-                               *model.named_buffers(remove_duplicate=False)]
+    # one name per tensor: functional_call ties the other names of a shared weight (a GPT's
+    # embedding and head) itself, and refuses values for two names of one tied tensor
+    state = {k: v for k, v in [*model.named_parameters(), *model.named_buffers()]
              if v.device.type != "meta"}
     with torch.device("meta"):
         if not state:

@@ -121,3 +121,24 @@ def test_fit_error_says_why_and_leaves_the_model_alone() -> None:
     assert fit_error(gen, (torch.randn(2, 10),)) is None
     assert isinstance(fit_error(gen, (torch.randn(2, 11),)), RuntimeError)
     assert torch.equal(weight, gen.fc.weight) and gen.training
+
+
+def test_a_large_model_with_tied_weights_is_fitted_on_meta() -> None:
+    """Above REAL_PARAMS the fit check runs on meta through functional_call, which refuses a
+    value for each name of one tied tensor (a GPT's token embedding and head)."""
+
+    class TiedLM(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.wte = nn.Embedding(40_000, 512)
+            self.head = nn.Linear(512, 40_000, bias=False)
+            self.head.weight = self.wte.weight
+
+        def forward(self, idx: torch.Tensor) -> torch.Tensor:
+            return self.head(self.wte(idx))
+
+    model = TiedLM()
+    assert sum(p.numel() for p in model.parameters()) > 20_000_000
+    assert fit_error(model, (torch.randint(0, 40_000, (2, 8)),)) is None
+    assert isinstance(fit_error(model, (torch.randn(2, 8, 3),)), Exception)
+    assert model.head.weight is model.wte.weight
