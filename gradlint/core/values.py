@@ -165,6 +165,9 @@ class OpaqueBlock:
         return cls(module, type_name, reason, count)
 
 
+Status = Literal["ok", "failed", "skipped"]  # a model's outcome: checked, needs config, failed
+
+
 @dataclass(frozen=True)
 class ModelReport:
     """Everything gradlint learned about one target."""
@@ -173,7 +176,7 @@ class ModelReport:
     name: str
     file: str
     line: int
-    status: Literal["ok", "failed", "skipped"]
+    status: Status
     tracer: str | None = None
     init: str | None = None
     seconds: float = 0.0

@@ -10,8 +10,10 @@ diagnostic (GL901 import, GL902 needs arguments, GL906 constructor), never a tra
 
 from __future__ import annotations
 
+import ast
 import inspect
 import os
+import textwrap
 import types
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,7 +79,8 @@ def load_targets(req: LoadRequest) -> list[Target | ModelReport] | Diagnostic:
     candidates = _outermost(found.candidates)
     inside = {type(m) for c in candidates for m in c.model.modules()}
     results: list[Target | ModelReport] = list(found.reports)
-    results += [report for cls, report in found.needs if cls not in inside]
+    parts = _components(found)
+    results += [report for cls, report in found.needs if cls not in inside and cls not in parts]
     if not results and not candidates and found.dropped:
         results.append(_nothing_checked(req, found.dropped))
     for c in candidates:
@@ -192,6 +195,26 @@ def _by_convention(req: LoadRequest, module: types.ModuleType, recorder: SiteRec
                 inside |= {type(m) for m in built.model.modules()}
         elif built is not None:
             found.needs.append((cls, built))
+
+
+def _components(found: _Found) -> set[type]:
+    """Classes that need arguments and that another model class of the file builds (a GPT's
+    ``Block(config)``): the outer class's GL902 covers them, and once it is configured they are
+    analysed inside it. Two classes that name each other both keep theirs."""
+    classes = {cls for cls, _ in found.needs}
+    classes |= {c.cls for c in found.candidates if c.cls is not None}
+    named = {cls: _names_in(cls) for cls in classes}
+    return {cls for cls, _ in found.needs
+            if any(cls.__name__ in names and other.__name__ not in named[cls]
+                   for other, names in named.items() if other is not cls)}
+
+
+def _names_in(cls: type) -> set[str]:
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):
+        return set()
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
 
 
 def _nothing_checked(req: LoadRequest, dropped: list[tuple[str, int, str]]) -> ModelReport:

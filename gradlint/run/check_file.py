@@ -20,6 +20,7 @@ from gradlint.core.values import (
     ModelReport,
     OpaqueBlock,
     StageError,
+    Status,
     Target,
     diagnostic_order,
 )
@@ -89,7 +90,7 @@ def check_target(target: Target, options: Options) -> ModelReport:
         if options.debug and err.__cause__ is not None:  # stderr: a worker's goes to the parent
             print(user_traceback(err.__cause__), file=sys.stderr)
         diag = replace(diagnostic(err.code, err.message, loc, target.name), related=err.related)
-        status = "skipped" if diag.severity == "info" else "failed"  # GL902: needs config
+        status: Status = "skipped" if diag.severity == "info" else "failed"  # GL902
         return ModelReport(**base, status=status, seconds=time.perf_counter() - start,
                            diagnostics=(diag,))
     except Exception as exc:  # noqa: BLE001 - a gradlint bug must not stop the other targets

@@ -350,3 +350,63 @@ def test_the_suggested_key_is_a_clean_relative_path(tmp_path: Path,
     (wide,) = [t for t in found if t.name.rpartition("::")[2] == "Wide"]
     assert isinstance(wide, ModelReport)
     assert '[tool.gradlint.targets."net.py::Wide"]' in wide.diagnostics[0].message
+
+
+COMPONENTS = """
+import torch.nn as nn
+
+
+class Attention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.proj = nn.Linear(config.width, config.width)
+
+    def forward(self, x):
+        return self.proj(x)
+
+
+class Block(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.attn = Attention(config)
+
+    def forward(self, x):
+        return x + self.attn(x)
+
+
+class GPT(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.blocks = nn.Sequential(*[Block(config) for _ in range(config.depth)])
+
+    def forward(self, x):
+        return self.blocks(x)
+
+
+class Ping(nn.Module):  # two classes that build each other keep their own GL902
+    def __init__(self, width, pong=None):
+        super().__init__()
+        self.fc = nn.Linear(width, width)
+        self.other = pong or Pong(width, self)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+class Pong(nn.Module):
+    def __init__(self, width, ping=None):
+        super().__init__()
+        self.fc = nn.Linear(width, width)
+        self.other = ping or Ping(width, self)
+
+    def forward(self, x):
+        return self.fc(x)
+"""
+
+
+def test_components_of_a_model_that_needs_arguments_share_its_gl902(tmp_path: Path) -> None:
+    """Only the outermost class says what to configure: a GPT's Block(config) and its
+    Attention(config) are analysed inside the GPT once it is built."""
+    found = load(write(tmp_path, "gpt.py", COMPONENTS))
+    assert codes(found) == {"GPT": [("GL902", "info")], "Ping": [("GL902", "info")],
+                            "Pong": [("GL902", "info")]}
