@@ -171,10 +171,22 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     if _Guard.tried is None:
         return
     what = _effect(event, args)
-    if what is not None:
+    if what is not None and not _importing():
         refused = OutsideEffect(what)  # kept: its traceback shows the user's line even when
         _Guard.tried.append(refused)  # the user's code catches it
         raise refused
+
+
+def _importing() -> bool:
+    """A module is being imported (a constructor's lazy ``from transformers import ...``): its
+    effects (``ctypes`` running ldconfig) are the import's, not the constructor's, and building
+    for real would import it the same way."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib._bootstrap"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 @contextlib.contextmanager

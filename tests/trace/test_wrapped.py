@@ -6,6 +6,8 @@ spliced into the wrapper's graph, and every one of its layers gets an estimate."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -94,3 +96,31 @@ class CallsWithKeywords(nn.Module):
 def test_a_block_called_with_keywords_is_estimated() -> None:
     model = CallsWithKeywords()
     every_layer_estimated(model, gradlint.check(model, torch.randint(0, 64, (2, 8))))
+
+
+def test_a_lazy_import_in_a_constructor_keeps_the_size_probe_on_meta(tmp_path: Path) -> None:
+    """A wrapper that imports its library inside ``__init__`` (the 70B Llama's factory in
+    bench/speed_models.py): what the import does (ctypes runs ldconfig) is not the
+    constructor's outside effect, so the probe stays on meta instead of building for real."""
+    import sys
+
+    from gradlint.load.meta_probe import MetaDrawsNothing, outside_refused
+
+    (tmp_path / "starts_a_process.py").write_text(
+        "import subprocess, sys\nsubprocess.run([sys.executable, '-c', 'pass'], check=True)\n")
+
+    class LazyImport(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            import starts_a_process  # noqa: F401
+
+            self.fc = nn.Linear(8, 8)
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with MetaDrawsNothing(), torch.device("meta"), outside_refused() as tried:
+            model = LazyImport()
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("starts_a_process", None)
+    assert not tried and model.fc.weight.is_meta
