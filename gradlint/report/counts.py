@@ -17,7 +17,7 @@ NO_MODEL = "no-model"  # the pre-filter's reason: the file defines or builds no 
 @dataclass(frozen=True)
 class ModelCounts:
     """Models by status; ``skipped`` and ``failed`` by the code of the diagnostic saying why
-    (GL902 needs arguments; GL903 trace failed, GL905 worker failed, GL906 construction)."""
+    (GL902 needs configuration; GL903 trace failed, GL905 worker failed, GL906 construction)."""
 
     checked: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
@@ -72,7 +72,7 @@ def files_part(counts: RunCounts) -> str:
 
 
 def models_part(models: Sequence[ModelReport]) -> str:
-    """``4 models checked, 1 skipped (needs arguments: GL902)``."""
+    """``4 models checked, 1 skipped (needs configuration: GL902)``."""
     counts = model_counts(models)
     parts = [f"{plural(counts.checked, 'model')} checked"]
     parts += [_by_reason(word, tally) for word, tally in

@@ -141,7 +141,7 @@ def test_every_file_and_model_is_counted(run_gradlint: RunGradlint, tmp_path: Pa
     assert text.returncode == 2, text.stderr  # the syntax error
     assert summary(text.stdout) == [
         "5 files examined: 2 imported, 2 skipped (1 without a model, 1 not imported: GL907), "
-        "1 failed (syntax error: GL900); 1 model checked, 1 skipped (needs arguments: GL902).",
+        "1 failed (syntax error: GL900); 1 model checked, 1 skipped (needs configuration: GL902).",
         "gradlint: 1 error, 2 infos in 1 checked model; 1 file could not be checked."]
     assert "training step" not in text.stderr  # the training script was not started
     doc = json.loads(run_gradlint(".", "--format", "json", cwd=tmp_path).stdout)
@@ -158,7 +158,7 @@ def test_checking_nothing_says_so(run_gradlint: RunGradlint, tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr  # an info only: the exit code contract holds
     assert summary(done.stdout) == [
         "2 files examined: 1 imported, 1 skipped (without a model); 0 models checked, "
-        "1 skipped (needs arguments: GL902).",
+        "1 skipped (needs configuration: GL902).",
         "gradlint: no model was checked (1 info)."]
 
 

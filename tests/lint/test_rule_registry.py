@@ -78,7 +78,7 @@ def test_a_stage_diagnostic_takes_its_severity_from_the_registry(
     (diag,) = plan_file(str(script), (), Options())[1]  # type: ignore[index]
     assert (diag.code, diag.name, diag.severity) == ("GL907", "not-imported", "warning")
     made = rule_catalogue.diagnostic("GL902", "skipped", Location("m.py", 1), "m.py::M")
-    assert (made.name, made.severity, made.target) == ("needs-arguments", "info", "m.py::M")
+    assert (made.name, made.severity, made.target) == ("needs-configuration", "info", "m.py::M")
     with pytest.raises(KeyError):
         rule_catalogue.diagnostic("GL999", "no such rule", Location("m.py", 1))
 

@@ -172,7 +172,7 @@ def test_related_locations_and_notes_validate(tmp_path: Path, monkeypatch: Any) 
         Diagnostic("GL101", "vanishing-gradient", "error", "deep: 10%, a:b",
                    Location("net.py", 12, 9, 12, 30), "net.py::Net", "enc",
                    (Location(lib, 40, 5),), Fix("use ReLU")),
-        Diagnostic("GL902", "needs-arguments", "info", "skipped", Location("net.py", 3)),
+        Diagnostic("GL902", "needs-configuration", "info", "skipped", Location("net.py", 3)),
         Diagnostic("GL199", "custom", "warning", "no such rule", Location("sub dir/x.py", 1)),
     ]
     doc = json.loads(to_sarif(Report(), diags))

@@ -72,22 +72,22 @@ def test_opaque_block_counts_only_its_learning_layers_without_an_estimate() -> N
 
 def test_text_summary_counts_files_and_models_by_reason() -> None:
     models = (model("Net", layers=(layer("fc"),)), model("Other", layers=(layer("fc"),)),
-              model("Wide", "skipped", diags=(stage_diag("GL902", "needs-arguments", "info"),)),
+              model("Wide", "skipped", diags=(stage_diag("GL902", "needs-configuration", "info"),)),
               model("Bad", "failed", diags=(stage_diag("GL903", "trace-failed"),)))
     report = Report(models, (stage_diag("GL900", "syntax-error"),), RUN)
     text = to_text(report, [], 1e-2)
     *_, examined, verdict = text.splitlines()
     assert examined == ("12 files examined: 3 imported, 8 skipped (7 without a model, 1 not "
                         "imported: GL907), 1 failed (syntax error: GL900); 2 models checked, 1 "
-                        "skipped (needs arguments: GL902), 1 failed (trace failed: GL903).")
+                        "skipped (needs configuration: GL902), 1 failed (trace failed: GL903).")
     assert verdict == ("gradlint: no problems in 2 checked models; 1 model and 1 file could "
                        "not be checked.")
 
 
 def test_nothing_checked_is_never_no_problems() -> None:
-    skipped = model("Wide", "skipped", diags=(stage_diag("GL902", "needs-arguments", "info"),))
+    skipped = model("Wide", "skipped", diags=(stage_diag("GL902", "needs-configuration", "info"),))
     report = Report((skipped,), (), RunCounts(2, 1, {"no-model": 1}))
-    info = stage_diag("GL902", "needs-arguments", "info")
+    info = stage_diag("GL902", "needs-configuration", "info")
     assert summary_line(report, [info]) == "gradlint: no model was checked (1 info)."
     assert summary_line(Report(counts=RunCounts(3, 0, {"no-model": 3})), []) == (
         "gradlint: no model was checked.")
@@ -119,7 +119,7 @@ def test_a_mostly_unestimated_model_is_not_no_problems() -> None:
 
 def test_json_summary_and_model_fields() -> None:
     models = (wrapped_gpt(),
-              model("Wide", "skipped", diags=(stage_diag("GL902", "needs-arguments", "info"),)),
+              model("Wide", "skipped", diags=(stage_diag("GL902", "needs-configuration", "info"),)),
               model("Bad", "failed", diags=(stage_diag("GL906", "construction-failed"),)))
     doc = json.loads(emit("json", Report(models, (), RUN), [], Settings(1e-2)))
     summary = doc["summary"]
