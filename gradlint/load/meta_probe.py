@@ -181,7 +181,7 @@ def _importing() -> bool:
     """A module is being imported (a constructor's lazy ``from transformers import ...``): its
     effects (``ctypes`` running ldconfig) are the import's, not the constructor's, and building
     for real would import it the same way."""
-    frame = sys._getframe(2)
+    frame: types.FrameType | None = sys._getframe(2)
     while frame is not None:
         if frame.f_code.co_filename.startswith("<frozen importlib._bootstrap"):
             return True
