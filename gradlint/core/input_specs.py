@@ -39,3 +39,23 @@ class HeldArgument(InputSpec):
     shape: tuple[int, ...] = ()
     dtype: str = "held"
     value: object = None
+
+
+def spec_text(spec: InputSpec) -> str:
+    """How the report shows an example input, in ``--input``'s syntax where it is one tensor:
+    ``4x1x28x28``, ``2x64:int64``; a held argument as its structure: ``(4x2x16, 4x2x16)``."""
+    if isinstance(spec, HeldArgument):
+        return _held_text(spec.value)
+    shape = "x".join(map(str, spec.shape)) or "scalar"
+    return shape if spec.dtype == "float32" else f"{shape}:{spec.dtype}"
+
+
+def _held_text(value: object) -> str:
+    if isinstance(value, InputSpec):
+        return spec_text(value)
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(_held_text(v) for v in value)
+        return f"({inner})" if isinstance(value, tuple) else f"[{inner}]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_held_text(v)}" for k, v in value.items()) + "}"
+    return repr(value)[:40]

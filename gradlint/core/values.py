@@ -185,6 +185,7 @@ class ModelReport:
     verify: Verification | None = None
     built_as: str | None = None  # a convention gradlint built it with: "GPT(GPTConfig())"
     opaque: tuple[OpaqueBlock, ...] = ()  # blocks left untraced; their layers have no estimate
+    inputs: tuple[str, ...] = ()  # the example inputs it was traced with: "4x1x28x28", "2x64:int64"
 
     @property
     def weight_layers(self) -> int:

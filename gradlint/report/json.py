@@ -88,7 +88,8 @@ def edit_json(e: Edit) -> dict[str, Any]:
 def model_json(m: ModelReport) -> dict[str, Any]:
     out: dict[str, Any] = {"target": m.target, "name": m.name, "file": m.file, "line": m.line,
                            "status": m.status, "tracer": m.tracer, "init": m.init,
-                           "seconds": round(m.seconds, 3), "built_as": m.built_as}
+                           "seconds": round(m.seconds, 3), "built_as": m.built_as,
+                           "inputs": list(m.inputs)}
     if m.status == "ok":
         out["unestimated"] = m.unestimated
         out["opaque"] = [{"module": b.module, "type": b.type, "layers": b.layers,

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from gradlint.core.input_specs import spec_text
 from gradlint.core.options import DEFAULT_THRESHOLD, Options
 from gradlint.core.values import (
     Diagnostic,
@@ -117,6 +118,7 @@ def check_target(target: Target, options: Options) -> ModelReport:
                                            estimate.layers)
               for n in estimate.unknown_ops if n.module and n.attrs.get("untraceable")}
     return ModelReport(**base, status="ok", tracer=graph.tracer, init=graph.init,
+                       inputs=tuple(spec_text(s) for s in graph.inputs),
                        seconds=seconds, layers=estimate.layers,
                        diagnostics=tuple(sorted(diags, key=diagnostic_order)),
                        verify=verification, opaque=tuple(opaque.values()))

@@ -214,6 +214,8 @@ def test_mnist_net_is_fed_28x28(inferred: Any) -> None:
     12544 features): every layer estimated means it ran on 28x28."""
     net = model(inferred[1], "mnist.py::Net")
     assert estimated(net) == {"conv1", "conv2", "fc1", "fc2"}
+    (shape,) = net["inputs"]  # the report says what it ran on
+    assert shape.endswith("x1x28x28") and ":" not in shape, shape
 
 
 @pytest.mark.parametrize(("file", "tracer"), [("order_export.py", "export"),
@@ -222,6 +224,7 @@ def test_layers_registered_out_of_forward_order_get_token_inputs(
         inferred: Any, file: str, tracer: str) -> None:
     seq = model(inferred[1], f"{file}::Seq2Seq")
     assert seq["tracer"] == tracer
+    assert seq["inputs"] and all(i.endswith(":int64") for i in seq["inputs"]), seq["inputs"]
     assert {"embed", "head"} <= estimated(seq)
 
 

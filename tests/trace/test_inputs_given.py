@@ -142,3 +142,14 @@ def test_a_large_model_with_tied_weights_is_fitted_on_meta() -> None:
     assert fit_error(model, (torch.randint(0, 40_000, (2, 8)),)) is None
     assert isinstance(fit_error(model, (torch.randn(2, 8, 3),)), Exception)
     assert model.head.weight is model.wte.weight
+
+
+def test_the_report_shows_inputs_in_the_input_flags_syntax() -> None:
+    from gradlint.core.graph import InputSpec
+    from gradlint.core.input_specs import HeldArgument, spec_text
+
+    assert spec_text(InputSpec((4, 1, 28, 28), "float32")) == "4x1x28x28"
+    assert spec_text(InputSpec((2, 64), "int64", 100)) == "2x64:int64"
+    state = (InputSpec((1, 4, 16), "float32"), InputSpec((1, 4, 16), "float32"))
+    assert spec_text(HeldArgument(value=state)) == "(1x4x16, 1x4x16)"
+    assert spec_text(HeldArgument(value=None)) == "None"
