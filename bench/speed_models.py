@@ -136,3 +136,10 @@ def Llama70B() -> nn.Module:  # noqa: N802
     return LlamaForCausalLM(LlamaConfig(
         hidden_size=8192, intermediate_size=28672, num_hidden_layers=80,
         num_attention_heads=64, num_key_value_heads=8, vocab_size=128256, use_cache=False))
+
+
+def WrappedLlama70B() -> nn.Module:  # noqa: N802
+    """The same config held in a wrapper module (bench/speed_llama70b_wrapped.py)."""
+    from bench.speed_llama70b_wrapped import WrappedLlama70B as Wrapped
+
+    return Wrapped()
