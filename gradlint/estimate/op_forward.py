@@ -116,16 +116,18 @@ def norm(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
 
 def add(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
         need_shared: bool) -> Step:
-    """sum_i a_i x_i (``node.scales``: a - b is add with scales (1, -1))."""
+    """sum_i a_i x_i (``node.scales``: a - b is add with scales (1, -1)). Sums over lists, not
+    generators: a residual stream has one per block."""
     n_in = len(ins)
     scales = node.scales or (1.0,) * n_in
-    mean = sum(a * m.mean for a, m in zip(scales, ins, strict=False))
-    cross = sum(scales[i] * scales[j] * ins[i].mean * ins[j].mean
-                for i in range(n_in) for j in range(i + 1, n_in))
-    second = sum(a * a * m.second for a, m in zip(scales, ins, strict=False)) + 2 * cross
-    shared = sum(a * a * m.shared for a, m in zip(scales, ins, strict=False)) + 2 * cross
-    return Step(Moments(mean, max(second, 0.0), max(shared, 0.0)),
-                tuple(_log(a * a) for a in scales))
+    terms = [(a, a * a, m) for a, m in zip(scales, ins, strict=False)]
+    mean = sum([a * m.mean for a, _, m in terms])
+    cross = sum([scales[i] * scales[j] * ins[i].mean * ins[j].mean
+                 for i in range(n_in) for j in range(i + 1, n_in)])
+    second = sum([a2 * m.second for _, a2, m in terms]) + 2 * cross
+    shared = sum([a2 * m.shared for _, a2, m in terms]) + 2 * cross
+    return make_step((make_moments((mean, max(second, 0.0), max(shared, 0.0))),
+                      tuple([_log(a * a) for a in scales]), False))
 
 
 def mul(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
@@ -160,13 +162,15 @@ def scale(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
 
 def cat(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
         need_shared: bool) -> Step:
-    """Concatenation: the entries' moments, weighted by each input's size."""
+    """Concatenation: the entries' moments, weighted by each input's size (one pass over the
+    inputs, then a sum per column: a DenseNet concatenates dozens, at every layer)."""
     sizes = [max(nodes[i].numel_per_example, 1) for i in node.inputs]
     tot = float(sum(sizes))
-    pairs = list(zip(sizes, ins, strict=True))
-    return Step(Moments(sum(s * m.mean for s, m in pairs) / tot,
-                        sum(s * m.second for s, m in pairs) / tot,
-                        sum(s * m.shared for s, m in pairs) / tot), (0.0,) * len(ins))
+    rows = [(s * mean, s * second, s * shared)
+            for s, (mean, second, shared) in zip(sizes, ins, strict=True)]
+    means, seconds, shareds = zip(*rows, strict=True)  # columns, summed in order
+    return make_step((make_moments((sum(means) / tot, sum(seconds) / tot, sum(shareds) / tot)),
+                      (0.0,) * len(ins), False))
 
 
 def pool(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
@@ -245,11 +249,11 @@ def passthrough(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
     """Views, slices, expand, dropout at p=0, padding, masking: the first input. r is per
     entry: a slice keeping 1/k of the entries passes 1/k of them a gradient, an expand by k
     sums k gradients into each entry; both are numel_out / numel_in."""
-    x = ins[0] if ins else NO_INPUT
     if not ins:
-        return Step(x, ())
+        return Step(NO_INPUT, ())
     ratio = node.numel_per_example / max(nodes[node.inputs[0]].numel_per_example, 1)
-    return Step(x, (_log(ratio),) + (NEG_INF,) * (len(ins) - 1))
+    gains = (_log(ratio),) if len(ins) == 1 else (_log(ratio),) + (NEG_INF,) * (len(ins) - 1)
+    return make_step((ins[0], gains, False))
 
 
 def _affine(inp: Moments, gain: float, w: ParamStats | None, b: ParamStats | None) -> Moments:
@@ -271,19 +275,22 @@ def _norm(node: GraphNode, x: Moments) -> Step:
     eg2 = g.mean_sq if g else 1.0
     eb2 = b.mean_sq if b else 0.0
     mb = b.mean if b else 0.0
-    if node.op == "batch_norm":
-        s2 = x.second - x.shared
+    mean, second, x_shared = x
+    op = node.op
+    if op == "batch_norm":
+        s2 = second - x_shared
         shared = eb2
-    elif node.op == "rms_norm":
-        s2 = x.second
-        shared = eg2 * x.shared / max(s2, 1e-30) + eb2
+    elif op == "rms_norm":
+        s2 = second
+        shared = eg2 * x_shared / max(s2, 1e-30) + eb2
     else:
-        s2 = x.var
-        shared = eg2 * max(x.shared - x.mean ** 2, 0.0) / max(s2, 1e-30) + eb2
+        s2 = max(second - mean * mean, 0.0)  # the variance
+        shared = eg2 * max(x_shared - mean ** 2, 0.0) / max(s2, 1e-30) + eb2
     eps = float(node.attrs.get("eps", 1e-5))
     s2 = max(s2, 0.0) + eps
     gate = g is not None and eg2 < 1e-4
-    return Step(Moments(mb, eg2 + eb2, min(shared, eg2 + eb2)), (_log(eg2 / s2),), gate)
+    return make_step((make_moments((mb, eg2 + eb2, min(shared, eg2 + eb2))), (_log(eg2 / s2),),
+                      gate))
 
 
 def _spatial(node: GraphNode | None) -> int:

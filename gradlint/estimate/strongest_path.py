@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from gradlint.core.graph import GraphNode, LayerGraph
@@ -117,6 +118,7 @@ def analyse_paths(graph: LayerGraph, log_r: list[float],
     nodes = graph.nodes
     n = len(nodes)
     weak = collapsing_joins(graph) | stacked_activations(graph)
+    sup = [node.log10_sup_derivative() for node in nodes]  # once per node, not per consumer
     states: list[PathState | None] = [None] * n
     states[graph.output] = PathState(0.0, 0, None, 0, 0, None, False, 0.0)
     for p in range(n - 1, -1, -1):
@@ -131,35 +133,17 @@ def analyse_paths(graph: LayerGraph, log_r: list[float],
             cnode = nodes[c]
             low = (sc.low or cnode.kind == "opaque" or c in weak
                    or (cnode.op == "recurrent" and gated_cell(cnode)))
-            bound = sc.bound + cnode.log10_sup_derivative()
+            bound = sc.bound + sup[c]
         else:
-            best_r = NEG_INF
-            c = -1
-            bound_terms: list[float] = []
-            low = False
-            for cc, lc in cons:
-                sc = states[cc]
-                if sc is None:
-                    continue
-                cnode = nodes[cc]
-                low = (low or sc.low or cnode.kind == "opaque" or cc in weak
-                       or gated_cell(cnode))
-                bound_terms.append(sc.bound + cnode.log10_sup_derivative())
-                if c < 0 or lc > best_r:
-                    best_r, c = lc, cc
-            if c < 0:
+            strongest = _strongest_consumer(cons, states, nodes, weak, sup)
+            if strongest is None:
                 continue
-            if len(bound_terms) == 1:
-                bound = bound_terms[0]
-            else:
-                mx = max(bound_terms)
-                bound = mx if mx == NEG_INF else mx + math.log10(
-                    sum(10 ** (t - mx) for t in bound_terms))
-        sc = states[c]
-        assert sc is not None
-        cnode = nodes[c]
-        att, fac, open_from, largest = sc.attenuation, sc.factors, sc.open_from, sc.largest
-        gate = sc.gate
+            c, best_r, low, bound = strongest
+            sc = states[c]
+            assert sc is not None
+            cnode = nodes[c]
+        # the consumer's state in one unpacking (a NamedTuple's fields are slow attributes)
+        att, fac, open_from, saturating, depth, gate, _, _, _, largest = sc
         if cnode.kind in WEIGHT_KINDS and weight_grad[c] > NEG_INF:
             att, fac, largest = sc.close(weight_grad[c])
             open_from = weight_grad[c]
@@ -169,8 +153,37 @@ def analyse_paths(graph: LayerGraph, log_r: list[float],
             if open_from is not None:  # upstream weight gradients all shrink by the gate's gain
                 open_from += (best_r - log_r[c]) / LN10
         states[p] = _path_state((
-            att, fac, open_from, sc.saturating + cnode.saturating,
-            sc.depth + (1 if cnode.params and cnode.kind != "param" else 0),
+            att, fac, open_from, saturating + cnode.saturating,
+            depth + (1 if cnode.params and cnode.kind != "param" else 0),
             gate, low, bound, c, largest))
     return [s if s is not None else PathState(0.0, 0, None, 0, 0, None, False, NEG_INF)
             for s in states]
+
+
+def _strongest_consumer(cons: list[tuple[int, float]], states: list[PathState | None],
+                        nodes: Sequence[GraphNode], weak: set[int], sup: list[float]
+                        ) -> tuple[int, float, bool, float] | None:
+    """Of a tensor's consumers with a path to the loss: the one sending it the largest r (its
+    strongest path continues there) and that r, whether any of the paths is of low
+    confidence, and the log10 bound summed over the paths; None when no path reaches it."""
+    best_r = NEG_INF
+    c = -1
+    bound_terms: list[float] = []
+    low = False
+    for cc, lc in cons:
+        sc = states[cc]
+        if sc is None:
+            continue
+        cnode = nodes[cc]
+        low = (low or sc.low or cnode.kind == "opaque" or cc in weak
+               or (cnode.op == "recurrent" and gated_cell(cnode)))
+        bound_terms.append(sc.bound + sup[cc])
+        if c < 0 or lc > best_r:
+            best_r, c = lc, cc
+    if c < 0:
+        return None
+    if len(bound_terms) == 1:
+        return c, best_r, low, bound_terms[0]
+    mx = max(bound_terms)
+    bound = mx if mx == NEG_INF else mx + math.log10(sum([10 ** (t - mx) for t in bound_terms]))
+    return c, best_r, low, bound

@@ -17,10 +17,10 @@ from gradlint.core.graph import GraphNode, LayerGraph, ModuleInfo, ParamStats
 from gradlint.core.op_kinds import AFFINE_KINDS, GATE_RMS, WEIGHT_KINDS
 from gradlint.core.values import LayerEstimate
 from gradlint.estimate.activations import negative_second_moment
-from gradlint.estimate.op_table import OpEntry, entry_for, entry_of, graph_reads_shared
+from gradlint.estimate.op_table import OpEntry, entries_of, entry_of, graph_reads_shared
 from gradlint.estimate.residual_coherence import CoherentSkip, coherent_skips, homogeneous_floor
 from gradlint.estimate.strongest_path import LN10, NEG_INF, PathState, analyse_paths, gated_cell
-from gradlint.estimate.tensor_state import Moments, Step, logaddexp
+from gradlint.estimate.tensor_state import Moments, logaddexp
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,8 @@ class GraphEstimate:
         return 0.5 * max(gains[k] for k in slots) / LN10
 
 
-def _gate_name(node: GraphNode, step: Step, graph: LayerGraph) -> str | None:
-    if not step.gate:
+def _gate_name(node: GraphNode, gate: bool, graph: LayerGraph) -> str | None:
+    if not gate:
         return None
     if node.op == "mul":
         for i in node.inputs[:2]:
@@ -67,20 +67,20 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
     nodes = graph.nodes
     n = len(nodes)
     moments: list[Moments] = []
-    steps: list[Step] = []
+    log_gains: list[tuple[float, ...]] = []
     gates: list[str | None] = []
     shared = graph_reads_shared(graph)
-    entries = [entry_for(node.op, node.kind) for node in nodes]  # looked up once per node
+    entries = entries_of(nodes)  # looked up once per node
     for node, entry in zip(nodes, entries, strict=True):
         inputs = node.inputs  # most nodes have one input (a comprehension is a call in 3.11)
         ins = [moments[inputs[0]]] if len(inputs) == 1 else [moments[i] for i in inputs]
-        step = entry.forward(node, ins, nodes, shared)
-        moments.append(step.out)
-        steps.append(step)
-        gates.append(_gate_name(node, step, graph) if step.gate else None)
+        out, gains, gate = entry.forward(node, ins, nodes, shared)  # a Step, unpacked in C
+        moments.append(out)
+        log_gains.append(gains)
+        gates.append(_gate_name(node, gate, graph) if gate else None)
 
     skips = coherent_skips(graph, moments)
-    log_r, contrib, log_s = _backward(graph, steps, skips, moments, entries)
+    log_r, contrib, log_s = _backward(graph, log_gains, skips, moments, entries)
     # GL101's per-layer factors compare the weight gradients of consecutive weight layers
     centred = _batch_centred(graph)
     grads = _weight_grads(graph, moments, log_r, centred, entries, log_s)
@@ -94,12 +94,12 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
                               log_s)
     attention = _attention_softmaxes(graph)
     if attention:
-        layers = _token_coherence_range(graph, moments, steps, skips, layers, paths, spread,
-                                        centred, attention)
+        layers = _token_coherence_range(graph, entries, moments, log_gains, skips, layers, paths,
+                                        spread, centred, attention)
     unknown = (tuple(node for node in nodes if node.kind == "opaque")
                if "opaque" in graph.kinds() else ())
     return GraphEstimate(graph, tuple(moments), tuple(log_r), tuple(paths), layers, unknown,
-                         tuple(s.log_gains for s in steps))
+                         tuple(log_gains))
 
 
 def _weight_grads(graph: LayerGraph, moments: list[Moments], log_r: list[float],
@@ -119,7 +119,8 @@ def _weight_grads(graph: LayerGraph, moments: list[Moments], log_r: list[float],
     return out
 
 
-def _backward(graph: LayerGraph, steps: list[Step], skips: dict[int, CoherentSkip],
+def _backward(graph: LayerGraph, log_gains: list[tuple[float, ...]],
+              skips: dict[int, CoherentSkip],
               moments: list[Moments], entries: list[OpEntry], coherent_tokens: float = 0.0,
               attention: frozenset[int] = frozenset()
               ) -> tuple[list[float], list[list[tuple[int, float]]], list[float]]:
@@ -154,7 +155,7 @@ def _backward(graph: LayerGraph, steps: list[Step], skips: dict[int, CoherentSki
         keeps_q = entry.keeps_unit_share
         skip = skips.get(c)
         through_softmax = _softmax_slots(node) if c in attention else ()
-        gains = steps[c].log_gains
+        gains = log_gains[c]
         qc, sc = log_q[c], log_s[c]
         pools = entry.pools_positions
         coherence = entry.position_coherence  # what of log s passes (op_table)
@@ -171,11 +172,13 @@ def _backward(graph: LayerGraph, steps: list[Step], skips: dict[int, CoherentSki
                 r, q = logaddexp(r, extra), logaddexp(q, extra)
             contrib[p].append((c, r))
             rp = log_r[p] = r if log_r[p] == NEG_INF else logaddexp(log_r[p], r)
-            log_q[p] = min(q if log_q[p] == NEG_INF else logaddexp(log_q[p], q), rp)
+            if log_q[p] != NEG_INF:
+                q = logaddexp(log_q[p], q)
+            log_q[p] = rp if rp < q else q  # min(q, rp), without the call
             if coherence is None or sc == NEG_INF and not pools:
                 continue  # nothing position-coherent arrives (log_s[p] <= log_r[p] already)
-            same = coherence(node, nodes[p], r, sc, g, moments)
-            log_s[p] = min(logaddexp(log_s[p], same), rp)
+            same = logaddexp(log_s[p], coherence(node, nodes[p], r, sc, g, moments))
+            log_s[p] = rp if rp < same else same
     return log_r, contrib, log_s
 
 
@@ -218,15 +221,14 @@ def _softmax_slots(node: GraphNode) -> tuple[int, ...]:
     return ()
 
 
-def _token_coherence_range(graph: LayerGraph, moments: list[Moments], steps: list[Step],
-                           skips: dict[int, CoherentSkip], layers: tuple[LayerEstimate, ...],
-                           paths: list[PathState],
+def _token_coherence_range(graph: LayerGraph, entries: list[OpEntry], moments: list[Moments],
+                           log_gains: list[tuple[float, ...]], skips: dict[int, CoherentSkip],
+                           layers: tuple[LayerEstimate, ...], paths: list[PathState],
                            spread: dict[int, float], centred: set[int], attention: frozenset[int]
                            ) -> tuple[LayerEstimate, ...]:
     """Add ``range`` (log10 relative at c = TOKEN_COHERENCE .. at c = 0) to the layers whose
     estimate depends on token coherence; the point estimate stays the c = 0 one."""
-    entries = [entry_for(node.op, node.kind) for node in graph.nodes]
-    log_r, _, log_s = _backward(graph, steps, skips, moments, entries, TOKEN_COHERENCE,
+    log_r, _, log_s = _backward(graph, log_gains, skips, moments, entries, TOKEN_COHERENCE,
                                 attention)
     grads = _weight_grads(graph, moments, log_r, centred, entries, log_s)
     coherent = {le.module: le for le in _layer_estimates(
@@ -288,9 +290,9 @@ def _norms_before_global_pool(graph: LayerGraph) -> set[int]:
             if c.index in seen:
                 continue
             seen.add(c.index)
-            if (entry_of(c).pools_positions
-                    and c.numel_per_example == channels
-                    and node.numel_per_example >= POOLED_POSITIONS * channels):
+            if (c.numel_per_example == channels  # the entry last: it is a call
+                    and node.numel_per_example >= POOLED_POSITIONS * channels
+                    and entry_of(c).pools_positions):
                 pooled = True
             elif c.kind in ("elementwise", "passthrough"):
                 stack.extend(users[c.index])

@@ -63,11 +63,15 @@ def prod(xs: tuple[int, ...] | list[int]) -> int:
     return n
 
 
+_exp, _ln = math.exp, math.log
+
+
 def logaddexp(a: float, b: float) -> float:
-    """log(e^a + e^b), exact at -inf (no gradient) on either side."""
+    """log(e^a + e^b), exact at -inf (no gradient) on either side (``max`` spelled out and
+    the math functions bound: the backward sweep calls this per edge, up to three times)."""
     if a == NEG_INF:
         return b
     if b == NEG_INF:
         return a
-    m = max(a, b)
-    return m + math.log(math.exp(a - m) + math.exp(b - m))
+    m = b if b > a else a  # max(a, b), NaN included
+    return m + _ln(_exp(a - m) + _exp(b - m))

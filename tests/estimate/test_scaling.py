@@ -182,3 +182,41 @@ def test_tuples_built_in_c_have_every_field() -> None:
         assert type(step) is Step and len(step) == len(Step._fields)
         assert type(step.out) is Moments and isinstance(step.gate, bool)
         moments.append(step.out)
+
+
+class _EveryHotKind(nn.Module):
+    """Conv, BatchNorm, ReLU, concatenation, a residual add, a view, LayerNorm and a global
+    pool: the kinds whose op-table entries build their Step and Moments in C."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.ln = nn.LayerNorm(8)
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.bn(self.conv(x)))
+        h = torch.cat([h, h * 0.5], 1)
+        h = nn.functional.adaptive_avg_pool2d(h, 1).flatten(1)
+        return self.fc(self.ln(h)) + h
+
+
+def test_hot_kinds_build_whole_tuples() -> None:
+    """Each hot kind's Step and Moments have every field (see the test above), here through
+    the whole estimate."""
+    from gradlint.estimate.op_table import propagate
+    from gradlint.estimate.tensor_state import Moments, Step
+
+    torch.manual_seed(0)
+    graph = trace_target(Target("m.py::Hot", _EveryHotKind(), "m.py", 1,
+                                inputs=(torch.randn(2, 3, 4, 4),)))
+    assert {"conv", "norm", "elementwise", "cat", "add", "passthrough", "pool"} <= graph.kinds()
+    est = estimate_gradients(graph)
+    assert all(type(m) is Moments and len(m) == len(Moments._fields) for m in est.moments)
+    moments: list[Moments] = []
+    for node in graph.nodes:
+        step = propagate(node, [moments[i] for i in node.inputs], graph.nodes, True)
+        assert type(step) is Step and len(step) == len(Step._fields)
+        assert type(step.out) is Moments and len(step.out) == len(Moments._fields)
+        moments.append(step.out)
