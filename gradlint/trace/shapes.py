@@ -17,7 +17,7 @@ from torch.fx.passes.shape_prop import TensorMetadata
 from gradlint.core.graph import InputSpec
 from gradlint.core.values import StageError, Target
 from gradlint.load.given_inputs import restored, tree_map_tensors
-from gradlint.load.sources import exception_site, trace_site
+from gradlint.load.sources import exception_site, failure_sites, trace_site
 from gradlint.trace.example_inputs import first_layers_fx, guess, input_specs
 from gradlint.trace.input_search import cannot_feed, describe, first_layers_ran, search
 from gradlint.trace.splice import record_leaf_inputs
@@ -127,11 +127,14 @@ def _record(target: Target, model: nn.Module, graph: fx.Graph, spliced: set[str]
 def _node_error(target: Target, model: nn.Module, inputs: tuple[Any, ...],
                 failed: NodeFailed) -> StageError:
     cause = failed.cause
-    loc, _ = trace_site(failed.node.stack_trace, target.file)
+    # the user's deepest line; an installed library's line below it goes into related
+    loc, related = failure_sites(failed.node.stack_trace, cause)
+    if loc is None:
+        loc = trace_site(failed.node.stack_trace, target.file)[0] or exception_site(cause)
     return StageError("GL903", f"running {type(model).__name__} on an example input of shape "
                       f"{_shapes(inputs)} failed: {type(cause).__name__}: {_first_line(cause)}; "
                       "pass --input SHAPE[:DTYPE] or define example_inputs() in the file",
-                      loc or exception_site(cause))
+                      loc, related)
 
 
 def _first_line(exc: BaseException) -> str:

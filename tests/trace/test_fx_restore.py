@@ -186,3 +186,44 @@ def test_debug_prints_the_users_traceback(tmp_path: Path, run_gradlint: Any) -> 
     assert "GL903" in quiet.stdout and "Traceback" not in quiet.stderr
     assert "Traceback (most recent call last)" in debug.stderr
     assert 'branchy.py", line ' in debug.stderr
+
+
+SHAPE_LIBRARY = '''
+def patchify(x):
+    return x.view(x.shape[0], 3, 7)  # needs 21 features
+'''
+
+
+def test_a_shape_failure_in_a_library_is_reported_at_the_users_line(tmp_path: Path) -> None:
+    """fx traces through the library function; running the graph on the example input fails
+    inside it: the user's call is the location, the library's line is related."""
+    lib = tmp_path / "site-packages" / "fakelib"
+    lib.mkdir(parents=True)
+    (lib / "__init__.py").write_text("")
+    (lib / "layers.py").write_text(textwrap.dedent(SHAPE_LIBRARY))
+    user = tmp_path / "user_shapes.py"
+    user.write_text(textwrap.dedent(USER).replace("positive", "patchify"))
+    sys.path.insert(0, str(lib.parent))
+    try:
+        spec = importlib.util.spec_from_file_location("user_shapes", user)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        target = Target("user_shapes.py::UsesLibrary", module.UsesLibrary(), str(user), 5,
+                        (torch.randn(2, 8),))
+        try:
+            trace_target(target)
+        except StageError as err:
+            failure = err
+        else:
+            raise AssertionError("a view that does not fit must fail")
+    finally:
+        sys.path.remove(str(lib.parent))
+        sys.modules.pop("fakelib.layers", None)
+        sys.modules.pop("fakelib", None)
+    assert failure.code == "GL903" and failure.location is not None
+    assert Path(failure.location.file).resolve() == user.resolve()
+    assert failure.location.line == _line(user, "return patchify(h)")
+    (related,) = failure.related
+    assert Path(related.file).resolve() == (lib / "layers.py").resolve()
+    assert related.line == _line(lib / "layers.py", "x.view(")
