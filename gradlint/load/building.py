@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from gradlint.load.meta_probe import (
     dynamo_left_out,
     outside_refused,
 )
+from gradlint.load.sources import user_traceback
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,14 @@ class LoadRequest:
     # the folder of the pyproject.toml the configuration came from: ``configs`` keys and the
     # keys GL902 suggests are relative to it (None: relative to the working directory)
     base: str | None = None
+    debug: bool = False  # --debug: print the user's traceback behind GL901/GL906 on stderr
+
+    def where(self, exc: BaseException) -> Location:
+        """Where the user's code raised ``exc`` (their file first); under --debug, also its
+        traceback on stderr (a worker's stderr reaches the parent)."""
+        if self.debug:
+            print(user_traceback(exc), file=sys.stderr)
+        return user_location(exc, self.path)
 
     def config_key(self, name: str) -> str:
         """``[tool.gradlint.targets."<this>"]`` for the model ``name`` of this file."""
@@ -178,7 +188,7 @@ def build_configured(req: LoadRequest, module: types.ModuleType, name: str, obj:
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: BLE001 - the user's constructor failed
-        loc = user_location(exc, req.path)
+        loc = req.where(exc)
         what = f"build = {cfg.build!r}" if cfg.build is not None else f"constructing {name}()"
         return failed(req, name, line, stage_diag(
             "GL906", f"{what} raised {describe_exception(exc)}", loc, f"{req.path}::{name}"))

@@ -36,7 +36,7 @@ from gradlint.load.building import (
 from gradlint.load.construction_sites import Site, SiteRecorder
 from gradlint.load.conventions import required_params
 from gradlint.load.given_inputs import given_inputs
-from gradlint.load.importing import describe_exception, import_file, user_location
+from gradlint.load.importing import describe_exception, import_file
 from gradlint.load.sources import display_path
 
 __all__ = ["LoadRequest", "load_targets"]
@@ -65,7 +65,7 @@ def load_targets(req: LoadRequest) -> list[Target | ModelReport] | Diagnostic:
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: BLE001 - the user's import failed, whatever it raised
-        loc = user_location(exc, req.path)
+        loc = req.where(exc)
         return stage_diag("GL901", f"importing {req.path} raised {describe_exception(exc)}; "
                           "fix the error or guard side effects with "
                           "`if __name__ == \"__main__\":`", loc)
@@ -97,7 +97,7 @@ def _target(req: LoadRequest, module: types.ModuleType, recorder: SiteRecorder,
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: BLE001
-        loc = user_location(exc, req.path)
+        loc = req.where(exc)
         return failed(req, c.name, c.line, stage_diag(
             "GL906", f"building example inputs for {c.name} raised {describe_exception(exc)}",
             loc, f"{req.path}::{c.name}"))

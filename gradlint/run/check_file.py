@@ -49,7 +49,7 @@ def analyse_file(path: str, names: tuple[str, ...], options: Options,
         progress("importing and building the models", Location(path, 1))
     base = options.config.base if options.config.path else None  # config keys' folder
     loaded = load_targets(LoadRequest(path, names, options.config.targets, options.inputs,
-                                      options.meta, budget, base))
+                                      options.meta, budget, base, options.debug))
     if isinstance(loaded, Diagnostic):
         return [], [loaded]
     reports = []

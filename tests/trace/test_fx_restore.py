@@ -227,3 +227,32 @@ def test_a_shape_failure_in_a_library_is_reported_at_the_users_line(tmp_path: Pa
     (related,) = failure.related
     assert Path(related.file).resolve() == (lib / "layers.py").resolve()
     assert related.line == _line(lib / "layers.py", "x.view(")
+
+
+def test_debug_prints_the_users_traceback_behind_gl906_and_gl901(tmp_path: Path,
+                                                                  run_gradlint: Any) -> None:
+    (tmp_path / "broken_ctor.py").write_text(textwrap.dedent('''
+        import torch.nn as nn
+
+
+        def width():
+            raise ValueError("no width configured")
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(width(), 8)
+
+            def forward(self, x):
+                return self.fc(x)
+        '''))
+    (tmp_path / "broken_import.py").write_text(
+        "import torch.nn as nn\n\nLAYER = nn.Linear(2, 2)\nraise RuntimeError('at import')\n")
+    for name, code in (("broken_ctor.py", "GL906"), ("broken_import.py", "GL901")):
+        quiet = run_gradlint(name, cwd=tmp_path)
+        debug = run_gradlint(name, "--debug", cwd=tmp_path)
+        assert quiet.returncode == debug.returncode == 2, debug.stdout
+        assert code in quiet.stdout and "Traceback" not in quiet.stderr
+        assert "Traceback (most recent call last)" in debug.stderr, debug.stderr
+        assert f'{name}", line ' in debug.stderr
