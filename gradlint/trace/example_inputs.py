@@ -71,8 +71,20 @@ def _first_module_user(model: nn.Module, start: fx.Node) -> nn.Module | None:
                 mod = model.get_submodule(str(user.target))
                 if input_for(mod) is not None:
                     return mod
+                inner = _first_layer_inside(mod, user, node)
+                if inner is not None:
+                    return inner
             frontier.append(user)
     return None
+
+
+def _first_layer_inside(mod: nn.Module, call: fx.Node, operand: fx.Node) -> nn.Module | None:
+    """A block fx kept whole (one it could not trace into: a wrapped GPT that is exported and
+    spliced later) takes the input its own ``forward`` hands its first layer."""
+    if not any(True for _ in mod.parameters()):
+        return None
+    arg = next((i for i, a in enumerate(call.args) if a is operand), 0)
+    return next((m for m in layers_on(mod, arg) if input_for(m) is not None), None)
 
 
 def generator() -> torch.Generator:

@@ -162,8 +162,14 @@ def test_a_forward_that_stores_an_attribute_is_checked(run_gradlint: Any,
     assert doc["summary"]["models"]["checked"] == 1 and not doc["diagnostics"]
 
 
-def test_a_wrapped_gpt_has_every_layer_estimated(run_gradlint: Any, tmp_path: Path) -> None:
-    _write(tmp_path, "train_gpt.py", WRAPPED_GPT)
+@pytest.mark.parametrize("given", [True, False], ids=["example_inputs", "inferred"])
+def test_a_wrapped_gpt_has_every_layer_estimated(run_gradlint: Any, tmp_path: Path,
+                                                  given: bool) -> None:
+    """With example_inputs() or without: the input is inferred from the wrapped GPT's first
+    layer (its token embedding), which the wrapper's fx graph keeps inside a whole block."""
+    source = WRAPPED_GPT if given else WRAPPED_GPT.split("\n\ndef example_inputs")[0] + "\n"
+    assert given or "example_inputs" not in source
+    _write(tmp_path, "train_gpt.py", source)
     code, doc = _run(run_gradlint, tmp_path, "train_gpt.py")
     assert code == 0, doc
     checked = {m["name"]: m for m in doc["models"]}
