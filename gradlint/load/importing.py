@@ -29,7 +29,7 @@ from gradlint.core.values import Location
 from gradlint.load.construction_sites import SiteRecorder
 from gradlint.load.import_resolver import import_roots, package_root
 from gradlint.load.meta_probe import OutsideEffect
-from gradlint.load.sources import display_path, exception_site
+from gradlint.load.sources import display_path, exception_line, exception_site
 
 
 def user_location(exc: BaseException, path: str) -> Location:
@@ -50,8 +50,7 @@ def describe_exception(exc: BaseException) -> str:
     if isinstance(exc, MemoryError):
         return "MemoryError (out of memory: --max-memory sets the limit; --meta builds models " \
             "without memory)"
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+    return exception_line(exc)
 
 
 @contextlib.contextmanager

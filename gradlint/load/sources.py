@@ -258,3 +258,10 @@ def user_traceback(exc: BaseException) -> str:
     """The user's exception with its traceback and causes, as Python prints it (``--debug``
     shows it behind a GL903)."""
     return "".join(traceback.format_exception(exc))
+
+
+def exception_line(exc: BaseException, limit: int = 300) -> str:
+    """``Type: first line of the message`` (cut at ``limit``): what a one-line diagnostic says
+    about an exception whose full text may be a page of compiler output."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:limit]}" if text else type(exc).__name__

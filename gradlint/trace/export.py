@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from gradlint.core.graph import InputSpec, LayerGraph, ParamStats
 from gradlint.core.values import Location, StageError, Target
-from gradlint.load.sources import exception_sites
+from gradlint.load.sources import exception_line, exception_sites
 from gradlint.trace.ir_builder import (
     IRBuilder,
     call_settings,
@@ -42,10 +42,9 @@ def export_target(target: Target, model: nn.Module, inputs: tuple[Any, ...],
             ep = torch.export.export(model, tuple(inputs), no_cache(model, len(inputs)),
                                      strict=False)
     except Exception as exc:  # noqa: BLE001 - the user's model failed to export
-        text = str(exc).strip().splitlines()
         where, related = exception_sites(exc)
         raise StageError("GL903", f"torch.export could not trace {type(model).__name__} either: "
-                         f"{type(exc).__name__}: {text[0][:300] if text else ''}",
+                         f"{exception_line(exc)}",
                          where or Location(target.file, target.line), related) from exc
     conv = AtenConverter(target, ep, stats)
     output = conv.run(primary_leaf(ep.call_spec.out_spec, target.output_key))

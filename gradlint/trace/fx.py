@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from gradlint.core.graph import LayerGraph, ParamStats
 from gradlint.core.values import Location, StageError, Target
-from gradlint.load.sources import exception_site, exception_sites
+from gradlint.load.sources import exception_line, exception_site, exception_sites
 from gradlint.trace.example_inputs import input_specs
 from gradlint.trace.export import attributes_kept, export_target
 from gradlint.trace.fx_convert import to_layer_graph
@@ -144,7 +144,7 @@ def _export_fallback(target: Target, model: nn.Module, fx_error: BaseException,
     inputs; if that fails too, GL903 at the user's line where fx broke (the library line
     under it as related information), saying what would help."""
     where, related = exception_sites(fx_error)
-    why = f"{type(fx_error).__name__}: {_first_line(fx_error)}"
+    why = exception_line(fx_error)
     inputs = target.inputs if target.inputs is not None else forward_inputs(target, model)
     try:
         with restored(model):
@@ -162,11 +162,6 @@ def _export_fallback(target: Target, model: nn.Module, fx_error: BaseException,
         # --debug prints the cause (gradlint/run/check_file.py): export's failure, which
         # Python chains to fx's (it was raised while fx's was handled)
         raise failed from (err.__cause__ or fx_error)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else ""
 
 
 def _defaulted_args(model: nn.Module) -> dict[str, Any]:

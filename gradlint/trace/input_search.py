@@ -24,6 +24,7 @@ import torch.nn as nn
 
 from gradlint.core.values import Location, StageError, Target
 from gradlint.load.given_inputs import fit_error
+from gradlint.load.sources import exception_line
 from gradlint.trace.example_inputs import (
     BATCH,
     first_layers_forward,
@@ -234,9 +235,7 @@ def describe(exc: BaseException | None) -> str:
     """A short reason for the GL902 message."""
     if exc is None:
         return "no input of it reaches a layer whose input size gradlint can read"
-    text = str(exc).strip().splitlines()
-    first = text[0][:200] if text else ""
-    return f"the inputs tried fail, the first with {type(exc).__name__}: {first}"
+    return f"the inputs tried fail, the first with {exception_line(exc, 200)}"
 
 
 

@@ -17,7 +17,7 @@ from torch.fx.passes.shape_prop import TensorMetadata
 from gradlint.core.graph import InputSpec
 from gradlint.core.values import StageError, Target
 from gradlint.load.given_inputs import restored, tree_map_tensors
-from gradlint.load.sources import exception_site, failure_sites, trace_site
+from gradlint.load.sources import exception_line, exception_site, failure_sites, trace_site
 from gradlint.trace.example_inputs import first_layers_fx, guess, input_specs
 from gradlint.trace.input_search import cannot_feed, describe, first_layers_ran, search
 from gradlint.trace.splice import record_leaf_inputs
@@ -132,14 +132,9 @@ def _node_error(target: Target, model: nn.Module, inputs: tuple[Any, ...],
     if loc is None:
         loc = trace_site(failed.node.stack_trace, target.file)[0] or exception_site(cause)
     return StageError("GL903", f"running {type(model).__name__} on an example input of shape "
-                      f"{_shapes(inputs)} failed: {type(cause).__name__}: {_first_line(cause)}; "
+                      f"{_shapes(inputs)} failed: {exception_line(cause)}; "
                       "pass --input SHAPE[:DTYPE] or define example_inputs() in the file",
                       loc, related)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else ""
 
 
 def _shapes(inputs: tuple[Any, ...]) -> str:

@@ -24,7 +24,7 @@ import torch.utils._pytree as pytree
 
 from gradlint.core.graph import GraphNode, ParamStats
 from gradlint.core.values import Target
-from gradlint.load.sources import exception_site, is_library_file
+from gradlint.load.sources import exception_line, exception_site, is_library_file
 from gradlint.trace.export import (
     AtenConverter,
     attributes_kept,
@@ -73,9 +73,7 @@ def export_block(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) 
 def why_not(exc: BaseException) -> str:
     """Why a block could not be exported, in one line with the user's line."""
     where = exception_site(exc)
-    text = str(exc).strip().splitlines()
-    return (f"{type(exc).__name__}: {text[0][:160] if text else ''}"
-            + (f" at {where.file}:{where.line}" if where else ""))
+    return exception_line(exc, 160) + (f" at {where.file}:{where.line}" if where else "")
 
 
 def splice_leaf(nodes: list[GraphNode], operands: tuple[int, ...], name: str, mod: nn.Module,
