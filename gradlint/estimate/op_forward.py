@@ -33,12 +33,12 @@ _log = log_or_neg_inf
 def elementwise(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
                 need_shared: bool) -> Step:
     """An activation: its Gaussian moments (the hot path of a deep stack: kept lean)."""
-    x = ins[0] if ins else NO_INPUT
-    m2 = x.mean * x.mean
-    g = gaussian_moments(node.op, node.attrs, x.mean, max(x.second - m2, 0.0),
-                         max(x.shared - m2, 0.0) if need_shared else None)
-    gs = g.grad_sq
-    return make_step((make_moments((g.mean, g.second, g.shared)),
+    mean, second, shared = ins[0] if ins else NO_INPUT  # unpacked: fields are slow attributes
+    m2 = mean * mean
+    f_mean, f_second, gs, f_shared = gaussian_moments(
+        node.op, node.attrs, mean, max(second - m2, 0.0),
+        max(shared - m2, 0.0) if need_shared else None)
+    return make_step((make_moments((f_mean, f_second, f_shared)),
                       (math.log(gs) if gs > 0 else NEG_INF,), False))
 
 

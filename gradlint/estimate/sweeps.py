@@ -8,7 +8,6 @@ per-entry weight gradient is then m * r_out * P_in, with m the output positions 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -231,16 +230,19 @@ def _token_coherence_range(graph: LayerGraph, entries: list[OpEntry], moments: l
     log_r, _, log_s = _backward(graph, log_gains, skips, moments, entries, TOKEN_COHERENCE,
                                 attention)
     grads = _weight_grads(graph, moments, log_r, centred, entries, log_s)
-    coherent = {le.module: le for le in _layer_estimates(
-        graph, moments, log_r, paths, spread, grads, centred, log_s)}
+    calls, uses = _call_sites(graph)
+    raw = _owner_gradients(graph, moments, log_r, spread, grads, centred, log_s, calls, uses)
+    top = _top_gradient(raw)  # log10_relative as _layer_estimates has it, without the rows
+    coherent = {owner.name: None if g == NEG_INF else 0.5 * (g - top) / LN10
+                for owner, g, _ in raw}
     out = []
     for le in layers:
         other = coherent.get(le.module)
         if (other is not None and le.log10_relative is not None
-                and other.log10_relative is not None
-                and abs(other.log10_relative - le.log10_relative) > 0.05):
-            lo, hi = sorted((other.log10_relative, le.log10_relative))
-            le = dataclasses.replace(le, range=(round(lo, 3), round(hi, 3)))
+                and abs(other - le.log10_relative) > 0.05):
+            lo, hi = sorted((other, le.log10_relative))
+            # dataclasses.replace, without its per-field __init__
+            le = LayerEstimate.row({**vars(le), "range": (round(lo, 3), round(hi, 3))})
         out.append(le)
     return tuple(out)
 
@@ -415,6 +417,16 @@ def _owner_gradients(graph: LayerGraph, moments: list[Moments], log_r: list[floa
     return raw
 
 
+# the row of an owner no call site of which is in the graph: no bound, nothing on its path
+_NO_PATH = PathState(0.0, 0, None, 0, 0, None, False, NEG_INF)
+
+
+def _top_gradient(raw: list[tuple[ModuleInfo, float, int | None]]) -> float:
+    """The largest trainable owner's gradient (natural log): what log10_relative is relative
+    to."""
+    return max((g for o, g, _ in raw if g > NEG_INF and not o.frozen), default=0.0)
+
+
 def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[float],
                      paths: list[PathState], spread: dict[int, float], grads: list[float],
                      centred: set[int], log_s: list[float] | None = None
@@ -426,15 +438,16 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
     ref_signal = log_r[nearest] if nearest is not None else 0.0
 
     raw = _owner_gradients(graph, moments, log_r, spread, grads, centred, log_s, calls, uses)
-    top = max((g for o, g, _ in raw if g > NEG_INF and not o.frozen), default=0.0)
+    top = _top_gradient(raw)
     pooled_norms = _norms_before_global_pool(graph)
     out: list[LayerEstimate] = []
     for owner, g, site in raw:
         zero = g == NEG_INF
-        st = paths[site] if site is not None else None
+        st = paths[site] if site is not None else _NO_PATH
+        _, _, _, saturating, depth, gate, low, bound, _, _ = st  # slow attributes, at once
         att = fac = None
         largest = 0.0
-        if st is not None and site is not None and not zero:
+        if site is not None and not zero:
             att, fac, largest = st.close(grads[site] / LN10)  # a non-weight layer closes none
         out.append(LayerEstimate.row({
             "module": owner.name, "type": owner.type, "numel": owner.numel,
@@ -444,15 +457,15 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
             "log10_signal": None if zero or site is None
             else 0.5 * (log_r[site] - ref_signal) / LN10,
             "log10_attenuation": att,
-            "log10_bound": None if st is None or st.bound == NEG_INF else st.bound,
-            "saturating": st.saturating if st else 0,
-            "depth": st.depth if st else 0,
+            "log10_bound": None if bound == NEG_INF else bound,
+            "saturating": saturating,
+            "depth": depth,
             "factors": fac or 0,
-            "gate": st.gate if st else None,
+            "gate": gate,
             "frozen": owner.frozen,
             "aliases": owner.aliases,
             "zero": zero,
-            "confidence": "low" if (st is not None and st.low) or (site is not None and (
+            "confidence": "low" if low or (site is not None and (
                 gated_cell(nodes[site]) or site in pooled_norms)) else "high",
             "anchor": owner.anchor, "range": None, "largest_factor": largest,
         }))
