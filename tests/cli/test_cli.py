@@ -301,6 +301,7 @@ def test_output_over_a_checked_file_is_refused(run_gradlint: Any, tree_digest: A
     assert tree_digest(tmp_path) == before
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_a_file_name_that_is_not_utf8(tree_digest: Any, repo_root: Path,
                                       tmp_path: Path) -> None:
     """``caf\\xe9.py`` (Latin-1 bytes) is checked like any other file (gradlint's own module

@@ -48,6 +48,7 @@ def tally(stderr: str) -> tuple[int, int]:
     return int(m[1]), int(m[2])
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_baseline_lifecycle(run_gradlint: Any, repo_root: Path, tmp_path: Path) -> None:
     model = tmp_path / "model.py"
     source = (repo_root / DEEP).read_text(encoding="utf-8")

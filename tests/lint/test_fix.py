@@ -12,6 +12,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gradlint.core.values import Diagnostic, Edit, Fix, Location
 
 DIAG_LINE = r"^\S+?:\d+:\d+: (GL\d{3}) \["
@@ -248,6 +250,7 @@ def test_functional_forms(run_gradlint: Any, tmp_path: Path) -> None:
 # only files under the checked paths are edited
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_definitions_outside_the_checked_paths_stay(run_gradlint: Any, tmp_path: Path) -> None:
     helper = write(tmp_path, "blocks.py", '''\
         import torch.nn as nn

@@ -102,6 +102,7 @@ def test_hash_inside_a_string_is_not_a_comment(run_gradlint: Any, repo_root: Pat
     assert codes(run_gradlint, path) == (1, ["GL101", "GL102"])
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_gl100_reports_a_stale_comment_only_when_selected(
         run_gradlint: Any, repo_root: Path, tmp_path: Path) -> None:
     stale = "# gradlint: ignore[GL101]"

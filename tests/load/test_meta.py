@@ -26,6 +26,7 @@ class SmallLlama(LlamaForCausalLM):
 '''
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_meta_flag_lints_a_llama_config_end_to_end(tmp_path: Path, run_gradlint) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("transformers")
     (tmp_path / "llama.py").write_text(LLAMA)

@@ -65,6 +65,7 @@ def test_task_snippet_is_sane(task: dict[str, Any]) -> None:
     assert {k: pattern[k] for k in ("file", "line", "column", "code", "severity", "message")}
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_problem_matcher_parses_gradlint_output(task: dict[str, Any], repo_root: Path,
                                                 tmp_path: Path) -> None:
     script = tmp_path / "train.py"

@@ -64,6 +64,7 @@ def test_json_reports_are_identical_but_for_timing(run_gradlint: RunGradlint,
     _same_json(first, second)
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_verified_reports_are_identical_but_for_timing(run_gradlint: RunGradlint,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     first, second = (_without_timing(json.loads(s)) for s in _runs(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 import torch.nn as nn
 
@@ -11,6 +12,7 @@ from gradlint.core.graph import InputSpec
 from gradlint.verify.compare import verify_model
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_verify_json_and_text_on_the_deep_sigmoid_example(run_gradlint) -> None:  # type: ignore[no-untyped-def]
     run = run_gradlint("--verify", "--format", "json", "examples/deep_sigmoid.py")
     assert run.returncode == 1, run.stderr
