@@ -22,6 +22,7 @@ import torch.nn as nn
 
 from gradlint.core.input_specs import parse_spec
 from gradlint.load.importing import user_code
+from gradlint.load.model_state import restored
 
 
 def parse_input(spec: str) -> torch.Tensor:
@@ -184,29 +185,3 @@ def tree_map_tensors(fn: Any, value: Any) -> Any:
     if isinstance(value, dict):
         return {k: tree_map_tensors(fn, v) for k, v in value.items()}
     return value
-
-
-@contextlib.contextmanager
-def restored(model: nn.Module) -> Iterator[None]:
-    """Running the model in train mode updates BatchNorm's running statistics (and any other
-    buffer a forward writes), sets every submodule's mode, and may store values on the modules
-    (``self.mask = ...``, a cache): put all three back, so linting never changes the user's
-    model (its outputs, or a test run after ``gradlint.check``)."""
-    modes = [(m, m.training) for m in model.modules()]
-    saved = [(held, dict(held)) for m in model.modules()
-             for held in (vars(m), m._parameters, m._buffers, m._modules)]
-    buffers = [(b, b.detach().clone()) for b in model.buffers() if b.device.type != "meta"]
-    try:
-        yield
-    finally:
-        for m, mode in modes:
-            m.training = mode
-        for held, before in saved:  # the same dicts, their entries put back
-            for key in [k for k in held if k not in before]:
-                del held[key]
-            for key, value in before.items():
-                if held.get(key) is not value:
-                    held[key] = value
-        with torch.no_grad():
-            for b, kept in buffers:
-                b.copy_(kept)

@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from gradlint.core.graph import InputSpec, LayerGraph, ParamStats
 from gradlint.core.values import Location, StageError, Target
+from gradlint.load.model_state import attributes_kept
 from gradlint.load.sources import exception_line, exception_sites
 from gradlint.trace.ir_builder import (
     IRBuilder,
@@ -62,24 +63,6 @@ def no_cache(model: nn.Module, given: int) -> dict[str, Any]:
     if "use_cache" not in names or names.index("use_cache") < given:
         return {}
     return {"use_cache": False}
-
-
-@contextlib.contextmanager
-def attributes_kept(model: nn.Module) -> Iterator[None]:
-    """Put back every module's attributes, parameters, buffers and submodules as they were
-    (the same objects: a shallow snapshot of each dict, no copy of any tensor; a deep copy
-    would double a large model's memory)."""
-    saved = [(held, dict(held)) for m in model.modules()
-             for held in (vars(m), m._parameters, m._buffers, m._modules)]
-    try:
-        yield
-    finally:
-        for held, before in saved:
-            for key in [k for k in held if k not in before]:
-                del held[key]
-            for key, value in before.items():
-                if held.get(key) is not value:
-                    held[key] = value
 
 
 @contextlib.contextmanager

@@ -20,13 +20,14 @@ import torch.nn as nn
 
 from gradlint.core.graph import LayerGraph, ParamStats
 from gradlint.core.values import Location, StageError, Target
+from gradlint.load.model_state import attributes_kept, restored
 from gradlint.load.sources import exception_line, exception_site, exception_sites
 from gradlint.trace.example_inputs import input_specs
-from gradlint.trace.export import attributes_kept, export_target
+from gradlint.trace.export import export_target
 from gradlint.trace.fx_convert import to_layer_graph
 from gradlint.trace.input_search import forward_inputs
 from gradlint.trace.op_lookup import LEAF_MODULES
-from gradlint.trace.shapes import restored, shape_pass
+from gradlint.trace.shapes import shape_pass
 from gradlint.trace.splice import MAX_LEAVES, exported_on_meta, failing_submodule
 from gradlint.trace.weight_stats import owners_of, parameter_stats
 

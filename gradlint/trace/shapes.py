@@ -16,7 +16,8 @@ from torch.fx.passes.shape_prop import TensorMetadata
 
 from gradlint.core.graph import InputSpec
 from gradlint.core.values import StageError, Target
-from gradlint.load.given_inputs import restored, tree_map_tensors
+from gradlint.load.given_inputs import tree_map_tensors
+from gradlint.load.model_state import restored
 from gradlint.load.sources import exception_line, exception_site, failure_sites, trace_site
 from gradlint.trace.example_inputs import first_layers_fx, guess, input_specs
 from gradlint.trace.input_search import cannot_feed, describe, first_layers_ran, search

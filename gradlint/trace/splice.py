@@ -24,10 +24,10 @@ import torch.utils._pytree as pytree
 
 from gradlint.core.graph import GraphNode, ParamStats
 from gradlint.core.values import Target
+from gradlint.load.model_state import attributes_kept
 from gradlint.load.sources import exception_line, exception_site, is_library_file
 from gradlint.trace.export import (
     AtenConverter,
-    attributes_kept,
     no_cache,
     primary_leaf,
     quiet_logs,
