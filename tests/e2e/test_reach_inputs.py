@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from reach_counts import assert_counts
 
 pytestmark = pytest.mark.e2e
 
@@ -173,7 +174,9 @@ def run(run_gradlint: Any, cwd: Path, *args: object) -> tuple[int, dict[str, Any
     proc = run_gradlint(*args, "--format", "json", cwd=cwd)
     assert proc.stdout, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    return proc.returncode, json.loads(proc.stdout)
+    doc = json.loads(proc.stdout)
+    assert_counts(doc)
+    return proc.returncode, doc
 
 
 @pytest.fixture(scope="module")

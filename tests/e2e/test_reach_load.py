@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from reach_counts import assert_counts
 
 pytestmark = pytest.mark.e2e
 
@@ -100,6 +101,7 @@ def check(run_gradlint: Any, cwd: Path, *args: object) -> tuple[int, dict[str, s
     proc = run_gradlint(*args, "--format", "json", cwd=cwd)
     assert proc.stdout, proc.stderr
     doc = json.loads(proc.stdout)
+    assert_counts(doc)
     models = {m["name"]: m["status"] for m in doc["models"]}
     found = [d["code"] for d in doc["diagnostics"]]
     found += [d["code"] for m in doc["models"] for d in m.get("diagnostics", [])]

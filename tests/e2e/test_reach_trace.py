@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from reach_counts import assert_counts
 
 pytestmark = pytest.mark.e2e
 
@@ -147,7 +148,9 @@ def _line(path: Path, text: str) -> int:
 
 def _run(run_gradlint: Any, folder: Path, name: str) -> tuple[int, dict[str, Any]]:
     proc = run_gradlint(name, "--format", "json", cwd=folder)
-    return proc.returncode, json.loads(proc.stdout)
+    doc = json.loads(proc.stdout)
+    assert_counts(doc, examined=1)
+    return proc.returncode, doc
 
 
 def test_a_forward_that_stores_an_attribute_is_checked(run_gradlint: Any,
