@@ -124,8 +124,9 @@ def _remembered(fn: Quadrature) -> Quadrature:
 
     @functools.wraps(fn)
     def remembered(name: str, attrs: dict[str, Any], mean: float, var: float) -> float:
-        try:
-            key = (name, *with_defaults(name, attrs).items(), mean, var)
+        try:  # without attributes, with_defaults's key without building its dict
+            key = ((name, *with_defaults(name, attrs).items(), mean, var) if attrs
+                   else (*_DEFAULT_KEYS[name], mean, var))
             found = memo.get(key)
         except TypeError:  # an attribute that cannot be a key
             return fn(name, attrs, mean, var)

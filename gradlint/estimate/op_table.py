@@ -94,8 +94,8 @@ def _slope_weighted(node: GraphNode, src: GraphNode, r: float, s: float, g: floa
     """An activation's slope varies by position: only its mean slope keeps the coherent part."""
     if s == NEG_INF:
         return NEG_INF
-    x = moments[src.index]
-    slope = abs(gaussian_slope(node.op, node.attrs, x.mean, x.var))
+    mean, second, _ = moments[src.index]
+    slope = abs(gaussian_slope(node.op, node.attrs, mean, max(second - mean * mean, 0.0)))
     return s + 2 * math.log(slope) if slope > 0 else NEG_INF
 
 
