@@ -122,6 +122,7 @@ class PosLM(nn.Module):
 '''
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_arithmetic_in_a_constructor_sized_on_meta_does_not_import_dynamo(
         tmp_path: Path) -> None:
     """Positional tables and masks on meta go through torch's Python kernels, whose wrapper

@@ -192,6 +192,7 @@ def test_a_folder_is_not_a_baseline(tmp_path: Path) -> None:
         apply_baseline(str(tmp_path), Report(), [])
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_fix_leaves_baselined_findings_alone(run_gradlint: Any, repo_root: Path,
                                             tmp_path: Path) -> None:
     """What the baseline accepts is not rewritten by --fix; new findings are."""

@@ -141,6 +141,7 @@ class LoopOutput(nn.Module):
 '''
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_gates_outputs_and_softmax_are_untouched(run_gradlint: Any, tmp_path: Path) -> None:
     path = write(tmp_path, "gated.py", GATED)
     report = run_gradlint(path.name, "--format", "json", cwd=tmp_path)
@@ -187,6 +188,7 @@ def test_diff_prints_unified_diff_and_writes_nothing(run_gradlint: Any, repo_roo
 # (e) --fix without --unsafe-fixes applies nothing
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_fix_without_unsafe_fixes_changes_nothing(run_gradlint: Any, repo_root: Path,
                                                   tmp_path: Path) -> None:
     path = copy_example(repo_root, tmp_path, "kaiming_sigmoid.py")

@@ -83,6 +83,7 @@ def test_prefix_codes(run_gradlint: Any, repo_root: Path, tmp_path: Path) -> Non
     assert codes(run_gradlint, path) == (0, [])
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_exit_code_0_when_the_only_error_is_suppressed(run_gradlint: Any, repo_root: Path,
                                                        tmp_path: Path) -> None:
     plain = variant(repo_root, tmp_path, "import torch.nn", "import torch.nn", "plain.py")

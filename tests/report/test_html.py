@@ -173,6 +173,7 @@ def test_self_contained(examples: dict[str, Any]) -> None:
     assert re.search(r"https?://", html) is None
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_escaping_failed_models_and_verify(run_gradlint: Any, tmp_path: Path,
                                           repo_root: Path) -> None:
     """A source line with markup in it, a failed model, a file-level GL900 and --verify."""

@@ -89,6 +89,7 @@ def test_driver_lists_every_rule_with_its_readme(findings: dict[str, Any]) -> No
     assert gl100["defaultConfiguration"]["enabled"] is False
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_failed_targets_are_results(run_gradlint: Any) -> None:
     doc = sarif(run_gradlint, "rules/GL903-trace-failed/bad.py",
                 "rules/GL900-syntax-error/bad.py", expect=2)

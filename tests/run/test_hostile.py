@@ -108,6 +108,7 @@ def test_non_utf8_file(tmp_path: Path, run_gradlint: Any) -> None:
     good_checked(doc)
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_directory_tree_of_200_files(tmp_path: Path, run_gradlint: Any) -> None:
     files: dict[str, str] = {}
     for i in range(200):
@@ -177,6 +178,7 @@ def test_constructor_raises(tmp_path: Path, run_gradlint: Any) -> None:
     good_checked(doc)
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_data_dependent_control_flow(tmp_path: Path, run_gradlint: Any) -> None:
     proc, doc = run(tmp_path, run_gradlint, {
         "flow.py": HEADER + "class Net(nn.Module):\n    def __init__(self):\n"
@@ -303,6 +305,7 @@ def test_tied_parameters_reported_once(tmp_path: Path, run_gradlint: Any) -> Non
     good_checked(doc)
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_5000_layer_sequential(tmp_path: Path, run_gradlint: Any) -> None:
     proc, doc = run(tmp_path, run_gradlint, {
         "deep.py": HEADER + "model = nn.Sequential(*[nn.Linear(8, 8) if i % 2 == 0 else "
@@ -367,6 +370,7 @@ def test_symlinks_in_a_walk(tmp_path: Path, run_gradlint: Any) -> None:
 # ------------------------------------------------------------------ the worker dies or hangs
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_hang_and_segfault_become_gl905(tmp_path: Path, run_gradlint: Any) -> None:
     files = {
         "hang.py": HEADER + "import time\n\n\nclass Net(nn.Module):\n    def __init__(self):\n"
@@ -466,6 +470,7 @@ for step in range(3):  # MARK
 """
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_a_training_script_is_never_started(tmp_path: Path, run_gradlint: Any) -> None:
     trace = tmp_path / "case" / "TRAINED"
     for targets in (("case",), ("case/train.py", "case/zz_good.py")):  # walked; named plainly

@@ -435,6 +435,7 @@ def test_processes_a_file_started_end_with_its_check(tmp_path: Path) -> None:
     assert model(doc, "escaper.py::Escaper")["status"] == "ok"
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_processes_of_a_timed_out_file_end(tmp_path: Path) -> None:
     case = Case(tmp_path, {"escaper.py": "import torch\n" + ESCAPES.format(sleep=120)},
                 writes=("started",))
@@ -639,6 +640,7 @@ class Asks(nn.Module):
 """
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_the_export_fallback_pays_dynamos_import_once(tmp_path: Path) -> None:
     case = Case(tmp_path, {"aa_loopy.py": NEEDS_EXPORT, "bb_asks.py": "import torch\n" + ASKS})
     doc, _ = case.run("aa_loopy.py::Loopy", "bb_asks.py", "--jobs", "1", "--input", "2x3x4",

@@ -50,6 +50,7 @@ def test_many_jobs_with_default_limits_check_models(tmp_path: Path, run_gradlint
     assert doc["diagnostics"] == []
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_a_limit_below_the_import_is_a_usage_error_naming_the_floor(
         tmp_path: Path, run_gradlint: Any) -> None:
     proc = run_gradlint(*_files(tmp_path, 2), "--max-memory", "1G", "--format", "json",

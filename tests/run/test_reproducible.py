@@ -56,6 +56,7 @@ def _same_json(first: dict[str, Any], second: dict[str, Any]) -> None:
     assert first == second
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_json_reports_are_identical_but_for_timing(run_gradlint: RunGradlint,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     first, second = (_without_timing(json.loads(s)) for s in
@@ -73,6 +74,7 @@ def test_verified_reports_are_identical_but_for_timing(run_gradlint: RunGradlint
     _same_json(first, second)
 
 
+@pytest.mark.slow  # minutes matter in the default run: CI runs it in its slow step
 def test_text_output_is_identical_but_for_timing(run_gradlint: RunGradlint,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     first, second = ([TEXT_TIMING.sub(", <t> s)", line) for line in s.splitlines()]
