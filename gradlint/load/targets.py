@@ -37,6 +37,7 @@ from gradlint.load.construction_sites import Site, SiteRecorder
 from gradlint.load.conventions import required_params
 from gradlint.load.given_inputs import given_inputs
 from gradlint.load.importing import describe_exception, import_file
+from gradlint.load.part_users import part_users
 from gradlint.load.sources import display_path
 
 __all__ = ["LoadRequest", "load_targets"]
@@ -80,7 +81,9 @@ def load_targets(req: LoadRequest) -> list[Target | ModelReport] | Diagnostic:
     inside = {type(m) for c in candidates for m in c.model.modules()}
     results: list[Target | ModelReport] = list(found.reports)
     parts = _components(found)
-    results += [report for cls, report in found.needs if cls not in inside and cls not in parts]
+    needs = [(cls, report) for cls, report in found.needs
+             if cls not in inside and cls not in parts]
+    results += _not_parts_of_neighbours(req, needs, found)
     if not results and not candidates and found.dropped:
         results.append(_nothing_checked(req, found.dropped))
     for c in candidates:
@@ -209,6 +212,25 @@ def _components(found: _Found) -> set[type]:
                    for other, names in named.items() if other is not cls)}
 
 
+def _not_parts_of_neighbours(req: LoadRequest, needs: list[tuple[type, ModelReport]],
+                             found: _Found) -> list[ModelReport]:
+    """The GL902s of classes no model of a neighbouring file builds; the others are parts
+    (UNet's ``Down`` in unet_parts.py, built by ``UNet`` in unet_model.py): analysed there,
+    they only explain a file that yields nothing else."""
+    if not needs:
+        return []
+    users = part_users(req.path, {cls.__name__ for cls, _ in needs})
+    kept = []
+    for cls, report in needs:
+        user = users.get(cls.__name__)
+        if user is None:
+            kept.append(report)
+        else:
+            found.dropped.append((cls.__name__, report.line, f"`{cls.__name__}` is a part of "
+                                  f"{user[0]} ({display_path(user[1])})"))
+    return kept
+
+
 def _names_in(cls: type) -> set[str]:
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
@@ -224,7 +246,8 @@ def _nothing_checked(req: LoadRequest, dropped: list[tuple[str, int, str]]) -> M
     return failed(req, name, line, stage_diag(
         "GL902", f"no model of {req.path} was checked: {why}{others}; to check it, add to "
         f"pyproject.toml: [tool.gradlint.targets.\"{req.config_key(name)}\"] "
-        f"build = \"{name}\"", Location(req.path, line), f"{req.path}::{name}"),
+        f"build = \"{name if name.startswith('_') else name + '(...)'}\"",
+        Location(req.path, line), f"{req.path}::{name}"),
         status="skipped")
 
 

@@ -410,3 +410,67 @@ def test_components_of_a_model_that_needs_arguments_share_its_gl902(tmp_path: Pa
     found = load(write(tmp_path, "gpt.py", COMPONENTS))
     assert codes(found) == {"GPT": [("GL902", "info")], "Ping": [("GL902", "info")],
                             "Pong": [("GL902", "info")]}
+
+
+PARTS = """
+import torch.nn as nn
+
+
+class Down(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class Up(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class Unused(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.fc = nn.Linear(width, width)
+
+    def forward(self, x):
+        return self.fc(x)
+"""
+
+UNET = """
+import torch.nn as nn
+
+from .parts import *
+
+
+class UNet(nn.Module):
+    def __init__(self, n_channels):
+        super().__init__()
+        self.down = Down(n_channels, 8)
+        self.up = Up(8, n_channels)
+
+    def forward(self, x):
+        return self.up(self.down(x))
+"""
+
+
+def test_parts_a_neighbouring_model_builds_share_its_gl902(tmp_path: Path) -> None:
+    """UNet's Down and Up live in parts.py and are built by UNet in model.py: checking
+    parts.py says they are parts (no GL902 each); a class nobody builds keeps its own."""
+    for package, parts in (("unet_a", PARTS), ("unet_b", PARTS.split("\n\nclass Unused")[0])):
+        pkg = tmp_path / package  # one package per case: the file is imported by its name
+        pkg.mkdir()
+        write(pkg, "__init__.py", "")
+        write(pkg, "model.py", UNET)
+        write(pkg, "parts.py", parts + "\n")
+    assert codes(load(tmp_path / "unet_a" / "parts.py")) == {"Unused": [("GL902", "info")]}
+    found = load(tmp_path / "unet_b" / "parts.py")  # nothing else: one GL902 says why
+    (name,) = found
+    assert "is a part of UNet" in message(found, name), message(found, name)
+    assert codes(load(tmp_path / "unet_b" / "model.py")) == {"UNet": [("GL902", "info")]}
