@@ -204,6 +204,8 @@ def _components(found: _Found) -> set[type]:
     """Classes that need arguments and that another model class of the file builds (a GPT's
     ``Block(config)``): the outer class's GL902 covers them, and once it is configured they are
     analysed inside it. Two classes that name each other both keep theirs."""
+    if not found.needs:  # nothing to share: no class source is read
+        return set()
     classes = {cls for cls, _ in found.needs}
     classes |= {c.cls for c in found.candidates if c.cls is not None}
     named = {cls: _names_in(cls) for cls in classes}
