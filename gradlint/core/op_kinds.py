@@ -26,6 +26,7 @@ SOURCE_KINDS = frozenset({"param", "constant", "input"})
 # invariance under a norm (GL103), a stack of them keeps Euler's identity (residual coherence)
 HOMOGENEOUS = frozenset({"relu", "leaky_relu", "prelu"})
 GATE_RMS = 0.1  # a learnable multiplier smaller than this at init gates its branch (GL106)
+NORM_GATE_RMS = 0.01  # a norm's γ below this gates what follows it (the estimate, GL106)
 
 SELU_ALPHA = 1.6732632423543772
 SELU_SCALE = 1.0507009873554805

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from gradlint.core.graph import GraphNode, ParamStats
+from gradlint.core.op_kinds import NORM_GATE_RMS
 from gradlint.estimate.activations import gaussian_moments
 from gradlint.estimate.recurrent import analyse_cell
 from gradlint.estimate.tensor_state import (
@@ -28,6 +29,7 @@ from gradlint.estimate.tensor_state import (
 
 Forward = Callable[[GraphNode, list[Moments], Sequence[GraphNode], bool], Step]
 _log = log_or_neg_inf
+_NORM_GATE_SQ = NORM_GATE_RMS ** 2  # on the mean square of γ
 
 
 def elementwise(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
@@ -288,7 +290,7 @@ def _norm(node: GraphNode, x: Moments) -> Step:
         shared = eg2 * max(x_shared - mean ** 2, 0.0) / max(s2, 1e-30) + eb2
     eps = float(node.attrs.get("eps", 1e-5))
     s2 = max(s2, 0.0) + eps
-    gate = g is not None and eg2 < 1e-4
+    gate = g is not None and eg2 < _NORM_GATE_SQ
     return make_step((make_moments((mb, eg2 + eb2, min(shared, eg2 + eb2))), (_log(eg2 / s2),),
                       gate))
 

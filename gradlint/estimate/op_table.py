@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gradlint.core.graph import GraphNode, LayerGraph, ParamStats
+from gradlint.core.op_kinds import HOMOGENEOUS
 from gradlint.estimate import op_forward as fw
 from gradlint.estimate.activations import gaussian_slope
 from gradlint.estimate.recurrent import analyse_cell
@@ -30,6 +31,15 @@ WeightGrad = Callable[[GraphNode, ParamStats, bool, Moments, float, float], floa
 # (node, the input it passes to, log r and log s reaching the input from it, the log gain,
 # moments) -> log of the part of that gradient that is the same at every position
 Coherence = Callable[[GraphNode, GraphNode, float, float, float, list[Moments]], float]
+# (node, moments) -> is the node's output a positively 1-homogeneous function of its first input,
+# f(a x) = a f(x) for a > 0, at these moments (gradlint.estimate.residual_coherence)
+Homogeneity = Callable[[GraphNode, list[Moments]], bool]
+
+# ReLU-like activations are homogeneous only far from their bend: a pre-activation second
+# moment this large puts all but a few percent of the inputs there
+FAR_FROM_BEND = 1e4
+RELU_LIKE = frozenset({"gelu", "silu", "elu", "celu", "selu", "mish", "softplus"})
+BIAS_SHARE = 1e-3  # a bias whose energy is below this share of the output's is negligible
 
 
 def per_position_grad(node: GraphNode, main: ParamStats, out_proj: bool, x: Moments,
@@ -99,6 +109,24 @@ def _slope_weighted(node: GraphNode, src: GraphNode, r: float, s: float, g: floa
     return s + 2 * math.log(slope) if slope > 0 else NEG_INF
 
 
+def _always(node: GraphNode, moments: list[Moments]) -> bool:
+    return True
+
+
+def _without_bias(node: GraphNode, moments: list[Moments]) -> bool:
+    """W x + b is homogeneous where b is negligible against the output."""
+    b = node.bias
+    return b is None or b.mean_sq <= BIAS_SHARE * moments[node.index].second
+
+
+def _homogeneous_activation(node: GraphNode, moments: list[Moments]) -> bool:
+    if not node.inputs:
+        return False
+    if node.op in HOMOGENEOUS:
+        return True
+    return node.op in RELU_LIKE and moments[node.inputs[0]].second >= FAR_FROM_BEND
+
+
 @dataclass(frozen=True)
 class OpEntry:
     """What one op kind does to the gradient.
@@ -109,7 +137,8 @@ class OpEntry:
     ``pools_positions``: a mean over positions, which makes all of it alike;
     ``keeps_unit_share``: hands on the gradient's part shared by all units (adds and views;
     elsewhere it drops to random level); ``reads_shared``: turns the batch-shared moment S
-    into something else than S (else S is not computed at all)."""
+    into something else than S (else S is not computed at all); ``homogeneous``: whether the
+    output is positively 1-homogeneous in the first input (None: never)."""
 
     forward: fw.Forward
     weight_grad: WeightGrad = per_position_grad
@@ -117,16 +146,18 @@ class OpEntry:
     pools_positions: bool = False
     keeps_unit_share: bool = False
     reads_shared: bool = False
+    homogeneous: Homogeneity | None = None
 
 
 _NORM = OpEntry(fw.norm, weight_grad=_norm_grad)
-_POOL = OpEntry(fw.pool)
+_POOL = OpEntry(fw.pool, homogeneous=_always)
 
 KIND_ENTRIES: dict[str, OpEntry] = {
-    "elementwise": OpEntry(fw.elementwise, position_coherence=_slope_weighted),
-    "linear": OpEntry(fw.linear, position_coherence=_same_everywhere),
-    "conv": OpEntry(fw.conv, position_coherence=_same_everywhere),
-    "conv_transpose": OpEntry(fw.conv_transpose),
+    "elementwise": OpEntry(fw.elementwise, position_coherence=_slope_weighted,
+                           homogeneous=_homogeneous_activation),
+    "linear": OpEntry(fw.linear, position_coherence=_same_everywhere, homogeneous=_without_bias),
+    "conv": OpEntry(fw.conv, position_coherence=_same_everywhere, homogeneous=_without_bias),
+    "conv_transpose": OpEntry(fw.conv_transpose, homogeneous=_without_bias),
     "input": OpEntry(fw.graph_input),
     "param": OpEntry(fw.param),
     "constant": OpEntry(fw.constant),
@@ -136,7 +167,7 @@ KIND_ENTRIES: dict[str, OpEntry] = {
     "add": OpEntry(fw.add, position_coherence=_same_everywhere, keeps_unit_share=True),
     "mul": OpEntry(fw.mul),
     "div": OpEntry(fw.div),
-    "scale": OpEntry(fw.scale, position_coherence=_same_everywhere),
+    "scale": OpEntry(fw.scale, position_coherence=_same_everywhere, homogeneous=_always),
     "cat": OpEntry(fw.cat),
     "pool": _POOL,
     "reduce": OpEntry(fw.reduce, position_coherence=_pooled, pools_positions=True,
@@ -151,7 +182,7 @@ KIND_ENTRIES: dict[str, OpEntry] = {
     "recurrent": OpEntry(fw.recurrent, weight_grad=_recurrent_grad),
     "opaque": OpEntry(fw.opaque),
     "passthrough": OpEntry(fw.passthrough, position_coherence=_same_everywhere,
-                           keeps_unit_share=True),
+                           keeps_unit_share=True, homogeneous=_always),
 }
 # op keys that share their kind's forward but not the rest
 OP_ENTRIES: dict[str, OpEntry] = {

@@ -33,6 +33,7 @@ from typing import Any
 from gradlint.core.graph import LayerGraph
 from gradlint.core.op_kinds import HOMOGENEOUS, SOURCE_KINDS
 from gradlint.estimate.activations import ACTIVATIONS, gaussian_curvature
+from gradlint.estimate.op_table import RELU_LIKE, entry_of
 from gradlint.estimate.strongest_path import normalized
 from gradlint.estimate.tensor_state import Moments
 
@@ -91,13 +92,6 @@ def _square_fan_in(kind: str, attrs: dict[str, Any]) -> int:
     return 0
 
 
-# ReLU-like activations are homogeneous only far from their bend: a pre-activation second
-# moment this large puts all but a few percent of the inputs there
-_FAR_FROM_BEND = 1e4
-_RELU_LIKE = frozenset({"gelu", "silu", "elu", "celu", "selu", "mish", "softplus"})
-_BIAS_SHARE = 1e-3  # a bias whose energy is below this share of the output's is negligible
-
-
 def homogeneous_floor(graph: LayerGraph, moments: list[Moments]) -> dict[int, tuple[float,
                                                                                       float]]:
     """Where the map from a tensor x to the model's output is positively 1-homogeneous
@@ -113,7 +107,7 @@ def homogeneous_floor(graph: LayerGraph, moments: list[Moments]) -> dict[int, tu
     q the part shared by all units (the floor's direction x has mean M: q = r M²/P)."""
     nodes = graph.nodes
     ops = graph.ops()
-    if "add" not in ops or not ops & (HOMOGENEOUS | _RELU_LIKE) or normalized(graph):
+    if "add" not in ops or not ops & (HOMOGENEOUS | RELU_LIKE) or normalized(graph):
         # without residual joins of ReLU-like branches, or with normalization keeping the
         # stream's scale, the stream cannot outgrow mean field: nothing to floor
         return {}
@@ -141,19 +135,11 @@ def homogeneous_floor(graph: LayerGraph, moments: list[Moments]) -> dict[int, tu
 
 
 def _homogeneous_op(nodes: Any, moments: list[Moments], u: int) -> bool:
-    """Node ``u``'s output is a positively 1-homogeneous function of its first input."""
+    """Node ``u``'s output is a positively 1-homogeneous function of its first input (the op
+    table's ``homogeneous``)."""
     node = nodes[u]
-    kind = node.kind
-    if kind in ("passthrough", "scale", "pool"):
-        return True
-    if kind in ("linear", "conv", "conv_transpose"):
-        b = node.bias
-        return b is None or b.mean_sq <= _BIAS_SHARE * moments[u].second
-    if kind == "elementwise" and node.inputs:
-        if node.op in HOMOGENEOUS:
-            return True
-        return node.op in _RELU_LIKE and moments[node.inputs[0]].second >= _FAR_FROM_BEND
-    return False
+    test = entry_of(node).homogeneous
+    return test is not None and test(node, moments)
 
 
 def _homogeneous_uses(nodes: Any, moments: list[Moments], hom: list[bool], us: list[int],

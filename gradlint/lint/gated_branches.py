@@ -14,11 +14,10 @@ import math
 from dataclasses import dataclass
 
 from gradlint.core.graph import ParamStats
-from gradlint.core.op_kinds import AFFINE_KINDS, GATE_RMS
+from gradlint.core.op_kinds import AFFINE_KINDS, GATE_RMS, NORM_GATE_RMS
 from gradlint.lint.plain_stacks import ZERO_GAIN, fan_gains
 from gradlint.lint.rule_api import ModelAnalysis
 
-NORM_GATE_RMS = 0.01  # a norm's γ below this (mean square 1e-4, as the estimate's norm gates)
 WEIGHT_GATE_GAIN = ZERO_GAIN  # fan_in·E[W²] below this: the layer passes ~no gradient back
 _WEIGHTS = AFFINE_KINDS
 _GATE_KINDS = _WEIGHTS | {"mul", "norm"}  # the kinds _gate_of can find a gate at
