@@ -271,27 +271,40 @@ def _weight_layer(node: GraphNode, x: Moments, fan_in: float, back: float) -> St
     return make_step((_affine(x, fan_in * ew2, w, b), (_log(back * ew2),), False))
 
 
+def norm_scale(node: GraphNode, x: Moments) -> tuple[float, float]:
+    """What a normalization divides by, as (variance, variance + eps): LayerNorm's variance is
+    P - M^2, RMSNorm's P, BatchNorm's P - S (across the batch). x̂'s mean square is their ratio:
+    with GAN code's ``BatchNorm2d(c, 0.8)`` (0.8 lands in eps) well below 1."""
+    mean, second, x_shared = x
+    op = node.op
+    if op == "batch_norm":
+        var = second - x_shared
+    elif op == "rms_norm":
+        var = second
+    else:
+        var = second - mean * mean
+    var = max(var, 0.0)
+    return var, var + float(node.attrs.get("eps", 1e-5))
+
+
 def _norm(node: GraphNode, x: Moments) -> Step:
-    """Normalization rescales by 1/s: LayerNorm s^2 = P - M^2, RMSNorm P, BatchNorm P - S."""
+    """Normalization rescales by 1/s, s^2 = variance + eps (``norm_scale``)."""
     g, b = node.weight, node.bias
     eg2 = g.mean_sq if g else 1.0
     eb2 = b.mean_sq if b else 0.0
     mb = b.mean if b else 0.0
-    mean, second, x_shared = x
+    mean, _, x_shared = x
+    var, s2 = norm_scale(node, x)
     op = node.op
     if op == "batch_norm":
-        s2 = second - x_shared
         shared = eb2
     elif op == "rms_norm":
-        s2 = second
         shared = eg2 * x_shared / max(s2, 1e-30) + eb2
     else:
-        s2 = max(second - mean * mean, 0.0)  # the variance
         shared = eg2 * max(x_shared - mean ** 2, 0.0) / max(s2, 1e-30) + eb2
-    eps = float(node.attrs.get("eps", 1e-5))
-    s2 = max(s2, 0.0) + eps
+    second = eg2 * var / max(s2, 1e-30) + eb2
     gate = g is not None and eg2 < _NORM_GATE_SQ
-    return make_step((make_moments((mb, eg2 + eb2, min(shared, eg2 + eb2))), (_log(eg2 / s2),),
+    return make_step((make_moments((mb, second, min(shared, second))), (_log(eg2 / s2),),
                       gate))
 
 

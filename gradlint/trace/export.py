@@ -102,6 +102,17 @@ def primary_leaf(spec: Any, key: str | None = None) -> int:
     return offset + primary_leaf(children[pick], None)
 
 
+def _argument(n: fx.Node, name: str) -> Any:
+    """An ATen call's argument by its schema name (given, else the schema's default)."""
+    schema = getattr(n.target, "_schema", None)
+    for i, arg in enumerate(schema.arguments if schema is not None else ()):
+        if arg.name == name:
+            if i < len(n.args):
+                return n.args[i]
+            return n.kwargs.get(name, arg.default_value if arg.has_default_value() else None)
+    return None
+
+
 class AtenConverter(IRBuilder):
     """Walks an exported program's ATen graph once, appending one GraphNode per tensor-producing
     node; parameters and buffers arrive as placeholders, layers as their ATen calls."""
@@ -238,8 +249,10 @@ class AtenConverter(IRBuilder):
         scope = list(stack.values())[-1][0] if stack else None
         module = owner(ps[0]) if ps else (scope or "")
         x = self.operand(args[0])
+        eps = _argument(n, "eps")
+        attrs = {"eps": float(eps)} if isinstance(eps, (int, float)) else {}
         return self.add(key, (x,) if x is not None else (), params=ps,
-                        module=module if ps else None, module_type=key,
+                        module=module if ps else None, module_type=key, attrs=attrs,
                         **self.at_module(module, common))
 
     def linear_call(self, packet: str, args: list[Any], common: dict[str, Any]) -> int:

@@ -98,8 +98,9 @@ class FxConverter(IRBuilder):
                 return
             self.untraceable[name] = out
         key, attrs = module_op(mod)
-        if hasattr(mod, "eps"):
-            attrs["eps"] = float(mod.eps)
+        eps = getattr(mod, "eps", None)  # RMSNorm's None: the dtype's (~1e-7, as no eps)
+        if isinstance(eps, (int, float)):
+            attrs["eps"] = float(eps)
         params = tuple(self.param_stats(f"{name}.{k}" if name else k, p, p.requires_grad)
                        for k, p in mod.named_parameters())
         loc, anchor = self.target.sites.get(name, (None, None))
