@@ -112,6 +112,12 @@ class _Server:
         return "the worker could not start" + (f": {output[-1]}" if output else "")
 
     def receive(self) -> None:
+        """Handle one message from the server, if one is there. Never blocks: a wait that saw
+        the server's socket ready may have been answered already (``exit_of`` and ``pid_of``
+        read it while handling a child in the same wait), and a blocking read then waited
+        forever."""
+        if not self.conn.poll():
+            return
         try:
             message: Any = self.conn.recv()
         except (EOFError, OSError):
