@@ -26,7 +26,12 @@ def test_a_message_read_already_does_not_block_the_parent() -> None:
     peer.send(("exited", 0, 3))
     assert server.exit_of(0, patience=5) == 3
     done = threading.Event()
-    threading.Thread(target=lambda: (server.receive(), done.set()), daemon=True).start()
+
+    def receive() -> None:
+        server.receive()
+        done.set()
+
+    threading.Thread(target=receive, daemon=True).start()
     assert done.wait(5), "receive() blocked with nothing to read"
     assert server.alive
     peer.send(("forked", 1, 1234))
