@@ -103,6 +103,9 @@ class LayerEstimate:
     # the largest single factor (log10, <= 0) in log10_attenuation: GL101 does not fire when
     # it carries most of the attenuation
     largest_factor: float = 0.0
+    # the x * gate whose gate this layer feeds (squeeze-excitation): a side branch, judged by
+    # the main path where it joins, its own factors counted from the gate on
+    side_branch: str | None = None
 
     @classmethod
     def row(cls, values: dict[str, object]) -> LayerEstimate:

@@ -50,6 +50,7 @@ class PathState(NamedTuple):  # a tuple: one per node, cheap to build
     bound: float  # log10 of the sum-over-paths sup|f'| product
     next: int | None = None  # the consumer this path continues through (towards the loss)
     largest: float = 0.0  # log10 of the smallest single factor in ``attenuation`` (<= 0)
+    branch: int | None = None  # the x * gate this path enters through its gate (a side branch)
 
     def close(self, weight_grad: float) -> tuple[float, int, float]:
         """If the open factor closed at a layer with this log10 mean squared weight gradient:
@@ -143,7 +144,7 @@ def analyse_paths(graph: LayerGraph, log_r: list[float],
             assert sc is not None
             cnode = nodes[c]
         # the consumer's state in one unpacking (a NamedTuple's fields are slow attributes)
-        att, fac, open_from, saturating, depth, gate, _, _, _, largest = sc
+        att, fac, open_from, saturating, depth, gate, _, _, _, largest, branch = sc
         if cnode.kind in WEIGHT_KINDS and weight_grad[c] > NEG_INF:
             att, fac, largest = sc.close(weight_grad[c])
             open_from = weight_grad[c]
@@ -152,12 +153,26 @@ def analyse_paths(graph: LayerGraph, log_r: list[float],
             gate = gates[c]
             if open_from is not None:  # upstream weight gradients all shrink by the gate's gain
                 open_from += (best_r - log_r[c]) / LN10
+        elif cnode.kind == "mul" and _gate_operand(nodes, p, cnode):
+            # x * gate(pool(x)) (squeeze-excitation): the branch is judged by the main path at
+            # the join, its own layers start their factors afresh (one structural drop across
+            # the gate is not compounding attenuation; a deep sick branch still compounds)
+            open_from, branch = None, c
         states[p] = _path_state((
             att, fac, open_from, saturating + cnode.saturating,
             depth + (1 if cnode.params and cnode.kind != "param" else 0),
-            gate, low, bound, c, largest))
+            gate, low, bound, c, largest, branch))
     return [s if s is not None else PathState(0.0, 0, None, 0, 0, None, False, NEG_INF)
             for s in states]
+
+
+def _gate_operand(nodes: Sequence[GraphNode], p: int, mul: GraphNode) -> bool:
+    """Is ``p`` the broadcast side of ``mul`` (fewer entries than its product: a per-channel
+    gate computed from the tensor it scales), not a parameter or the full-size main path?"""
+    src = nodes[p]
+    return (src.kind not in SOURCE_KINDS and src.numel_per_example < mul.numel_per_example
+            and any(nodes[i].numel_per_example == mul.numel_per_example for i in mul.inputs
+                    if i != p))
 
 
 def _strongest_consumer(cons: list[tuple[int, float]], states: list[PathState | None],

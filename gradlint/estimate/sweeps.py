@@ -427,6 +427,21 @@ def _top_gradient(raw: list[tuple[ModuleInfo, float, int | None]]) -> float:
     return max((g for o, g, _ in raw if g > NEG_INF and not o.frozen), default=0.0)
 
 
+def _branch_name(nodes: list[GraphNode], mul: GraphNode) -> str:
+    """Where a gated side branch joins the main path: the module holding the branch's last
+    layer (torchvision's ``SqueezeExcitation``), else the line that multiplies."""
+    small = min(mul.inputs, key=lambda i: nodes[i].numel_per_example, default=None)
+    for _ in range(8):
+        if small is None:
+            break
+        node = nodes[small]
+        if node.module and node.params:
+            return node.module.rpartition(".")[0] or node.module
+        small = node.inputs[0] if len(node.inputs) == 1 else None
+    loc = mul.anchor or mul.location
+    return f"{mul.label} at {loc.file}:{loc.line}" if loc else mul.label
+
+
 def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[float],
                      paths: list[PathState], spread: dict[int, float], grads: list[float],
                      centred: set[int], log_s: list[float] | None = None
@@ -444,7 +459,7 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
     for owner, g, site in raw:
         zero = g == NEG_INF
         st = paths[site] if site is not None else _NO_PATH
-        _, _, _, saturating, depth, gate, low, bound, _, _ = st  # slow attributes, at once
+        _, _, _, saturating, depth, gate, low, bound, _, _, branch = st  # slow attributes, at once
         att = fac = None
         largest = 0.0
         if site is not None and not zero:
@@ -468,5 +483,6 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
             "confidence": "low" if low or (site is not None and (
                 gated_cell(nodes[site]) or site in pooled_norms)) else "high",
             "anchor": owner.anchor, "range": None, "largest_factor": largest,
+            "side_branch": None if branch is None else _branch_name(nodes, nodes[branch]),
         }))
     return tuple(out)
