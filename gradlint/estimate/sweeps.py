@@ -9,6 +9,7 @@ per-entry weight gradient is then m * r_out * P_in, with m the output positions 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gradlint.core.gc_pause import collector_paused
@@ -427,7 +428,7 @@ def _top_gradient(raw: list[tuple[ModuleInfo, float, int | None]]) -> float:
     return max((g for o, g, _ in raw if g > NEG_INF and not o.frozen), default=0.0)
 
 
-def _branch_name(nodes: list[GraphNode], mul: GraphNode) -> str:
+def _branch_name(nodes: Sequence[GraphNode], mul: GraphNode) -> str:
     """Where a gated side branch joins the main path: the module holding the branch's last
     layer (torchvision's ``SqueezeExcitation``), else the line that multiplies."""
     small = min(mul.inputs, key=lambda i: nodes[i].numel_per_example, default=None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from gradlint.core.graph import GraphNode
 from gradlint.core.values import Diagnostic, Fix, LayerEstimate, Location
@@ -39,7 +39,10 @@ class VanishingGradient(Rule):
         anchor, related = anchor_of(worst, fallback)
         site = analysis.site_of(worst.module)
         path = list(analysis.path_to_loss(site)) if site is not None else []
-        saturating = [n for n in path if n.saturating]
+        # an activation after the path's last weight layer is the model's output activation
+        # (a generator's Tanh): never a culprit to replace
+        last_weight = max((k for k, n in enumerate(path) if n.kind in WEIGHT_KINDS), default=-1)
+        saturating = [n for n in path[:last_weight + 1] if n.saturating]
         # how much of the loss the activations themselves cause (the rest: init, widths, pools)
         prev = [site, *(n.index for n in path[:-1])] if site is not None else []
         from_acts = sum(analysis.estimate.log10_gain(n.index, p)
@@ -61,7 +64,10 @@ class VanishingGradient(Rule):
             message += (f"; {worst.saturating} saturating activations on the way "
                         f"(worst case {power10(worst.log10_bound)})")
         blame_acts = bool(saturating) and from_acts < 0.5 * att
-        fix = _fix(saturating if blame_acts else [], [worst.module, *weights[:-1]], saturating)
+        context = _Context(normalized=_normalized_between(path),
+                           gain=_fan_gain(analysis, site, path))
+        fix = _fix(saturating if blame_acts else [], [worst.module, *weights[:-1]], saturating,
+                   context)
         if blame_acts:  # the activations are the cause: offer to replace the hidden ones
             from gradlint.lint.fix_targets import activation_edits
 
@@ -71,11 +77,58 @@ class VanishingGradient(Rule):
         return self.diagnostic(message, anchor, analysis.target, worst.module, related, fix)
 
 
-def _fix(saturating: list[GraphNode], weights: list[str], present: list[GraphNode]) -> Fix:
+@dataclass(frozen=True)
+class _Context:
+    """What the fix must fit: is the path already normalized, and the weight layers' median
+    fan_in·E[W²] on it (None: none known)."""
+
+    normalized: bool
+    gain: float | None
+
+
+# PyTorch's default init, U(±1/sqrt(fan_in)), gives fan_in·E[W²] = 1/3; a real draw is close
+DEFAULT_GAIN = (0.25, 0.42)
+
+
+def _normalized_between(path: list[GraphNode]) -> bool:
+    """Is there a normalization between every two consecutive weight layers on the path (a
+    network with a norm after every conv)?"""
+    from gradlint.trace.op_lookup import WEIGHT_KINDS  # torch: not at `gradlint rules`
+
+    gaps, normed, seen_norm, started = 0, 0, False, False
+    for n in path:
+        if n.kind in WEIGHT_KINDS:
+            if started:
+                gaps += 1
+                normed += seen_norm
+            started, seen_norm = True, False
+        elif n.kind == "norm":
+            seen_norm = True
+    return gaps > 0 and normed == gaps
+
+
+def _fan_gain(analysis: ModelAnalysis, site: int | None, path: list[GraphNode]) -> float | None:
+    """The median fan_in·E[W²] of the Linear/Conv layers from ``site`` to the loss."""
+    from gradlint.lint.plain_stacks import fan_gains
+
+    gains = analysis.derived(fan_gains)
+    idx = ([site] if site is not None else []) + [n.index for n in path]
+    known = sorted(10 ** gains[i] for i in idx if gains[i] > float("-inf"))
+    return known[len(known) // 2] if known else None
+
+
+def _fix(saturating: list[GraphNode], weights: list[str], present: list[GraphNode],
+         context: _Context) -> Fix:
     """Name the culprit: the saturating activations when they cause most of the attenuation,
-    else the init (PyTorch's default init shrinks every layer's gain to ~1/sqrt(3)). Only in
-    the first case do the edits (replace the hidden activations with ReLU) go with it."""
+    else the init. Only in the first case do the edits (replace the hidden activations with
+    ReLU) go with it. Never offers normalization to a path that has it, and blames PyTorch's
+    default init only where the weights have its gain."""
     span = f" around layers {weights[0]}–{weights[-1]}" if len(weights) >= 2 else ""
+    residual = f"add residual connections{span}"
+    norm = () if context.normalized else (
+        f"add nn.LayerNorm / nn.BatchNorm between the layers{span}",)
+    also = "a residual connection / normalization" if not context.normalized else (
+        "residual connections")
     if saturating:
         places: dict[tuple[str, str | None, int], None] = {}  # formatted once per place
         for n in saturating:
@@ -87,14 +140,20 @@ def _fix(saturating: list[GraphNode], weights: list[str], present: list[GraphNod
             seen.setdefault((label, where), f"{label} ({where})")
         culprits = list(seen.values())
         first = "replace " + ", ".join(culprits[:3]) + " with nn.ReLU or nn.GELU"
-        return Fix(f"{first}; or add a residual connection / normalization{span}",
-                   (first, f"add residual connections{span}",
-                    f"add nn.LayerNorm / nn.BatchNorm between the layers{span}"))
-    first = ("the per-layer gain at init is below 1 (PyTorch's default init gives "
-             "fan_in·E[W²] = 1/3): initialize with nn.init.kaiming_normal_ (ReLU family) or "
-             "nn.init.xavier_uniform_ (tanh)")
+        return Fix(f"{first}; or add {also}{span}", (first, residual, *norm))
+    gain = context.gain
+    if gain is not None and DEFAULT_GAIN[0] <= gain <= DEFAULT_GAIN[1]:
+        first = ("the per-layer gain at init is below 1 (PyTorch's default init gives "
+                 "fan_in·E[W²] = 1/3): initialize with nn.init.kaiming_normal_ (ReLU family) or "
+                 "nn.init.xavier_uniform_ (tanh)")
+    elif gain is not None:
+        first = (f"the per-layer gain at init is below 1 (this init gives fan_in·E[W²] ≈ "
+                 f"{gain:.2g}): initialize with nn.init.kaiming_normal_ (ReLU family) or "
+                 "nn.init.xavier_uniform_ (tanh)")
+    else:
+        first = ("the per-layer gain at init is below 1: initialize with "
+                 "nn.init.kaiming_normal_ (ReLU family) or nn.init.xavier_uniform_ (tanh)")
     if present:
         first += f"; then consider replacing {present[0].label} with nn.ReLU or nn.GELU"
-    return Fix(f"{first}; or add normalization / residual connections{span}",
-               (first, f"add nn.LayerNorm / nn.BatchNorm between the layers{span}",
-                f"add residual connections{span}"))
+    return Fix(f"{first}; or add {'normalization / ' if not context.normalized else ''}"
+               f"residual connections{span}", (first, *norm, residual))
