@@ -28,6 +28,8 @@ class ModelAnalysis:
     estimate: GraphEstimate
     threshold: float
     recurrent_threshold: float = 1e-3
+    # the example inputs were guessed (none given): a sequence length is then gradlint's
+    inputs_inferred: bool = False
     nodes: tuple[GraphNode, ...] = field(init=False, repr=False, compare=False)
     # where a finding goes when its layer has no source line: the checked file's top
     fallback: Location = field(init=False, repr=False, compare=False)

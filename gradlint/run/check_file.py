@@ -84,7 +84,8 @@ def check_target(target: Target, options: Options) -> ModelReport:
         with user_code():  # forward() may print: keep our stdout for the report
             graph = trace_target(target)
         estimate = estimate_gradients(graph)
-        analysis = ModelAnalysis(target.name, estimate, options.threshold)
+        analysis = ModelAnalysis(target.name, estimate, options.threshold,
+                                 inputs_inferred=target.inputs is None)
         diags = run_rules(analysis, options.select, options.ignore)
     except StageError as err:
         loc = err.location or Location(target.file, target.line)

@@ -39,11 +39,18 @@ class RecurrentHorizon(Rule):
             anchor, related = anchor_of(node, fallback)
             kind = NAMES.get(cell.mode, cell.mode)
             usable = limit / math.log10(cell.rho) if 0 < cell.rho < 1 else 0.0
-            message = (f"recurrent horizon: {kind} '{node.module}' keeps a gradient above "
-                       f"{analysis.recurrent_threshold:g} for only ~{usable:.0f} steps (ρ = "
-                       f"{cell.rho:.2f} per step, horizon ξ = {cell.horizon:.1f} steps) but runs "
-                       f"over T = {cell.steps} steps: the gradient from the last step reaches "
-                       f"the first at {power10(cell.log10_span)}")
+            length = (f"T = {cell.steps} steps (a length gradlint guessed: no example input "
+                      "was given; pass your own with --input)" if analysis.inputs_inferred
+                      else f"the example input's T = {cell.steps} steps")
+            message = (f"recurrent horizon: {kind} '{node.module}' carries its gradient back "
+                       f"over a horizon of ξ = {cell.horizon:.1f} steps (ρ = {cell.rho:.2f}, "
+                       f"{-math.log10(cell.rho):.2f} decades per step at init) and keeps it "
+                       f"above {analysis.recurrent_threshold:g} for ~{usable:.0f} steps; over "
+                       f"{length} the gradient at the first step is "
+                       f"{power10(cell.log10_span)} of the last's (first/last ratio)")
+            if cell.mode in ("LSTM", "GRU"):
+                message += ("; the gates can learn to open, but dependencies longer than "
+                            "the horizon get no gradient to start from")
             yield self.diagnostic(message, anchor, analysis.target, node.module, related,
                                   _fix(cell, usable))
 
