@@ -61,7 +61,12 @@ def verify_json(v: Verification) -> dict[str, Any]:
         return {"error": v.error, "seeds": list(v.seeds), "batch": v.batch}
     return {"spearman": _r(v.spearman), "mean_error": _r(v.mean_error),
             "max_error": _r(v.max_error), "layers": v.layers, "seeds": list(v.seeds),
-            "batch": v.batch, "gradients": "per-example" if v.per_example else "batch"}
+            "batch": v.batch, "gradients": "per-example" if v.per_example else "batch",
+            "loss": VERIFY_LOSS}
+
+
+# the loss --verify measures under, and the estimate models (docs/design.md, "Ground truth")
+VERIFY_LOSS = "random-projection: sum of <g, y>, g ~ N(0, I), on the primary output"
 
 
 def diagnostic_json(d: Diagnostic) -> dict[str, Any]:

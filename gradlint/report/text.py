@@ -112,7 +112,8 @@ def verify_line(v: Verification) -> str:
     grads = "per-example" if v.per_example else "batch"
     return (f"verify: estimate vs autograd over {v.layers} layers: Spearman {rho}, mean error "
             f"{v.mean_error:.2f}, max {v.max_error:.2f} decades ({len(v.seeds)} seeds, batch "
-            f"{v.batch}, {grads} gradients)")
+            f"{v.batch}, {grads} gradients; loss Σ⟨g, y⟩ with g ~ N(0, I) on the primary "
+            "output, the loss the estimate models)")
 
 
 def to_text(report: Report, diagnostics: Sequence[Diagnostic], threshold: float,
