@@ -22,6 +22,7 @@ from gradlint.core.graph import InputSpec, LayerGraph, ParamStats
 from gradlint.core.values import Location, StageError, Target
 from gradlint.load.model_state import attributes_kept
 from gradlint.load.sources import exception_line, exception_sites
+from gradlint.trace.aten_program import aten_program
 from gradlint.trace.ir_builder import (
     IRBuilder,
     call_settings,
@@ -37,11 +38,11 @@ from gradlint.trace.op_lookup import ATEN_CONV, ATEN_LINEAR, ATEN_NORMS, aten_op
 def export_target(target: Target, model: nn.Module, inputs: tuple[Any, ...],
                   specs: tuple[InputSpec, ...], owners: Any, stats: dict[str, ParamStats],
                   default_init: bool) -> LayerGraph:
-    """Export with ``strict=False`` and convert; failures become GL903 at the user's line."""
+    """Trace to ATen (``aten_program``: as torch.export with ``strict=False`` does) and
+    convert; failures become GL903 at the user's line."""
     try:
         with torch.no_grad(), quiet_logs(), attributes_kept(model):
-            ep = torch.export.export(model, tuple(inputs), no_cache(model, len(inputs)),
-                                     strict=False)
+            ep = aten_program(model, tuple(inputs), no_cache(model, len(inputs)))
     except Exception as exc:  # noqa: BLE001 - the user's model failed to export
         where, related = exception_sites(exc)
         raise StageError("GL903", f"torch.export could not trace {type(model).__name__} either: "

@@ -26,6 +26,7 @@ from gradlint.core.graph import GraphNode, ParamStats
 from gradlint.core.values import Target
 from gradlint.load.model_state import attributes_kept
 from gradlint.load.sources import exception_line, exception_site, is_library_file
+from gradlint.trace.aten_program import aten_program
 from gradlint.trace.export import (
     AtenConverter,
     no_cache,
@@ -63,11 +64,12 @@ def record_leaf_inputs(n: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
 
 
 def export_block(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """torch.export of a block on the arguments it was really called with (``use_cache=False``
-    where it takes one, as for a whole model); the block is left as it was."""
+    """The ATen program of a block (``aten_program``: as torch.export traces it) on the
+    arguments it was really called with (``use_cache=False`` where it takes one, as for a whole
+    model); the block is left as it was."""
     kwargs = {**kwargs, **no_cache(mod, len(args))}
     with torch.no_grad(), quiet_logs(), attributes_kept(mod):
-        return torch.export.export(mod, args, kwargs=kwargs, strict=False)
+        return aten_program(mod, args, kwargs)
 
 
 def why_not(exc: BaseException) -> str:
