@@ -107,6 +107,8 @@ class IRBuilder:
         self.model_site = model_site(target)
         self.nodes: list[GraphNode] = []
         self.index: dict[fx.Node, int] = {}
+        self._sites: dict[tuple[str | None, str | None],
+                          tuple[Location | None, Location | None]] = {}
 
     def add(self, op: str, inputs: tuple[int, ...] = (), **kw: Any) -> int:
         """Append a node; returns its index."""
@@ -184,8 +186,13 @@ class IRBuilder:
 
     def source_site(self, stack_trace: str | None, hint: str | None = None
                     ) -> tuple[Location | None, Location | None]:
-        """(definition, anchor) of a node from its stack trace."""
-        return trace_site(stack_trace, self.target.file, hint, self.model_site)
+        """(definition, anchor) of a node from its stack trace, read once per trace and hint:
+        nodes of one line share it (Llama-3 70B's ~5600 ATen nodes come from ~40 lines)."""
+        site = self._sites.get((stack_trace, hint))
+        if site is None:
+            site = trace_site(stack_trace, self.target.file, hint, self.model_site)
+            self._sites[stack_trace, hint] = site
+        return site
 
     def at_module(self, module: str, common: dict[str, Any]) -> dict[str, Any]:
         """A node's keywords reported at the line that built ``module`` when known (a layer
