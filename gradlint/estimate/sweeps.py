@@ -84,14 +84,14 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
     # GL101's per-layer factors compare the weight gradients of consecutive weight layers
     centred = _batch_centred(graph)
     grads = _weight_grads(graph, moments, log_r, centred, entries, log_s)
-    weight_grad = [g / LN10 for g in grads]  # log10, as the path factors use them
+    weight_grad = _judged(nodes, grads)  # log10, as the path factors use them
     paths = analyse_paths(graph, log_r, contrib, gates, weight_grad)
     # a parameter read directly in forward reaches this many positions (broadcast)
     spread = {i: max((nodes[c].numel_per_example for c, _ in contrib[i]), default=1)
               / max(nodes[i].numel_per_example, 1) for i in range(n) if nodes[i].op == "param"
               } if "param" in graph.ops() else {}
     layers = _layer_estimates(graph, moments, log_r, paths, spread, grads, centred,
-                              log_s)
+                              log_s, weight_grad)
     attention = _attention_softmaxes(graph)
     if attention:
         layers = _token_coherence_range(graph, entries, moments, log_gains, skips, layers, paths,
@@ -428,6 +428,30 @@ def _top_gradient(raw: list[tuple[ModuleInfo, float, int | None]]) -> float:
     return max((g for o, g, _ in raw if g > NEG_INF and not o.frozen), default=0.0)
 
 
+def _judged(nodes: Sequence[GraphNode], grads: list[float]) -> list[float]:
+    """What GL101's per-layer factors compare (log10): each layer's update ratio, mean square
+    weight gradient / mean square weight, the size of the step θ ← θ − α·∇θ relative to θ.
+    The weight's scale takes out fan-in (default and Kaiming init scale weights by 1/fan_in):
+    a wide layer's small per-entry gradient is not attenuation when its weights are as small
+    (a UNet's bottleneck). Zero or unknown weights keep the plain gradient."""
+    out = []
+    for node, g in zip(nodes, grads, strict=True):
+        w = node.main
+        if g == NEG_INF or w is None or w.mean_sq <= 0:
+            out.append(g / LN10)
+        else:
+            out.append((g - math.log(w.mean_sq)) / LN10)
+    return out
+
+
+def _update_ratio(g: float, site: GraphNode | None) -> float | None:
+    """log10 weight-gradient RMS / weight RMS (``g``: the owner's mean square gradient, ln)."""
+    w = site.main if site is not None else None
+    if g == NEG_INF or w is None or w.mean_sq <= 0:
+        return None
+    return 0.5 * (g - math.log(w.mean_sq)) / LN10
+
+
 def _branch_name(nodes: Sequence[GraphNode], mul: GraphNode) -> str:
     """Where a gated side branch joins the main path: the module holding the branch's last
     layer (torchvision's ``SqueezeExcitation``), else the line that multiplies."""
@@ -445,8 +469,8 @@ def _branch_name(nodes: Sequence[GraphNode], mul: GraphNode) -> str:
 
 def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[float],
                      paths: list[PathState], spread: dict[int, float], grads: list[float],
-                     centred: set[int], log_s: list[float] | None = None
-                     ) -> tuple[LayerEstimate, ...]:
+                     centred: set[int], log_s: list[float] | None = None,
+                     judged: list[float] | None = None) -> tuple[LayerEstimate, ...]:
     """One LayerEstimate per parameter owner; ``grads``: _weight_grads (natural log)."""
     nodes = graph.nodes
     calls, uses = _call_sites(graph)
@@ -464,7 +488,8 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
         att = fac = None
         largest = 0.0
         if site is not None and not zero:
-            att, fac, largest = st.close(grads[site] / LN10)  # a non-weight layer closes none
+            att, fac, largest = st.close(judged[site] if judged is not None
+                                         else grads[site] / LN10)  # a non-weight layer: none
         out.append(LayerEstimate.row({
             "module": owner.name, "type": owner.type, "numel": owner.numel,
             "location": owner.location,
@@ -485,5 +510,6 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
                 gated_cell(nodes[site]) or site in pooled_norms)) else "high",
             "anchor": owner.anchor, "range": None, "largest_factor": largest,
             "side_branch": None if branch is None else _branch_name(nodes, nodes[branch]),
+            "log10_update": _update_ratio(g, nodes[site] if site is not None else None),
         }))
     return tuple(out)
