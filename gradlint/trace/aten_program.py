@@ -162,11 +162,14 @@ def _check(graph: fx.Graph) -> None:
     grad-mode and autocast switches it wraps in higher-order ops, those ops themselves) and
     symbolic values."""
     for n in graph.nodes:
-        if n.op == "call_module" or n.op == "call_function" and not (
-                isinstance(n.target, torch._ops.OpOverload) or n.target is operator.getitem):
+        if n.op == "call_module" or n.op == "call_function" and not _is_aten(n):
             raise Unsupported(f"{n.target} in the graph")
         if isinstance(n.meta.get("val"), (torch.SymInt, torch.SymFloat, torch.SymBool)):
             raise Unsupported(f"a symbolic value at {n.name}")
+
+
+def _is_aten(n: fx.Node) -> bool:
+    return isinstance(n.target, torch._ops.OpOverload) or n.target is operator.getitem
 
 
 def _signature(holders: list[fx.Node], graph: fx.Graph, params: Mapping[str, torch.Tensor],
@@ -208,9 +211,9 @@ def _signature(holders: list[fx.Node], graph: fx.Graph, params: Mapping[str, tor
 def _record_forward_stacks(top: types.FrameType) -> None:
     """Give each node the running trace makes export's ``stack_trace``: the ``forward`` frames,
     outermost first (``sources.trace_site`` reads their files and lines), read off the frames
-    themselves. The tracer's own recording captures and symbolises a traceback per node, a
-    third of the trace's time. ``top`` is the traced function's frame: the forwards outside it
-    are read once."""
+    themselves. The tracer's own recording captures and symbolises a traceback per node: a
+    fifth or more of the trace's time. ``top`` is the traced function's frame: the forwards
+    outside it are read once. A call that is no ATen op raises at once: the trace is doomed."""
     from torch.fx.experimental.proxy_tensor import get_proxy_mode
 
     tracer = getattr(get_proxy_mode(), "tracer", None)
@@ -222,6 +225,8 @@ def _record_forward_stacks(top: types.FrameType) -> None:
 
     def create_node(*a: Any, **k: Any) -> fx.Node:
         node = create(*a, **k)
+        if node.op == "call_function" and not _is_aten(node):
+            raise Unsupported(f"{node.target} in the graph")
         if node.op not in ("placeholder", "output") and not node.stack_trace:
             node.stack_trace = "\n  ".join(outside + _forward_frames(sys._getframe(1), top))
         return node
