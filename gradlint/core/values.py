@@ -106,9 +106,11 @@ class LayerEstimate:
     # the x * gate whose gate this layer feeds (squeeze-excitation): a side branch, judged by
     # the main path where it joins, its own factors counted from the gate on
     side_branch: str | None = None
-    # log10 of the update ratio at init, weight-gradient RMS / weight RMS of the main weight:
-    # what GL101's per-layer factors compare (fan-in taken out)
+    # log10 of the update ratio at init, weight-gradient RMS / weight RMS of the main weight
+    # (informational: GL101 judges the gradient, docs/output.md says why)
     log10_update: float | None = None
+    # why ``confidence`` is low, a short code (docs/output.md); None where it is high
+    low_reason: str | None = None
 
     @classmethod
     def row(cls, values: dict[str, object]) -> LayerEstimate:

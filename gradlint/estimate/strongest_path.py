@@ -48,7 +48,7 @@ class PathState(NamedTuple):  # a tuple: one per node, cheap to build
     saturating: int
     depth: int
     gate: str | None
-    low: bool
+    low: str | None  # why the confidence is low on the way to the loss (a reason code), or None
     bound: float  # log10 of the sum-over-paths sup|f'| product
     next: int | None = None  # the consumer this path continues through (towards the loss)
     largest: float = 0.0  # log10 of the smallest single factor in ``attenuation`` (<= 0)
@@ -112,6 +112,31 @@ def stacked_activations(graph: LayerGraph) -> set[int]:
     return out
 
 
+# why a layer's confidence is low (LayerEstimate.low_reason, docs/design.md "Confidence")
+UNKNOWN_OP = "unknown-op"  # behind an op the catalogue does not know (an opaque block)
+COLLAPSING_RESIDUAL = "collapsing-residual"  # behind an unnormalized ReLU-family residual join
+STACKED_ACTIVATIONS = "stacked-activations"  # behind an activation of an activation
+STACKED_RECURRENT = "stacked-recurrent"  # behind a stacked LSTM/GRU
+
+
+def low_reasons(graph: LayerGraph) -> list[str | None]:
+    """Per node: why the estimate is weak for what lies behind it, or None."""
+    nodes = graph.nodes
+    why: list[str | None] = [None] * len(nodes)
+    for i in stacked_activations(graph):
+        why[i] = STACKED_ACTIVATIONS
+    for i in collapsing_joins(graph):
+        why[i] = COLLAPSING_RESIDUAL
+    kinds = graph.kinds()
+    if "opaque" in kinds or "recurrent" in kinds:
+        for node in nodes:
+            if node.kind == "opaque":
+                why[node.index] = UNKNOWN_OP
+            elif gated_cell(node):
+                why[node.index] = STACKED_RECURRENT
+    return why
+
+
 def analyse_paths(graph: LayerGraph, log_r: list[float],
                   contrib: list[list[tuple[int, float]]],
                   gates: list[str | None], weight_grad: list[float]) -> list[PathState]:
@@ -120,10 +145,10 @@ def analyse_paths(graph: LayerGraph, log_r: list[float],
     log10 of the mean squared weight gradient of weight layer ``c`` (its factor boundary)."""
     nodes = graph.nodes
     n = len(nodes)
-    weak = collapsing_joins(graph) | stacked_activations(graph)
+    why = low_reasons(graph)
     sup = [node.log10_sup_derivative() for node in nodes]  # once per node, not per consumer
     states: list[PathState | None] = [None] * n
-    states[graph.output] = PathState(0.0, 0, None, 0, 0, None, False, 0.0)
+    states[graph.output] = PathState(0.0, 0, None, 0, 0, None, None, 0.0)
     for p in range(n - 1, -1, -1):
         if p == graph.output:
             continue
@@ -134,11 +159,10 @@ def analyse_paths(graph: LayerGraph, log_r: list[float],
             if sc is None:
                 continue
             cnode = nodes[c]
-            low = (sc.low or cnode.kind == "opaque" or c in weak
-                   or (cnode.op == "recurrent" and gated_cell(cnode)))
+            low = sc.low or why[c]
             bound = sc.bound + sup[c]
         else:
-            strongest = _strongest_consumer(cons, states, nodes, weak, sup)
+            strongest = _strongest_consumer(cons, states, why, sup)
             if strongest is None:
                 continue
             c, best_r, low, bound = strongest
@@ -164,7 +188,7 @@ def analyse_paths(graph: LayerGraph, log_r: list[float],
             att, fac, open_from, saturating + cnode.saturating,
             depth + (1 if cnode.params and cnode.kind != "param" else 0),
             gate, low, bound, c, largest, branch))
-    return [s if s is not None else PathState(0.0, 0, None, 0, 0, None, False, NEG_INF)
+    return [s if s is not None else PathState(0.0, 0, None, 0, 0, None, None, NEG_INF)
             for s in states]
 
 
@@ -178,22 +202,21 @@ def _gate_operand(nodes: Sequence[GraphNode], p: int, mul: GraphNode) -> bool:
 
 
 def _strongest_consumer(cons: list[tuple[int, float]], states: list[PathState | None],
-                        nodes: Sequence[GraphNode], weak: set[int], sup: list[float]
-                        ) -> tuple[int, float, bool, float] | None:
+                        why: list[str | None], sup: list[float]
+                        ) -> tuple[int, float, str | None, float] | None:
     """Of a tensor's consumers with a path to the loss: the one sending it the largest r (its
-    strongest path continues there) and that r, whether any of the paths is of low
-    confidence, and the log10 bound summed over the paths; None when no path reaches it."""
+    strongest path continues there) and that r, why any of the paths is of low confidence
+    (the first reason met), and the log10 bound summed over the paths; None when no path
+    reaches it."""
     best_r = NEG_INF
     c = -1
     bound_terms: list[float] = []
-    low = False
+    low: str | None = None
     for cc, lc in cons:
         sc = states[cc]
         if sc is None:
             continue
-        cnode = nodes[cc]
-        low = (low or sc.low or cnode.kind == "opaque" or cc in weak
-               or (cnode.op == "recurrent" and gated_cell(cnode)))
+        low = low or sc.low or why[cc]
         bound_terms.append(sc.bound + sup[cc])
         if c < 0 or lc > best_r:
             best_r, c = lc, cc

@@ -19,7 +19,14 @@ from gradlint.core.values import LayerEstimate
 from gradlint.estimate.activations import negative_second_moment
 from gradlint.estimate.op_table import OpEntry, entries_of, entry_of, graph_reads_shared
 from gradlint.estimate.residual_coherence import CoherentSkip, coherent_skips, homogeneous_floor
-from gradlint.estimate.strongest_path import LN10, NEG_INF, PathState, analyse_paths, gated_cell
+from gradlint.estimate.strongest_path import (
+    LN10,
+    NEG_INF,
+    STACKED_RECURRENT,
+    PathState,
+    analyse_paths,
+    gated_cell,
+)
 from gradlint.estimate.tensor_state import Moments, logaddexp
 
 
@@ -84,14 +91,14 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
     # GL101's per-layer factors compare the weight gradients of consecutive weight layers
     centred = _batch_centred(graph)
     grads = _weight_grads(graph, moments, log_r, centred, entries, log_s)
-    weight_grad = _judged(nodes, grads)  # log10, as the path factors use them
+    weight_grad = [g / LN10 for g in grads]  # log10, as the path factors use them
     paths = analyse_paths(graph, log_r, contrib, gates, weight_grad)
     # a parameter read directly in forward reaches this many positions (broadcast)
     spread = {i: max((nodes[c].numel_per_example for c, _ in contrib[i]), default=1)
               / max(nodes[i].numel_per_example, 1) for i in range(n) if nodes[i].op == "param"
               } if "param" in graph.ops() else {}
     layers = _layer_estimates(graph, moments, log_r, paths, spread, grads, centred,
-                              log_s, weight_grad)
+                              log_s)
     attention = _attention_softmaxes(graph)
     if attention:
         layers = _token_coherence_range(graph, entries, moments, log_gains, skips, layers, paths,
@@ -270,6 +277,9 @@ def _call_grad_sq(node: GraphNode, main: ParamStats | None, out_proj: bool, x: M
 POOLED_POSITIONS = 16
 
 
+NORM_BEFORE_POOL = "norm-before-pool"  # a norm's γ summed over a global pool's positions
+
+
 def _norms_before_global_pool(graph: LayerGraph) -> set[int]:
     """Normalizations whose whole output goes to a global average pool (of at least
     POOLED_POSITIONS positions) through activations and views only. Their γ's gradient sums
@@ -419,7 +429,7 @@ def _owner_gradients(graph: LayerGraph, moments: list[Moments], log_r: list[floa
 
 
 # the row of an owner no call site of which is in the graph: no bound, nothing on its path
-_NO_PATH = PathState(0.0, 0, None, 0, 0, None, False, NEG_INF)
+_NO_PATH = PathState(0.0, 0, None, 0, 0, None, None, NEG_INF)
 
 
 def _top_gradient(raw: list[tuple[ModuleInfo, float, int | None]]) -> float:
@@ -428,20 +438,14 @@ def _top_gradient(raw: list[tuple[ModuleInfo, float, int | None]]) -> float:
     return max((g for o, g, _ in raw if g > NEG_INF and not o.frozen), default=0.0)
 
 
-def _judged(nodes: Sequence[GraphNode], grads: list[float]) -> list[float]:
-    """What GL101's per-layer factors compare (log10): each layer's update ratio, mean square
-    weight gradient / mean square weight, the size of the step θ ← θ − α·∇θ relative to θ.
-    The weight's scale takes out fan-in (default and Kaiming init scale weights by 1/fan_in):
-    a wide layer's small per-entry gradient is not attenuation when its weights are as small
-    (a UNet's bottleneck). Zero or unknown weights keep the plain gradient."""
-    out = []
-    for node, g in zip(nodes, grads, strict=True):
-        w = node.main
-        if g == NEG_INF or w is None or w.mean_sq <= 0:
-            out.append(g / LN10)
-        else:
-            out.append((g - math.log(w.mean_sq)) / LN10)
-    return out
+def _why_low(low: str | None, nodes: Sequence[GraphNode], site: int | None,
+             pooled: set[int]) -> str | None:
+    """The reason code of a low confidence: from the path to the loss, or the layer's own."""
+    if low or site is None:
+        return low
+    if gated_cell(nodes[site]):
+        return STACKED_RECURRENT
+    return NORM_BEFORE_POOL if site in pooled else None
 
 
 def _update_ratio(g: float, site: GraphNode | None) -> float | None:
@@ -469,8 +473,8 @@ def _branch_name(nodes: Sequence[GraphNode], mul: GraphNode) -> str:
 
 def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[float],
                      paths: list[PathState], spread: dict[int, float], grads: list[float],
-                     centred: set[int], log_s: list[float] | None = None,
-                     judged: list[float] | None = None) -> tuple[LayerEstimate, ...]:
+                     centred: set[int], log_s: list[float] | None = None
+                     ) -> tuple[LayerEstimate, ...]:
     """One LayerEstimate per parameter owner; ``grads``: _weight_grads (natural log)."""
     nodes = graph.nodes
     calls, uses = _call_sites(graph)
@@ -488,8 +492,7 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
         att = fac = None
         largest = 0.0
         if site is not None and not zero:
-            att, fac, largest = st.close(judged[site] if judged is not None
-                                         else grads[site] / LN10)  # a non-weight layer: none
+            att, fac, largest = st.close(grads[site] / LN10)  # a non-weight layer closes none
         out.append(LayerEstimate.row({
             "module": owner.name, "type": owner.type, "numel": owner.numel,
             "location": owner.location,
@@ -506,8 +509,9 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
             "frozen": owner.frozen,
             "aliases": owner.aliases,
             "zero": zero,
-            "confidence": "low" if low or (site is not None and (
-                gated_cell(nodes[site]) or site in pooled_norms)) else "high",
+            "confidence": "low" if (why := _why_low(low, nodes, site, pooled_norms))
+            else "high",
+            "low_reason": why,
             "anchor": owner.anchor, "range": None, "largest_factor": largest,
             "side_branch": None if branch is None else _branch_name(nodes, nodes[branch]),
             "log10_update": _update_ratio(g, nodes[site] if site is not None else None),

@@ -46,6 +46,7 @@ def layer_json(le: LayerEstimate, verification: Verification | None = None) -> d
         "log10_bound": _r(le.log10_bound), "saturating": le.saturating, "depth": le.depth,
         "factors": le.factors, "gate": le.gate, "frozen": le.frozen,
         "aliases": list(le.aliases), "zero": le.zero, "confidence": le.confidence,
+        "low_reason": le.low_reason,
         "side_branch": le.side_branch, "log10_update": _r(le.log10_update),
     }
     if le.range is not None:  # the estimate depends on attention's token coherence

@@ -56,11 +56,10 @@ class VanishingGradient(Rule):
             shown = ", ".join(names[:3]) + (f", … {names[-1]}" if len(names) > 3 else "")
             what = (f"{len(layers)} layers built here ({shown}); the deepest, "
                     f"{worst.type} '{worst.module}',")
-        message = (f"vanishing gradient: {what} gets updates {power10(att)} times as large, "
-                   "relative to its weights, as the layers nearest the loss (weight-gradient "
-                   f"RMS / weight RMS): {worst.factors} of the weight layers between it and the "
-                   f"loss each shrink it (about {power10(att / max(worst.factors, 1))} per "
-                   "layer)")
+        message = (f"vanishing gradient: {what} gets a weight gradient {power10(att)} times "
+                   f"that of the layers nearest the loss: {worst.factors} of the weight layers "
+                   "between it and the loss each shrink it "
+                   f"(about {power10(att / max(worst.factors, 1))} per layer)")
         if worst.saturating and worst.log10_bound is not None and worst.log10_bound < -0.5:
             message += (f"; {worst.saturating} saturating activations on the way "
                         f"(worst case {power10(worst.log10_bound)})")
