@@ -80,6 +80,27 @@ def machine() -> str:
             f"{transformers.__version__}, gradlint {gradlint.__version__}")
 
 
+def revision() -> str:
+    """The commit gradlint ran from, and whether gradlint's own files differed from it (a
+    shared checkout: the estimate is the working tree's). ``$GRADLINT_BENCH_REVISION`` says it
+    instead for a run from an exported tree (``git archive``), which has no git metadata."""
+    import subprocess
+
+    if os.environ.get("GRADLINT_BENCH_REVISION"):
+        return os.environ["GRADLINT_BENCH_REVISION"]
+
+    def git(*a: str) -> str:
+        try:
+            return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=20).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "gradlint", "rules")
+    n = len(dirty.splitlines())
+    return head + (f" with {n} uncommitted file(s) in gradlint/ or rules/" if n else "")
+
+
 def _load() -> str:
     try:
         return " / ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -116,10 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     cold = sum(r.measure_seconds or 0.0 for r in measured)
     est = sum(r.estimate_seconds or 0.0 for r in recs)
     cmd = "python -m bench.zoo_accuracy" + ("" if not argv else " " + " ".join(argv))
+    rev = revision()
     header = [
         f"- date: {started:%Y-%m-%d %H:%M} (local)",
         f"- machine: {machine()}",
-        f"- command: `{cmd}`",
+        f"- command: `{cmd}`; gradlint at {rev}",
         f"- load average (1/5/15 min) at the start {load0}, at the end {_load()} (the machine "
         "is shared: times are wall times under that load)",
         f"- this run: {seconds:.0f} s ({seconds / 60:.1f} min) for {len(recs)} models; "
@@ -138,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     md = report.markdown(recs, header, left)
     js = report.to_json(recs, {"command": cmd, "date": started.isoformat(timespec="seconds"),
-                               "machine": machine(), "seed": args.seed,
+                               "machine": machine(), "gradlint_revision": rev,
+                               "seed": args.seed,
                                "seconds": round(seconds, 1), "left_out": left})
     jpath = report.write(args.out, md, js)
     pooled = report.compute(recs)

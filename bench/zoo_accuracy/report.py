@@ -322,21 +322,47 @@ def zero_lines(records: Sequence[ModelRecord]) -> list[str]:
             ""]
 
 
-def to_json(records: Sequence[ModelRecord], meta: dict[str, Any]) -> str:
-    def layer(la: LayerRecord) -> dict[str, Any]:
-        d = asdict(la)
-        d["err"] = round(la.err, 4) if la.status == "paired" else None
-        for k in ("pred", "meas"):
-            if d[k] is not None:
-                d[k] = round(d[k], 4)
-        return d
+LAYER_FIELDS = ("module", "type", "status", "pred", "meas", "confidence", "range", "qk",
+                "low_reason")
+"""The columns of each row of a model's ``layers`` in the JSON (one layer per line)."""
 
-    models = []
-    for r in records:
-        d = {k: v for k, v in asdict(r).items() if k != "layers"}
-        d["layers"] = [layer(la) for la in r.layers]
-        models.append(d)
-    return json.dumps({**meta, "models": models}, indent=1, ensure_ascii=False)
+
+def _row(la: LayerRecord) -> list[Any]:
+    def r(x: float | None) -> float | None:
+        return None if x is None else round(x, 3)
+    rng = None if la.range is None else [r(la.range[0]), r(la.range[1])]
+    return [la.module, la.type, la.status, r(la.pred), r(la.meas), la.confidence, rng,
+            int(la.qk), la.low_reason]
+
+
+def to_json(records: Sequence[ModelRecord], meta: dict[str, Any]) -> str:
+    """One document: ``meta``, ``layer_fields`` and ``models``; each model's fields, and its
+    ``layers`` as rows of ``layer_fields``, one line each so two runs diff layer by layer
+    (``load_json`` turns them back into dicts). Values in decades, 3 decimals."""
+    def dump(x: Any) -> str:
+        return json.dumps(x, ensure_ascii=False, separators=(",", ":"))
+
+    out = ["{", *(f" {dump(k)}: {dump(v)}," for k, v in meta.items()),
+           f' "layer_fields": {dump(list(LAYER_FIELDS))},', ' "models": [']
+    for i, rec in enumerate(records):
+        head = {k: v for k, v in asdict(rec).items() if k != "layers"}
+        for k in ("measure_seconds", "estimate_seconds", "seconds"):
+            if head[k] is not None:
+                head[k] = round(head[k], 2)
+        rows = ",\n   ".join(dump(_row(la)) for la in rec.layers)
+        out.append(f"  {dump(head)[:-1]},\"layers\":[\n   {rows}]}}"
+                   + ("," if i < len(records) - 1 else ""))
+    out += [" ]", "}"]
+    return "\n".join(out)
+
+
+def load_json(path: Path) -> dict[str, Any]:
+    """The JSON ``to_json`` wrote, each layer row as a dict of ``layer_fields``."""
+    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    fields = doc["layer_fields"]
+    for m in doc["models"]:
+        m["layers"] = [dict(zip(fields, row, strict=True)) for row in m["layers"]]
+    return doc
 
 
 def write(out: Path, md: str, js: str) -> Path:
