@@ -66,8 +66,8 @@ def _embedding_grad(node: GraphNode, main: ParamStats, out_proj: bool, x: Moment
 def _norm_grad(node: GraphNode, main: ParamStats, out_proj: bool, x: Moments,
                lr: float, ls: float) -> float:
     """γ sums delta x̂ over the positions it is shared by (x̂'s mean square: var / (var + eps))."""
-    var, s2 = fw.norm_scale(node, x)
-    return lr + math.log(max(node.numel_per_example / max(main.numel, 1) * var / s2, 1e-30))
+    share = fw.norm_scale(node, x)[2]
+    return lr + math.log(max(node.numel_per_example / max(main.numel, 1) * share, 1e-30))
 
 
 def _attention_grad(node: GraphNode, main: ParamStats, out_proj: bool, x: Moments,
