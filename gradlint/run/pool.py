@@ -166,8 +166,11 @@ class _Server:
                 self.receive()
         return self.exits.pop(index, None)
 
-    def kill_job(self, job: _Job) -> None:
-        pid = self.pid_of(job.index)
+    def kill_job(self, job: _Job, patience: float = 5.0) -> None:
+        """Kill a job's child (``patience``: how long to wait for the server to say its pid;
+        0 reads nothing, for a parent interrupted mid-read, whose socket may hold half a
+        message: the server's close kills the child then)."""
+        pid = self.pid_of(job.index, patience)
         if pid is not None:
             try:
                 os.killpg(pid, signal.SIGKILL)  # the child leads its own session
@@ -283,7 +286,7 @@ class WorkerPool:
         except BaseException:
             for running in busy.values():
                 if server is not None:
-                    server.kill_job(running)
+                    server.kill_job(running, patience=0.0)
             self.close()  # and every process below the server
             raise
         return [r if r is not None else ([], []) for r in results]
