@@ -32,7 +32,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from gradlint.verify.measure import _float64, _main_params, primary_tensor
+from gradlint.verify.measure import _float64, _main_params, per_example_grad, primary_tensor
 
 PROTOCOL = "zoo-1"  # bump when the measurement itself changes: old cache entries are not read
 ENV = "GRADLINT_BENCH_CACHE"
@@ -177,24 +177,13 @@ def _output_shape(m: nn.Module, xs: list[Any]) -> tuple[int, ...]:
 
 def _per_example_chunked(m: nn.Module, xs: list[Any], mains: dict[str, str], batch: int,
                          chunk: int, seed: int) -> dict[str, float]:
-    from torch.func import functional_call, grad, vmap
-
     mapped = [i for i, x in enumerate(xs) if isinstance(x, torch.Tensor)]
     g = torch.randn(batch, *_output_shape(m, xs), dtype=torch.float64,
                     generator=torch.Generator().manual_seed(seed))
     params = {k: v.detach() for k, v in m.named_parameters()}
     wanted = {mod: p for mod, p in mains.items() if p in params}
-
-    def loss(ps: dict[str, torch.Tensor], one: tuple[torch.Tensor, ...], gb: torch.Tensor
-             ) -> torch.Tensor:
-        args = list(xs)
-        for i, x in zip(mapped, one, strict=True):
-            args[i] = x.unsqueeze(0)
-        out = primary_tensor(functional_call(m, ps, tuple(args)))
-        return (out * gb.unsqueeze(0)).sum()
-
     sums = dict.fromkeys(wanted, 0.0)
-    per_grad = vmap(grad(loss), in_dims=(None, 0, 0))
+    per_grad = per_example_grad(m, xs, mapped)
     for lo in range(0, batch, chunk):
         hi = min(batch, lo + chunk)
         with warnings.catch_warnings():  # vmap's "no batching rule" performance notes

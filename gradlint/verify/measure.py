@@ -108,13 +108,20 @@ def _per_example(m: nn.Module, inputs: list[Any], g: torch.Tensor,
     """Per-example gradients with vmap over the tensor arguments; the others (None, an int)
     are passed as they are. A tensor inside another argument (an LSTM's ``(h, c)``) has its
     batch where vmap cannot tell: raises, for the batch path."""
-    from torch.func import functional_call, grad, vmap
-
     mapped = [i for i, x in enumerate(inputs) if isinstance(x, torch.Tensor)]
     if any(_holds_tensor(x) for i, x in enumerate(inputs) if i not in mapped):
         raise TypeError("a tensor inside an argument: its batch dimension is unknown")
     params = {k: v.detach() for k, v in m.named_parameters()}
     wanted = {p for p in mains.values() if p in params}
+    xs = tuple(inputs[i] for i in mapped)
+    grads = per_example_grad(m, inputs, mapped)(params, xs, g)
+    return {mod: float((grads[p] ** 2).mean()) for mod, p in mains.items() if p in wanted}
+
+
+def per_example_grad(m: nn.Module, inputs: Sequence[Any], mapped: Sequence[int]) -> Any:
+    """``(params, xs, g) -> per-example gradients`` of <g_b, y_b>: vmap over the tensor
+    arguments at ``mapped`` (with a batch dimension), the others passed as given."""
+    from torch.func import functional_call, grad, vmap
 
     def loss(ps: dict[str, torch.Tensor], xs: tuple[torch.Tensor, ...], gb: torch.Tensor
              ) -> torch.Tensor:
@@ -124,9 +131,7 @@ def _per_example(m: nn.Module, inputs: list[Any], g: torch.Tensor,
         out = primary_tensor(functional_call(m, ps, tuple(args)))
         return (out * gb.unsqueeze(0)).sum()
 
-    xs = tuple(inputs[i] for i in mapped)
-    grads = vmap(grad(loss), in_dims=(None, 0, 0))(params, xs, g)
-    return {mod: float((grads[p] ** 2).mean()) for mod, p in mains.items() if p in wanted}
+    return vmap(grad(loss), in_dims=(None, 0, 0))
 
 
 def _holds_tensor(value: Any) -> bool:
