@@ -17,6 +17,7 @@ import torch.nn as nn
 from gradlint.core.graph import InputSpec, LayerGraph, ParamStats
 from gradlint.core.values import Location, StageError, Target
 from gradlint.trace.ir_builder import (
+    NORM_AFFINE,
     IRBuilder,
     call_settings,
     flat,
@@ -138,8 +139,8 @@ class FxConverter(IRBuilder):
                 self.index[n] = i
                 return
             key = "opaque"
-        elif key in ("layer_norm", "rms_norm") and n.op == "call_function":
-            ins = self.functional_norm(n, ins, common)
+        elif key in NORM_AFFINE and n.op == "call_function":
+            ins = self.functional_norm(key, n, ins, common)
         attrs.update(call_settings(key, n.args, n.kwargs))
         self.index[n] = self.add_op(key, ins, attrs=attrs, **common)
 
@@ -168,12 +169,14 @@ class FxConverter(IRBuilder):
         b = self.in_role(ins[2], "bias") if len(ins) > 2 else None
         return self.linear(ins[0], w, b, **common)
 
-    def functional_norm(self, n: fx.Node, ins: tuple[int, ...], common: dict[str, Any]
-                        ) -> tuple[int, ...]:
-        """``F.layer_norm``/``F.rms_norm`` with parameter tensors: the norm takes them over."""
+    def functional_norm(self, key: str, n: fx.Node, ins: tuple[int, ...],
+                        common: dict[str, Any]) -> tuple[int, ...]:
+        """``F.layer_norm``, ``F.batch_norm``... with parameter tensors: the norm takes them
+        over (running statistics and sizes are not inputs: train mode normalizes by the batch)."""
         x = self.operand(n.args[0]) if n.args else None
-        params = tuple(p for p in (self.in_role(self.operand(_arg(n, 2, "weight")), "weight"),
-                                   self.in_role(self.operand(_arg(n, 3, "bias")), "bias"))
+        roles = zip(NORM_AFFINE[key], ("weight", "bias"), strict=True)
+        params = tuple(p for p in (self.in_role(self.operand(_arg(n, pos, role)), role)
+                                   for pos, role in roles if pos is not None)
                        if p is not None)
         common["params"] = params
         if params:

@@ -34,7 +34,14 @@ _SETTINGS: dict[str, tuple[tuple[int | None, str, str], ...]] = {
     "softmax": ((1, "dim", "dim"),), "log_softmax": ((1, "dim", "dim"),),
     "avg_pool": ((1, "kernel_size", "kernel"),), "max_pool": ((1, "kernel_size", "kernel"),),
     "sdpa": ((6, "scale", "scale"),), "pow": ((1, "exponent", "exponent"),),
+    "layer_norm": ((4, "eps", "eps"),), "rms_norm": ((3, "eps", "eps"),),
+    "batch_norm": ((7, "eps", "eps"),), "instance_norm": ((7, "eps", "eps"),),
+    "group_norm": ((1, "num_groups", "groups"), (4, "eps", "eps")),
 }
+# where a functional norm takes its affine parameters: (weight, bias) positions (and keywords)
+NORM_AFFINE: dict[str, tuple[int | None, int | None]] = {
+    "layer_norm": (2, 3), "rms_norm": (2, None), "group_norm": (2, 3), "batch_norm": (3, 4),
+    "instance_norm": (3, 4)}
 # what a setting is when the call does not give it as a constant (a tensor exponent: gain 1)
 _UNSET: dict[str, dict[str, Any]] = {"softmax": {"dim": -1}, "log_softmax": {"dim": -1},
                                      "pow": {"exponent": 1.0}}
