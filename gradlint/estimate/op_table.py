@@ -34,6 +34,9 @@ Coherence = Callable[[GraphNode, GraphNode, float, float, float, list[Moments]],
 # (node, moments) -> is the node's output a positively 1-homogeneous function of its first input,
 # f(a x) = a f(x) for a > 0, at these moments (gradlint.estimate.residual_coherence)
 Homogeneity = Callable[[GraphNode, list[Moments]], bool]
+# (node, one of its inputs, a dimension of the node's output) -> does the gradient at each
+# position along that dimension reach only the same position of the input
+KeepsPositions = Callable[[GraphNode, GraphNode, int], bool]
 
 # ReLU-like activations are homogeneous only far from their bend: a pre-activation second
 # moment this large puts all but a few percent of the inputs there
@@ -128,6 +131,33 @@ def _homogeneous_activation(node: GraphNode, moments: list[Moments]) -> bool:
     return node.op in RELU_LIKE and moments[node.inputs[0]].second >= FAR_FROM_BEND
 
 
+# views that move entries to other positions while keeping the shape (the rest keep positions)
+_MOVES = frozenset({"transpose", "permute", "flip", "roll", "movedim", "swapaxes", "swapdims",
+                    "t", "rot90", "adjoint", "mT"})
+
+
+def _same_shape(node: GraphNode, src: GraphNode, dim: int) -> bool:
+    """Elementwise: position k of the output reads position k of each same-shaped input."""
+    return node.shape is not None and node.shape == src.shape
+
+
+def _along_leading(node: GraphNode, src: GraphNode, dim: int) -> bool:
+    """A layer acting on the last dimension (Linear, LayerNorm, RMSNorm) keeps the others."""
+    return (node.shape is not None and src.shape is not None
+            and len(node.shape) == len(src.shape) and dim < len(node.shape) - 1
+            and node.shape[:-1] == src.shape[:-1])
+
+
+def _last_dim_norm(node: GraphNode, src: GraphNode, dim: int) -> bool:
+    return node.op in ("layer_norm", "rms_norm") and _along_leading(node, src, dim)
+
+
+def _identity_view(node: GraphNode, src: GraphNode, dim: int) -> bool:
+    """Dropout, identity, casts, masking: the same shape and no move of entries."""
+    name = node.label.removeprefix("aten::").removeprefix("torch.").strip(".()")
+    return "take" not in node.attrs and name not in _MOVES and _same_shape(node, src, dim)
+
+
 @dataclass(frozen=True)
 class OpEntry:
     """What one op kind does to the gradient.
@@ -139,7 +169,9 @@ class OpEntry:
     ``keeps_unit_share``: hands on the gradient's part shared by all units (adds and views;
     elsewhere it drops to random level); ``reads_shared``: turns the batch-shared moment S
     into something else than S (else S is not computed at all); ``homogeneous``: whether the
-    output is positively 1-homogeneous in the first input (None: never)."""
+    output is positively 1-homogeneous in the first input (None: never); ``keeps_positions``:
+    whether the gradient at position k along a dimension reaches only position k of an input
+    (gradlint.estimate.gradient_support; None: never)."""
 
     forward: fw.Forward
     weight_grad: WeightGrad = per_position_grad
@@ -148,27 +180,31 @@ class OpEntry:
     keeps_unit_share: bool = False
     reads_shared: bool = False
     homogeneous: Homogeneity | None = None
+    keeps_positions: KeepsPositions | None = None
 
 
-_NORM = OpEntry(fw.norm, weight_grad=_norm_grad)
+_NORM = OpEntry(fw.norm, weight_grad=_norm_grad, keeps_positions=_last_dim_norm)
 _POOL = OpEntry(fw.pool, homogeneous=_always)
 
 KIND_ENTRIES: dict[str, OpEntry] = {
     "elementwise": OpEntry(fw.elementwise, position_coherence=_slope_weighted,
-                           homogeneous=_homogeneous_activation),
-    "linear": OpEntry(fw.linear, position_coherence=_same_everywhere, homogeneous=_without_bias),
+                           homogeneous=_homogeneous_activation, keeps_positions=_same_shape),
+    "linear": OpEntry(fw.linear, position_coherence=_same_everywhere, homogeneous=_without_bias,
+                      keeps_positions=_along_leading),
     "conv": OpEntry(fw.conv, position_coherence=_same_everywhere, homogeneous=_without_bias),
     "conv_transpose": OpEntry(fw.conv_transpose, homogeneous=_without_bias),
     "input": OpEntry(fw.graph_input),
     "param": OpEntry(fw.param),
     "constant": OpEntry(fw.constant),
-    "where": OpEntry(fw.where),
+    "where": OpEntry(fw.where, keeps_positions=_same_shape),
     "embedding": OpEntry(fw.embedding, weight_grad=_embedding_grad),
     "norm": _NORM,
-    "add": OpEntry(fw.add, position_coherence=_same_everywhere, keeps_unit_share=True),
-    "mul": OpEntry(fw.mul),
-    "div": OpEntry(fw.div),
-    "scale": OpEntry(fw.scale, position_coherence=_same_everywhere, homogeneous=_always),
+    "add": OpEntry(fw.add, position_coherence=_same_everywhere, keeps_unit_share=True,
+                   keeps_positions=_same_shape),
+    "mul": OpEntry(fw.mul, keeps_positions=_same_shape),
+    "div": OpEntry(fw.div, keeps_positions=_same_shape),
+    "scale": OpEntry(fw.scale, position_coherence=_same_everywhere, homogeneous=_always,
+                     keeps_positions=_same_shape),
     "cat": OpEntry(fw.cat),
     "pool": _POOL,
     "reduce": OpEntry(fw.reduce, position_coherence=_pooled, pools_positions=True,
@@ -183,7 +219,8 @@ KIND_ENTRIES: dict[str, OpEntry] = {
     "recurrent": OpEntry(fw.recurrent, weight_grad=_recurrent_grad),
     "opaque": OpEntry(fw.opaque),
     "passthrough": OpEntry(fw.passthrough, position_coherence=_same_everywhere,
-                           keeps_unit_share=True, homogeneous=_always),
+                           keeps_unit_share=True, homogeneous=_always,
+                           keeps_positions=_identity_view),
 }
 # op keys that share their kind's forward but not the rest
 OP_ENTRIES: dict[str, OpEntry] = {

@@ -17,6 +17,7 @@ from gradlint.core.graph import GraphNode, LayerGraph, ModuleInfo, ParamStats
 from gradlint.core.op_kinds import AFFINE_KINDS, GATE_RMS, WEIGHT_KINDS
 from gradlint.core.values import LayerEstimate
 from gradlint.estimate.activations import negative_second_moment
+from gradlint.estimate.gradient_support import confine_to_support
 from gradlint.estimate.op_table import OpEntry, entries_of, entry_of, graph_reads_shared
 from gradlint.estimate.residual_coherence import CoherentSkip, coherent_skips, homogeneous_floor
 from gradlint.estimate.strongest_path import (
@@ -86,6 +87,7 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
         log_gains.append(gains)
         gates.append(_gate_name(node, gate, graph) if gate else None)
 
+    log_gains = confine_to_support(graph, log_gains, entries)
     skips = coherent_skips(graph, moments)
     log_r, contrib, log_s = _backward(graph, log_gains, skips, moments, entries)
     # GL101's per-layer factors compare the weight gradients of consecutive weight layers

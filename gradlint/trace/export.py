@@ -31,6 +31,7 @@ from gradlint.trace.ir_builder import (
     owner,
     scale_factor,
     shape_of,
+    take_of,
 )
 from gradlint.trace.op_lookup import ATEN_CONV, ATEN_LINEAR, ATEN_NORMS, aten_op, aten_packet
 
@@ -238,7 +239,14 @@ class AtenConverter(IRBuilder):
             other = [a for a in args if is_number(a)]
             factor = scale_factor(key, float(other[0]) if other else 1.0)
             return self.scale(ins[0], factor, **common)
-        return self.add_op(key, ins, attrs=call_settings(key, args, n.kwargs), **common)
+        attrs = call_settings(key, args, n.kwargs)
+        packet = aten_packet(n.target)
+        if key == "passthrough" and ins and (take := _aten_take(
+                packet, args, n.kwargs, self.nodes[ins[0]].shape)) is not None:
+            attrs["take"] = take
+        elif packet == "aten.stack":
+            attrs["stack"] = True
+        return self.add_op(key, ins, attrs=attrs, **common)
 
     def norm_call(self, n: fx.Node, packet: str, args: list[Any], common: dict[str, Any]) -> int:
         """A normalization; its module is its weight's owner, else the calling module."""
@@ -297,3 +305,29 @@ class AtenConverter(IRBuilder):
             attrs={"in": c_in, "out": c_out, "kernel": k, "stride": stride_t, "groups": groups},
             params=(w,) + ((b,) if b else ()), module=module, module_type="Conv",
             **self.at_module(module, common))
+
+
+def _aten_take(packet: str, args: list[Any], kwargs: dict[str, Any],
+               shape: tuple[int, ...] | None) -> tuple[int, int, int, bool] | None:
+    """What ``aten.select``/``aten.slice``/``aten.narrow`` keeps of a tensor of this shape
+    (ir_builder's ``take_of``); None for other ops."""
+    if shape is None or packet not in ("aten.select", "aten.slice", "aten.narrow"):
+        return None
+    rest = list(args[1:]) + [None] * 4
+    dim = kwargs.get("dim", rest[0] if rest[0] is not None else 0)
+    if not isinstance(dim, int) or not -len(shape) <= dim < len(shape):
+        return None
+    dim %= len(shape)
+    lead: tuple[Any, ...] = (slice(None),) * dim
+    if packet == "aten.select":
+        return take_of(lead + (rest[1],), shape)
+    if packet == "aten.narrow":
+        start, length = rest[1], rest[2]
+        if not isinstance(start, int) or not isinstance(length, int):
+            return None
+        return take_of(lead + (slice(start, start + length),), shape)
+    start, end = kwargs.get("start", rest[1]), kwargs.get("end", rest[2])
+    step = kwargs.get("step", rest[3] if rest[3] is not None else 1)
+    if not all(v is None or isinstance(v, int) for v in (start, end, step)):
+        return None
+    return take_of(lead + (slice(start, end, step),), shape)

@@ -8,11 +8,13 @@ shared node building is ``ir_builder``'s.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from typing import Any
 
 import torch
 import torch.fx as fx
 import torch.nn as nn
+from torch.fx.passes.shape_prop import TensorMetadata
 
 from gradlint.core.graph import InputSpec, LayerGraph, ParamStats
 from gradlint.core.values import Location, StageError, Target
@@ -25,6 +27,7 @@ from gradlint.trace.ir_builder import (
     owner,
     scale_factor,
     shape_of,
+    take_of,
 )
 from gradlint.trace.op_lookup import function_label, function_op, method_op, module_op
 from gradlint.trace.splice import splice_leaf
@@ -35,6 +38,23 @@ def _arg(n: fx.Node, pos: int, name: str, default: Any = None) -> Any:
     if name in n.kwargs:
         return n.kwargs[name]
     return n.args[pos] if len(n.args) > pos else default
+
+
+def _take(n: fx.Node) -> tuple[int, int, int, bool] | None:
+    """What ``x[...]`` or ``x.narrow(dim, start, length)`` keeps of a tensor x (ir_builder's
+    ``take_of``); None for other calls and for a tuple's item."""
+    src = n.args[0] if n.args else None
+    meta = src.meta.get("tensor_meta") if isinstance(src, fx.Node) else None
+    if not isinstance(meta, TensorMetadata):
+        return None
+    if n.op == "call_function" and n.target is operator.getitem and len(n.args) > 1:
+        return take_of(n.args[1], shape_of(meta))
+    if n.op == "call_method" and n.target == "narrow" and len(n.args) == 4:
+        dim, start, length = n.args[1:]
+        if isinstance(dim, int) and isinstance(start, int) and isinstance(length, int):
+            return take_of((slice(None),) * dim + (slice(start, start + length),),
+                           shape_of(meta))
+    return None
 
 
 class FxConverter(IRBuilder):
@@ -142,6 +162,10 @@ class FxConverter(IRBuilder):
         elif key in NORM_AFFINE and n.op == "call_function":
             ins = self.functional_norm(key, n, ins, common)
         attrs.update(call_settings(key, n.args, n.kwargs))
+        if key == "passthrough" and (take := _take(n)) is not None:
+            attrs["take"] = take
+        elif key == "cat" and n.target is torch.stack:
+            attrs["stack"] = True
         self.index[n] = self.add_op(key, ins, attrs=attrs, **common)
 
     def binary(self, key: str, x: Any, y: Any, common: dict[str, Any]) -> int:

@@ -36,7 +36,7 @@ _SETTINGS: dict[str, tuple[tuple[int | None, str, str], ...]] = {
     "sdpa": ((6, "scale", "scale"),), "pow": ((1, "exponent", "exponent"),),
     "layer_norm": ((4, "eps", "eps"),), "rms_norm": ((3, "eps", "eps"),),
     "batch_norm": ((7, "eps", "eps"),), "instance_norm": ((7, "eps", "eps"),),
-    "group_norm": ((1, "num_groups", "groups"), (4, "eps", "eps")),
+    "group_norm": ((1, "num_groups", "groups"), (4, "eps", "eps")), "cat": ((1, "dim", "dim"),),
 }
 # where a functional norm takes its affine parameters: (weight, bias) positions (and keywords)
 NORM_AFFINE: dict[str, tuple[int | None, int | None]] = {
@@ -59,6 +59,45 @@ def call_settings(key: str, args: tuple[Any, ...] | list[Any], kwargs: dict[str,
         if v is not None and not isinstance(v, fx.Node):
             attrs[attr] = v
     return attrs
+
+
+def take_of(index: Any, shape: tuple[int, ...] | None) -> tuple[int, int, int, bool] | None:
+    """What ``x[index]`` keeps of ``x`` (of this shape) when it narrows one non-batch dimension
+    and leaves the rest whole: (dim, start, stop, keeps the dim), as ``x[:, 0]`` -> (1, 0, 1,
+    False) and ``x[:, 1:]`` -> (1, 1, n, True). None for anything else (the estimate then
+    assumes the gradient reaches every position, as it did without it)."""
+    if shape is None:
+        return None
+    items = index if isinstance(index, tuple) else (index,)
+    if any(it is None for it in items) or sum(it is Ellipsis for it in items) > 1:
+        return None
+    for k, it in enumerate(items):
+        if it is Ellipsis:
+            fill = (slice(None),) * (len(shape) - len(items) + 1)
+            items = items[:k] + fill + items[k + 1:]
+            break
+    found: tuple[int, int, int, bool] | None = None
+    for d, it in enumerate(items):
+        if d >= len(shape):
+            return None
+        if isinstance(it, slice):
+            if it == slice(None):
+                continue
+            try:
+                start, stop, step = it.indices(shape[d])
+            except TypeError:  # a traced size as a bound
+                return None
+            if step != 1 or found is not None:
+                return None
+            found = (d, start, max(stop, start), True)
+        elif isinstance(it, int) and not isinstance(it, bool) and -shape[d] <= it < shape[d]:
+            if found is not None:
+                return None
+            i = it % shape[d]
+            found = (d, i, i + 1, False)
+        else:  # a tensor index, a list: positions the graph does not know
+            return None
+    return found if found is not None and found[0] > 0 else None
 
 
 def shape_of(value: Any) -> tuple[int, ...] | None:

@@ -1,0 +1,57 @@
+"""Both tracers record what a slice keeps of a tensor (``take``: dim, start, stop, keeps the
+dim) and a concatenation's dim: the estimate needs them to know which inputs of a ``cat`` the
+loss reads (gradlint.estimate.gradient_support)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from gradlint.core.graph import LayerGraph
+from gradlint.core.values import Target
+from gradlint.trace.example_inputs import input_specs
+from gradlint.trace.export import export_target
+from gradlint.trace.fx import trace_target
+from gradlint.trace.ir_builder import take_of
+
+
+class Slices(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cls = nn.Parameter(torch.zeros(1, 1, 8))
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), self.fc(x)], dim=1)
+        y = torch.stack([x, x], dim=-1).sum(-1)
+        return y[:, 0] + y[:, 1:].mean(1) + x.narrow(1, 2, 3).sum(1) + x[..., 0:1].sum(1)
+
+
+def _ops(graph: LayerGraph) -> list[tuple[str, dict[str, object]]]:
+    return [(n.op, n.attrs) for n in graph.nodes if n.op == "cat" or "take" in n.attrs]
+
+
+def test_fx_and_export_record_the_same_takes() -> None:
+    model, x = Slices(), torch.randn(2, 5, 8)
+    target = Target("Slices", model, __file__, 1, (x,))
+    exported = export_target(target, model, (x,), input_specs((x,)), (), {}, False)
+    assert _ops(trace_target(target)) == _ops(exported) == [
+        ("cat", {"dim": 1}), ("cat", {"dim": -1, "stack": True}),
+        ("passthrough", {"take": (1, 0, 1, False)}), ("passthrough", {"take": (1, 1, 6, True)}),
+        ("passthrough", {"take": (1, 2, 5, True)}), ("passthrough", {"take": (2, 0, 1, True)}),
+    ]
+
+
+@pytest.mark.parametrize("index, expected", [
+    ((slice(None), 0), (1, 0, 1, False)),
+    ((slice(None), -1), (1, 5, 6, False)),
+    ((Ellipsis, slice(2, None)), (2, 2, 8, True)),
+    ((slice(None), slice(None), slice(None, None, 2)), None),  # a stride: not one range
+    ((slice(None), 0, 0), None),  # two dims narrowed
+    ((0,), None),  # the batch
+    ((slice(None), None), None),  # a new axis
+    ((slice(None), [0, 1]), None),  # an index list
+])
+def test_take_of(index: object, expected: object) -> None:
+    assert take_of(index, (4, 6, 8)) == expected
