@@ -148,8 +148,12 @@ def _along_leading(node: GraphNode, src: GraphNode, dim: int) -> bool:
             and node.shape[:-1] == src.shape[:-1])
 
 
-def _last_dim_norm(node: GraphNode, src: GraphNode, dim: int) -> bool:
-    return node.op in ("layer_norm", "rms_norm") and _along_leading(node, src, dim)
+def _per_position_norm(node: GraphNode, src: GraphNode, dim: int) -> bool:
+    """LayerNorm and RMSNorm normalize each position over the last dimension; BatchNorm and
+    InstanceNorm each channel (dim 1) over the others."""
+    if node.op in ("layer_norm", "rms_norm"):
+        return _along_leading(node, src, dim)
+    return node.op in ("batch_norm", "instance_norm") and dim == 1 and _same_shape(node, src, dim)
 
 
 def _identity_view(node: GraphNode, src: GraphNode, dim: int) -> bool:
@@ -171,7 +175,7 @@ class OpEntry:
     into something else than S (else S is not computed at all); ``homogeneous``: whether the
     output is positively 1-homogeneous in the first input (None: never); ``keeps_positions``:
     whether the gradient at position k along a dimension reaches only position k of an input
-    (gradlint.estimate.gradient_support; None: never)."""
+    (gradlint.estimate.position_profiles; None: never)."""
 
     forward: fw.Forward
     weight_grad: WeightGrad = per_position_grad
@@ -183,7 +187,7 @@ class OpEntry:
     keeps_positions: KeepsPositions | None = None
 
 
-_NORM = OpEntry(fw.norm, weight_grad=_norm_grad, keeps_positions=_last_dim_norm)
+_NORM = OpEntry(fw.norm, weight_grad=_norm_grad, keeps_positions=_per_position_norm)
 _POOL = OpEntry(fw.pool, homogeneous=_always)
 
 KIND_ENTRIES: dict[str, OpEntry] = {

@@ -17,8 +17,8 @@ from gradlint.core.graph import GraphNode, LayerGraph, ModuleInfo, ParamStats
 from gradlint.core.op_kinds import AFFINE_KINDS, GATE_RMS, WEIGHT_KINDS
 from gradlint.core.values import LayerEstimate
 from gradlint.estimate.activations import negative_second_moment
-from gradlint.estimate.gradient_support import confine_to_support
 from gradlint.estimate.op_table import OpEntry, entries_of, entry_of, graph_reads_shared
+from gradlint.estimate.position_profiles import ForwardProfiles, confine_to_support, uneven
 from gradlint.estimate.residual_coherence import CoherentSkip, coherent_skips, homogeneous_floor
 from gradlint.estimate.strongest_path import (
     LN10,
@@ -79,20 +79,26 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
     gates: list[str | None] = []
     shared = graph_reads_shared(graph)
     entries = entries_of(nodes)  # looked up once per node
+    profiles = ForwardProfiles(graph, entries) if uneven(graph) else None
     for node, entry in zip(nodes, entries, strict=True):
         inputs = node.inputs  # most nodes have one input (a comprehension is a call in 3.11)
         ins = [moments[inputs[0]]] if len(inputs) == 1 else [moments[i] for i in inputs]
         out, gains, gate = entry.forward(node, ins, nodes, shared)  # a Step, unpacked in C
+        if profiles is not None:
+            out = profiles.step(node, out, moments)
         moments.append(out)
         log_gains.append(gains)
         gates.append(_gate_name(node, gate, graph) if gate else None)
 
-    log_gains = confine_to_support(graph, log_gains, entries)
+    weight_fix: dict[int, float] = {}
+    if profiles is not None:
+        log_gains, weight_fix = confine_to_support(graph, log_gains, entries, moments,
+                                                   profiles.prof)
     skips = coherent_skips(graph, moments)
     log_r, contrib, log_s = _backward(graph, log_gains, skips, moments, entries)
     # GL101's per-layer factors compare the weight gradients of consecutive weight layers
     centred = _batch_centred(graph)
-    grads = _weight_grads(graph, moments, log_r, centred, entries, log_s)
+    grads = _weight_grads(graph, moments, log_r, centred, entries, log_s, weight_fix)
     weight_grad = [g / LN10 for g in grads]  # log10, as the path factors use them
     paths = analyse_paths(graph, log_r, contrib, gates, weight_grad)
     # a parameter read directly in forward reaches this many positions (broadcast)
@@ -100,11 +106,11 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
               / max(nodes[i].numel_per_example, 1) for i in range(n) if nodes[i].op == "param"
               } if "param" in graph.ops() else {}
     layers = _layer_estimates(graph, moments, log_r, paths, spread, grads, centred,
-                              log_s)
+                              log_s, weight_fix)
     attention = _attention_softmaxes(graph)
     if attention:
         layers = _token_coherence_range(graph, entries, moments, log_gains, skips, layers, paths,
-                                        spread, centred, attention)
+                                        spread, centred, attention, weight_fix)
     unknown = (tuple(node for node in nodes if node.kind == "opaque")
                if "opaque" in graph.kinds() else ())
     return GraphEstimate(graph, tuple(moments), tuple(log_r), tuple(paths), layers, unknown,
@@ -113,7 +119,8 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
 
 def _weight_grads(graph: LayerGraph, moments: list[Moments], log_r: list[float],
                   centred: set[int], entries: list[OpEntry],
-                  log_s: list[float] | None = None) -> list[float]:
+                  log_s: list[float] | None = None,
+                  fix: dict[int, float] | None = None) -> list[float]:
     """Natural log of each weight node's mean squared weight gradient (NEG_INF elsewhere), by
     its entry's rule (``_call_grad_sq`` with the entries already looked up)."""
     out = [NEG_INF] * len(graph.nodes)
@@ -125,6 +132,9 @@ def _weight_grads(graph: LayerGraph, moments: list[Moments], log_r: list[float],
             x = moments[node.inputs[0]]
             out[i] = entries[i].weight_grad(node, main, False, _centred(x) if i in centred
                                             else x, lr, log_s[i] if log_s else NEG_INF)
+    for i, f in (fix or {}).items():  # where the gradient's mass and x's scale are uneven
+        if out[i] != NEG_INF:
+            out[i] += f
     return out
 
 
@@ -233,15 +243,16 @@ def _softmax_slots(node: GraphNode) -> tuple[int, ...]:
 def _token_coherence_range(graph: LayerGraph, entries: list[OpEntry], moments: list[Moments],
                            log_gains: list[tuple[float, ...]], skips: dict[int, CoherentSkip],
                            layers: tuple[LayerEstimate, ...], paths: list[PathState],
-                           spread: dict[int, float], centred: set[int], attention: frozenset[int]
-                           ) -> tuple[LayerEstimate, ...]:
+                           spread: dict[int, float], centred: set[int], attention: frozenset[int],
+                           weight_fix: dict[int, float]) -> tuple[LayerEstimate, ...]:
     """Add ``range`` (log10 relative at c = TOKEN_COHERENCE .. at c = 0) to the layers whose
     estimate depends on token coherence; the point estimate stays the c = 0 one."""
     log_r, _, log_s = _backward(graph, log_gains, skips, moments, entries, TOKEN_COHERENCE,
                                 attention)
-    grads = _weight_grads(graph, moments, log_r, centred, entries, log_s)
+    grads = _weight_grads(graph, moments, log_r, centred, entries, log_s, weight_fix)
     calls, uses = _call_sites(graph)
-    raw = _owner_gradients(graph, moments, log_r, spread, grads, centred, log_s, calls, uses)
+    raw = _owner_gradients(graph, moments, log_r, spread, grads, centred, log_s, calls, uses,
+                           weight_fix)
     top = _top_gradient(raw)  # log10_relative as _layer_estimates has it, without the rows
     coherent = {owner.name: None if g == NEG_INF else 0.5 * (g - top) / LN10
                 for owner, g, _ in raw}
@@ -394,7 +405,8 @@ def _call_sites(graph: LayerGraph) -> tuple[dict[str, list[int]], dict[str, list
 def _owner_gradients(graph: LayerGraph, moments: list[Moments], log_r: list[float],
                      spread: dict[int, float], grads: list[float], centred: set[int],
                      log_s: list[float] | None, calls: dict[str, list[int]],
-                     uses: dict[str, list[int]]) -> list[tuple[ModuleInfo, float, int | None]]:
+                     uses: dict[str, list[int]], fix: dict[int, float] | None = None
+                     ) -> list[tuple[ModuleInfo, float, int | None]]:
     """Per owner: the natural log of its mean squared weight gradient summed over its calls
     and direct reads, and the site nearest the loss (the one with the largest r)."""
     nodes = graph.nodes
@@ -416,7 +428,8 @@ def _owner_gradients(graph: LayerGraph, moments: list[Moments], log_r: list[floa
             elif i in centred:
                 x = _centred(x)
             total = logaddexp(total, _grad_sq(node, owner, x, log_r[i],
-                                               log_s[i] if log_s else NEG_INF))
+                                               log_s[i] if log_s else NEG_INF)
+                              + (fix.get(i, 0.0) if fix else 0.0))
             if site is None or log_r[i] > log_r[site]:
                 site = i
         main = owner.main
@@ -475,15 +488,17 @@ def _branch_name(nodes: Sequence[GraphNode], mul: GraphNode) -> str:
 
 def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[float],
                      paths: list[PathState], spread: dict[int, float], grads: list[float],
-                     centred: set[int], log_s: list[float] | None = None
-                     ) -> tuple[LayerEstimate, ...]:
-    """One LayerEstimate per parameter owner; ``grads``: _weight_grads (natural log)."""
+                     centred: set[int], log_s: list[float] | None = None,
+                     fix: dict[int, float] | None = None) -> tuple[LayerEstimate, ...]:
+    """One LayerEstimate per parameter owner; ``grads``: _weight_grads (natural log); ``fix``:
+    position_profiles' corrections of the other calls' weight gradients."""
     nodes = graph.nodes
     calls, uses = _call_sites(graph)
     nearest = max((i for ids in calls.values() for i in ids if log_r[i] > NEG_INF), default=None)
     ref_signal = log_r[nearest] if nearest is not None else 0.0
 
-    raw = _owner_gradients(graph, moments, log_r, spread, grads, centred, log_s, calls, uses)
+    raw = _owner_gradients(graph, moments, log_r, spread, grads, centred, log_s, calls, uses,
+                           fix)
     top = _top_gradient(raw)
     pooled_norms = _norms_before_global_pool(graph)
     out: list[LayerEstimate] = []

@@ -1,6 +1,6 @@
 """Both tracers record what a slice keeps of a tensor (``take``: dim, start, stop, keeps the
 dim) and a concatenation's dim: the estimate needs them to know which inputs of a ``cat`` the
-loss reads (gradlint.estimate.gradient_support)."""
+loss reads (gradlint.estimate.position_profiles)."""
 
 from __future__ import annotations
 
