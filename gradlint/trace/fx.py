@@ -114,9 +114,15 @@ def trace_target(target: Target) -> LayerGraph:
             spliced.add(block)
     # no fx.GraphModule: later steps need the graph and the modules it calls, not the Python
     # code a GraphModule generates and compiles for it (~40% of fx's tracing time)
-    with exported_on_meta(model, spliced, default_init) as programs:
-        specs = shape_pass(target, model, graph, spliced, default_init)
-    return to_layer_graph(target, graph, specs, stats, default_init, spliced, programs)
+    with attributes_kept(model):
+        # tensors forward builds from Python values (timm's Swin: a relative-position index)
+        # are graph constants the tracer set on the model, and attributes_kept took back
+        for t, name in tracer.tensor_attrs.items():
+            if name.startswith("_tensor_constant") and isinstance(t, torch.Tensor):
+                setattr(model, name, t)
+        with exported_on_meta(model, spliced, default_init) as programs:
+            specs = shape_pass(target, model, graph, spliced, default_init)
+        return to_layer_graph(target, graph, specs, stats, default_init, spliced, programs)
 
 
 def _unregistered_modules(model: nn.Module, exc: BaseException) -> None:

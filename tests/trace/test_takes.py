@@ -55,3 +55,23 @@ def test_fx_and_export_record_the_same_takes() -> None:
 ])
 def test_take_of(index: object, expected: object) -> None:
     assert take_of(index, (4, 6, 8)) == expected
+
+
+class BuildsATensor(nn.Module):
+    """forward builds a tensor from Python values (timm's Swin: a relative-position index;
+    torchvision's MaxViT): fx records it as a constant it sets on the model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        index = torch.tensor([3, 2, 1, 0, 4, 5, 6, 7])
+        return torch.relu(self.fc(x))[:, index]
+
+
+def test_a_tensor_built_in_forward_is_a_constant_and_is_not_left_on_the_model() -> None:
+    model, x = BuildsATensor(), torch.randn(2, 8)
+    graph = trace_target(Target("BuildsATensor", model, __file__, 1, (x,)))  # was GL903
+    assert [n.op for n in graph.nodes if n.module == "fc"] == ["linear"]
+    assert not [k for k in vars(model) if k.startswith("_tensor_constant")]
