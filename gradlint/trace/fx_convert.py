@@ -30,7 +30,7 @@ from gradlint.trace.ir_builder import (
     take_of,
 )
 from gradlint.trace.op_lookup import function_label, function_op, method_op, module_op
-from gradlint.trace.splice import splice_leaf
+from gradlint.trace.splice import splice_call, splice_leaf
 from gradlint.trace.weight_stats import owners_of
 
 
@@ -71,6 +71,7 @@ class FxConverter(IRBuilder):
         self.modules = dict(model.named_modules())
         self.spliced_ok: set[str] = set()
         self.untraceable: dict[str, str] = {}  # spliced blocks export failed on, and why
+        self.call_programs: dict[Any, Any] = {}  # wrapped functions' programs (splice_call)
 
     def run(self) -> int:
         """Convert every node; returns the index of the output the loss is taken on."""
@@ -150,6 +151,10 @@ class FxConverter(IRBuilder):
         if key == "einsum":
             self.index[n] = self.einsum(n.args[0] if n.args else None, flat(n.args[1:]), common)
             return
+        if key == "opaque" and "leaf_inputs" in n.meta:
+            if (i := self.splice_function(n)) is not None:
+                self.index[n] = i
+                return
         ins = self.operands((n.args, n.kwargs))
         attrs: dict[str, Any] = {}
         if key == "neg":
@@ -167,6 +172,30 @@ class FxConverter(IRBuilder):
         elif key == "cat" and n.target is torch.stack:
             attrs["stack"] = True
         self.index[n] = self.add_op(key, ins, attrs=attrs, **common)
+
+    def splice_function(self, n: fx.Node) -> int | None:
+        """A function fx kept whole (``torch.fx.wrap``), exported on the inputs the shape pass
+        recorded and spliced in (``splice.splice_call``); None where it cannot be."""
+        params: dict[tuple[str, int | str], tuple[str, nn.Parameter]] = {}
+        operands: dict[tuple[str, int | str], int] = {}
+        slots = [(("arg", k), a) for k, a in enumerate(n.args)] + [
+            (("kw", k), a) for k, a in n.kwargs.items()]
+        for slot, a in slots:
+            if not isinstance(a, fx.Node):
+                continue
+            if a.op == "get_attr":
+                obj: Any = self.model
+                for part in str(a.target).split("."):
+                    obj = getattr(obj, part, None)
+                if isinstance(obj, nn.Parameter):
+                    params[slot] = (str(a.target), obj)
+                    continue
+            i = self.operand(a)
+            if i is not None:
+                operands[slot] = i
+        out = splice_call(self.nodes, n.target, n.meta["leaf_inputs"], params, operands,
+                          self.target, self.stats, self.call_programs)
+        return out if isinstance(out, int) else None
 
     def binary(self, key: str, x: Any, y: Any, common: dict[str, Any]) -> int:
         """``a + b``, ``a - b``, ``a * b``, ``a / b``; a number operand scales or shifts."""

@@ -230,12 +230,24 @@ for _m in ("gt", "lt", "ge", "le", "eq", "ne", "isnan", "isfinite", "bool", "lon
     _METHODS[_m] = "compare"
 
 
+# library functions fx keeps whole (``torch.fx.wrap``), by qualified name: the libraries are
+# not imported here. Stochastic depth is dropout of whole examples: a view, as dropout is.
+# Other wrapped functions are exported and spliced (gradlint.trace.splice.splice_call).
+_WRAPPED: dict[str, str] = {
+    "torchvision.ops.stochastic_depth.stochastic_depth": "passthrough",
+}
+
+
 def function_op(fn: Any) -> str:
     """Catalogue key for a ``call_function`` target (``opaque`` when unknown)."""
     try:
-        return _FUNCTIONS.get(fn, "opaque")
+        found = _FUNCTIONS.get(fn)
     except TypeError:  # unhashable target
         return "opaque"
+    if found is None:
+        name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', '')}"
+        found = _WRAPPED.get(name, "opaque")
+    return found
 
 
 def method_op(name: str) -> str:
@@ -306,7 +318,8 @@ for _p in ("view", "reshape", "_unsafe_view", "transpose", "permute", "unsqueeze
 for _c in ("arange", "ones", "zeros", "full", "new_ones", "new_zeros", "empty", "ones_like",
            "zeros_like", "full_like", "ge", "gt", "le", "lt", "eq", "ne", "__and__", "__or__",
            "logical_not", "logical_and", "cumsum", "diff", "tril", "triu", "isnan", "randn",
-           "rand", "bitwise_and", "bitwise_not", "scalar_tensor", "sym_size", "argmax"):
+           "rand", "bitwise_and", "bitwise_not", "scalar_tensor", "sym_size", "argmax",
+           "fill", "fill_"):  # fill: every entry one value, no gradient through it
     ATEN[f"aten.{_c}"] = "constant"
 
 

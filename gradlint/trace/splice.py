@@ -169,3 +169,122 @@ def _meta_outputs(ep: Any) -> Any:
         leaves.append(torch.empty(val.shape, dtype=val.dtype, device="meta")
                       if isinstance(val, torch.Tensor) else val)
     return pytree.tree_unflatten(leaves, ep.call_spec.out_spec)
+
+
+# ------------------------------------------------------------------ functions fx kept whole
+
+class _FunctionCall(nn.Module):
+    """A call fx kept as one node (a function under ``torch.fx.wrap``, as torchvision's
+    ``shifted_window_attention`` and ``stochastic_depth``) as a module export can trace: the
+    model's parameters it is passed are registered as ``p0``, ``p1``... (export lifts them as
+    parameters), the other tensors are forward's inputs, everything else is baked in."""
+
+    def __init__(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                 params: dict[tuple[str, int | str], nn.Parameter]) -> None:
+        super().__init__()
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+        self.slots: dict[tuple[str, int | str], str] = {}
+        for k, (slot, param) in enumerate(params.items()):
+            self.register_parameter(f"p{k}", param)
+            self.slots[slot] = f"p{k}"
+        self.inputs = [slot for slot in _tensor_slots(args, kwargs) if slot not in params]
+
+    def forward(self, *tensors: torch.Tensor) -> Any:
+        args, kwargs = list(self.args), dict(self.kwargs)
+        given = dict(zip(self.inputs, tensors, strict=True))
+        for slot in _tensor_slots(self.args, self.kwargs):
+            value = (getattr(self, self.slots[slot]) if slot in self.slots else given[slot])
+            if slot[0] == "arg":
+                args[int(slot[1])] = value
+            else:
+                kwargs[str(slot[1])] = value
+        return self.fn(*args, **kwargs)
+
+
+def _tensor_slots(args: tuple[Any, ...], kwargs: dict[str, Any]
+                  ) -> list[tuple[str, int | str]]:
+    return ([("arg", i) for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
+            + [("kw", k) for k, v in kwargs.items() if isinstance(v, torch.Tensor)])
+
+
+def _call_key(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+              params: dict[tuple[str, int | str], Any]) -> tuple[Any, ...] | None:
+    """What an exported call's program depends on: the function, each tensor slot's shape,
+    dtype and whether a parameter fills it, the other arguments (None: not hashable)."""
+    def part(slot: tuple[str, int | str], v: Any) -> Any:
+        if isinstance(v, torch.Tensor):
+            return (slot, tuple(v.shape), v.dtype, v.device.type, slot in params)
+        return (slot, v)
+
+    key = (fn, *(part(("arg", k), a) for k, a in enumerate(args)),
+           *(part(("kw", k), v) for k, v in sorted(kwargs.items())))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def splice_call(nodes: list[GraphNode], fn: Any, inputs: tuple[tuple[Any, ...], dict[str, Any]],
+                params: dict[tuple[str, int | str], tuple[str, nn.Parameter]],
+                operands: dict[tuple[str, int | str], int], target: Target,
+                stats: dict[str, ParamStats], programs: dict[Any, Any] | None = None
+                ) -> int | str:
+    """Export a call fx kept whole (``fn`` on its recorded ``inputs``; ``params``: the slots the
+    model's parameters fill, with their qualified names; ``operands``: the graph node of every
+    other tensor slot) and append its graph to ``nodes``; returns the index of its primary
+    output, or why it cannot. Its layers are reported under the parameters' own modules.
+    ``programs`` keeps each program (or why it failed) by ``_call_key``: a model calls one
+    function many times alike (Swin-T: 51 calls, 16 kinds)."""
+    args, kwargs = inputs
+    if any(isinstance(v, torch.Tensor) for a in (*args, *kwargs.values())
+           if isinstance(a, (list, tuple)) for v in a):
+        return "it takes a list of tensors"
+    call = _FunctionCall(fn, args, kwargs, {slot: p for slot, (_, p) in params.items()})
+    if any(slot not in operands for slot in call.inputs):
+        return "its inputs do not match the call"
+    names = {call.slots[slot]: fqn for slot, (fqn, _) in params.items()}
+    tensors = tuple(args[int(slot[1])] if slot[0] == "arg" else kwargs[str(slot[1])]
+                    for slot in call.inputs)
+    key = _call_key(fn, args, kwargs, params) if programs is not None else None
+    try:
+        ep = programs.get(key) if programs is not None and key is not None else None
+        if isinstance(ep, str):
+            return ep
+        if ep is None:
+            ep = export_block(call, tensors, {})
+            if programs is not None and key is not None:
+                programs[key] = ep
+        sub = Target(target.name, call, target.file, target.line, None, {})
+        conv = AtenConverter(sub, ep, {k: dataclasses.replace(stats[fqn], name=k)
+                                       for k, fqn in names.items() if fqn in stats})
+        out = conv.run(primary_leaf(ep.call_spec.out_spec))
+    except Exception as exc:  # noqa: BLE001 - export failed too: the call stays opaque
+        if programs is not None and key is not None:
+            programs[key] = why_not(exc)
+        return why_not(exc)
+
+    def renamed(p: ParamStats) -> ParamStats:
+        base, sep, role = p.name.partition("#")
+        fqn = names.get(base, base)
+        keep = sep and fqn.rpartition(".")[2] != role
+        return dataclasses.replace(p, name=f"{fqn}{sep}{role}" if keep else fqn)
+
+    wires = iter(operands[slot] for slot in call.inputs)
+    mapping: dict[int, int] = {}
+    added: list[GraphNode] = []
+    for node in conv.nodes:
+        if node.op == "input":
+            src = next(wires, None)
+            if src is None:
+                return "its inputs do not match the call"
+            mapping[node.index] = src
+            continue
+        mapping[node.index] = len(nodes) + len(added)
+        ps = tuple(renamed(p) for p in node.params)
+        owner = ps[0].name.partition("#")[0].rpartition(".")[0] if ps else None
+        added.append(dataclasses.replace(
+            node, index=mapping[node.index], inputs=tuple(mapping[i] for i in node.inputs),
+            module=owner if node.module is not None or ps else None, params=ps))
+    nodes.extend(added)
+    return mapping.get(out, "it returns no tensor")

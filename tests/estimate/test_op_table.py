@@ -71,10 +71,30 @@ def _model() -> ToyNet:
     return ToyNet()
 
 
+class ErfNet(nn.Module):
+    """torch.erf: in neither tracer's catalogue."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(16, 16)
+        self.fc2 = nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.erf(self.fc1(x)))
+
+
 def test_an_unregistered_op_is_opaque() -> None:
-    report = gradlint.check(_model(), torch.randn(8, 16))
+    torch.manual_seed(0)
+    report = gradlint.check(ErfNet(), torch.randn(8, 16))
     assert report.status == "ok"
     assert any(d.code == "GL904" for d in report.diagnostics)
+
+
+def test_an_unregistered_wrapped_function_is_traced_through() -> None:
+    """toy_halve without its registration: exported and spliced (x * 0.5, a scale)."""
+    graph = trace_target(Target("ToyNet", _model(), __file__, 1, (torch.randn(8, 16),)))
+    assert [n.op for n in graph.nodes if n.kind not in ("input", "param")] == [
+        "linear", "tanh", "scale", "linear"]
 
 
 def test_a_registered_toy_op_goes_through_the_pipeline(toy_op: None) -> None:
