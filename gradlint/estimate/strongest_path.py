@@ -139,10 +139,12 @@ def low_reasons(graph: LayerGraph) -> list[str | None]:
 
 def analyse_paths(graph: LayerGraph, log_r: list[float],
                   contrib: list[list[tuple[int, float]]],
-                  gates: list[str | None], weight_grad: list[float]) -> list[PathState]:
+                  gates: list[str | None], weight_grad: list[float],
+                  attention: frozenset[int] = frozenset()) -> list[PathState]:
     """``contrib[p]`` lists (consumer, log of the r it sends to p); ``log_r`` is natural log;
     ``gates[c]`` names the learnable gate node ``c`` applies, if any; ``weight_grad[c]`` is
-    log10 of the mean squared weight gradient of weight layer ``c`` (its factor boundary)."""
+    log10 of the mean squared weight gradient of weight layer ``c`` (its factor boundary);
+    ``attention``: the sdpa nodes and the softmaxes whose probabilities weight values."""
     nodes = graph.nodes
     n = len(nodes)
     why = low_reasons(graph)
@@ -179,10 +181,12 @@ def analyse_paths(graph: LayerGraph, log_r: list[float],
             gate = gates[c]
             if open_from is not None:  # upstream weight gradients all shrink by the gate's gain
                 open_from += (best_r - log_r[c]) / LN10
-        elif cnode.kind == "mul" and _gate_operand(nodes, p, cnode):
-            # x * gate(pool(x)) (squeeze-excitation): the branch is judged by the main path at
-            # the join, its own layers start their factors afresh (one structural drop across
-            # the gate is not compounding attenuation; a deep sick branch still compounds)
+        elif (cnode.kind == "mul" and _gate_operand(nodes, p, cnode)) or (
+                c in attention and _attention_scores(p, cnode)):
+            # x * gate(pool(x)) (squeeze-excitation), and attention's scores: the branch is
+            # judged by the main path at the join, its own layers start their factors afresh
+            # (one structural drop across the gate, or across a near-uniform softmax's Jacobian
+            # to Q and K, is not compounding attenuation; a deep sick branch still compounds)
             open_from, branch = None, c
         states[p] = _path_state((
             att, fac, open_from, saturating + cnode.saturating,
@@ -190,6 +194,14 @@ def analyse_paths(graph: LayerGraph, log_r: list[float],
             gate, low, bound, c, largest, branch))
     return [s if s is not None else PathState(0.0, 0, None, 0, 0, None, None, NEG_INF)
             for s in states]
+
+
+def _attention_scores(p: int, node: GraphNode) -> bool:
+    """Does ``p`` reach attention ``node`` as its scores: a softmax's logits, or sdpa's query
+    or key (not a tensor that is also its value)?"""
+    if node.op == "softmax":
+        return True
+    return p in node.inputs[:2] and p not in node.inputs[2:3]
 
 
 def _gate_operand(nodes: Sequence[GraphNode], p: int, mul: GraphNode) -> bool:

@@ -100,14 +100,14 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
     centred = _batch_centred(graph)
     grads = _weight_grads(graph, moments, log_r, centred, entries, log_s, weight_fix)
     weight_grad = [g / LN10 for g in grads]  # log10, as the path factors use them
-    paths = analyse_paths(graph, log_r, contrib, gates, weight_grad)
+    attention = _attention_softmaxes(graph)
+    paths = analyse_paths(graph, log_r, contrib, gates, weight_grad, attention)
     # a parameter read directly in forward reaches this many positions (broadcast)
     spread = {i: max((nodes[c].numel_per_example for c, _ in contrib[i]), default=1)
               / max(nodes[i].numel_per_example, 1) for i in range(n) if nodes[i].op == "param"
               } if "param" in graph.ops() else {}
     layers = _layer_estimates(graph, moments, log_r, paths, spread, grads, centred,
                               log_s, weight_fix)
-    attention = _attention_softmaxes(graph)
     if attention:
         layers = _token_coherence_range(graph, entries, moments, log_gains, skips, layers, paths,
                                         spread, centred, attention, weight_fix)
@@ -472,9 +472,11 @@ def _update_ratio(g: float, site: GraphNode | None) -> float | None:
 
 
 def _branch_name(nodes: Sequence[GraphNode], mul: GraphNode) -> str:
-    """Where a gated side branch joins the main path: the module holding the branch's last
-    layer (torchvision's ``SqueezeExcitation``), else the line that multiplies."""
-    small = min(mul.inputs, key=lambda i: nodes[i].numel_per_example, default=None)
+    """Where a side branch joins the main path: the module holding the branch's last layer
+    (torchvision's ``SqueezeExcitation``; for attention's scores, the query's), else the line
+    that multiplies (or the softmax)."""
+    small = (mul.inputs[0] if mul.op == "sdpa" and mul.inputs else
+             min(mul.inputs, key=lambda i: nodes[i].numel_per_example, default=None))
     for _ in range(8):
         if small is None:
             break

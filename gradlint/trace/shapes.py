@@ -6,7 +6,6 @@ only when that fails the input search of gradlint/trace/input_search.py)."""
 
 from __future__ import annotations
 
-import types
 from typing import Any
 
 import torch
@@ -22,7 +21,7 @@ from gradlint.load.model_state import restored
 from gradlint.load.sources import exception_line, exception_site, failure_sites, trace_site
 from gradlint.trace.example_inputs import first_layers_fx, guess, input_specs
 from gradlint.trace.input_search import cannot_feed, describe, first_layers_ran, search
-from gradlint.trace.op_lookup import function_op
+from gradlint.trace.op_lookup import splices
 from gradlint.trace.splice import record_leaf_inputs
 
 # ``restored`` lives with the inputs' fit check (gradlint/load/given_inputs.py): one way to run
@@ -50,8 +49,7 @@ class ShapeRecorder(fx.Interpreter):
 
     def run_node(self, n: fx.Node) -> Any:
         if (n.op == "call_module" and str(n.target) in self.spliced) or (
-                n.op == "call_function" and isinstance(n.target, types.FunctionType)
-                and function_op(n.target) == "opaque"):  # a wrapped function: spliced too
+                n.op == "call_function" and splices(n.target)):  # a wrapped function
             record_leaf_inputs(n, *self.fetch_args_kwargs_from_env(n))
         try:
             result = super().run_node(n)

