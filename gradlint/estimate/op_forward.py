@@ -92,6 +92,14 @@ def constant(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
     return param(node, ins, nodes, need_shared)
 
 
+def bernoulli(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
+              need_shared: bool) -> Step:
+    """A 0/1 mask kept with probability p (drop path's ``new_empty(..).bernoulli_(keep)``,
+    divided by keep after): mean and mean square p; no gradient flows back."""
+    p = float(node.attrs.get("p", 0.5))
+    return Step(Moments(p, p, p * p), (NEG_INF,) * len(ins))
+
+
 def where(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
           need_shared: bool) -> Step:
     """where(cond, a, b): each branch receives the gradient where chosen."""

@@ -231,6 +231,8 @@ OP_ENTRIES: dict[str, OpEntry] = {
     # BatchNorm removes S, and acts alike at every position
     "batch_norm": dataclasses.replace(_NORM, position_coherence=_same_everywhere,
                                       reads_shared=True),
+    # a random 0/1 mask: its own moments, no gradient (as any constant)
+    "bernoulli": OpEntry(fw.bernoulli),
     # a global average pool: a mean over positions
     "adaptive_avg_pool": dataclasses.replace(_POOL, position_coherence=_pooled,
                                              pools_positions=True, reads_shared=True),

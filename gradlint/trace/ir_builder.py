@@ -37,6 +37,7 @@ _SETTINGS: dict[str, tuple[tuple[int | None, str, str], ...]] = {
     "layer_norm": ((4, "eps", "eps"),), "rms_norm": ((3, "eps", "eps"),),
     "batch_norm": ((7, "eps", "eps"),), "instance_norm": ((7, "eps", "eps"),),
     "group_norm": ((1, "num_groups", "groups"), (4, "eps", "eps")), "cat": ((1, "dim", "dim"),),
+    "bernoulli": ((1, "p", "p"),),
 }
 # where a functional norm takes its affine parameters: (weight, bias) positions (and keywords)
 NORM_AFFINE: dict[str, tuple[int | None, int | None]] = {

@@ -300,7 +300,8 @@ ATEN: dict[str, str] = {
     "aten.log_sigmoid": "logsigmoid", "aten.hardswish": "hardswish",
     "aten.hardsigmoid": "hardsigmoid", "aten.softsign": "softsign", "aten.prelu": "prelu",
     "aten.add": "add", "aten.add_": "add", "aten.sub": "sub", "aten.rsub": "rsub",
-    "aten.mul": "mul", "aten.mul_": "mul", "aten.div": "div", "aten.neg": "neg",
+    "aten.mul": "mul", "aten.mul_": "mul", "aten.div": "div", "aten.div_": "div",
+    "aten.neg": "neg", "aten.bernoulli": "bernoulli", "aten.bernoulli_": "bernoulli",
     "aten.cat": "cat", "aten.concat": "cat", "aten.stack": "cat",
     "aten.mean": "mean", "aten.sum": "sum",
     "aten.softmax": "softmax", "aten._softmax": "softmax", "aten.log_softmax": "log_softmax",
@@ -334,7 +335,8 @@ for _c in ("arange", "ones", "zeros", "full", "new_ones", "new_zeros", "empty", 
            "zeros_like", "full_like", "ge", "gt", "le", "lt", "eq", "ne", "__and__", "__or__",
            "logical_not", "logical_and", "cumsum", "diff", "tril", "triu", "isnan", "randn",
            "rand", "bitwise_and", "bitwise_not", "scalar_tensor", "sym_size", "argmax",
-           "fill", "fill_", "zero_"):  # fill: every entry one value, no gradient through it
+           "fill", "fill_", "zero_", "new_empty", "new_empty_strided", "empty_like",
+           "rand_like", "randn_like"):  # new values: no gradient through them
     ATEN[f"aten.{_c}"] = "constant"
 
 
