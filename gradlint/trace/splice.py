@@ -15,7 +15,7 @@ import contextlib
 import dataclasses
 import functools
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -97,10 +97,22 @@ def splice_leaf(nodes: list[GraphNode], operands: tuple[int, ...], name: str, mo
         out = conv.run(primary_leaf(ep.call_spec.out_spec))
     except Exception as exc:  # noqa: BLE001 - export failed too: the leaf stays opaque
         return why_not(exc)
-    wires = iter(operands)
+    def relabel(node: GraphNode) -> tuple[str | None, tuple[ParamStats, ...]]:
+        return (f"{name}.{node.module}" if node.module else (name if node.params else None),
+                tuple(dataclasses.replace(p, name=f"{prefix}{p.name}") for p in node.params))
+
+    return _append(nodes, conv.nodes, iter(operands), relabel, out)
+
+
+def _append(nodes: list[GraphNode], converted: list[GraphNode], wires: Iterator[int],
+            relabel: Callable[[GraphNode], tuple[str | None, tuple[ParamStats, ...]]],
+            out: int) -> int | str:
+    """Append a converted graph to ``nodes``, its inputs wired to ``wires`` and each node's
+    module and parameters renamed by ``relabel``; the index of its output ``out``, or why
+    it cannot."""
     mapping: dict[int, int] = {}
     added: list[GraphNode] = []
-    for node in conv.nodes:
+    for node in converted:
         if node.op == "input":
             src = next(wires, None)
             if src is None:
@@ -108,11 +120,10 @@ def splice_leaf(nodes: list[GraphNode], operands: tuple[int, ...], name: str, mo
             mapping[node.index] = src
             continue
         mapping[node.index] = len(nodes) + len(added)
+        module, params = relabel(node)
         added.append(dataclasses.replace(
             node, index=mapping[node.index], inputs=tuple(mapping[i] for i in node.inputs),
-            module=f"{name}.{node.module}" if node.module else (name if node.params else None),
-            params=tuple(dataclasses.replace(p, name=f"{prefix}{p.name}")
-                         for p in node.params)))
+            module=module, params=params))
     nodes.extend(added)
     return mapping.get(out, "it returns no tensor")
 
@@ -270,21 +281,10 @@ def splice_call(nodes: list[GraphNode], fn: Any, inputs: tuple[tuple[Any, ...], 
         keep = sep and fqn.rpartition(".")[2] != role
         return dataclasses.replace(p, name=f"{fqn}{sep}{role}" if keep else fqn)
 
-    wires = iter(operands[slot] for slot in call.inputs)
-    mapping: dict[int, int] = {}
-    added: list[GraphNode] = []
-    for node in conv.nodes:
-        if node.op == "input":
-            src = next(wires, None)
-            if src is None:
-                return "its inputs do not match the call"
-            mapping[node.index] = src
-            continue
-        mapping[node.index] = len(nodes) + len(added)
+    def relabel(node: GraphNode) -> tuple[str | None, tuple[ParamStats, ...]]:
         ps = tuple(renamed(p) for p in node.params)
         owner = ps[0].name.partition("#")[0].rpartition(".")[0] if ps else None
-        added.append(dataclasses.replace(
-            node, index=mapping[node.index], inputs=tuple(mapping[i] for i in node.inputs),
-            module=owner if node.module is not None or ps else None, params=ps))
-    nodes.extend(added)
-    return mapping.get(out, "it returns no tensor")
+        return (owner if node.module is not None or ps else None), ps
+
+    return _append(nodes, conv.nodes, iter(operands[slot] for slot in call.inputs), relabel,
+                   out)
