@@ -233,6 +233,8 @@ OP_ENTRIES: dict[str, OpEntry] = {
                                       reads_shared=True),
     # a random 0/1 mask: its own moments, no gradient (as any constant)
     "bernoulli": OpEntry(fw.bernoulli),
+    # a local average pool averages the fluctuations around S (op_forward._pool): it reads S
+    "avg_pool": dataclasses.replace(_POOL, reads_shared=True),
     # a global average pool: a mean over positions
     "adaptive_avg_pool": dataclasses.replace(_POOL, position_coherence=_pooled,
                                              pools_positions=True, reads_shared=True),
