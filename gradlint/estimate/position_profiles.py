@@ -347,7 +347,7 @@ def _weighted(forward: Profile, profile: Profile, mean_square: float, node: Grap
     return math.log(total / mean_square) if total > 0 and mean_square > 0 else 0.0
 
 
-def confine_to_support(graph: LayerGraph, log_gains: list[tuple[float, ...]],
+def profile_corrections(graph: LayerGraph, log_gains: list[tuple[float, ...]],
                        entries: Sequence[OpEntry], moments: Sequence[Moments],
                        forward: list[Profile]
                        ) -> tuple[list[tuple[float, ...]], dict[int, float]]:

@@ -18,7 +18,7 @@ from gradlint.core.op_kinds import AFFINE_KINDS, GATE_RMS, WEIGHT_KINDS
 from gradlint.core.values import LayerEstimate
 from gradlint.estimate.activations import negative_second_moment
 from gradlint.estimate.op_table import OpEntry, entries_of, entry_of, graph_reads_shared
-from gradlint.estimate.position_profiles import ForwardProfiles, confine_to_support, uneven
+from gradlint.estimate.position_profiles import ForwardProfiles, profile_corrections, uneven
 from gradlint.estimate.residual_coherence import CoherentSkip, coherent_skips, homogeneous_floor
 from gradlint.estimate.strongest_path import (
     LN10,
@@ -92,7 +92,7 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
 
     weight_fix: dict[int, float] = {}
     if profiles is not None:
-        log_gains, weight_fix = confine_to_support(graph, log_gains, entries, moments,
+        log_gains, weight_fix = profile_corrections(graph, log_gains, entries, moments,
                                                    profiles.prof)
     skips = coherent_skips(graph, moments)
     log_r, contrib, log_s = _backward(graph, log_gains, skips, moments, entries)
