@@ -366,12 +366,33 @@ def _dim_size(node: GraphNode) -> int | None:
         return None
 
 
+def keys_per_query(node: GraphNode, n_k: int) -> tuple[float, float]:
+    """(mean 1/n_i, mean 1/n_i^2) over the query rows, n_i the keys row i can see: read from
+    the attention's mask by the trace (gradlint.trace.attention_keys), else all n_k."""
+    keys = node.attrs.get("keys")
+    if keys is not None:
+        return float(keys[0]), float(keys[1])
+    n = float(max(n_k, 1))
+    return 1.0 / n, 1.0 / (n * n)
+
+
+def _near_uniform(logit_var: float, n_k: int, keys: tuple[float, float]) -> tuple[float, float]:
+    """(E p^2 over all n_k entries, the share of it the softmax Jacobian passes).
+
+    Row i spreads over its n_i keys: sum_j p_ij^2 ~ e^v / n_i, at most 1 (one-hot); each row's
+    Jacobian subtracts its own mean, which keeps 1 - 1/n_i: over the rows, 1 - h2 / h1."""
+    h1, h2 = keys
+    spread = min(math.exp(min(logit_var, 50.0)) * h1, 1.0)
+    return spread / max(n_k, 1), (1.0 - h2 / h1 if h1 > 0 else 0.0)
+
+
 def _softmax(node: GraphNode, x: Moments) -> Step:
-    """Near-uniform softmax over n entries with logit variance v: E p^2 ~ e^v / n^2, and the
-    Jacobian's mean squared entry per input is ~ E p^2 (~1/n^2 near uniform)."""
-    n = float(_dim_size(node) or 1)
-    p2 = min(math.exp(min(x.var, 50.0)) / (n * n), 1.0 / n)
-    return Step(Moments(1.0 / n, p2, p2), (_log(p2 * (1 - 1.0 / n) if n > 1 else 0.0),))
+    """Near-uniform softmax over n entries with logit variance v: E p^2 ~ e^v / n^2 (1/n_i per
+    row where a mask leaves n_i), and the Jacobian's mean squared entry per input is ~ E p^2
+    (~1/n^2 near uniform)."""
+    n = _dim_size(node) or 1
+    p2, centred = _near_uniform(x.var, n, keys_per_query(node, n))
+    return Step(Moments(1.0 / n, p2, p2), (_log(p2 * centred) if n > 1 else 0.0,))
 
 
 def _matmul(node: GraphNode, ins: list[Moments], in_nodes: list[GraphNode]) -> Step:
@@ -404,7 +425,7 @@ def attention_factors(node: GraphNode) -> tuple[float, float, float, int]:
     if len(shape) == 3:
         n = shape[1] if node.attrs.get("batch_first") else shape[0]
     return (e * (w_in.mean_sq if w_in else 1.0 / (3 * e)),
-            e * (w_out.mean_sq if w_out else 1.0 / (3 * e)), 1.0 / max(n, 1), n)
+            e * (w_out.mean_sq if w_out else 1.0 / (3 * e)), keys_per_query(node, n)[0], n)
 
 
 def _attention(node: GraphNode, x: Moments, n_in: int) -> Step:
@@ -439,6 +460,15 @@ def _smooth(node: GraphNode, x: Moments) -> Step:
     if node.op == "pow" and float(node.attrs.get("exponent", 2.0)) == 2.0:
         m4 = x.mean ** 4 + 6 * x.mean ** 2 * v + 3 * v * v  # E x^4, x ~ N(M, v)
         return Step(Moments(x.second, m4, x.second ** 2), (_log(4 * x.second),))
+    if node.op == "pow" and (k := float(node.attrs.get("exponent", 1.0))).is_integer() and (
+            1 <= k <= 8):  # x^3 in GELU's tanh form: odd powers keep a zero mean
+        n = int(k)
+        mean = _gaussian_power(x.mean, v, n)
+        grad = n * _gaussian_power(x.mean, v, n - 1)
+        second = _gaussian_power(x.mean, v, 2 * n)
+        shared = min(mean * mean + grad * grad * max(x.shared - x.mean ** 2, 0.0), second)
+        return Step(Moments(mean, second, shared),
+                    (_log(n * n * _gaussian_power(x.mean, v, 2 * n - 2)),))
     if node.op == "pow":
         e = float(node.attrs.get("exponent", 1.0))
         f, df = (lambda m: abs(m) ** e), (lambda m: e * abs(m) ** (e - 1) if m else 0.0)
@@ -454,9 +484,20 @@ def _smooth(node: GraphNode, x: Moments) -> Step:
     return Step(Moments(fm, fm * fm + dfm * dfm * v, shared), (_log(dfm * dfm),))
 
 
+def _gaussian_power(mean: float, var: float, n: int) -> float:
+    """E x^n for x ~ N(mean, var): sum over j of C(n, 2j) mean^(n-2j) var^j (2j-1)!!."""
+    total, double_fact = 0.0, 1.0
+    for j in range(n // 2 + 1):
+        if j:
+            double_fact *= 2 * j - 1
+        total += math.comb(n, 2 * j) * mean ** (n - 2 * j) * var ** j * double_fact
+    return total
+
+
 def _sdpa(node: GraphNode, ins: list[Moments], in_nodes: list[GraphNode]) -> Step:
-    """softmax(q k^T * scale) v near uniform attention over n keys: values are
-    averaged (P_out ~ sum_j p_j^2 P_v); q and k take the softmax Jacobian."""
+    """softmax(q k^T * scale) v near uniform attention over n keys (n_i where a mask leaves
+    query i fewer): values are averaged (P_out ~ sum_j p_j^2 P_v); q and k take the softmax
+    Jacobian."""
     if len(ins) < 3 or not all(n.shape for n in in_nodes[:3]):
         return Step(ins[0] if ins else Moments(0, 1, 0), (0.0,) * len(ins))
     q, k, v = ins[:3]
@@ -464,9 +505,10 @@ def _sdpa(node: GraphNode, ins: list[Moments], in_nodes: list[GraphNode]) -> Ste
     d, n_k, n_q, d_v = sq[-1], sk[-2], sq[-2], sv[-1]
     scale = float(node.attrs.get("scale") or d ** -0.5)
     logit_var = d * q.second * k.second * scale * scale
-    p2 = min(math.exp(min(logit_var, 50.0)) / (n_k * n_k), 1.0 / n_k)
+    p2, centred = _near_uniform(logit_var, n_k, keys_per_query(node, n_k))
     out = Moments(v.mean, n_k * p2 * v.second + v.mean ** 2, n_k * p2 * v.shared)
-    ds2 = p2 * d_v * v.second  # per unit r at the output, the logits' mean squared gradient
+    # per unit r at the output, the logits' mean squared gradient
+    ds2 = p2 * centred * d_v * v.second
     gains: tuple[float, ...] = (_log(n_k * k.second * scale * scale * ds2),
                                 _log(n_q * q.second * scale * scale * ds2), _log(n_q * p2))
     if len(ins) > 3:  # a float attn_mask adds to the logits (T5's learned position bias)

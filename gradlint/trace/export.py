@@ -17,12 +17,15 @@ from typing import Any
 import torch
 import torch.fx as fx
 import torch.nn as nn
+from torch.utils import _pytree as pytree
 
 from gradlint.core.graph import InputSpec, LayerGraph, ParamStats
 from gradlint.core.values import Location, StageError, Target
 from gradlint.load.model_state import attributes_kept
 from gradlint.load.sources import exception_line, exception_sites
 from gradlint.trace.aten_program import aten_program
+from gradlint.trace.attention_keys import KeyCounts
+from gradlint.trace.export_masks import program_keys
 from gradlint.trace.ir_builder import (
     IRBuilder,
     call_settings,
@@ -43,13 +46,16 @@ def export_target(target: Target, model: nn.Module, inputs: tuple[Any, ...],
     convert; failures become GL903 at the user's line."""
     try:
         with torch.no_grad(), quiet_logs(), attributes_kept(model):
-            ep = aten_program(model, tuple(inputs), no_cache(model, len(inputs)))
+            kwargs = no_cache(model, len(inputs))
+            ep = aten_program(model, tuple(inputs), kwargs)
     except Exception as exc:  # noqa: BLE001 - the user's model failed to export
         where, related = exception_sites(exc)
         raise StageError("GL903", f"torch.export could not trace {type(model).__name__} either: "
                          f"{exception_line(exc)}",
                          where or Location(target.file, target.line), related) from exc
     conv = AtenConverter(target, ep, stats)
+    if not default_init:  # masks are read off real values; a meta model has none
+        conv.read_masks((tuple(inputs), kwargs))
     output = conv.run(primary_leaf(ep.call_spec.out_spec, target.output_key))
     return LayerGraph(name=target.name, nodes=tuple(conv.nodes), output=output, tracer="export",
                       owners=owners, inputs=specs, init="default" if default_init else "actual")
@@ -130,9 +136,17 @@ class AtenConverter(IRBuilder):
         self.state = ep.state_dict
         self.constants = getattr(ep, "constants", {})
         self.inert: set[int] = set()  # nodes whose values carry no gradient (mark_inert)
+        self.keys: dict[fx.Node, KeyCounts] = {}  # attention ops' keys per query (masks)
 
     def param(self, a: Any, role: str) -> ParamStats | None:
         return self.in_role(self.operand(a), role)
+
+    def read_masks(self, inputs: Any) -> None:
+        """Keys per query of the program's attention ops, from their masks evaluated on the
+        real ``inputs`` the program was traced with (``export_masks``); before ``run``."""
+        state = {**self.state, **self.constants}
+        self.keys = program_keys(self.ep.graph_module.graph, state,
+                                 {**self.param_of, **self.buffer_of}, pytree.tree_leaves(inputs))
 
     def run(self, out_index: int) -> int:
         """Convert every node; returns the index of flattened output ``out_index``."""
@@ -235,6 +249,15 @@ class AtenConverter(IRBuilder):
             alpha = n.kwargs.get("alpha", 1.0)
             alpha = float(alpha) if isinstance(alpha, (int, float)) else 1.0
             return self.signed_sum(key, ins, alpha, **common)
+        if key in ("sub", "rsub", "add") and len(ins) == 1 and len(args) >= 2 and (
+                is_number(args[1]) or is_number(args[0])):  # x + c shifts x (fx: ``binary``)
+            alpha = n.kwargs.get("alpha", 1.0)
+            alpha = float(alpha) if isinstance(alpha, (int, float)) else 1.0
+            c = args[1] if is_number(args[1]) else args[0]
+            const = self.add("constant", attrs={"value": float(c)}, shape=common["shape"],
+                             label=repr(c))
+            pair = (ins[0], const) if is_number(args[1]) else (const, ins[0])
+            return self.signed_sum(key, pair, alpha, **common)
         if key in ("sub", "rsub", "add", "mul", "div", "neg") and len(ins) == 1:
             other = [a for a in args if is_number(a)]
             factor = scale_factor(key, float(other[0]) if other else 1.0)
@@ -246,6 +269,8 @@ class AtenConverter(IRBuilder):
             attrs["take"] = take
         elif packet == "aten.stack":
             attrs["stack"] = True
+        if n in self.keys:
+            attrs["keys"] = self.keys[n]
         return self.add_op(key, ins, attrs=attrs, **common)
 
     def norm_call(self, n: fx.Node, packet: str, args: list[Any], common: dict[str, Any]) -> int:

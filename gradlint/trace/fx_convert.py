@@ -128,6 +128,8 @@ class FxConverter(IRBuilder):
         loc, anchor = self.target.sites.get(name, (None, None))
         t = type(mod)
         label = f"nn.{t.__name__}" if t.__module__.startswith("torch.nn") else t.__name__
+        if "attention_keys" in n.meta:
+            attrs["keys"] = n.meta["attention_keys"]
         if name in self.untraceable:
             key, attrs = "opaque", {"untraceable": self.untraceable[name]}
         self.index[n] = self.add(key, ins, attrs=attrs, module=name, module_type=t.__name__,
@@ -171,6 +173,8 @@ class FxConverter(IRBuilder):
             attrs["take"] = take
         elif key == "cat" and n.target is torch.stack:
             attrs["stack"] = True
+        if "attention_keys" in n.meta:
+            attrs["keys"] = n.meta["attention_keys"]
         self.index[n] = self.add_op(key, ins, attrs=attrs, **common)
 
     def splice_function(self, n: fx.Node) -> int | None:

@@ -185,7 +185,10 @@ _FUNCTIONS: dict[Any, str] = {
     torch.transpose: "passthrough", operator.getitem: "passthrough",
     torch.squeeze: "passthrough", torch.unsqueeze: "passthrough", F.dropout: "passthrough",
     torch.dropout: "passthrough", torch.clone: "passthrough", torch.chunk: "passthrough",
-    torch.split: "passthrough", torch.t: "passthrough",
+    torch.split: "passthrough", torch.t: "passthrough", torch.roll: "passthrough",
+    torch.flip: "passthrough", torch.narrow: "passthrough", torch.movedim: "passthrough",
+    torch.swapaxes: "passthrough", torch.unflatten: "passthrough", torch.unbind: "passthrough",
+    torch.tile: "passthrough",
     F.avg_pool1d: "avg_pool", F.avg_pool2d: "avg_pool", F.avg_pool3d: "avg_pool",
     F.max_pool1d: "max_pool", F.max_pool2d: "max_pool", F.max_pool3d: "max_pool",
     F.adaptive_avg_pool1d: "adaptive_avg_pool", F.adaptive_avg_pool2d: "adaptive_avg_pool",
@@ -219,13 +222,17 @@ _METHODS: dict[str, str] = {
     "mul": "mul", "mul_": "mul", "div": "div", "neg": "neg", "matmul": "matmul", "bmm": "matmul",
     "mm": "matmul", "softmax": "softmax", "log_softmax": "log_softmax", "mean": "mean",
     "sum": "sum", "pow": "pow", "sqrt": "sqrt", "rsqrt": "rsqrt", "exp": "exp",
-    "reciprocal": "reciprocal",
+    "reciprocal": "reciprocal", "div_": "div", "sub_": "sub",
+    # a drop-path mask, ``x.new_empty(shape).bernoulli_(keep).div_(keep)``, as export has it
+    "bernoulli_": "bernoulli", "bernoulli": "bernoulli",
 }
+for _m in ("new_empty", "new_zeros", "new_ones", "new_full", "zero_", "fill_"):
+    _METHODS[_m] = "constant"  # new values: no gradient through them
 for _m in ("view", "reshape", "flatten", "permute", "transpose", "contiguous", "squeeze",
            "unsqueeze", "clone", "float", "double", "to", "type_as", "chunk", "split", "t",
            "view_as", "reshape_as", "expand", "expand_as", "repeat", "detach_", "half", "bfloat16",
            "flip", "roll", "narrow", "unflatten", "movedim", "swapaxes", "unbind",
-           "masked_fill", "masked_fill_", "type", "cpu", "cuda"):  # casts are identity
+           "masked_fill", "masked_fill_", "type", "cpu", "cuda", "tile"):  # casts are identity
     _METHODS[_m] = "passthrough"
 for _m in ("gt", "lt", "ge", "le", "eq", "ne", "isnan", "isfinite", "bool", "long", "int"):
     _METHODS[_m] = "compare"

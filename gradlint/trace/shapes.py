@@ -19,9 +19,10 @@ from gradlint.core.values import StageError, Target
 from gradlint.load.given_inputs import tree_map_tensors
 from gradlint.load.model_state import restored
 from gradlint.load.sources import exception_line, exception_site, failure_sites, trace_site
+from gradlint.trace import attention_keys
 from gradlint.trace.example_inputs import first_layers_fx, guess, input_specs
 from gradlint.trace.input_search import cannot_feed, describe, first_layers_ran, search
-from gradlint.trace.op_lookup import splices
+from gradlint.trace.op_lookup import function_op, method_op, splices
 from gradlint.trace.splice import record_leaf_inputs
 
 # ``restored`` lives with the inputs' fit check (gradlint/load/given_inputs.py): one way to run
@@ -40,7 +41,8 @@ class NodeFailed(Exception):
 
 class ShapeRecorder(fx.Interpreter):
     """Runs the graph once and writes each tensor's shape beside its node; the inputs of
-    spliced leaves are kept too (``splice`` exports those blocks on them)."""
+    spliced leaves are kept too (``splice`` exports those blocks on them), and an attention's
+    keys per query, read from its mask (``attention_keys``)."""
 
     def __init__(self, model: nn.Module, graph: fx.Graph, spliced: set[str] | None = None
                  ) -> None:
@@ -51,6 +53,11 @@ class ShapeRecorder(fx.Interpreter):
         if (n.op == "call_module" and str(n.target) in self.spliced) or (
                 n.op == "call_function" and splices(n.target)):  # a wrapped function
             record_leaf_inputs(n, *self.fetch_args_kwargs_from_env(n))
+        if (attention := _attention_op(n, self.module)) is not None:
+            args, kwargs = self.fetch_args_kwargs_from_env(n)
+            keys = attention_keys.of_call(attention[0], args, kwargs, attention[1])
+            if keys is not None:
+                n.meta["attention_keys"] = keys
         try:
             result = super().run_node(n)
         except Exception as exc:  # noqa: BLE001 - the user's forward raised
@@ -68,6 +75,23 @@ class ShapeRecorder(fx.Interpreter):
         if found:
             n.meta["tensor_meta"] = value
         return result
+
+
+def _attention_op(n: fx.Node, root: nn.Module) -> tuple[str, nn.Module | None] | None:
+    """(catalogue op, module called) of an attention-like call: sdpa, a softmax, an
+    nn.MultiheadAttention; None for every other node."""
+    if n.op == "call_function":
+        key = function_op(n.target)
+        return (key, None) if key in ("sdpa", "softmax") else None
+    if n.op == "call_method":
+        return ("softmax", None) if method_op(str(n.target)) == "softmax" else None
+    if n.op == "call_module":
+        mod = root.get_submodule(str(n.target))
+        if isinstance(mod, nn.Softmax):
+            return "softmax", mod
+        if isinstance(mod, nn.MultiheadAttention):
+            return "multihead_attention", mod
+    return None
 
 
 def _tensor_meta(t: torch.Tensor) -> TensorMetadata:

@@ -94,6 +94,8 @@ def splice_leaf(nodes: list[GraphNode], operands: tuple[int, ...], name: str, mo
                       if k.startswith(prefix)})
         conv = AtenConverter(sub, ep, {k[len(prefix):]: v for k, v in stats.items()
                                         if k.startswith(prefix)})
+        args, kwargs = inputs
+        conv.read_masks((args, {**kwargs, **no_cache(mod, len(args))}))
         out = conv.run(primary_leaf(ep.call_spec.out_spec))
     except Exception as exc:  # noqa: BLE001 - export failed too: the leaf stays opaque
         return why_not(exc)
@@ -269,6 +271,7 @@ def splice_call(nodes: list[GraphNode], fn: Any, inputs: tuple[tuple[Any, ...], 
         sub = Target(target.name, call, target.file, target.line, None, {})
         conv = AtenConverter(sub, ep, {k: dataclasses.replace(stats[fqn], name=k)
                                        for k, fqn in names.items() if fqn in stats})
+        conv.read_masks((tensors, {}))
         out = conv.run(primary_leaf(ep.call_spec.out_spec))
     except Exception as exc:  # noqa: BLE001 - export failed too: the call stays opaque
         if programs is not None and key is not None:
