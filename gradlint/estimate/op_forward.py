@@ -484,6 +484,13 @@ def _smooth(node: GraphNode, x: Moments) -> Step:
     return Step(Moments(fm, fm * fm + dfm * dfm * v, shared), (_log(dfm * dfm),))
 
 
+def unit_mean_square(x: Moments) -> float:
+    """The mean square of a tensor's per-unit means (S, at least M^2; M^2 where S is not
+    computed): the part every position and example shares."""
+    shared = x.shared
+    return max(shared, x.mean * x.mean) if shared == shared else x.mean * x.mean
+
+
 def _gaussian_power(mean: float, var: float, n: int) -> float:
     """E x^n for x ~ N(mean, var): sum over j of C(n, 2j) mean^(n-2j) var^j (2j-1)!!."""
     total, double_fact = 0.0, 1.0
@@ -506,7 +513,10 @@ def _sdpa(node: GraphNode, ins: list[Moments], in_nodes: list[GraphNode]) -> Ste
     scale = float(node.attrs.get("scale") or d ** -0.5)
     logit_var = d * q.second * k.second * scale * scale
     p2, centred = _near_uniform(logit_var, n_k, keys_per_query(node, n_k))
-    out = Moments(v.mean, n_k * p2 * v.second + v.mean ** 2, n_k * p2 * v.shared)
+    # what every key shares (the batch-shared per-unit mean, S) passes the average whole
+    base = unit_mean_square(v)
+    out = Moments(v.mean, base + n_k * p2 * max(v.second - base, 0.0),
+                  v.shared if v.shared != v.shared else base)
     # per unit r at the output, the logits' mean squared gradient
     ds2 = p2 * centred * d_v * v.second
     gains: tuple[float, ...] = (_log(n_k * k.second * scale * scale * ds2),

@@ -55,7 +55,8 @@ def per_position_grad(node: GraphNode, main: ParamStats, out_proj: bool, x: Mome
     p_in = x.second
     if p_in <= 0 or m <= 0:
         return NEG_INF
-    coherent = ls + math.log(m * (m - 1) * x.mean ** 2) if m > 1 and x.mean else NEG_INF
+    shared = fw.unit_mean_square(x)
+    coherent = ls + math.log(m * (m - 1) * shared) if m > 1 and shared > 0 else NEG_INF
     return logaddexp(lr + math.log(m * p_in), coherent)
 
 
@@ -111,6 +112,34 @@ def _slope_weighted(node: GraphNode, src: GraphNode, r: float, s: float, g: floa
     mean, second, _ = moments[src.index]
     slope = abs(gaussian_slope(node.op, node.attrs, mean, max(second - mean * mean, 0.0)))
     return s + 2 * math.log(slope) if slope > 0 else NEG_INF
+
+
+def _times_the_other(node: GraphNode, src: GraphNode, r: float, s: float, g: float,
+                     moments: list[Moments]) -> float:
+    """x * y passes to x the part of the gradient alike everywhere times y's part alike
+    everywhere (its per-unit means: a gain, a gate, a norm's per-position scale keep it; a
+    zero-mean signal, as SwiGLU's other half, drops it)."""
+    if s == NEG_INF or len(node.inputs) != 2:
+        return NEG_INF
+    other = node.inputs[1] if src.index == node.inputs[0] else node.inputs[0]
+    shared = fw.unit_mean_square(moments[other])
+    return s + math.log(shared) if shared > 0 else NEG_INF
+
+
+def _averaged_values(node: GraphNode, src: GraphNode, r: float, s: float, g: float,
+                     moments: list[Moments]) -> float:
+    """Attention's values: key j receives sum_i p_ij g_i, whose mean over the keys is
+    (1/n_k) sum_i g_i whatever the weights (each row sums to 1): n_q / n_k^2 of r_out is alike
+    at every key, and (n_q / n_k)^2 of what was alike at every query."""
+    if len(node.inputs) < 3 or src.index != node.inputs[2] or not node.shape:
+        return NEG_INF
+    shape = src.shape or node.shape
+    n_q, n_k = node.shape[-2], shape[-2] if len(shape) >= 2 else node.shape[-2]
+    r_out = r - g
+    found = r_out + math.log(n_q / (n_k * n_k))
+    if s != NEG_INF:
+        found = logaddexp(found, s + 2 * math.log(n_q / n_k))
+    return min(found, r)
 
 
 def _always(node: GraphNode, moments: list[Moments]) -> bool:
@@ -187,6 +216,7 @@ class OpEntry:
     keeps_positions: KeepsPositions | None = None
 
 
+# a norm rescales each position by about the same factor: what is alike everywhere stays so
 _NORM = OpEntry(fw.norm, weight_grad=_norm_grad, keeps_positions=_per_position_norm)
 _POOL = OpEntry(fw.pool, homogeneous=_always)
 
@@ -205,7 +235,7 @@ KIND_ENTRIES: dict[str, OpEntry] = {
     "norm": _NORM,
     "add": OpEntry(fw.add, position_coherence=_same_everywhere, keeps_unit_share=True,
                    keeps_positions=_same_shape),
-    "mul": OpEntry(fw.mul, keeps_positions=_same_shape),
+    "mul": OpEntry(fw.mul, position_coherence=_times_the_other, keeps_positions=_same_shape),
     "div": OpEntry(fw.div, keeps_positions=_same_shape),
     "scale": OpEntry(fw.scale, position_coherence=_same_everywhere, homogeneous=_always,
                      keeps_positions=_same_shape),
@@ -218,7 +248,7 @@ KIND_ENTRIES: dict[str, OpEntry] = {
     "matmul": OpEntry(fw.matmul),
     "attention": OpEntry(fw.attention, weight_grad=_attention_grad),
     "smooth": OpEntry(fw.smooth),
-    "sdpa": OpEntry(fw.sdpa),
+    "sdpa": OpEntry(fw.sdpa, position_coherence=_averaged_values, pools_positions=True),
     "upsample": OpEntry(fw.upsample),
     "recurrent": OpEntry(fw.recurrent, weight_grad=_recurrent_grad),
     "opaque": OpEntry(fw.opaque),
@@ -278,5 +308,9 @@ def graph_reads_shared(graph: LayerGraph) -> bool:
     into the weight gradients of layers that feed BatchNorm, sweeps._centred, which exist
     only where BatchNorm does)."""
     kinds = graph.kinds()
+    if "conv" in kinds or any(  # a weight applied at many positions sums their shared part
+            n.kind == "linear" and n.numel_per_example > int(n.attrs.get("fan_out", 0) or 0)
+            for n in graph.nodes):
+        return True
     return (any(e.reads_shared for k, e in KIND_ENTRIES.items() if k in kinds)
             or any(OP_ENTRIES[op].reads_shared for op in graph.ops() if op in OP_ENTRIES))

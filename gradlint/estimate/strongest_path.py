@@ -186,8 +186,9 @@ def analyse_paths(graph: LayerGraph, log_r: list[float],
             # x * gate(pool(x)) (squeeze-excitation), and attention's scores: the branch is
             # judged by the main path at the join, its own layers start their factors afresh
             # (one structural drop across the gate, or across a near-uniform softmax's Jacobian
-            # to Q and K, is not compounding attenuation; a deep sick branch still compounds)
-            open_from, branch = None, c
+            # to Q and K, is not compounding attenuation; a deep sick branch still compounds):
+            # the attenuation carries on, the factors GL101 counts are the branch's own
+            open_from, branch, fac, largest = None, c, 0, 0.0
         states[p] = _path_state((
             att, fac, open_from, saturating + cnode.saturating,
             depth + (1 if cnode.params and cnode.kind != "param" else 0),
