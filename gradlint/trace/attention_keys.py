@@ -1,6 +1,6 @@
 """How many keys each query of an attention can see, read from its mask where the trace holds
 real values: a causal, padding or shifted-window mask leaves query i n_i keys, and near-uniform
-attention averages its values over those n_i, not over all n_k (docs/theory.md, *Keys per
+attention averages its values over those n_i, not over all n_k (docs/design.md, *Keys per
 query*). The estimate needs two averages over the query rows: h1 = mean 1/n_i (what averaging
 keeps of the values' mean square, and what the values' gradient receives) and h2 = mean 1/n_i^2
 (the softmax Jacobian centres each row on its own keys: Q and K see h1 - h2).
