@@ -216,7 +216,6 @@ class OpEntry:
     keeps_positions: KeepsPositions | None = None
 
 
-# a norm rescales each position by about the same factor: what is alike everywhere stays so
 _NORM = OpEntry(fw.norm, weight_grad=_norm_grad, keeps_positions=_per_position_norm)
 _POOL = OpEntry(fw.pool, homogeneous=_always)
 
@@ -303,12 +302,12 @@ def propagate(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
 
 
 def graph_reads_shared(graph: LayerGraph) -> bool:
-    """Does any node turn S into something else than S: a mean or sum over positions,
-    BatchNorm (it removes S), a global average pool? Everywhere else S only flows into S (and
-    into the weight gradients of layers that feed BatchNorm, sweeps._centred, which exist
-    only where BatchNorm does)."""
+    """Does anything read S: a weight applied at many positions (it sums their shared part,
+    ``per_position_grad``), or a node that turns S into something else than S (a mean or sum
+    over positions, BatchNorm, which removes S, a global average pool)? Everywhere else S only
+    flows into S."""
     kinds = graph.kinds()
-    if "conv" in kinds or any(  # a weight applied at many positions sums their shared part
+    if "conv" in kinds or any(
             n.kind == "linear" and n.numel_per_example > int(n.attrs.get("fan_out", 0) or 0)
             for n in graph.nodes):
         return True

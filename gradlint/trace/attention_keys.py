@@ -34,10 +34,7 @@ def causal(n_q: int, n_k: int) -> KeyCounts | None:
 def from_mask(mask: Any, n_k: int, hides: bool = False) -> KeyCounts | None:
     """A mask over the last dimension (keys): boolean (True = may attend, or True = hidden when
     ``hides``, as nn.MultiheadAttention's masks are) or additive float."""
-    live = _live(mask, hides)
-    if live is None or live.shape[-1] != n_k:
-        return None
-    return _counted(live, n_k)
+    return combined((mask, hides), n_k=n_k)
 
 
 def from_logits(x: Any, dim: int) -> KeyCounts | None:

@@ -245,19 +245,18 @@ class AtenConverter(IRBuilder):
         if key == "einsum":
             return self.einsum(args[0] if args else None, flat(args[1:]), common)
         ins = self.operands(args)
-        if key in ("sub", "rsub", "add") and len(ins) == 2:
+        if key in ("sub", "rsub", "add"):
             alpha = n.kwargs.get("alpha", 1.0)
             alpha = float(alpha) if isinstance(alpha, (int, float)) else 1.0
-            return self.signed_sum(key, ins, alpha, **common)
-        if key in ("sub", "rsub", "add") and len(ins) == 1 and len(args) >= 2 and (
-                is_number(args[1]) or is_number(args[0])):  # x + c shifts x (fx: ``binary``)
-            alpha = n.kwargs.get("alpha", 1.0)
-            alpha = float(alpha) if isinstance(alpha, (int, float)) else 1.0
-            c = args[1] if is_number(args[1]) else args[0]
-            const = self.add("constant", attrs={"value": float(c)}, shape=common["shape"],
-                             label=repr(c))
-            pair = (ins[0], const) if is_number(args[1]) else (const, ins[0])
-            return self.signed_sum(key, pair, alpha, **common)
+            if len(ins) == 2:
+                return self.signed_sum(key, ins, alpha, **common)
+            if len(ins) == 1 and len(args) >= 2 and (is_number(args[1]) or is_number(args[0])):
+                # x + c shifts x (fx: ``binary``)
+                c = args[1] if is_number(args[1]) else args[0]
+                const = self.add("constant", attrs={"value": float(c)}, shape=common["shape"],
+                                 label=repr(c))
+                pair = (ins[0], const) if is_number(args[1]) else (const, ins[0])
+                return self.signed_sum(key, pair, alpha, **common)
         if key in ("sub", "rsub", "add", "mul", "div", "neg") and len(ins) == 1:
             other = [a for a in args if is_number(a)]
             factor = scale_factor(key, float(other[0]) if other else 1.0)
