@@ -55,7 +55,10 @@ class ShapeRecorder(fx.Interpreter):
             record_leaf_inputs(n, *self.fetch_args_kwargs_from_env(n))
         if (attention := _attention_op(n, self.module)) is not None:
             args, kwargs = self.fetch_args_kwargs_from_env(n)
-            keys = attention_keys.of_call(attention[0], args, kwargs, attention[1])
+            try:
+                keys = attention_keys.of_call(attention[0], args, kwargs, attention[1])
+            except Exception:  # noqa: BLE001 - arguments the call itself rejects (a bad dim):
+                keys = None  # the call below fails at the user's line, not this reading
             if keys is not None:
                 n.meta["attention_keys"] = keys
         try:

@@ -139,3 +139,20 @@ def test_an_hf_decoder_mask_is_read_on_the_export_path() -> None:
     keys = [n.attrs.get("keys") for n in g.nodes if n.op == "sdpa"]
     assert len(keys) == 2 and keys[0] == pytest.approx(attention_keys.causal(12, 12))
     assert math.isclose(keys[0][0], harmonic(12) / 12)
+
+
+class BadDim(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.softmax(self.fc(x), dim=5)
+
+
+def test_a_call_that_rejects_its_arguments_fails_at_the_users_line() -> None:
+    """Reading the mask must not fail first: it made the user's bad dim gradlint's GL905."""
+    from gradlint.run.check_file import check_model
+
+    report = check_model(BadDim(), torch.randn(2, 8))
+    assert [d.code for d in report.diagnostics] == ["GL903"]
