@@ -63,7 +63,9 @@ def write_tree(folder: Path, count: int) -> None:
 
 
 def time_command(checkout: Path, tree: Path, jobs: int) -> float:
-    env = dict(os.environ, PYTHONPATH=str(checkout), PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    if checkout != ROOT:  # this checkout runs installed: its rules/ maps to gradlint.rules
+        env["PYTHONPATH"] = str(checkout)
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", "from gradlint.cli import main; main()",
                            str(tree), "--jobs", str(jobs), "--quiet", "--format", "json"],
@@ -82,6 +84,10 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    import gradlint
+    if Path(gradlint.__file__).resolve().parent.parent != ROOT:
+        raise SystemExit(f"gradlint is imported from {gradlint.__file__}: install this checkout "
+                         "(pip install -e .) to time it")
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "baseline"
         tree = Path(tmp) / "tree"
@@ -90,6 +96,9 @@ def main() -> None:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline],
                                  capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+        if not (base / "gradlint" / "rules").exists():
+            # else an editable install of this checkout lends the baseline its rules/
+            (base / "gradlint" / "rules").symlink_to(base / "rules")
         write_tree(tree, args.files)
         sides = {"baseline": base, "this checkout": ROOT}
         print(f"{args.files} files; baseline {args.baseline}; {args.runs} runs each, "

@@ -21,6 +21,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from gradlint.run.child import PRELOAD, Spare
+from gradlint.run.huge_pages import HUGE_PAGES_FROM, collapse
 from gradlint.run.process_tree import become_subreaper, die_with_parent, kill_below, reap
 from gradlint.run.warm_up import warm_up
 from gradlint.run.working_set import Runs, Scouting
@@ -148,10 +149,11 @@ class _Server:
             kill_below(os.getpid(), keep=frozenset(keep))
 
 
-def serve(control: socket.socket, max_memory: int | None, jobs: int, warm: bool) -> None:
-    """Fork one child per job until the parent closes the control socket. ``warm``: more than
-    one file will come, so warm up first and scout the pages a check writes (for one file
-    that is ~0.3 s its own process would pay anyway); a cold server warms up at its second.
+def serve(control: socket.socket, max_memory: int | None, jobs: int, files: int) -> None:
+    """Fork one child per job until the parent closes the control socket. ``files``: how many
+    will come; for more than one, warm up first and scout the pages a check writes (for one
+    file that is ~0.3 s its own process would pay anyway; a cold server warms up at its
+    second), and for many, move the server's memory to huge pages (gradlint/run/huge_pages.py).
 
     The memory limit is measured against what the imports reserved (gradlint/run/memory.py); a
     limit below that answers ("too-small", limit, footprint) and the server leaves."""
@@ -173,9 +175,12 @@ def serve(control: socket.socket, max_memory: int | None, jobs: int, warm: bool)
         conn.send(("too-small", limit, footprint))
         return
     budget = memory.parameter_budget(limit, footprint)
+    warm = files > 1
     if warm:
         warm_up()
     _freeze()
+    if files >= HUGE_PAGES_FROM:
+        collapse()
     conn.send(("ready",))
     server = _Server(control, conn, limit, budget, jobs, warm)
     server.fork_spares()
@@ -199,7 +204,7 @@ def _preload(names: tuple[str, ...]) -> None:
 
 def main(argv: list[str]) -> None:
     """``argv``: the control socket's fd, ``--max-memory`` in bytes ("default" or 0 for none),
-    ``--jobs``, the parent's pid and "warm" when more than one file will come."""
+    ``--jobs``, the parent's pid and the number of files that will come."""
     fd, jobs, parent = int(argv[0]), int(argv[2]), int(argv[3])
     # a process that forks must not run threads: OpenBLAS (numpy) starts one per core at load
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -215,7 +220,7 @@ def main(argv: list[str]) -> None:
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     try:
         if os.getppid() == parent:  # else the parent died before the death signal was set
-            serve(socket.socket(fileno=fd), max_memory, jobs, argv[4:5] == ["warm"])
+            serve(socket.socket(fileno=fd), max_memory, jobs, int(argv[4]))
     except _Leave:
         pass
     except BaseException:  # gradlint's own bug: say it where the parent shows it

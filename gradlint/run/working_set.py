@@ -21,7 +21,7 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 Runs = list[tuple[int, int]]  # (start address, bytes)
 
 
-def _private_writable() -> list[tuple[int, int]]:
+def private_writable() -> list[tuple[int, int]]:
     """The (start, end) of this process's private writable mappings, from /proc/self/maps."""
     found = []
     with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
@@ -68,7 +68,7 @@ def _scout(out: int) -> None:
     server's pages that the check copied (native-endian start, length pairs)."""
     import array
 
-    ranges = _private_writable()
+    ranges = private_writable()
     before = _pagemap(ranges)
     warm_up()
     runs = _written_pages(ranges, before)

@@ -654,12 +654,44 @@ def test_the_fork_server_runs_one_thread() -> None:
     (tqdm's monitor, OpenBLAS's pool were two)."""
     from gradlint.run.pool import _Server
 
-    server = _Server((None, 1))
+    server = _Server((None, 1), 2)
     try:
         assert server.start() is None
         assert os.listdir(f"/proc/{server.proc.pid}/task") == [str(server.proc.pid)]
     finally:
         server.close()
+
+
+SEES_ENV = """
+import ctypes
+import os
+
+import torch.nn as nn
+
+
+class SeesEnv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        getenv = ctypes.CDLL(None).getenv
+        getenv.restype = ctypes.c_char_p
+        for name in ("GLIBC_TUNABLES", "OPENBLAS_NUM_THREADS"):  # the server's, not ours
+            if name in os.environ or getenv(name.encode()) is not None:
+                raise RuntimeError(f"{name} leaked into the user's environment")
+        if getenv(b"GRADLINT_TEST_MARK") is None:
+            raise RuntimeError("the parent's environment did not reach the C library")
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+"""
+
+
+def test_user_code_sees_the_parents_environment_not_the_servers(tmp_path: Path) -> None:
+    """The server runs with settings of its own (huge pages for malloc, one BLAS thread); each
+    file's process gets the parent's environment back, in os.environ and in the C library."""
+    case = Case(tmp_path, {"env.py": SEES_ENV})
+    doc, _ = case.run("env.py", "zz_good.py", "--jobs", "1", code=0)
+    assert model(doc, "env.py::SeesEnv")["status"] == "ok"
 
 
 SCOUT = """
