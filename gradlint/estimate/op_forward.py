@@ -304,21 +304,26 @@ def norm_scale(node: GraphNode, x: Moments) -> tuple[float, float, float]:
     return var, s2, (var / s2 if eps > _EPS_NEGLIGIBLE * var else 1.0)
 
 
+def normalized_shared(node: GraphNode, x: Moments) -> float:
+    """S of a norm's normalized input x̂ (before its gain and bias): a per-unit mean that
+    every position shares survives a layer or RMS norm (which normalize each position) and
+    not a batch norm (which removes it)."""
+    if node.op == "batch_norm":
+        return 0.0
+    var, _, share = norm_scale(node, x)
+    if node.op == "rms_norm":
+        return share * x.shared / max(var, 1e-30)
+    return share * max(x.shared - x.mean ** 2, 0.0) / max(var, 1e-30)
+
+
 def _norm(node: GraphNode, x: Moments) -> Step:
     """Normalization rescales by 1/s, s^2 = variance + eps (``norm_scale``)."""
     g, b = node.weight, node.bias
     eg2 = g.mean_sq if g else 1.0
     eb2 = b.mean_sq if b else 0.0
     mb = b.mean if b else 0.0
-    mean, _, x_shared = x
-    var, s2, share = norm_scale(node, x)
-    op = node.op
-    if op == "batch_norm":
-        shared = eb2
-    elif op == "rms_norm":
-        shared = eg2 * share * x_shared / max(var, 1e-30) + eb2
-    else:
-        shared = eg2 * share * max(x_shared - mean ** 2, 0.0) / max(var, 1e-30) + eb2
+    _, s2, share = norm_scale(node, x)
+    shared = eg2 * normalized_shared(node, x) + eb2
     second = eg2 * share + eb2
     gate = g is not None and eg2 < _NORM_GATE_SQ
     return make_step((make_moments((mb, second, min(shared, second))), (_log(eg2 / s2),),

@@ -185,6 +185,12 @@ def _backward(graph: LayerGraph, log_gains: list[tuple[float, ...]],
             if slot in through_softmax:
                 g += shrink
             r = rc + g
+            if coherence is None or sc == NEG_INF and not pools:
+                alike = NEG_INF  # nothing position-coherent arrives
+            else:
+                alike = coherence(node, nodes[p], r, sc, g, moments)
+                if alike > r:  # a mean over positions (attention's values) whose gain
+                    r = alike  # holds only the part that differs by position
             q = qc + g if keeps_q else r - log(nodes[p].numel_per_example)  # >= 1
             if skip is not None and p == skip.skip:
                 extra = qc + g + log(skip.gain)
@@ -194,9 +200,9 @@ def _backward(graph: LayerGraph, log_gains: list[tuple[float, ...]],
             if log_q[p] != NEG_INF:
                 q = logaddexp(log_q[p], q)
             log_q[p] = rp if rp < q else q  # min(q, rp), without the call
-            if coherence is None or sc == NEG_INF and not pools:
-                continue  # nothing position-coherent arrives (log_s[p] <= log_r[p] already)
-            same = logaddexp(log_s[p], coherence(node, nodes[p], r, sc, g, moments))
+            if alike == NEG_INF:
+                continue  # (log_s[p] <= log_r[p] already)
+            same = logaddexp(log_s[p], alike)
             log_s[p] = rp if rp < same else same
     return log_r, contrib, log_s
 
