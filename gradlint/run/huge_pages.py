@@ -3,12 +3,12 @@
 Forking copies one page-table entry per page the server has written (~300 MB after importing
 torch: ~75,000 entries, ~17 ms a fork on this kind of virtual machine), and a child's exit drops
 them again (~20 ms). Backed by 2 MiB pages, the same memory is ~150 entries: ~3 ms a fork, ~5 ms
-an exit. glibc's malloc asks for huge pages itself when the server starts with
-``glibc.malloc.hugetlb=1`` (gradlint/run/pool.py sets it); what other allocators mapped (the
-interpreter's arenas, native libraries' own mappings) is collapsed into huge pages once, after
-the warm-up (``MADV_COLLAPSE``, Linux 6.1), for runs of many files: copying ~150 MB into huge
-pages takes ~0.5 s, which ~40 forks and exits pay back. A child's first write to a shared huge
-page splits it and copies 4 KiB, as before.
+an exit. For a run of many files the server collapses its private memory into huge pages once,
+after the warm-up (``MADV_COLLAPSE``, Linux 6.1; ~1 s, which ~40 forks and exits pay back). It
+marks nothing for huge pages: memory the server or a file's process maps later is in 4 KiB
+pages, as without it (glibc's ``malloc.hugetlb`` would mark the heap, and a file's own tensors
+would then fault in with direct compaction). A child's first write to a shared huge page splits
+it and copies 4 KiB, as before.
 """
 
 from __future__ import annotations

@@ -75,17 +75,6 @@ class _Job:
         self.capture.close()
 
 
-def _server_environment() -> dict[str, str]:
-    """The server's environment: glibc's malloc backs its heap with huge pages, so forking a
-    child copies a page-table entry per 2 MiB of it, not per 4 KiB (gradlint/run/huge_pages.py).
-    Each file's process gets the parent's own environment back before user code runs."""
-    env = dict(os.environ)
-    tunables = env.get("GLIBC_TUNABLES", "")
-    if "glibc.malloc.hugetlb" not in tunables:
-        env["GLIBC_TUNABLES"] = ":".join(filter(None, (tunables, "glibc.malloc.hugetlb=1")))
-    return env
-
-
 class _Server:
     """The fork server process, its control socket and what it reported about children."""
 
@@ -98,7 +87,7 @@ class _Server:
              "default" if max_memory is None else str(max_memory), str(jobs), str(os.getpid()),
              str(files)],
             stdin=subprocess.DEVNULL, stdout=self.capture, stderr=self.capture,
-            pass_fds=(theirs.fileno(),), start_new_session=True, env=_server_environment())
+            pass_fds=(theirs.fileno(),), start_new_session=True)
         theirs.close()
         self.sock = ours
         self.conn = Connection(os.dup(ours.fileno()))

@@ -55,20 +55,3 @@ def test_collapse_backs_memory_with_huge_pages_and_children_still_copy_on_write(
         assert int(grew) >= 8 << 10  # at least half of the 16 MiB is now in huge pages
     else:
         assert done == "False"
-
-
-def test_the_server_asks_malloc_for_huge_pages_and_keeps_the_users_tunables() -> None:
-    from gradlint.run.pool import _server_environment
-
-    env = dict(os.environ)
-    try:
-        os.environ.pop("GLIBC_TUNABLES", None)
-        assert _server_environment()["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=1"
-        os.environ["GLIBC_TUNABLES"] = "glibc.malloc.arena_max=2"
-        assert (_server_environment()["GLIBC_TUNABLES"]
-                == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1")
-        os.environ["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=0"
-        assert _server_environment()["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=0"
-    finally:
-        os.environ.clear()
-        os.environ.update(env)
