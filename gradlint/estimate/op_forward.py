@@ -304,13 +304,12 @@ def norm_scale(node: GraphNode, x: Moments) -> tuple[float, float, float]:
     return var, s2, (var / s2 if eps > _EPS_NEGLIGIBLE * var else 1.0)
 
 
-def normalized_shared(node: GraphNode, x: Moments) -> float:
-    """S of a norm's normalized input x̂ (before its gain and bias): a per-unit mean that
-    every position shares survives a layer or RMS norm (which normalize each position) and
-    not a batch norm (which removes it)."""
+def normalized_shared(node: GraphNode, x: Moments, var: float, share: float) -> float:
+    """S of a norm's normalized input x̂ (before its gain and bias; ``var`` and ``share`` from
+    ``norm_scale``): a per-unit mean that every position shares survives a layer or RMS norm
+    (which normalize each position) and not a batch norm (which removes it)."""
     if node.op == "batch_norm":
         return 0.0
-    var, _, share = norm_scale(node, x)
     if node.op == "rms_norm":
         return share * x.shared / max(var, 1e-30)
     return share * max(x.shared - x.mean ** 2, 0.0) / max(var, 1e-30)
@@ -322,8 +321,8 @@ def _norm(node: GraphNode, x: Moments) -> Step:
     eg2 = g.mean_sq if g else 1.0
     eb2 = b.mean_sq if b else 0.0
     mb = b.mean if b else 0.0
-    _, s2, share = norm_scale(node, x)
-    shared = eg2 * normalized_shared(node, x) + eb2
+    var, s2, share = norm_scale(node, x)
+    shared = eg2 * normalized_shared(node, x, var, share) + eb2
     second = eg2 * share + eb2
     gate = g is not None and eg2 < _NORM_GATE_SQ
     return make_step((make_moments((mb, second, min(shared, second))), (_log(eg2 / s2),),

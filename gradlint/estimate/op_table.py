@@ -73,10 +73,10 @@ def _norm_grad(node: GraphNode, main: ParamStats, out_proj: bool, x: Moments,
     eps)), plus m(m-1) s S where the gradient is the same at every position (s: below a mean
     pool) and x̂ keeps a per-unit mean (S) they all share, as a weight applied at m positions
     does (``per_position_grad``)."""
-    share = fw.norm_scale(node, x)[2]
+    var, _, share = fw.norm_scale(node, x)
     m = node.numel_per_example / max(main.numel, 1)
     spread = lr + math.log(max(m * share, 1e-30))
-    shared = fw.normalized_shared(node, x) if ls != NEG_INF and m > 1 else 0.0
+    shared = fw.normalized_shared(node, x, var, share) if ls != NEG_INF and m > 1 else 0.0
     if not shared > 0:  # also NaN: nothing computed S
         return spread
     return logaddexp(spread, ls + math.log(m * (m - 1) * shared))

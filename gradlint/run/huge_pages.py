@@ -13,9 +13,7 @@ it and copies 4 KiB, as before.
 
 from __future__ import annotations
 
-import ctypes
-
-from gradlint.run.working_set import private_writable
+from gradlint.run.working_set import libc_madvise, private_writable
 
 HUGE_PAGES_FROM = 40  # files in a run from which collapsing pays for itself
 _MADV_COLLAPSE = 25
@@ -25,15 +23,12 @@ _HUGE = 2 << 20
 def collapse() -> bool:
     """Back this process's private writable memory with huge pages where the kernel can
     (False: it cannot at all: no MADV_COLLAPSE, or transparent huge pages are off)."""
-    try:
-        madvise = ctypes.CDLL(None, use_errno=True).madvise
-    except (OSError, AttributeError):
+    madvise = libc_madvise()
+    if madvise is None:
         return False
-    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     done = False
     for start, end in private_writable():
         first, last = -(-start // _HUGE) * _HUGE, end // _HUGE * _HUGE
-        if last > first:
-            if madvise(first, last - first, _MADV_COLLAPSE) == 0:
-                done = True
+        if last > first and madvise(first, last - first, _MADV_COLLAPSE) == 0:
+            done = True
     return done

@@ -124,13 +124,21 @@ class Scouting:
             pass
 
 
-def populate(runs: Runs) -> bool:
-    """Copy the pages of ``runs`` into this process now (False: the kernel cannot)."""
+def libc_madvise() -> Any:
+    """libc's ``madvise(addr, length, advice)``, errno kept (None: no such libc call)."""
     try:
         madvise = ctypes.CDLL(None, use_errno=True).madvise
     except (OSError, AttributeError):
-        return False
+        return None
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return madvise
+
+
+def populate(runs: Runs) -> bool:
+    """Copy the pages of ``runs`` into this process now (False: the kernel cannot)."""
+    madvise = libc_madvise()
+    if madvise is None:
+        return False
     for start, size in runs:
         if madvise(start, size, _MADV_POPULATE_WRITE) != 0 and ctypes.get_errno() == 22:
             return False  # EINVAL: no MADV_POPULATE_WRITE (other errors: a run gone since)

@@ -10,10 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from gradlint.core.graph import InputSpec
-from gradlint.run.check_file import check_model
-from gradlint.verify.compare import verify_model
+from layer_errors import layer_errors
 
 TOKENS, WIDTH = 40, 32
 
@@ -49,30 +46,15 @@ class ValuesBelowPool(nn.Module):
         return self.head(a[:, 0].mean(1))
 
 
-def _errors(model: nn.Module) -> dict[str, float]:
-    """pred - measured log10 of each layer's weight-gradient RMS, relative to the largest."""
-    torch.manual_seed(0)
-    report = check_model(model, torch.randn(4, TOKENS, WIDTH))
-    check = verify_model(model, (InputSpec((4, TOKENS, WIDTH), "float32"),), report.layers,
-                         batch=8, seeds=(0, 1))
-    assert check.error is None
-    found = {}
-    for le in report.layers:
-        measured = check.measured_relative(le.module)
-        if le.log10_relative is not None and measured is not None:
-            found[le.module] = le.log10_relative - measured
-    return found
-
-
 def test_a_norm_gain_sums_the_gradient_its_positions_share() -> None:
     torch.manual_seed(0)
-    errors = _errors(NormBelowPool())
+    errors = layer_errors(NormBelowPool(), (4, TOKENS, WIDTH))
     assert abs(errors["norm"]) < 0.25, errors  # -0.79 summed over positions as if random
     assert max(abs(e) for e in errors.values()) < 0.25, errors
 
 
 def test_every_key_receives_the_gradient_all_queries_share() -> None:
     torch.manual_seed(0)
-    errors = _errors(ValuesBelowPool())
+    errors = layer_errors(ValuesBelowPool(), (4, TOKENS, WIDTH))
     assert abs(errors["v"]) < 0.25, errors  # -0.82 with the values' gradient averaged away
     assert max(abs(e) for e in errors.values()) < 0.3, errors

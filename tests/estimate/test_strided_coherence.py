@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-
-from gradlint.core.graph import InputSpec
-from gradlint.run.check_file import check_model
-from gradlint.verify.compare import verify_model
+from layer_errors import layer_errors
 
 
 class PatchMerging(nn.Module):
@@ -35,15 +32,7 @@ class PatchMerging(nn.Module):
 
 def _conv1_error(stride: int) -> float:
     torch.manual_seed(0)
-    model = PatchMerging(stride)
-    report = check_model(model, torch.randn(4, 3, 32, 32))
-    check = verify_model(model, (InputSpec((4, 3, 32, 32), "float32"),), report.layers,
-                         batch=8, seeds=(0, 1))
-    assert check.error is None
-    (conv1,) = [le for le in report.layers if le.module == "conv1"]
-    measured = check.measured_relative("conv1")
-    assert conv1.log10_relative is not None and measured is not None
-    return conv1.log10_relative - measured
+    return layer_errors(PatchMerging(stride), (4, 3, 32, 32))["conv1"]
 
 
 def test_a_strided_conv_keeps_one_residue_class_of_what_was_alike() -> None:
