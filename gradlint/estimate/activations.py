@@ -22,7 +22,7 @@ from gradlint.estimate.normal_grid import WI, WO, ZI, ZO, W, Z
 
 __all__ = ["ACTIVATIONS", "HOMOGENEOUS", "Activation", "GaussianMoments", "gaussian_curvature",
            "gaussian_moments", "gaussian_slope", "negative_second_moment", "quadrature_moments",
-           "with_defaults"]
+           "scale_kept", "with_defaults"]
 
 
 class GaussianMoments(NamedTuple):  # a tuple: one per activation call, cheap to build
@@ -168,3 +168,27 @@ def gaussian_slope(name: str, attrs: dict[str, Any], mean: float, var: float) ->
     act = ACTIVATIONS[name]
     dfx = act.df(mean + math.sqrt(max(var, 0.0)) * Z, with_defaults(name, attrs))
     return float((W * dfx).sum())
+
+
+@_remembered
+def scale_kept(name: str, attrs: dict[str, Any], mean: float, var: float) -> float:
+    """What a later per-channel norm leaves of a rescaling of f's input around its mean, h ~
+    N(mean, var): the mean-square share of (h - mean) f'(h) that is not a multiple of f(h) plus
+    a constant (the norm divides out that part). 0 for ReLU at mean 0 (homogeneous), ~0.03 for
+    GELU, more for a sigmoid."""
+    sd = math.sqrt(max(var, 0.0))
+    if sd <= 0.0:
+        return 0.0
+    act = ACTIVATIONS[name]
+    a = with_defaults(name, attrs)
+    h = mean + sd * Z
+    u = (h - mean) * act.df(h, a)  # how f(h) moves as h - mean is rescaled
+    uu = float((W * u * u).sum())
+    if uu <= 0.0:
+        return 0.0
+    f = act.f(h, a)
+    u = u - (W * u).sum()  # less the constant's part
+    f = f - (W * f).sum()
+    ff = float((W * f * f).sum())
+    along = float((W * u * f).sum()) ** 2 / ff if ff > 0.0 else 0.0
+    return max(float((W * u * u).sum()) - along, 0.0) / uu

@@ -35,6 +35,8 @@ def gated_cell(node: GraphNode) -> bool:
     return (node.op == "recurrent" and node.attrs.get("mode") in ("LSTM", "GRU")
             and int(node.attrs.get("layers", 1)) > 1)
 LN10 = math.log(10.0)
+# averages over positions, whose 1/sqrt(positions) in the weight gradient below is resolution
+_AVERAGING = frozenset({"avg_pool", "adaptive_avg_pool", "mean"})
 # a per-layer factor counts towards GL101's "at least 3 factors" only when it is clearly below 1
 FACTOR_COUNTS_BELOW = math.log10(0.9)
 
@@ -189,6 +191,14 @@ def analyse_paths(graph: LayerGraph, log_r: list[float],
             # to Q and K, is not compounding attenuation; a deep sick branch still compounds):
             # the attenuation carries on, the factors GL101 counts are the branch's own
             open_from, branch, fac, largest = None, c, 0, 0.0
+        if open_from is not None and cnode.op in _AVERAGING:
+            # an average over m positions hands each 1/m of the gradient, and the weight layer
+            # below sums m times as many positions: its weight gradient is 1/sqrt(m) of the
+            # one above for the resolution alone, not attenuation (a verdict must not change
+            # with the example input's size)
+            m = nodes[p].numel_per_example / max(cnode.numel_per_example, 1)
+            if m > 1:
+                open_from -= math.log10(m)
         states[p] = _path_state((
             att, fac, open_from, saturating + cnode.saturating,
             depth + (1 if cnode.params and cnode.kind != "param" else 0),

@@ -20,6 +20,7 @@ from gradlint.estimate.activations import negative_second_moment
 from gradlint.estimate.op_table import OpEntry, entries_of, entry_of, graph_reads_shared
 from gradlint.estimate.position_profiles import ForwardProfiles, profile_corrections, uneven
 from gradlint.estimate.residual_coherence import CoherentSkip, coherent_skips, homogeneous_floor
+from gradlint.estimate.scaled_away import scaled_away
 from gradlint.estimate.strongest_path import (
     LN10,
     NEG_INF,
@@ -106,11 +107,15 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
     spread = {i: max((nodes[c].numel_per_example for c, _ in contrib[i]), default=1)
               / max(nodes[i].numel_per_example, 1) for i in range(n) if nodes[i].op == "param"
               } if "param" in graph.ops() else {}
+    # a norm's γ that a later norm divides out: its own gradient only, not the paths'
+    owner_fix = dict(weight_fix)
+    for i, f in scaled_away(graph, moments).items():
+        owner_fix[i] = owner_fix.get(i, 0.0) + f
     layers = _layer_estimates(graph, moments, log_r, paths, spread, grads, centred,
-                              log_s, weight_fix)
+                              log_s, owner_fix)
     if attention:
         layers = _token_coherence_range(graph, entries, moments, log_gains, skips, layers, paths,
-                                        spread, centred, attention, weight_fix)
+                                        spread, centred, attention, owner_fix)
     unknown = (tuple(node for node in nodes if node.kind == "opaque")
                if "opaque" in graph.kinds() else ())
     return GraphEstimate(graph, tuple(moments), tuple(log_r), tuple(paths), layers, unknown,

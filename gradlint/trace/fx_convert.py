@@ -82,7 +82,7 @@ class FxConverter(IRBuilder):
                 output = self.primary_output(n)
                 continue
             leaf = n.op == "call_module" and str(n.target) in self.spliced
-            if shape is None and n.op != "get_attr" and not leaf:
+            if (shape is None and n.op != "get_attr" and not leaf) or _packs(n):
                 continue  # sizes, flags and other non-tensor values
             if n.op == "placeholder":
                 self.index[n] = self.add("input", shape=shape, label=n.name)
@@ -245,9 +245,10 @@ class FxConverter(IRBuilder):
         or ``last_hidden_state``, else the first tensor returned."""
         out = n.args[0]
         key = self.target.output_key
-        if isinstance(out, fx.Node) and out.op == "call_function" and isinstance(
-                out.target, type) and dataclasses.is_dataclass(out.target):
-            out = dict(out.kwargs)  # fx records a returned dataclass as a call with its fields
+        if isinstance(out, fx.Node) and _packs(out):
+            # fx records a returned dataclass or named tuple as a call with its fields
+            out = {**dict(zip(getattr(out.target, "_fields", ()), out.args, strict=False)),
+                   **out.kwargs} if out.kwargs or not out.args else list(out.args)
         if isinstance(out, dict):
             for k in ([key] if key else []) + ["logits", "last_hidden_state"]:
                 if k in out and isinstance(out[k], fx.Node) and out[k] in self.index:
@@ -257,6 +258,14 @@ class FxConverter(IRBuilder):
                 return self.index[a]
         raise StageError("GL903", "the model's forward() returns no tensor to take a loss on",
                          Location(self.target.file, self.target.line))
+
+
+def _packs(n: fx.Node) -> bool:
+    """A call that packs tensors into a dataclass or a named tuple (GoogLeNet's outputs):
+    a container, not an op."""
+    t = n.target
+    return (n.op == "call_function" and isinstance(t, type)
+            and (dataclasses.is_dataclass(t) or (issubclass(t, tuple) and t is not tuple)))
 
 
 def to_layer_graph(target: Target, graph: fx.Graph, inputs: tuple[InputSpec, ...],

@@ -240,11 +240,10 @@ for _m in ("gt", "lt", "ge", "le", "eq", "ne", "isnan", "isfinite", "bool", "lon
 
 # library functions fx keeps whole (``torch.fx.wrap``), by qualified name (the libraries are
 # not imported here), that are not exported and spliced as other wrapped functions are
-# (gradlint.trace.splice.splice_call). Stochastic depth is dropout of whole examples, a view;
-# it stays opaque for now: with it a view, GL101 fires on torchvision's EfficientNets (their
-# per-layer factors there are structure, not compounding; see the accuracy issue's notes).
+# (gradlint.trace.splice.splice_call). Stochastic depth is dropout of whole examples: a view,
+# as dropout is (its 1/(1-p) rescaling keeps the gradient's mean).
 _WRAPPED: dict[str, str] = {
-    "torchvision.ops.stochastic_depth.stochastic_depth": "opaque",
+    "torchvision.ops.stochastic_depth.stochastic_depth": "passthrough",
 }
 
 
@@ -354,5 +353,11 @@ def aten_packet(target: Any) -> str:
 
 
 def aten_op(target: Any) -> str:
-    """Catalogue key for an ATen overload (``opaque`` when unknown)."""
-    return ATEN.get(aten_packet(target), "opaque")
+    """Catalogue key for an ATen overload (``opaque`` when unknown); an in-place variant a
+    program kept (``aten.silu_``, where a block's forward writes into its input) does what its
+    out-of-place op does."""
+    packet = aten_packet(target)
+    found = ATEN.get(packet)
+    if found is None and packet.endswith("_") and not packet.endswith("__"):
+        found = ATEN.get(packet[:-1])
+    return found or "opaque"
