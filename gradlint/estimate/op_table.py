@@ -241,6 +241,8 @@ class OpEntry:
 
 
 _NORM = OpEntry(fw.norm, weight_grad=_norm_grad, keeps_positions=_per_position_norm)
+# LayerNorm and RMSNorm act alike at every position: what was alike stays alike
+_POSITION_NORM = dataclasses.replace(_NORM, position_coherence=_same_everywhere)
 _POOL = OpEntry(fw.pool, homogeneous=_always)
 
 KIND_ENTRIES: dict[str, OpEntry] = {
@@ -284,6 +286,8 @@ OP_ENTRIES: dict[str, OpEntry] = {
     # BatchNorm removes S, and acts alike at every position
     "batch_norm": dataclasses.replace(_NORM, position_coherence=_same_everywhere,
                                       reads_shared=True),
+    "layer_norm": _POSITION_NORM,
+    "rms_norm": _POSITION_NORM,
     # a random 0/1 mask: its own moments, no gradient (as any constant)
     "bernoulli": OpEntry(fw.bernoulli),
     # a local average pool averages the fluctuations around S (op_forward._pool): it reads S

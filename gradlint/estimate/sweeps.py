@@ -143,6 +143,51 @@ def _weight_grads(graph: LayerGraph, moments: list[Moments], log_r: list[float],
     return out
 
 
+def _position_mixing(graph: LayerGraph) -> tuple[frozenset[int], dict[int, int]]:
+    """Where what is alike at every position stops being alike: Linear layers that mix
+    positions (an MLP-Mixer's token MLP, after a transpose: their last input dimension is not
+    the channels), and space-to-depth views (a Swin patch merging: k neighbouring positions
+    gathered into k times the channels, by a reshape or a concat of strided slices), through
+    which only 1/k stays alike (each residue class gets its own slice of the Linear after it,
+    as below a strided conv).
+
+    The channel count is followed forward: an input's (its last dimension for features and
+    tokens, dim 1 for an image), a conv's output channels, a channel-mixing Linear's output
+    features; a token-mixing Linear and every other op keep their input's count while their
+    output still has a dimension (1 or last) of that size, else it is unknown (a flatten, a
+    concat, attention's heads), and a Linear after an unknown count mixes channels."""
+    if "linear" not in graph.kinds():
+        return frozenset(), {}
+    nodes = graph.nodes
+    chan: list[int | None] = [None] * len(nodes)
+    mixing: set[int] = set()
+    merges: dict[int, int] = {}
+    for node in nodes:
+        shape = node.shape or ()
+        i = node.index
+        src = chan[node.inputs[0]] if node.inputs else None
+        if node.kind == "input":
+            chan[i] = (shape[1] if len(shape) >= 4 else shape[-1]) if len(shape) >= 2 else None
+        elif node.kind in ("conv", "conv_transpose"):
+            chan[i] = shape[1] if len(shape) >= 2 else None
+        elif node.kind in ("linear", "embedding"):
+            x_shape = nodes[node.inputs[0]].shape if node.inputs else None
+            width = x_shape[-1] if node.kind == "linear" and x_shape else None
+            if src is not None and width is not None and width != src and src in shape[1:]:
+                mixing.add(i)  # across positions: the channels stay where they were
+                chan[i] = src
+            else:
+                chan[i] = shape[-1] if shape else None
+        elif src is not None and len(shape) >= 2 and src in (shape[1], shape[-1]):
+            chan[i] = src
+        elif (src is not None and len(shape) >= 3 and node.kind in ("passthrough", "cat")
+              and shape[-1] % src == 0 and shape[-1] // src > 1
+              and len(nodes[node.inputs[0]].shape or ()) >= 3):
+            merges[i] = shape[-1] // src  # k positions' channels side by side
+            chan[i] = shape[-1]
+    return frozenset(mixing), merges
+
+
 def _backward(graph: LayerGraph, log_gains: list[tuple[float, ...]],
               skips: dict[int, CoherentSkip],
               moments: list[Moments], entries: list[OpEntry], coherent_tokens: float = 0.0,
@@ -166,6 +211,7 @@ def _backward(graph: LayerGraph, log_gains: list[tuple[float, ...]],
     shrink = math.log(max(1.0 - coherent_tokens, 1e-30))
     contrib: list[list[tuple[int, float]]] = [[] for _ in range(n)]
     floor = homogeneous_floor(graph, moments)
+    mixing, merges = _position_mixing(graph)
     log = math.log
     for c in range(n - 1, -1, -1):
         rc = log_r[c]
@@ -183,6 +229,9 @@ def _backward(graph: LayerGraph, log_gains: list[tuple[float, ...]],
         qc, sc = log_q[c], log_s[c]
         pools = entry.pools_positions
         coherence = entry.position_coherence  # what of log s passes (op_table)
+        if c in mixing:
+            coherence = None
+        merged = merges.get(c)
         for slot, p in enumerate(node.inputs):
             g = gains[slot] if slot < len(gains) else 0.0
             if g == NEG_INF:
@@ -194,6 +243,8 @@ def _backward(graph: LayerGraph, log_gains: list[tuple[float, ...]],
                 alike = NEG_INF  # nothing position-coherent arrives
             else:
                 alike = coherence(node, nodes[p], r, sc, g, moments)
+                if merged and alike != NEG_INF:
+                    alike -= log(merged)
                 if alike > r:  # a mean over positions (attention's values) whose gain
                     r = alike  # holds only the part that differs by position
             q = qc + g if keeps_q else r - log(nodes[p].numel_per_example)  # >= 1
