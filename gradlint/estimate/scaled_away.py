@@ -24,6 +24,7 @@ import math
 from collections.abc import Sequence
 
 from gradlint.core.graph import GraphNode, LayerGraph
+from gradlint.core.op_kinds import HOMOGENEOUS
 from gradlint.estimate.activations import ACTIVATIONS, scale_kept
 from gradlint.estimate.op_forward import norm_scale
 from gradlint.estimate.tensor_state import Moments
@@ -31,7 +32,7 @@ from gradlint.estimate.tensor_state import Moments
 # positively homogeneous at init: ReLU6 clips at 6 standard deviations of a normalized input
 # (where a sample's heavy tail reaches 6, a few clipped entries keep 1-2 decades more than eps:
 # timm's MobileNetV2 measured 2.2 decades below its neighbours where eps says 4.8)
-_SCALE_KEEPING = frozenset({"relu", "leaky_relu", "prelu", "relu6", "identity"})
+_SCALE_KEEPING = HOMOGENEOUS | {"relu6", "identity"}
 _PER_CHANNEL_NORMS = frozenset({"batch_norm", "instance_norm", "group_norm"})
 
 
@@ -103,8 +104,7 @@ def _divides_out(node: GraphNode) -> bool:
     return node.op != "group_norm" or node.attrs.get("groups") == node.shape[1]
 
 
-def _keeps_channels_and_scale(node: GraphNode, nodes: Sequence[GraphNode]
-                              ) -> bool:
+def _keeps_channels_and_scale(node: GraphNode, nodes: Sequence[GraphNode]) -> bool:
     """Scaling one input channel scales whole output channels (channels stay on dim 1), and
     nothing else: homogeneous activations, depthwise convs, pools, resizes, channel concat
     and slices, shape-keeping views."""
@@ -117,7 +117,7 @@ def _keeps_channels_and_scale(node: GraphNode, nodes: Sequence[GraphNode]
         return _same_channels(node, nodes)
     if kind == "conv":
         groups, cin = node.attrs.get("groups", 1), node.attrs.get("in")
-        return cin is not None and groups == cin and len(node.inputs) >= 1
+        return cin is not None and groups == cin
     if kind == "cat":
         rank = len(node.shape or ())
         return rank >= 2 and node.attrs.get("dim") in (1, 1 - rank)
