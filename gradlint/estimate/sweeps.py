@@ -19,6 +19,7 @@ from gradlint.core.values import LayerEstimate
 from gradlint.estimate.activations import negative_second_moment
 from gradlint.estimate.op_table import OpEntry, entries_of, entry_of, graph_reads_shared
 from gradlint.estimate.position_profiles import ForwardProfiles, profile_corrections, uneven
+from gradlint.estimate.rectified_streams import consecutive_masks, rectified_relus, relu_step
 from gradlint.estimate.residual_coherence import CoherentSkip, coherent_skips, homogeneous_floor
 from gradlint.estimate.scaled_away import scaled_away
 from gradlint.estimate.strongest_path import (
@@ -81,10 +82,16 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
     shared = graph_reads_shared(graph)
     entries = entries_of(nodes)  # looked up once per node
     profiles = ForwardProfiles(graph, entries) if uneven(graph) else None
+    rectified = rectified_relus(graph)  # ReLUs after residual adds (rectified_streams)
     for node, entry in zip(nodes, entries, strict=True):
         inputs = node.inputs  # most nodes have one input (a comprehension is a call in 3.11)
         ins = [moments[inputs[0]]] if len(inputs) == 1 else [moments[i] for i in inputs]
         out, gains, gate = entry.forward(node, ins, nodes, shared)  # a Step, unpacked in C
+        if rectified and node.index in rectified:
+            stream, branch = rectified[node.index]
+            better = relu_step(moments[stream], moments[branch], out)
+            if better is not None:
+                out, gains = better[0], (better[1],)
         if profiles is not None:
             out = profiles.step(node, out, moments)
         moments.append(out)
@@ -96,7 +103,8 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
         log_gains, weight_fix = profile_corrections(graph, log_gains, entries, moments,
                                                    profiles.prof)
     skips = coherent_skips(graph, moments)
-    log_r, contrib, log_s = _backward(graph, log_gains, skips, moments, entries)
+    masks = consecutive_masks(graph, rectified, moments) if rectified else {}
+    log_r, contrib, log_s = _backward(graph, log_gains, skips, moments, entries, masks=masks)
     # GL101's per-layer factors compare the weight gradients of consecutive weight layers
     centred = _batch_centred(graph)
     grads = _weight_grads(graph, moments, log_r, centred, entries, log_s, weight_fix)
@@ -115,7 +123,7 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
                               log_s, owner_fix)
     if attention:
         layers = _token_coherence_range(graph, entries, moments, log_gains, skips, layers, paths,
-                                        spread, centred, attention, owner_fix)
+                                        spread, centred, attention, owner_fix, masks)
     unknown = (tuple(node for node in nodes if node.kind == "opaque")
                if "opaque" in graph.kinds() else ())
     return GraphEstimate(graph, tuple(moments), tuple(log_r), tuple(paths), layers, unknown,
@@ -191,14 +199,16 @@ def _position_mixing(graph: LayerGraph) -> tuple[frozenset[int], dict[int, int]]
 def _backward(graph: LayerGraph, log_gains: list[tuple[float, ...]],
               skips: dict[int, CoherentSkip],
               moments: list[Moments], entries: list[OpEntry], coherent_tokens: float = 0.0,
-              attention: frozenset[int] = frozenset()
+              attention: frozenset[int] = frozenset(),
+              masks: dict[int, tuple[int, float]] | None = None,
               ) -> tuple[list[float], list[list[tuple[int, float]]], list[float]]:
     """Reverse sweep: log r per node (natural log of the mean squared gradient per entry),
     per node its consumers' contributions, and log s, the part of r that is the same at every
     position (a global average pool hands every position the same gradient; a weight layer
     then sums it coherently against its inputs' mean, see _call_grad_sq).
     ``coherent_tokens`` c scales what attention's Q/K receive through the softmax Jacobian by
-    1 - c (see _token_coherence_range)."""
+    1 - c (see _token_coherence_range). ``masks``: ReLUs whose gradient from one consumer
+    (the next block's identity) keeps ρ, not P (rectified_streams.consecutive_masks)."""
     nodes = graph.nodes
     n = len(nodes)
     log_r = [NEG_INF] * n
@@ -226,6 +236,8 @@ def _backward(graph: LayerGraph, log_gains: list[tuple[float, ...]],
         skip = skips.get(c)
         through_softmax = _softmax_slots(node) if c in attention else ()
         gains = log_gains[c]
+        if masks and c in masks:
+            gains = _kept_along_identity(gains, masks[c], contrib[c], rc)
         qc, sc = log_q[c], log_s[c]
         pools = entry.pools_positions
         coherence = entry.position_coherence  # what of log s passes (op_table)
@@ -261,6 +273,21 @@ def _backward(graph: LayerGraph, log_gains: list[tuple[float, ...]],
             same = logaddexp(log_s[p], alike)
             log_s[p] = rp if rp < same else same
     return log_r, contrib, log_s
+
+
+def _kept_along_identity(gains: tuple[float, ...], mask: tuple[int, float],
+                         arrived: list[tuple[int, float]], rc: float) -> tuple[float, ...]:
+    """A ReLU's gain when the share of its gradient that came from ``mask``'s consumer keeps
+    exp(log ratio) times more than the rest."""
+    consumer, log_ratio = mask
+    part = NEG_INF
+    for c, r in arrived:
+        if c == consumer:
+            part = logaddexp(part, r)
+    if part == NEG_INF or not gains or gains[0] == NEG_INF:
+        return gains
+    share = min(math.exp(part - rc), 1.0)
+    return (gains[0] + math.log1p(math.expm1(log_ratio) * share), *gains[1:])
 
 
 # Token coherence c: how alike the tokens' values are (their shared part's share of P_v). The
@@ -306,11 +333,12 @@ def _token_coherence_range(graph: LayerGraph, entries: list[OpEntry], moments: l
                            log_gains: list[tuple[float, ...]], skips: dict[int, CoherentSkip],
                            layers: tuple[LayerEstimate, ...], paths: list[PathState],
                            spread: dict[int, float], centred: set[int], attention: frozenset[int],
-                           weight_fix: dict[int, float]) -> tuple[LayerEstimate, ...]:
+                           weight_fix: dict[int, float], masks: dict[int, tuple[int, float]]
+                           ) -> tuple[LayerEstimate, ...]:
     """Add ``range`` (log10 relative at c = TOKEN_COHERENCE .. at c = 0) to the layers whose
     estimate depends on token coherence; the point estimate stays the c = 0 one."""
     log_r, _, log_s = _backward(graph, log_gains, skips, moments, entries, TOKEN_COHERENCE,
-                                attention)
+                                attention, masks)
     grads = _weight_grads(graph, moments, log_r, centred, entries, log_s, weight_fix)
     calls, uses = _call_sites(graph)
     raw = _owner_gradients(graph, moments, log_r, spread, grads, centred, log_s, calls, uses,
