@@ -100,7 +100,7 @@ KIND_OF: dict[str, str] = {
     "multihead_attention": "attention", "recurrent": "recurrent", "upsample": "upsample",
     "compare": "constant", "where": "where", "sdpa": "sdpa", "pow": "smooth",
     "rsqrt": "smooth", "sqrt": "smooth", "reciprocal": "smooth", "exp": "smooth",
-    "bernoulli": "constant",
+    "bernoulli": "constant", "l2_normalize": "smooth",
 }
 
 

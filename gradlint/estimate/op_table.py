@@ -155,7 +155,22 @@ def _averaged_values(node: GraphNode, src: GraphNode, r: float, s: float, g: flo
     only the first, so the second may exceed it: the sweep then raises r to it (a gradient
     alike at every query, below a mean pool, reaches every key whole: measured on timm's
     NesT, whose qkv weights it made 0.8 decades too low)."""
-    if len(node.inputs) < 3 or src.index != node.inputs[2] or not node.shape:
+    if len(node.inputs) < 3 or src.index != node.inputs[2]:
+        return NEG_INF
+    return _values_alike(node, src, r, s, g)
+
+
+def matmul_values(node: GraphNode, src: GraphNode, r: float, s: float, g: float,
+                  moments: list[Moments]) -> float:
+    """``_averaged_values`` for attention written out: probabilities (a softmax's output, the
+    left factor) @ values (the right factor), e.g. torchvision's Swin."""
+    if len(node.inputs) < 2 or src.index != node.inputs[1]:
+        return NEG_INF
+    return _values_alike(node, src, r, s, g)
+
+
+def _values_alike(node: GraphNode, src: GraphNode, r: float, s: float, g: float) -> float:
+    if not node.shape:
         return NEG_INF
     shape = src.shape or node.shape
     n_q, n_k = node.shape[-2], shape[-2] if len(shape) >= 2 else node.shape[-2]
@@ -288,6 +303,8 @@ OP_ENTRIES: dict[str, OpEntry] = {
                                       reads_shared=True),
     "layer_norm": _POSITION_NORM,
     "rms_norm": _POSITION_NORM,
+    # x / ||x|| (F.normalize, cosine attention): not a norm over positions
+    "l2_normalize": OpEntry(fw.l2_normalize, position_coherence=_same_everywhere),
     # a random 0/1 mask: its own moments, no gradient (as any constant)
     "bernoulli": OpEntry(fw.bernoulli),
     # a local average pool averages the fluctuations around S (op_forward._pool): it reads S

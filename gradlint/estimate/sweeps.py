@@ -11,13 +11,20 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from gradlint.core.gc_pause import collector_paused
 from gradlint.core.graph import GraphNode, LayerGraph, ModuleInfo, ParamStats
 from gradlint.core.op_kinds import AFFINE_KINDS, GATE_RMS, WEIGHT_KINDS
 from gradlint.core.values import LayerEstimate
 from gradlint.estimate.activations import negative_second_moment
-from gradlint.estimate.op_table import OpEntry, entries_of, entry_of, graph_reads_shared
+from gradlint.estimate.op_table import (
+    OpEntry,
+    entries_of,
+    entry_of,
+    graph_reads_shared,
+    matmul_values,
+)
 from gradlint.estimate.position_profiles import ForwardProfiles, profile_corrections, uneven
 from gradlint.estimate.rectified_streams import consecutive_masks, rectified_relus, relu_step
 from gradlint.estimate.residual_coherence import CoherentSkip, coherent_skips, homogeneous_floor
@@ -222,6 +229,7 @@ def _backward(graph: LayerGraph, log_gains: list[tuple[float, ...]],
     contrib: list[list[tuple[int, float]]] = [[] for _ in range(n)]
     floor = homogeneous_floor(graph, moments)
     mixing, merges = _position_mixing(graph)
+    values = _value_matmuls(graph)
     log = math.log
     for c in range(n - 1, -1, -1):
         rc = log_r[c]
@@ -241,6 +249,8 @@ def _backward(graph: LayerGraph, log_gains: list[tuple[float, ...]],
         qc, sc = log_q[c], log_s[c]
         pools = entry.pools_positions
         coherence = entry.position_coherence  # what of log s passes (op_table)
+        if values and c in values:  # probabilities @ values: an average over the keys
+            coherence, pools = matmul_values, True
         if c in mixing:
             coherence = None
         merged = merges.get(c)
@@ -318,6 +328,45 @@ def _attention_softmaxes(graph: LayerGraph) -> frozenset[int]:
                 if c.kind == "passthrough":
                     stack.extend(users[c.index])
     return frozenset(found)
+
+
+def _value_matmuls(graph: LayerGraph) -> frozenset[int]:
+    """Matmuls whose left factor is a softmax's output (through dropout and views): attention
+    written out, probabilities @ values. Not where the attention's output is normalized
+    before it joins the stream (post-norm, Swin V2): the estimate's forward takes the tokens
+    as independent, which makes that output too small where they are alike (0.04 where 0.11
+    is measured) and the norm's gain too large, and the part of the gradient alike at every
+    query would carry that error down the stack, compounding per block."""
+    if "softmax" not in graph.ops() or "matmul" not in graph.ops():
+        return frozenset()
+    nodes = graph.nodes
+    users = graph.consumers()
+    found = set()
+    for node in nodes:
+        if node.op != "matmul" or len(node.inputs) < 2:
+            continue
+        i = node.inputs[0]
+        while nodes[i].kind == "passthrough" and len(nodes[i].inputs) == 1:
+            i = nodes[i].inputs[0]
+        if nodes[i].op == "softmax" and not _normalized_after(nodes, users, node.index):
+            found.add(node.index)
+    return frozenset(found)
+
+
+def _normalized_after(nodes: Sequence[GraphNode], users: Any, i: int) -> bool:
+    """A norm on the way from node ``i`` (through views, scales and Linears) before any
+    other op: the attention's output projection, then its post-norm."""
+    for _ in range(16):
+        after = users[i]
+        if len(after) != 1:
+            return False
+        i = after[0]
+        kind = nodes[i].kind
+        if kind == "norm":
+            return True
+        if kind not in ("passthrough", "scale", "linear"):
+            return False
+    return False
 
 
 def _softmax_slots(node: GraphNode) -> tuple[int, ...]:

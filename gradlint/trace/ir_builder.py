@@ -37,7 +37,7 @@ _SETTINGS: dict[str, tuple[tuple[int | None, str, str], ...]] = {
     "layer_norm": ((4, "eps", "eps"),), "rms_norm": ((3, "eps", "eps"),),
     "batch_norm": ((7, "eps", "eps"),), "instance_norm": ((7, "eps", "eps"),),
     "group_norm": ((1, "num_groups", "groups"), (4, "eps", "eps")), "cat": ((1, "dim", "dim"),),
-    "bernoulli": ((1, "p", "p"),),
+    "bernoulli": ((1, "p", "p"),), "l2_normalize": ((2, "dim", "dim"),),
 }
 # where a functional norm takes its affine parameters: (weight, bias) positions (and keywords)
 NORM_AFFINE: dict[str, tuple[int | None, int | None]] = {
@@ -45,7 +45,7 @@ NORM_AFFINE: dict[str, tuple[int | None, int | None]] = {
     "instance_norm": (3, 4)}
 # what a setting is when the call does not give it as a constant (a tensor exponent: gain 1)
 _UNSET: dict[str, dict[str, Any]] = {"softmax": {"dim": -1}, "log_softmax": {"dim": -1},
-                                     "pow": {"exponent": 1.0}}
+                                     "pow": {"exponent": 1.0}, "l2_normalize": {"dim": 1}}
 
 
 def call_settings(key: str, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]

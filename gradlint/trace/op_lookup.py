@@ -198,7 +198,7 @@ _FUNCTIONS: dict[Any, str] = {
     torch.softmax: "softmax", F.softmax: "softmax", torch.log_softmax: "log_softmax",
     F.log_softmax: "log_softmax",
     torch.matmul: "matmul", operator.matmul: "matmul", torch.bmm: "matmul", torch.mm: "matmul",
-    F.linear: "linear_fn", F.layer_norm: "layer_norm", F.normalize: "layer_norm",
+    F.linear: "linear_fn", F.layer_norm: "layer_norm", F.normalize: "l2_normalize",
     F.batch_norm: "batch_norm", F.group_norm: "group_norm", F.instance_norm: "instance_norm",
     F.scaled_dot_product_attention: "sdpa",
     F.interpolate: "upsample", F.pad: "passthrough", F.pixel_shuffle: "passthrough",
