@@ -64,6 +64,7 @@ class _Stack(nn.Module):
         return self.head(self.blocks(self.stem(x)).mean((2, 3)))
 
 
+@pytest.mark.slow  # ~20 s on 2 busy cores: CI runs it in its slow step
 @pytest.mark.parametrize(("block", "channels", "depth"),
                          [(Bottleneck, 128, 16), (BasicBlock, 32, 16)])
 def test_deep_post_activation_stack_does_not_drift(block: type[nn.Module], channels: int,
