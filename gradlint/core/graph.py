@@ -147,6 +147,14 @@ class LayerGraph:
             object.__setattr__(self, "_users", users)
         return users
 
+    def carried_from(self, i: int) -> int:
+        """The node whose values node ``i`` carries unchanged: back through single-input
+        value-keeping ops (views, dropout, identity)."""
+        nodes = self.nodes
+        while nodes[i].kind == "passthrough" and len(nodes[i].inputs) == 1:
+            i = nodes[i].inputs[0]
+        return i
+
     def ops(self) -> frozenset[str]:
         """The catalogue ops in the graph (built once): a sweep that looks for one kind of
         node returns at once where there is none (most sweeps, on a plain MLP)."""

@@ -31,19 +31,11 @@ from collections.abc import Sequence
 
 import torch
 
-from gradlint.core.graph import GraphNode, LayerGraph
+from gradlint.core.graph import LayerGraph
 from gradlint.estimate.normal_grid import WI, WO, ZI, ZO, Phi, W, Z, phi
 from gradlint.estimate.tensor_state import Moments
 
-_PASS = frozenset({"passthrough"})  # value-keeping ops between a ReLU and the add
 _FLAT = 1e-12
-
-
-def _stream_source(nodes: Sequence[GraphNode], i: int) -> int:
-    """The node whose values ``i`` carries unchanged (through dropout, identity...)."""
-    while nodes[i].kind in _PASS and len(nodes[i].inputs) == 1:
-        i = nodes[i].inputs[0]
-    return i
 
 
 def rectified_relus(graph: LayerGraph) -> dict[int, tuple[int, int]]:
@@ -60,7 +52,7 @@ def rectified_relus(graph: LayerGraph) -> dict[int, tuple[int, int]]:
         if add.kind != "add" or len(add.inputs) != 2 or any(
                 s != 1.0 for s in (add.scales or (1.0, 1.0))):
             continue
-        rect = [nodes[_stream_source(nodes, i)].op == "relu" for i in add.inputs]
+        rect = [nodes[graph.carried_from(i)].op == "relu" for i in add.inputs]
         if rect[0] != rect[1]:
             k = 0 if rect[0] else 1
             found[node.index] = (add.inputs[k], add.inputs[1 - k])
@@ -145,7 +137,7 @@ def consecutive_masks(graph: LayerGraph, rect: dict[int, tuple[int, int]],
     users = graph.consumers()
     found: dict[int, tuple[int, float]] = {}
     for nxt, (stream, branch) in rect.items():
-        k = _stream_source(nodes, stream)
+        k = graph.carried_from(stream)
         if k not in rect:
             continue
         path = stream  # k's consumer on the way to the add: the first node after k

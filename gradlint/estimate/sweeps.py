@@ -345,10 +345,8 @@ def _value_matmuls(graph: LayerGraph) -> frozenset[int]:
     for node in nodes:
         if node.op != "matmul" or len(node.inputs) < 2:
             continue
-        i = node.inputs[0]
-        while nodes[i].kind == "passthrough" and len(nodes[i].inputs) == 1:
-            i = nodes[i].inputs[0]
-        if nodes[i].op == "softmax" and not _normalized_after(nodes, users, node.index):
+        if (nodes[graph.carried_from(node.inputs[0])].op == "softmax"
+                and not _normalized_after(nodes, users, node.index)):
             found.add(node.index)
     return frozenset(found)
 
