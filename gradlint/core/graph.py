@@ -8,7 +8,7 @@ from gradlint.core.op_kinds.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gradlint.core.op_kinds import kind_of, saturating, sup_derivative
@@ -89,6 +89,10 @@ class GraphNode:
 
     def param(self, name: str) -> ParamStats | None:
         return self._by_leaf.get(name)
+
+    def without(self, setting: str) -> GraphNode:
+        """This node without one of its ``attrs`` (a sweep that must not use it here)."""
+        return replace(self, attrs={k: v for k, v in self.attrs.items() if k != setting})
 
     def log10_sup_derivative(self) -> float:
         """log10 sup|f'| for the worst-case bound (0 for non-elementwise ops)."""

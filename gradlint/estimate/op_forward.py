@@ -230,7 +230,33 @@ def log_softmax(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
 
 def matmul(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
            need_shared: bool) -> Step:
-    return _matmul(node, ins, [nodes[i] for i in node.inputs])
+    in_nodes = [nodes[i] for i in node.inputs]
+    step = _matmul(node, ins, in_nodes)
+    if (node.attrs.get("coherence") is not None and len(ins) >= 2 and in_nodes[0].shape
+            and _probabilities(nodes, node.inputs[0])):
+        return _averaged(node, ins, in_nodes[0].shape[-1], step)
+    return step
+
+
+def _probabilities(nodes: Sequence[GraphNode], i: int) -> bool:
+    """Does node ``i`` carry a softmax's output unchanged (through views and dropout)?"""
+    while nodes[i].kind == "passthrough" and len(nodes[i].inputs) == 1:
+        i = nodes[i].inputs[0]
+    return nodes[i].op == "softmax"
+
+
+def _averaged(node: GraphNode, ins: list[Moments], k: int, step: Step) -> Step:
+    """Probabilities @ values where the values share ρ of their energy over the keys (the
+    trace's measure, gradlint/trace/token_coherence.py): each row averages them, which keeps
+    the shared part whole and Σp² of the rest, P_out = P_v (ρ + (1 − ρ) Σp²)."""
+    p, v = ins[0], ins[1]
+    rho = max(float(node.attrs["coherence"][0]), unit_mean_square(v) / v.second
+              if v.second > 0 else 0.0)
+    spread = min(k * p.second, 1.0)
+    second = v.second * (rho + (1.0 - rho) * spread)
+    # what every example shares at each unit is alike over the keys too: it passes whole
+    shared = min(v.shared, second) if v.shared == v.shared else step.out.shared
+    return Step(Moments(v.mean, second, shared), step.log_gains)
 
 
 def attention(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
@@ -440,7 +466,10 @@ def _softmax(node: GraphNode, x: Moments) -> Step:
     row where a mask leaves n_i), and the Jacobian's mean squared entry per input is ~ E p^2
     (~1/n^2 near uniform)."""
     n = _dim_size(node) or 1
-    p2, centred = _near_uniform(x.var, n, keys_per_query(node, n))
+    var = x.var
+    if (alike := node.attrs.get("row_coherence")) is not None:  # a row's common shift
+        var = min(var, x.second * (1.0 - float(alike)))  # is no spread (trace measure)
+    p2, centred = _near_uniform(var, n, keys_per_query(node, n))
     return Step(Moments(1.0 / n, p2, p2), (_log(p2 * centred) if n > 1 else 0.0,))
 
 
@@ -560,15 +589,25 @@ def _sdpa(node: GraphNode, ins: list[Moments], in_nodes: list[GraphNode]) -> Ste
     sq, sk, sv = (n.shape or () for n in in_nodes[:3])
     d, n_k, n_q, d_v = sq[-1], sk[-2], sq[-2], sv[-1]
     scale = float(node.attrs.get("scale") or d ** -0.5)
-    logit_var = d * q.second * k.second * scale * scale
-    p2, centred = _near_uniform(logit_var, n_k, keys_per_query(node, n_k))
-    # what every key shares (the batch-shared per-unit mean, S) passes the average whole
+    # what every key shares (the batch-shared per-unit mean, S; the part the trace measured
+    # alike over the keys, gradlint/trace/token_coherence.py) passes the average whole, and
+    # adds the same to every logit of a row: no spread
     base = unit_mean_square(v)
+    measured = node.attrs.get("coherence")
+    rho_k = 0.0
+    if measured is not None:
+        base = max(base, float(measured[0]) * v.second)
+        rho_k = float(measured[1])
+    logit_var = d * q.second * k.second * (1.0 - rho_k) * scale * scale
+    p2, centred = _near_uniform(logit_var, n_k, keys_per_query(node, n_k))
     out = Moments(v.mean, base + n_k * p2 * max(v.second - base, 0.0),
-                  v.shared if v.shared != v.shared else base)
-    # per unit r at the output, the logits' mean squared gradient
-    ds2 = p2 * centred * d_v * v.second
-    gains: tuple[float, ...] = (_log(n_k * k.second * scale * scale * ds2),
+                  v.shared if v.shared != v.shared else unit_mean_square(v))
+    # per unit r at the output, the logits' mean squared gradient: the softmax Jacobian
+    # centres each row over its keys, so only the values' part that differs by key counts
+    ds2 = p2 * centred * d_v * (v.second - base if measured is not None else v.second)
+    # the queries' gradient sums the logits' over the keys, which sum to 0 per row: only the
+    # keys' centred part counts
+    gains: tuple[float, ...] = (_log(n_k * k.second * (1.0 - rho_k) * scale * scale * ds2),
                                 _log(n_q * q.second * scale * scale * ds2), _log(n_q * p2))
     if len(ins) > 3:  # a float attn_mask adds to the logits (T5's learned position bias)
         gains += (_log(ds2),) + (NEG_INF,) * (len(ins) - 4)

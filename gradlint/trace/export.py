@@ -37,6 +37,7 @@ from gradlint.trace.ir_builder import (
     take_of,
 )
 from gradlint.trace.op_lookup import ATEN_CONV, ATEN_LINEAR, ATEN_NORMS, aten_op, aten_packet
+from gradlint.trace.token_coherence import Coherence
 
 
 def export_target(target: Target, model: nn.Module, inputs: tuple[Any, ...],
@@ -137,16 +138,20 @@ class AtenConverter(IRBuilder):
         self.constants = getattr(ep, "constants", {})
         self.inert: set[int] = set()  # nodes whose values carry no gradient (mark_inert)
         self.keys: dict[fx.Node, KeyCounts] = {}  # attention ops' keys per query (masks)
+        self.alike: dict[fx.Node, Coherence] = {}  # products' token coherence (values, keys)
+        self.rows: dict[fx.Node, float] = {}  # softmax inputs' share alike along the row
 
     def param(self, a: Any, role: str) -> ParamStats | None:
         return self.in_role(self.operand(a), role)
 
     def read_masks(self, inputs: Any) -> None:
-        """Keys per query of the program's attention ops, from their masks evaluated on the
-        real ``inputs`` the program was traced with (``export_masks``); before ``run``."""
+        """Keys per query of the program's attention ops and their operands' token coherence,
+        evaluated on the real ``inputs`` the program was traced with (``export_masks``);
+        before ``run``."""
         state = {**self.state, **self.constants}
-        self.keys = program_keys(self.ep.graph_module.graph, state,
-                                 {**self.param_of, **self.buffer_of}, pytree.tree_leaves(inputs))
+        self.keys, self.alike, self.rows = program_keys(
+            self.ep.graph_module.graph, state, {**self.param_of, **self.buffer_of},
+            pytree.tree_leaves(inputs))
 
     def run(self, out_index: int) -> int:
         """Convert every node; returns the index of flattened output ``out_index``."""
@@ -270,6 +275,10 @@ class AtenConverter(IRBuilder):
             attrs["stack"] = True
         if n in self.keys:
             attrs["keys"] = self.keys[n]
+        if n in self.alike:
+            attrs["coherence"] = self.alike[n]
+        if n in self.rows:
+            attrs["row_coherence"] = self.rows[n]
         return self.add_op(key, ins, attrs=attrs, **common)
 
     def norm_call(self, n: fx.Node, packet: str, args: list[Any], common: dict[str, Any]) -> int:

@@ -1,35 +1,106 @@
-"""Attention masks in an ATen program, evaluated on real values. The program was traced on fake
-tensors, so its masks (a causal ``tril``, a padding mask, Hugging Face's ``create_causal_mask``)
-have shapes and no values; each is computed here from the model's real inputs, buffers and
-constants, running only the few ops it is built from, and read by ``attention_keys``.
+"""What attention needs from real values in an ATen program: its masks, and how alike its
+values and keys are over the tokens. The program was traced on fake tensors, so its masks (a
+causal ``tril``, a padding mask, Hugging Face's ``create_causal_mask``) and activations have
+shapes and no values; each is computed here from the model's real inputs, buffers and
+constants, running only the few ops it is built from, and read by ``attention_keys`` and
+``token_coherence``.
 
-An attention op is read where its mask's ancestors are at most ``_BUDGET`` ATen calls: a
+A value is read where its ancestors not yet computed are at most ``_BUDGET`` ATen calls: a
 softmax's logits (``scores + mask``) reach the whole model through the scores, so for a softmax
-the additive operand (or the ``masked_fill`` mask) is what is evaluated."""
+the additive operand (or the ``masked_fill`` mask) is what is evaluated; the operands of the
+attention products are evaluated in program order, each reusing what the ones before it
+computed (a spliced block's attention is a few calls from its inputs)."""
 
 from __future__ import annotations
 
 import operator
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.fx as fx
 from torch.utils import _pytree as pytree
 
-from gradlint.trace import attention_keys
+from gradlint.trace import attention_keys, token_coherence
 from gradlint.trace.attention_keys import KeyCounts
 from gradlint.trace.op_lookup import aten_packet
 
 _BUDGET = 300  # ATen calls evaluated for one mask, at most
 
 _SOFTMAX = ("aten.softmax", "aten._softmax", "aten._safe_softmax")
+_DROPOUT = ("aten.dropout", "aten.native_dropout", "aten.feature_dropout", "aten.alpha_dropout",
+            "aten.feature_alpha_dropout")
+
+
+_PRODUCTS = {"aten.bmm": "matmul", "aten.matmul": "matmul", "aten.mm": "matmul",
+             "aten.scaled_dot_product_attention": "sdpa"}
+
+
+class Readings(NamedTuple):
+    """What the program's attention ops read from real values, per ATen node."""
+
+    keys: dict[fx.Node, KeyCounts]  # keys per query (attention_keys)
+    alike: dict[fx.Node, token_coherence.Coherence]  # products' operands (token_coherence)
+    rows: dict[fx.Node, float]  # softmax inputs' share alike along the row
 
 
 def program_keys(graph: fx.Graph, state: dict[str, Any], placeholders: dict[str, str],
-                 user_values: list[Any]) -> dict[fx.Node, KeyCounts]:
-    """Keys per query of every attention op in ``graph`` whose mask can be evaluated:
-    ``placeholders`` maps a parameter/buffer/constant placeholder's name to its key in
-    ``state``; ``user_values`` are the flattened user inputs in the program's order."""
+                 user_values: list[Any]) -> Readings:
+    """Keys per query of every attention op in ``graph`` whose mask can be evaluated, and the
+    token coherence of every product's operands and softmax's input that can
+    (``token_coherence``): ``placeholders`` maps a parameter/buffer/constant placeholder's
+    name to its key in ``state``; ``user_values`` are the flattened user inputs in the
+    program's order."""
+    evaluator = _evaluator(graph, state, placeholders, user_values)
+    found: dict[fx.Node, KeyCounts] = {}
+    alike: dict[fx.Node, token_coherence.Coherence] = {}
+    rows: dict[fx.Node, float] = {}
+    grad = torch.is_grad_enabled()
+    try:  # dropout in train mode draws: the same readings whichever path led here
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            for n in graph.nodes:
+                if n.op != "call_function":
+                    continue
+                packet = aten_packet(n.target)
+                keys = None
+                if packet == "aten.scaled_dot_product_attention":
+                    keys = _sdpa(n, evaluator)
+                elif packet in _SOFTMAX:
+                    keys = _softmax(n, evaluator)
+                    if (row := _row(n, evaluator)) is not None:
+                        rows[n] = row
+                if keys is not None:
+                    found[n] = keys
+                if packet in _PRODUCTS and (shared := _coherence(n, _PRODUCTS[packet],
+                                                                 evaluator)) is not None:
+                    alike[n] = shared
+    finally:
+        torch._C._set_grad_enabled(grad)
+    return Readings(found, alike, rows)
+
+
+def _row(n: fx.Node, ev: _Evaluator) -> float | None:
+    """A softmax input's share alike along its dim, evaluated."""
+    x, dim = _arg(n, 0, "self"), _arg(n, 1, "dim", -1)
+    value = ev.value(x) if isinstance(dim, int) else None
+    return None if value is None else token_coherence.of_softmax((value, dim), {})
+
+
+def _coherence(n: fx.Node, op: str, ev: _Evaluator) -> token_coherence.Coherence | None:
+    """The product's operands evaluated (the ones it reads: keys and values, or the right
+    factor), then measured."""
+    wanted = (1, 2) if op == "sdpa" else (1,)
+    args = list(n.args)
+    for i in wanted:
+        if i >= len(args) or (value := ev.value(args[i])) is None:
+            return None
+        args[i] = value
+    return token_coherence.of_call(op, tuple(args), {})
+
+
+def _evaluator(graph: fx.Graph, state: dict[str, Any], placeholders: dict[str, str],
+               user_values: list[Any]) -> _Evaluator:
+    """An evaluator holding the placeholders' real values."""
     holders = [n for n in graph.nodes if n.op == "placeholder"]
     user = [n for n in holders if n.name not in placeholders]
     values: dict[fx.Node, Any] = {}
@@ -43,25 +114,7 @@ def program_keys(graph: fx.Graph, state: dict[str, Any], placeholders: dict[str,
     if len(tensors) == len(tensor_holders):
         values.update(zip(tensor_holders, (t.detach() for t in tensors), strict=True))
     order = {n: i for i, n in enumerate(graph.nodes)}
-    evaluator = _Evaluator(values, order)
-    found: dict[fx.Node, KeyCounts] = {}
-    grad = torch.is_grad_enabled()
-    try:
-        with torch.no_grad():
-            for n in graph.nodes:
-                if n.op != "call_function":
-                    continue
-                packet = aten_packet(n.target)
-                keys = None
-                if packet == "aten.scaled_dot_product_attention":
-                    keys = _sdpa(n, evaluator)
-                elif packet in _SOFTMAX:
-                    keys = _softmax(n, evaluator)
-                if keys is not None:
-                    found[n] = keys
-    finally:
-        torch._C._set_grad_enabled(grad)
-    return found
+    return _Evaluator(values, order)
 
 
 def _shape(a: Any) -> tuple[int, ...] | None:
@@ -154,6 +207,12 @@ class _Evaluator:
 
     def _run(self, n: fx.Node) -> bool:
         args, kwargs = pytree.tree_map_only(fx.Node, self.values.__getitem__, (n.args, n.kwargs))
+        packet = aten_packet(n.target)
+        if packet in _DROPOUT and args and isinstance(args[0], torch.Tensor):
+            x = args[0]  # kept whole: a draw would make the readings differ from run to run
+            self.values[n] = (x, torch.ones_like(x, dtype=torch.bool)) if (
+                packet == "aten.native_dropout") else x
+            return True
         try:
             self.values[n] = n.target(*args, **kwargs)  # type: ignore[operator]
         except Exception:  # noqa: BLE001 - any failure: this mask is not read

@@ -130,6 +130,8 @@ class FxConverter(IRBuilder):
         label = f"nn.{t.__name__}" if t.__module__.startswith("torch.nn") else t.__name__
         if "attention_keys" in n.meta:
             attrs["keys"] = n.meta["attention_keys"]
+        if "row_coherence" in n.meta:
+            attrs["row_coherence"] = n.meta["row_coherence"]
         if name in self.untraceable:
             key, attrs = "opaque", {"untraceable": self.untraceable[name]}
         self.index[n] = self.add(key, ins, attrs=attrs, module=name, module_type=t.__name__,
@@ -175,6 +177,10 @@ class FxConverter(IRBuilder):
             attrs["stack"] = True
         if "attention_keys" in n.meta:
             attrs["keys"] = n.meta["attention_keys"]
+        if "token_coherence" in n.meta:
+            attrs["coherence"] = n.meta["token_coherence"]
+        if "row_coherence" in n.meta:
+            attrs["row_coherence"] = n.meta["row_coherence"]
         self.index[n] = self.add_op(key, ins, attrs=attrs, **common)
 
     def splice_function(self, n: fx.Node) -> int | None:

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 import torch.fx as fx
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.fx.node import map_aggregate
 from torch.fx.passes.shape_prop import TensorMetadata
 
@@ -19,7 +20,7 @@ from gradlint.core.values import StageError, Target
 from gradlint.load.given_inputs import tree_map_tensors
 from gradlint.load.model_state import restored
 from gradlint.load.sources import exception_line, exception_site, failure_sites, trace_site
-from gradlint.trace import attention_keys
+from gradlint.trace import attention_keys, token_coherence
 from gradlint.trace.example_inputs import first_layers_fx, guess, input_specs
 from gradlint.trace.input_search import cannot_feed, describe, first_layers_ran, search
 from gradlint.trace.op_lookup import function_op, method_op, splices
@@ -61,23 +62,53 @@ class ShapeRecorder(fx.Interpreter):
                 keys = None  # the call below fails at the user's line, not this reading
             if keys is not None:
                 n.meta["attention_keys"] = keys
+            if attention[0] == "softmax" and (
+                    alike := token_coherence.of_softmax(args, kwargs, attention[1])) is not None:
+                n.meta["row_coherence"] = alike
+        if _dropout(n, self.module):  # as the estimate takes it, and without a draw: the
+            args, kwargs = self.fetch_args_kwargs_from_env(n)  # readings are the export's
+            if args and isinstance(args[0], torch.Tensor):
+                return _recorded(n, args[0])
+        if (op := _averaging_op(n)) is not None:
+            args, kwargs = self.fetch_args_kwargs_from_env(n)
+            if (shared := token_coherence.of_call(op, args, kwargs)) is not None:
+                n.meta["token_coherence"] = shared
         try:
             result = super().run_node(n)
         except Exception as exc:  # noqa: BLE001 - the user's forward raised
             raise NodeFailed(n, exc) from None
-        found = False
+        return _recorded(n, result)
 
-        def meta(obj: Any) -> Any:
-            nonlocal found
-            if isinstance(obj, torch.Tensor):
-                found = True
-                return _tensor_meta(obj)
-            return obj
 
-        value = map_aggregate(result, meta)
-        if found:
-            n.meta["tensor_meta"] = value
-        return result
+def _recorded(n: fx.Node, result: Any) -> Any:
+    """``result``, its tensors' shapes written beside ``n``."""
+    found = False
+
+    def meta(obj: Any) -> Any:
+        nonlocal found
+        if isinstance(obj, torch.Tensor):
+            found = True
+            return _tensor_meta(obj)
+        return obj
+
+    value = map_aggregate(result, meta)
+    if found:
+        n.meta["tensor_meta"] = value
+    return result
+
+
+_DROPOUT_CALLS = frozenset({F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout,
+                            F.feature_alpha_dropout, torch.dropout, torch.alpha_dropout,
+                            torch.feature_dropout, torch.feature_alpha_dropout})
+
+
+def _dropout(n: fx.Node, root: nn.Module) -> bool:
+    """A dropout call: the estimate takes it as a view (its rescaling keeps the mean)."""
+    if n.op == "call_module":
+        return isinstance(root.get_submodule(str(n.target)), nn.modules.dropout._DropoutNd)
+    if n.op == "call_function":
+        return n.target in _DROPOUT_CALLS
+    return n.op == "call_method" and n.target == "dropout"
 
 
 def _attention_op(n: fx.Node, root: nn.Module) -> tuple[str, nn.Module | None] | None:
@@ -97,6 +128,17 @@ def _attention_op(n: fx.Node, root: nn.Module) -> tuple[str, nn.Module | None] |
     return None
 
 
+def _averaging_op(n: fx.Node) -> str | None:
+    """"sdpa" or "matmul" for the calls whose operands' token coherence the estimate reads
+    (gradlint/trace/token_coherence.py), else None."""
+    if n.op == "call_function":
+        key = function_op(n.target)
+        return key if key in ("sdpa", "matmul") else None
+    if n.op == "call_method" and method_op(str(n.target)) == "matmul":
+        return "matmul"
+    return None
+
+
 def _tensor_meta(t: torch.Tensor) -> TensorMetadata:
     """Shape and dtype only (the estimate reads shapes): fx's ``_extract_tensor_metadata`` also
     works out memory formats, whose first use imports sympy (~1 s)."""
@@ -105,10 +147,14 @@ def _tensor_meta(t: torch.Tensor) -> TensorMetadata:
 
 def record_shapes(model: nn.Module, graph: fx.Graph, spliced: set[str],
                   inputs: tuple[Any, ...]) -> None:
-    """Run ``graph`` once in train mode on ``inputs``, leaving the model as it was; raises
-    NodeFailed naming the node that broke."""
+    """Run ``graph`` once in train mode on ``inputs`` (dropout off: the token coherence read
+    here does not depend on its draws), leaving the model as it was; raises NodeFailed naming
+    the node that broke."""
     with torch.no_grad(), restored(model):
         model.train()
+        for m in model.modules():  # dropout as the estimate takes it: a view, no draw
+            if isinstance(m, nn.modules.dropout._DropoutNd):
+                m.eval()
         ShapeRecorder(model, graph, spliced).run(*inputs)
 
 

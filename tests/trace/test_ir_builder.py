@@ -73,9 +73,13 @@ def test_fx_and_export_read_the_same_settings() -> None:
     exported = export_target(target, model, (x,), input_specs((x,)), (), {}, False)
 
     def settings(graph: LayerGraph) -> list[tuple[str, dict[str, object]]]:
-        return [(n.op, n.attrs) for n in graph.nodes if n.op not in ("input", "passthrough")]
+        return [(n.op, {k: v for k, v in n.attrs.items() if k != "row_coherence"})
+                for n in graph.nodes if n.op not in ("input", "passthrough")]
 
-    assert settings(trace_target(target)) == settings(exported) == [
+    traced = trace_target(target)
+    # the softmax's input, alike along the row: read on the same values by both
+    assert traced.nodes[-1].attrs["row_coherence"] == exported.nodes[-1].attrs["row_coherence"]
+    assert settings(traced) == settings(exported) == [
         ("leaky_relu", {"negative_slope": 0.2}), ("elu", {"alpha": 0.5}),
         ("hardtanh", {"min_val": -2.0, "max_val": 2.0}), ("softplus", {"beta": 2.0}),
         ("gelu", {"approximate": "tanh"}), ("pow", {"exponent": 2}), ("softmax", {"dim": 1}),
