@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from reach_counts import assert_counts
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # also on torch 2.13; CI's slow step (.ci/run)
 
 BLOCK = """
 import torch.nn as nn

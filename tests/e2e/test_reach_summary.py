@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # also on torch 2.13; CI's slow step (.ci/run)
 
 RunGradlint = Callable[..., "subprocess.CompletedProcess[str]"]  # the conftest fixture
 

@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from gradlint.lint.registry import rule_by_code
 
-pytestmark = pytest.mark.e2e  # also run on torch 2.13 (.ci/run)
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # also on torch 2.13; CI's slow step (.ci/run)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 transformers = pytest.importorskip("transformers")

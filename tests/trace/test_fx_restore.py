@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 import torch.nn as nn
 
@@ -157,6 +158,7 @@ def test_exception_sites_prefers_the_users_files() -> None:
     assert related == ()  # no installed package on the way down
 
 
+@pytest.mark.slow  # ~14 s: two gradlint runs; CI's slow step
 def test_debug_prints_the_users_traceback(tmp_path: Path, run_gradlint: Any) -> None:
     path = tmp_path / "branchy.py"
     path.write_text(textwrap.dedent('''
@@ -229,6 +231,7 @@ def test_a_shape_failure_in_a_library_is_reported_at_the_users_line(tmp_path: Pa
     assert related.line == _line(lib / "layers.py", "x.view(")
 
 
+@pytest.mark.slow  # ~12 s: CI's slow step
 def test_debug_prints_the_users_traceback_behind_gl906_and_gl901(tmp_path: Path,
                                                                   run_gradlint: Any) -> None:
     (tmp_path / "broken_ctor.py").write_text(textwrap.dedent('''
