@@ -250,12 +250,16 @@ def _averaged(node: GraphNode, ins: list[Moments], k: int, step: Step) -> Step:
     trace's measure, gradlint/trace/token_coherence.py): each row averages them, which keeps
     the shared part whole and Σp² of the rest, P_out = P_v (ρ + (1 − ρ) Σp²)."""
     p, v = ins[0], ins[1]
-    rho = max(float(node.attrs["coherence"][0]), unit_mean_square(v) / v.second
-              if v.second > 0 else 0.0)
+    # measured over the keys, whatever they are: the batch-shared part S is alike over the
+    # tokens where the keys are tokens, not where they are channels (DaViT's channel
+    # attention averages over the channels, whose per-channel biases differ)
+    rho = float(node.attrs["coherence"][0])
     spread = min(k * p.second, 1.0)
     second = v.second * (rho + (1.0 - rho) * spread)
-    # what every example shares at each unit is alike over the keys too: it passes whole
-    shared = min(v.shared, second) if v.shared == v.shared else step.out.shared
+    shared = step.out.shared
+    if v.shared == v.shared:  # of what every example shares, the part alike over the keys
+        alike = min(v.shared, rho * v.second)  # passes whole, the rest is averaged
+        shared = min(alike + spread * (v.shared - alike), second)
     return Step(Moments(v.mean, second, shared), step.log_gains)
 
 
