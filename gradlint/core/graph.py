@@ -8,6 +8,7 @@ from gradlint.core.op_kinds.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -152,12 +153,8 @@ class LayerGraph:
         return users
 
     def carried_from(self, i: int) -> int:
-        """The node whose values node ``i`` carries unchanged: back through single-input
-        value-keeping ops (views, dropout, identity)."""
-        nodes = self.nodes
-        while nodes[i].kind == "passthrough" and len(nodes[i].inputs) == 1:
-            i = nodes[i].inputs[0]
-        return i
+        """The node whose values node ``i`` carries unchanged (``carried_from``)."""
+        return carried_from(self.nodes, i)
 
     def ops(self) -> frozenset[str]:
         """The catalogue ops in the graph (built once): a sweep that looks for one kind of
@@ -198,3 +195,11 @@ class ModuleInfo:
         object.__setattr__(self, "main", main)
         object.__setattr__(self, "numel", sum(p.numel for p in self.params))
         object.__setattr__(self, "frozen", not any(p.requires_grad for p in self.params))
+
+
+def carried_from(nodes: Sequence[GraphNode], i: int) -> int:
+    """The node whose values node ``i`` carries unchanged: back through single-input
+    value-keeping ops (views, dropout, identity)."""
+    while nodes[i].kind == "passthrough" and len(nodes[i].inputs) == 1:
+        i = nodes[i].inputs[0]
+    return i

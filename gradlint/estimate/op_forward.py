@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from gradlint.core.graph import GraphNode, ParamStats
+from gradlint.core.graph import GraphNode, ParamStats, carried_from
 from gradlint.core.op_kinds import NORM_GATE_RMS
 from gradlint.estimate.activations import gaussian_moments
 from gradlint.estimate.recurrent import analyse_cell
@@ -233,16 +233,9 @@ def matmul(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
     in_nodes = [nodes[i] for i in node.inputs]
     step = _matmul(node, ins, in_nodes)
     if (node.attrs.get("coherence") is not None and len(ins) >= 2 and in_nodes[0].shape
-            and _probabilities(nodes, node.inputs[0])):
+            and nodes[carried_from(nodes, node.inputs[0])].op == "softmax"):
         return _averaged(node, ins, in_nodes[0].shape[-1], step)
     return step
-
-
-def _probabilities(nodes: Sequence[GraphNode], i: int) -> bool:
-    """Does node ``i`` carry a softmax's output unchanged (through views and dropout)?"""
-    while nodes[i].kind == "passthrough" and len(nodes[i].inputs) == 1:
-        i = nodes[i].inputs[0]
-    return nodes[i].op == "softmax"
 
 
 def _averaged(node: GraphNode, ins: list[Moments], k: int, step: Step) -> Step:

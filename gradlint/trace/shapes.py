@@ -65,7 +65,7 @@ class ShapeRecorder(fx.Interpreter):
             if attention[0] == "softmax" and (
                     alike := token_coherence.of_softmax(args, kwargs, attention[1])) is not None:
                 n.meta["row_coherence"] = alike
-        if _dropout(n, self.module):  # as the estimate takes it, and without a draw: the
+        if _dropout(n):  # as the estimate takes it, and without a draw: the
             args, kwargs = self.fetch_args_kwargs_from_env(n)  # readings are the export's
             if args and isinstance(args[0], torch.Tensor):
                 return _recorded(n, args[0])
@@ -102,10 +102,9 @@ _DROPOUT_CALLS = frozenset({F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.
                             torch.feature_dropout, torch.feature_alpha_dropout})
 
 
-def _dropout(n: fx.Node, root: nn.Module) -> bool:
-    """A dropout call: the estimate takes it as a view (its rescaling keeps the mean)."""
-    if n.op == "call_module":
-        return isinstance(root.get_submodule(str(n.target)), nn.modules.dropout._DropoutNd)
+def _dropout(n: fx.Node) -> bool:
+    """A functional dropout call: the estimate takes it as a view (its rescaling keeps the
+    mean); dropout modules are in eval mode for the pass (``record_shapes``)."""
     if n.op == "call_function":
         return n.target in _DROPOUT_CALLS
     return n.op == "call_method" and n.target == "dropout"
