@@ -8,7 +8,10 @@ needs arguments, GL906 construction failed), never a traceback.
 
 from __future__ import annotations
 
+import ast
+import functools
 import inspect
+import linecache
 import os
 import sys
 import types
@@ -131,10 +134,47 @@ def stage_diag(code: str, message: str, loc: Location, target: str = "") -> Diag
 
 
 def class_line(obj: Any) -> int:
+    """The line a class (its first decorator) or function starts at; 1 if unknown. Classes
+    come from one parse of their file's source (inspect parses the whole file for each class
+    and then tokenizes its body: ~1 ms per class)."""
+    if inspect.isclass(obj):
+        module = sys.modules.get(obj.__module__)
+        file = getattr(module, "__file__", None)
+        if file:
+            line = _class_lines("".join(linecache.getlines(file, vars(module)))).get(
+                obj.__qualname__)
+            if line:
+                return line
     try:
         return max(inspect.getsourcelines(obj)[1], 1)  # a module's "line" is 0
     except (OSError, TypeError):
         return 1
+
+
+@functools.lru_cache(maxsize=8)
+def _class_lines(source: str) -> dict[str, int]:
+    """Qualified name -> first line (of the first decorator, as inspect says) of each class in
+    ``source``; the first definition of a name wins, as in inspect."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return {}
+    found: dict[str, int] = {}
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                name = prefix + child.name
+                line = min([child.lineno, *(d.lineno for d in child.decorator_list)])
+                found.setdefault(name, line)
+                visit(child, name + ".")
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                visit(child, f"{prefix}{child.name}.<locals>.")
+            else:
+                visit(child, prefix)
+
+    visit(tree, "")
+    return found
 
 
 def failed(req: LoadRequest, name: str, line: int, diag: Diagnostic,

@@ -474,3 +474,60 @@ def test_parts_a_neighbouring_model_builds_share_its_gl902(tmp_path: Path) -> No
     (name,) = found
     assert "is a part of UNet" in message(found, name), message(found, name)
     assert codes(load(tmp_path / "unet_b" / "model.py")) == {"UNet": [("GL902", "info")]}
+
+
+def test_class_lines_agree_with_inspect(tmp_path: Path) -> None:
+    """class_line reads every class of a file from one parse; it says what inspect says:
+    the first decorator's line, nested and local classes by qualified name, the first of two
+    definitions, and falls back to inspect for functions."""
+    import importlib.util
+    import inspect
+
+    from gradlint.load.building import class_line
+
+    path = write(tmp_path, "lines_model.py", """
+        import torch.nn as nn
+
+
+        def deco(cls):
+            return cls
+
+
+        @deco
+        @deco
+        class Decorated(nn.Module):
+            class Inner(nn.Module):
+                pass
+
+
+        if True:
+            class Conditional(nn.Module):
+                pass
+
+
+        def factory():
+            class Local(nn.Module):
+                pass
+            return Local
+
+
+        class Twice(nn.Module):
+            pass
+
+
+        class Twice(nn.Module):  # noqa: F811
+            pass
+        """)
+    spec = importlib.util.spec_from_file_location("lines_model", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    import sys
+    sys.modules["lines_model"] = module
+    try:
+        spec.loader.exec_module(module)
+        objs = [module.Decorated, module.Decorated.Inner, module.Conditional, module.factory(),
+                module.Twice, module.deco]
+        assert [class_line(o) for o in objs] == [inspect.getsourcelines(o)[1] for o in objs]
+        assert [class_line(o) for o in objs[:4]] == [8, 11, 16, 21]
+    finally:
+        del sys.modules["lines_model"]
