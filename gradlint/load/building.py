@@ -34,6 +34,7 @@ from gradlint.load.meta_probe import (
     dynamo_left_out,
     outside_refused,
 )
+from gradlint.load.size_guard import REAL_FIRST_BYTES, TooBig, at_most
 from gradlint.load.sources import user_traceback
 
 
@@ -267,8 +268,35 @@ def build_by_convention(req: LoadRequest, module: types.ModuleType, name: str, c
 
 def construct(make: Callable[[], Any], recorder: SiteRecorder, meta: bool,
               budget: int | None = None) -> Any:
-    """Size the model on the meta device first; build it for real only if it fits the budget
-    (a 70B-parameter config never touches RAM)."""
+    """Build the model for real while it stays small (its constructor then runs once);
+    past that, size it on the meta device first and build it for real only if it fits the
+    budget (a 70B-parameter config never touches RAM)."""
+    if not meta:
+        try:
+            with recorder, user_code(), at_most(min(REAL_FIRST_BYTES,
+                                                    memory_budget(budget))) as count:
+                model = make()
+            if not count.passed:
+                return model
+        except TooBig:
+            pass
+        except (MemoryError, RuntimeError) as exc:
+            if not _out_of_memory(exc):
+                raise  # the user's error, as a real build raises it: not run again
+    return _sized_first(make, recorder, meta, budget)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """A real build that ran into the address-space limit (torch's CPU allocator raises a
+    RuntimeError) before it passed the size it may reach: size it on meta instead."""
+    return isinstance(exc, MemoryError) or "can't allocate memory" in str(exc) \
+        or "not enough memory" in str(exc)
+
+
+def _sized_first(make: Callable[[], Any], recorder: SiteRecorder, meta: bool,
+                 budget: int | None) -> Any:
+    """Size the model on the meta device first; build it for real only if it fits the budget.
+    The probe refuses whatever reaches outside (a checkpoint of meta tensors, a process)."""
     probe = None
     for stand_in in (True, False):  # a constructor that needs more of dynamo: try without
         try:
