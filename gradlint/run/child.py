@@ -73,6 +73,27 @@ def _failure(path: str, message: str, loc: Any = None) -> Any:
     return diagnostic("GL905", message, loc or Location(path, 1))
 
 
+def _populate_idle(runs: Runs) -> bool:
+    """Copy the pages of ``runs`` from a thread at idle priority (SCHED_IDLE: it runs only on
+    a core nothing else wants), so that copying ahead never takes a core from a file being
+    checked; the thread ends before the job comes. False: the kernel cannot copy ahead."""
+    import threading
+
+    done: list[bool] = []
+
+    def copy() -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # this thread only
+        except (AttributeError, OSError):  # not Linux
+            pass
+        done.append(populate(runs))
+
+    thread = threading.Thread(target=copy, name="gradlint-copy-ahead")
+    thread.start()
+    thread.join()
+    return bool(done and done[0])
+
+
 def _check_one_file(sock: socket.socket, limit: int, budget: int | None,
                     working_set: Runs | None) -> None:
     """A process forked ahead of its file: it copies the pages a check writes (``working_set``;
@@ -91,8 +112,8 @@ def _check_one_file(sock: socket.socket, limit: int, budget: int | None,
         # (--verify's backward) raced to do it and one in ~30 runs aborted ("Invalid thread
         # pool!"): build it here, before any thread exists
         torch.set_num_threads(1)
-        if working_set is None or not populate(working_set):  # while the previous file is
-            touch()  # being checked
+        if working_set is None or not _populate_idle(working_set):  # while the previous
+            touch()  # file is being checked
         try:
             with Connection(os.dup(sock.fileno())) as handed:
                 job = handed.recv()

@@ -4,7 +4,8 @@ Forking copies one page-table entry per page the server has written (~300 MB aft
 torch: ~75,000 entries, ~17 ms a fork on this kind of virtual machine), and a child's exit drops
 them again (~20 ms). Backed by 2 MiB pages, the same memory is ~150 entries: ~3 ms a fork, ~5 ms
 an exit. For a run of many files the server collapses its private memory into huge pages once,
-after the warm-up (``MADV_COLLAPSE``, Linux 6.1; ~1 s, which ~40 forks and exits pay back). It
+a few MiB at a time whenever no job waits, while the first files are checked (``MADV_COLLAPSE``,
+Linux 6.1; ~0.4-1 s in all, which ~40 forks and exits pay back). It
 marks nothing for huge pages: memory the server or a file's process maps later is in 4 KiB
 pages, as without it (glibc's ``malloc.hugetlb`` would mark the heap, and a file's own tensors
 would then fault in with direct compaction). A child's first write to a shared huge page splits
@@ -13,22 +14,33 @@ it and copies 4 KiB, as before.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from gradlint.run.working_set import libc_madvise, private_writable
 
 HUGE_PAGES_FROM = 40  # files in a run from which collapsing pays for itself
 _MADV_COLLAPSE = 25
 _HUGE = 2 << 20
+_STEP = 8 << 20  # ~10 ms of collapsing between two looks at the job queue
 
 
 def collapse() -> bool:
     """Back this process's private writable memory with huge pages where the kernel can
     (False: it cannot at all: no MADV_COLLAPSE, or transparent huge pages are off)."""
+    done = False
+    for step in collapsing():
+        done = done or step
+    return done
+
+
+def collapsing(step: int = _STEP) -> Iterator[bool]:
+    """``collapse`` a few MiB at a time (each ``next`` collapses up to ``step`` bytes, ~10 ms;
+    True where the kernel collapsed some), so the fork server can do it between jobs while
+    the first files are checked, instead of before them."""
     madvise = libc_madvise()
     if madvise is None:
-        return False
-    done = False
+        return
     for start, end in private_writable():
         first, last = -(-start // _HUGE) * _HUGE, end // _HUGE * _HUGE
-        if last > first and madvise(first, last - first, _MADV_COLLAPSE) == 0:
-            done = True
-    return done
+        for at in range(first, last, step):
+            yield madvise(at, min(step, last - at), _MADV_COLLAPSE) == 0

@@ -54,6 +54,10 @@ def check_paths(args: Sequence[str], options: Options) -> tuple[Report, list[str
         else:
             missing.append(path)
     order.sort(key=lambda item: path_order(item[0]))
+    if order:  # the server imports torch (~2 s) while the pre-filter reads the files
+        from gradlint.run.pool import prestart
+
+        prestart(len(order), options)
     plans = [plan_file(path, names, options) for path, names in order]
     jobs = [r for r in plans if isinstance(r, FileJob)]
     done: Iterator[Result] = iter(())

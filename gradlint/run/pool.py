@@ -182,7 +182,10 @@ class _Server:
         """Close the control socket: the server kills every process below it and leaves."""
         self.conn.close()
         self.sock.close()
-        for how in (None, signal.SIGTERM, signal.SIGKILL):
+        # a server still importing torch reads no socket and may not see SIGTERM for a second
+        # or more (inside dlopen); it has forked nothing yet (spares die with it): kill it
+        for how in (None, signal.SIGTERM, signal.SIGKILL) if self.ready else (
+                signal.SIGKILL,):
             if how is not None:
                 try:
                     self.proc.send_signal(how)
@@ -226,13 +229,20 @@ class WorkerPool:
             self.server.close()
             self.server = None
 
+    def prestart(self, files: int) -> None:
+        """Start the server now without waiting for it: its torch import overlaps what the
+        parent still does before the first job (the pre-filter of every file)."""
+        if self.server is None:
+            self.server = _Server(self.limits, files)
+
     def _serving(self, files: int) -> tuple[_Server | None, str | None]:
-        """The running server, else a new one for ``files`` files (warmed up unless it is for
-        one)."""
+        """The running server (waited for if it was started ahead), else a new one for
+        ``files`` files (warmed up unless it is for one)."""
         if self.server is not None and not self.server.alive:
             self.close()
         if self.server is None:
             self.server = _Server(self.limits, files)
+        if not self.server.ready:
             try:
                 failed = self.server.start()
             except LimitTooSmall:
@@ -380,6 +390,16 @@ _POOL: WorkerPool | None = None
 def run_jobs(jobs: Sequence[FileJob], options: Options) -> list[Result]:
     """Run jobs on this process's fork server (kept across calls; replaced if the limits
     change)."""
+    return _pool(options).run(jobs, options)
+
+
+def prestart(files: int, options: Options) -> None:
+    """Start the fork server for up to ``files`` files before they are planned (an unused
+    server is ended when gradlint exits)."""
+    _pool(options).prestart(files)
+
+
+def _pool(options: Options) -> WorkerPool:
     global _POOL
     limits = (options.max_memory, options.jobs)
     if _POOL is not None and _POOL.limits != limits:
@@ -388,7 +408,7 @@ def run_jobs(jobs: Sequence[FileJob], options: Options) -> list[Result]:
     if _POOL is None:
         _POOL = WorkerPool(limits)
         atexit.register(_close_pool)
-    return _POOL.run(jobs, options)
+    return _POOL
 
 
 def _close_pool() -> None:

@@ -17,11 +17,12 @@ import socket
 import sys
 import traceback
 from collections import deque
+from collections.abc import Iterator
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from gradlint.run.child import PRELOAD, Spare
-from gradlint.run.huge_pages import HUGE_PAGES_FROM, collapse
+from gradlint.run.huge_pages import HUGE_PAGES_FROM, collapsing
 from gradlint.run.process_tree import become_subreaper, die_with_parent, kill_below, reap
 from gradlint.run.warm_up import warm_up
 from gradlint.run.working_set import Runs, Scouting
@@ -71,6 +72,7 @@ class _Server:
         self.working_set: Runs | None = []
         self.prepares = jobs < (os.cpu_count() or 1)
         self.scouting: Scouting | None = None
+        self.collapsing: Iterator[bool] | None = None  # huge pages, a step whenever idle
 
     def held(self) -> tuple[Any, ...]:
         """The server's fds a new child closes."""
@@ -103,7 +105,12 @@ class _Server:
             watched: list[Any] = [self.conn]
             if self.scouting is not None:
                 watched.append(self.scouting.fd)
-            ready = wait(watched, timeout=0.5)
+            ready = wait(watched, timeout=0.0 if self.collapsing is not None else 0.5)
+            if not ready and self.collapsing is not None:
+                if next(self.collapsing, None) is None:
+                    self.collapsing = None
+                self.collect()
+                continue
             if self.scouting is not None and self.scouting.fd in ready:
                 runs = self.scouting.read()
                 if runs is not None:
@@ -159,7 +166,8 @@ def serve(control: socket.socket, max_memory: int | None, jobs: int, files: int)
     """Fork one child per job until the parent closes the control socket. ``files``: how many
     will come; for more than one, warm up first and scout the pages a check writes (for one
     file that is ~0.3 s its own process would pay anyway; a cold server warms up at its
-    second), and for many, move the server's memory to huge pages (gradlint/run/huge_pages.py).
+    second), and for many, move the server's memory to huge pages (gradlint/run/huge_pages.py)
+a step at a time between jobs.
 
     The memory limit is measured against what the imports reserved (gradlint/run/memory.py); a
     limit below that answers ("too-small", limit, footprint) and the server leaves."""
@@ -185,10 +193,10 @@ def serve(control: socket.socket, max_memory: int | None, jobs: int, files: int)
     if warm:
         warm_up()
     _freeze()
-    if files >= HUGE_PAGES_FROM:
-        collapse()
     conn.send(("ready",))
     server = _Server(control, conn, limit, budget, jobs, warm)
+    if files >= HUGE_PAGES_FROM:  # between jobs, while the first files are checked
+        server.collapsing = collapsing()
     server.fork_spares()
     server.scouting = server.scout() if warm else None
     server.loop()

@@ -745,3 +745,32 @@ def test_a_spare_copies_the_pages_a_check_writes_before_its_file_comes() -> None
     assert int(pages) > 500  # a check writes thousands of the server's pages
     assert populated == "True"  # MADV_POPULATE_WRITE (Linux >= 5.14)
     assert int(warm) < int(cold) / 3, (cold, warm)
+
+
+# ----------------------------------------------------------------- the server started ahead
+
+SKIPPED = """
+import torch.nn as nn
+
+with open("trained.txt", "w") as out:  # module-level I/O: the pre-filter skips the file
+    out.write("done")
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+"""
+
+
+def test_a_server_started_for_files_the_prefilter_skips_ends_at_once(tmp_path: Path) -> None:
+    """The fork server starts before the pre-filter reads the files (its torch import overlaps
+    it); when no file is left to check, gradlint ends it at once, mid-import, and leaves no
+    process behind."""
+    case = Case(tmp_path, {"skipped/train_model.py": SKIPPED})
+    start = time.monotonic()
+    doc, _ = case.run("skipped")
+    took = time.monotonic() - start
+    assert codes(doc, "train_model.py") == ["GL907"]
+    assert not (case.root / "trained.txt").exists()
+    assert took < 4.0, took  # not the 5 s a graceful close would wait for a server mid-import
