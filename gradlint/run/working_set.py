@@ -89,6 +89,7 @@ class Scouting:
                 os.close(ours)
                 for held in inherited:
                     held.close()
+                os.nice(19)  # it only helps later files: never take a core from a check
                 _scout(theirs)
                 code = 0
             finally:
