@@ -272,17 +272,20 @@ def construct(make: Callable[[], Any], recorder: SiteRecorder, meta: bool,
     past that, size it on the meta device first and build it for real only if it fits the
     budget (a 70B-parameter config never touches RAM)."""
     if not meta:
+        guard = at_most(min(REAL_FIRST_BYTES, memory_budget(budget)))
+        count = None
         try:
-            with recorder, user_code(), at_most(min(REAL_FIRST_BYTES,
-                                                    memory_budget(budget))) as count:
+            with recorder, user_code(), guard as count:
                 model = make()
             if not count.passed:
                 return model
         except TooBig:
             pass
-        except (MemoryError, RuntimeError) as exc:
-            if not _out_of_memory(exc):
-                raise  # the user's error, as a real build raises it: not run again
+        except BaseException as exc:  # noqa: BLE001 - SystemExit etc. are re-raised
+            # the stop, caught and wrapped by the user's code, or out of memory: size it;
+            # else it is the user's error, as a real build raises it: not run again
+            if not (count is not None and count.passed) and not _out_of_memory(exc):
+                raise
     return _sized_first(make, recorder, meta, budget)
 
 

@@ -97,6 +97,22 @@ def test_a_constructor_that_swallows_the_stop_is_still_sized(
     assert device_of(target) == "meta" and runs == 2
 
 
+def test_a_stop_wrapped_in_another_error_is_still_sized(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A constructor that catches everything and raises its own error over the stop: the
+    count says the build passed the limit, so the model is sized, not reported as broken."""
+    monkeypatch.setattr(building, "REAL_FIRST_BYTES", 1024)
+    extra = textwrap.dedent("""
+        def make():
+            try:
+                return nn.Linear(64, 64)
+            except BaseException as exc:
+                raise RuntimeError("could not build") from exc
+        """)
+    target, runs = load_one(tmp_path, "make()", extra=extra)
+    assert device_of(target) == "cpu" and runs == 3
+
+
 def test_a_constructor_that_raises_runs_once(tmp_path: Path) -> None:
     """The user's error from the real build is reported as it is, not retried on meta."""
     extra = "\n\ndef broken():\n    raise ValueError('bad width')\n"
