@@ -34,7 +34,7 @@ from gradlint.load.meta_probe import (
     dynamo_left_out,
     outside_refused,
 )
-from gradlint.load.size_guard import REAL_FIRST_BYTES, TooBig, at_most
+from gradlint.load.size_guard import REAL_FIRST_BYTES, at_most, tensor_bytes
 from gradlint.load.sources import user_traceback
 
 
@@ -120,8 +120,7 @@ def memory_budget(limit: int | None = None) -> int:
 def param_bytes(model: nn.Module) -> int:
     """Bytes of parameters; a lazy module's (``nn.LazyLinear``) are not sized until its first
     forward and count 0 here."""
-    return sum(p.numel() * p.element_size() for p in model.parameters()
-               if not isinstance(p, nn.parameter.UninitializedParameter))
+    return tensor_bytes(model.parameters())
 
 
 def has_parameters(model: nn.Module) -> bool:
@@ -272,18 +271,17 @@ def construct(make: Callable[[], Any], recorder: SiteRecorder, meta: bool,
     past that, size it on the meta device first and build it for real only if it fits the
     budget (a 70B-parameter config never touches RAM)."""
     if not meta:
-        guard = at_most(min(REAL_FIRST_BYTES, memory_budget(budget)))
         count = None
         try:
-            with recorder, user_code(), guard as count:
+            with recorder, user_code(), at_most(min(REAL_FIRST_BYTES,
+                                                    memory_budget(budget))) as count:
                 model = make()
             if not count.passed:
                 return model
-        except TooBig:
-            pass
         except BaseException as exc:  # noqa: BLE001 - SystemExit etc. are re-raised
-            # the stop, caught and wrapped by the user's code, or out of memory: size it;
-            # else it is the user's error, as a real build raises it: not run again
+            # the stop (as it is, or caught and wrapped by the user's code: the count says
+            # the build passed the limit) or out of memory: size it; else it is the user's
+            # error, as a real build raises it: not run again
             if not (count is not None and count.passed) and not _out_of_memory(exc):
                 raise
     return _sized_first(make, recorder, meta, budget)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
@@ -28,6 +28,13 @@ class TooBig(BaseException):
     """The build passed its size limit: size it on the meta device instead."""
 
 
+def tensor_bytes(tensors: Iterable[Any]) -> int:
+    """Bytes of the tensors' elements; lazy ones (``nn.LazyLinear``'s, sized by the first
+    forward) count 0."""
+    return sum(t.numel() * t.element_size() for t in tensors
+               if isinstance(t, torch.Tensor) and not isinstance(t, _LAZY))
+
+
 class _Count:
     def __init__(self, limit: int) -> None:
         self.limit, self.total, self.passed = limit, 0, False
@@ -39,8 +46,7 @@ class _Count:
             raise TooBig(self.total)
 
     def registered(self, module: nn.Module, name: str, tensor: Any) -> None:
-        if isinstance(tensor, torch.Tensor) and not isinstance(tensor, _LAZY):
-            self.add(tensor.numel() * tensor.element_size())
+        self.add(tensor_bytes([tensor]))
 
 
 @contextlib.contextmanager
@@ -60,9 +66,7 @@ def at_most(limit: int) -> Iterator[_Count]:
         finally:
             depth[0] -= 1
         if not depth[0] and isinstance(result, nn.Module) and result is not x:
-            count.add(sum(t.numel() * t.element_size()
-                          for t in (*result.parameters(), *result.buffers())
-                          if not isinstance(t, _LAZY)))
+            count.add(tensor_bytes([*result.parameters(), *result.buffers()]))
         return result
 
     copy.deepcopy = counted_deepcopy

@@ -166,8 +166,8 @@ def serve(control: socket.socket, max_memory: int | None, jobs: int, files: int)
     """Fork one child per job until the parent closes the control socket. ``files``: how many
     will come; for more than one, warm up first and scout the pages a check writes (for one
     file that is ~0.3 s its own process would pay anyway; a cold server warms up at its
-    second), and for many, move the server's memory to huge pages (gradlint/run/huge_pages.py)
-a step at a time between jobs.
+    second), and for many, move the server's memory to huge pages (gradlint/run/huge_pages.py),
+    a step at a time between jobs.
 
     The memory limit is measured against what the imports reserved (gradlint/run/memory.py); a
     limit below that answers ("too-small", limit, footprint) and the server leaves."""
