@@ -108,6 +108,25 @@ def _cuts(size: int, profiles: Sequence[Parts]) -> list[int]:
     return sorted({0, size} | {x for parts in profiles for lo, hi, _ in parts for x in (lo, hi)})
 
 
+def _on_cuts(parts: Sequence[tuple[int, int, float]], cuts: Sequence[int], share: bool = True
+             ) -> list[float]:
+    """``_window``'s one value for every [a, b) between neighbouring ``cuts``, in one sweep
+    (``cuts`` include every bound of ``parts``, so each piece lies within one part; 0 where
+    no part covers it). A window per piece was quadratic: DenseNet's concatenations have
+    dozens of inputs, and their norms as many ranges."""
+    out = []
+    j, n = 0, len(parts)
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        while j < n and parts[j][1] <= a:
+            j += 1
+        if j < n and parts[j][0] <= a and b <= parts[j][1] and a < b:
+            lo, hi, v = parts[j]
+            out.append(v * (b - a) / (hi - lo) if share else v)
+        else:
+            out.append(0.0)
+    return out
+
+
 # --- forward: mean square per range ---------------------------------------------------------
 
 class ForwardProfiles:
@@ -219,17 +238,16 @@ def _add_forward(node: GraphNode, nodes: Sequence[GraphNode], moments: Sequence[
     d = dims.pop()
     scales = node.scales or (1.0,) * len(node.inputs)
     cuts = _cuts(node.shape[d], [p[1] for p in found])
-    parts = []
-    for a, b in zip(cuts, cuts[1:], strict=False):
-        total = 0.0
-        for i, c in zip(node.inputs, scales, strict=False):
-            p = prof[i]
-            if p is not None and p[0] == d and nodes[i].shape == node.shape:
-                total += c * c * _window(p[1], a, b, share=False)[0][2]
-            else:
-                total += c * c * moments[i].second
-        parts.append((a, b, total))
-    return _squares(node, d, parts)
+    totals = [0.0] * (len(cuts) - 1)
+    for i, c in zip(node.inputs, scales, strict=False):
+        p = prof[i]
+        if p is not None and p[0] == d and nodes[i].shape == node.shape:
+            values = _on_cuts(p[1], cuts, share=False)
+        else:
+            values = [moments[i].second] * len(totals)
+        totals = [t + c * c * v for t, v in zip(totals, values, strict=True)]
+    return _squares(node, d, [(a, b, t) for a, b, t in zip(cuts, cuts[1:], totals,
+                                                           strict=False)])
 
 
 # --- backward: the gradient's mass per range ------------------------------------------------
@@ -245,37 +263,47 @@ def _merge(node: GraphNode, found: list[tuple[float, Profile]]) -> Profile:
     top = max(m for m, _ in found)
     cuts = _cuts(node.shape[dim], [p[1] for _, p in found if p is not None])
     even = ((0, node.shape[dim], 1.0),)
-    parts = []
-    for a, b in zip(cuts, cuts[1:], strict=False):
-        share = 0.0
-        for m, p in found:
-            within = _window(p[1] if p else even, a, b)
-            share += math.exp(m - top) * math.fsum(s for _, _, s in within)
-        parts.append((a, b, share))
-    return _shares(node, dim, parts)
+    shares = [0.0] * (len(cuts) - 1)
+    for m, p in found:
+        weight = math.exp(m - top)
+        shares = [t + weight * v
+                  for t, v in zip(shares, _on_cuts(p[1] if p else even, cuts), strict=True)]
+    return _shares(node, dim, [(a, b, t) for a, b, t in zip(cuts, cuts[1:], shares,
+                                                            strict=False)])
 
 
-def _cat_input(node: GraphNode, slot: int, nodes: Sequence[GraphNode], profile: Profile
-               ) -> tuple[Profile, float] | None:
-    """The profile a concatenation hands input ``slot`` and the log factor of that input's r
-    against an even spread; None where the input gets no gradient."""
-    src = nodes[node.inputs[slot]]
+def _cat_inputs(node: GraphNode, nodes: Sequence[GraphNode], profile: Profile
+                ) -> list[tuple[Profile, float] | None]:
+    """Per input of a concatenation: the profile it is handed and the log factor of its r
+    against an even spread; None where the input gets no gradient. All inputs in one sweep
+    over the profile (DenseNet concatenates dozens)."""
+    srcs = [nodes[i] for i in node.inputs]
+    even: list[tuple[Profile, float] | None] = [(None, 0.0)] * len(srcs)
     if profile is None or node.attrs.get("stack") or node.shape is None:
-        return (None, 0.0)
-    shapes = [nodes[i].shape for i in node.inputs]
+        return even
     dim = _dim_of(node, node.attrs.get("dim", 0))
-    if dim is None or any(s is None or len(s) != len(node.shape) for s in shapes):
-        return (None, 0.0)
+    if dim is None or any(s.shape is None or len(s.shape) != len(node.shape) for s in srcs):
+        return even
     d, parts = profile
     if d != dim:  # a profile along another dimension: the same in every input
-        return (_shares(src, d, parts), 0.0)
-    sizes = [s[dim] if s is not None else 0 for s in shapes]
-    offset, size = sum(sizes[:slot]), sizes[slot]
-    mine = _window(parts, offset, offset + size)
-    mass = math.fsum(s for _, _, s in mine)
-    if size <= 0 or mass <= 0:
-        return None
-    return (_shares(src, d, mine), math.log(mass * node.shape[dim] / size))
+        return [(_shares(src, d, parts), 0.0) for src in srcs]
+    out: list[tuple[Profile, float] | None] = []
+    offset = first = 0
+    for src in srcs:
+        size = src.shape[dim] if src.shape is not None else 0
+        while first < len(parts) and parts[first][1] <= offset:
+            first += 1
+        last = first
+        while last < len(parts) and parts[last][0] < offset + size:
+            last += 1
+        mine = _window(parts[first:last], offset, offset + size)
+        offset += size
+        mass = math.fsum(s for _, _, s in mine)
+        if size <= 0 or mass <= 0:
+            out.append(None)
+        else:
+            out.append((_shares(src, d, mine), math.log(mass * node.shape[dim] / size)))
+    return out
 
 
 def _norm_input(node: GraphNode, src: GraphNode, x: Moments, forward: Profile,
@@ -290,11 +318,9 @@ def _norm_input(node: GraphNode, src: GraphNode, x: Moments, forward: Profile,
     parts = profile[1] if profile is not None and profile[0] == d else (
         (0, src.shape[d], 1.0),)
     cuts = _cuts(src.shape[d], [parts, squares])
-    moved = []
-    for a, b in zip(cuts, cuts[1:], strict=False):
-        share = math.fsum(s for _, _, s in _window(parts, a, b))
-        here = _window(squares, a, b, share=False)[0][2]
-        moved.append((a, b, share * s2 / max(var * here / mean_square + eps, 1e-300)))
+    moved = [(a, b, share * s2 / max(var * here / mean_square + eps, 1e-300))
+             for a, b, share, here in zip(cuts, cuts[1:], _on_cuts(parts, cuts),
+                                          _on_cuts(squares, cuts, share=False), strict=False)]
     factor = math.fsum(s for _, _, s in moved)
     return (_shares(src, d, moved), math.log(factor) if factor > 0 else NEG_INF)
 
@@ -302,7 +328,8 @@ def _norm_input(node: GraphNode, src: GraphNode, x: Moments, forward: Profile,
 def _passes(node: GraphNode, slot: int, nodes: Sequence[GraphNode], entry: OpEntry,
             profile: Profile, forward: list[Profile], moments: Sequence[Moments]
             ) -> tuple[Profile, float] | None:
-    """(profile on input ``slot``, log gain correction), None where nothing reaches it."""
+    """(profile on input ``slot``, log gain correction), None where nothing reaches it
+    (a concatenation's inputs: ``_cat_inputs``)."""
     src = nodes[node.inputs[slot]]
     take = node.attrs.get("take") if node.kind == "passthrough" and slot == 0 else None
     if take is not None:
@@ -312,8 +339,6 @@ def _passes(node: GraphNode, slot: int, nodes: Sequence[GraphNode], entry: OpEnt
         size = src.shape[d] if src.shape is not None and d < len(src.shape) else hi
         parts = [(0, lo, 0.0)] + [(a + lo, b + lo, s) for a, b, s in inner] + [(hi, size, 0.0)]
         return (_shares(src, d, parts), 0.0)
-    if node.kind == "cat":
-        return _cat_input(node, slot, nodes, profile)
     keeps = entry.keeps_positions
     if node.kind == "mul" and len(node.inputs) == 2:  # the gain to one factor: the other's P
         other = node.inputs[1 - slot]
@@ -340,10 +365,11 @@ def _weighted(forward: Profile, profile: Profile, mean_square: float, node: Grap
         return 0.0  # an even spread of the mass sees the plain mean square
     d, squares = forward
     parts = profile[1]
+    cuts = _cuts(node.shape[d], [parts, squares])
     total = 0.0
-    for a, b in zip(cuts := _cuts(node.shape[d], [parts, squares]), cuts[1:], strict=False):
-        total += (math.fsum(s for _, _, s in _window(parts, a, b))
-                  * _window(squares, a, b, share=False)[0][2])
+    for share, here in zip(_on_cuts(parts, cuts), _on_cuts(squares, cuts, share=False),
+                           strict=True):
+        total += share * here
     return math.log(total / mean_square) if total > 0 and mean_square > 0 else 0.0
 
 
@@ -374,10 +400,12 @@ def profile_corrections(graph: LayerGraph, log_gains: list[tuple[float, ...]],
                 weight_fix[c] = fix
         gains = log_gains[c]
         changed = list(gains)
+        cat = _cat_inputs(node, nodes, profile) if node.kind == "cat" else None
         for slot, p in enumerate(node.inputs):
             if slot >= len(gains) or gains[slot] == NEG_INF:
                 continue
-            passed = _passes(node, slot, nodes, entries[c], profile, forward, moments)
+            passed = (cat[slot] if cat is not None
+                      else _passes(node, slot, nodes, entries[c], profile, forward, moments))
             if passed is None:
                 changed[slot] = NEG_INF
                 continue

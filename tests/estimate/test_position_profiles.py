@@ -126,3 +126,52 @@ def test_class_token_models_measured_right(name: str, max_mean_error: float) -> 
     v = verify_model(model, (InputSpec(shape, "float32"),), report.layers, batch=4, seeds=(0,))
     assert v.error is None and v.mean_error is not None
     assert v.mean_error < max_mean_error, v
+
+
+class DenseBlock(nn.Module):
+    """DenseNet's shape: every layer reads the concatenation of all earlier features (the
+    stem's at 10x the scale of the rest, so the profiles are uneven)."""
+
+    def __init__(self, layers: int, growth: int = 2) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 1)
+        self.layers = nn.ModuleList(
+            nn.Sequential(nn.BatchNorm2d(4 + i * growth), nn.ReLU(),
+                          nn.Conv2d(4 + i * growth, growth, 1)) for i in range(layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [self.stem(x) * 10.0]
+        for layer in self.layers:
+            features.append(layer(torch.cat(features, 1)))
+        return torch.cat(features, 1).mean((2, 3))
+
+
+def _profile_work(layers: int, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    """(ranges the backward's windows and sweeps walked, concatenation inputs in the graph)."""
+    from gradlint.estimate import position_profiles as pp
+
+    walked = [0]
+
+    def counted(fn):  # type: ignore[no-untyped-def]
+        def wrapper(parts, *args, **kwargs):  # type: ignore[no-untyped-def]
+            walked[0] += len(parts)
+            return fn(parts, *args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(pp, "_window", counted(pp._window))
+    monkeypatch.setattr(pp, "_on_cuts", counted(pp._on_cuts))
+    torch.manual_seed(0)
+    est = estimate_gradients(trace_target(Target("M", DenseBlock(layers), __file__, 1,
+                                                 (torch.randn(2, 3, 4, 4),))))
+    edges = sum(len(n.inputs) for n in est.graph.nodes if n.kind == "cat")
+    return walked[0], edges
+
+
+def test_dense_concatenations_cost_linear_in_their_inputs(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    # each input of each concatenation used to walk the whole profile (as many ranges as
+    # inputs): DenseNet-201's estimate spent 55 of its 77 ms there
+    small, small_edges = _profile_work(12, monkeypatch)
+    large, large_edges = _profile_work(36, monkeypatch)
+    assert small > 0
+    assert large / small < 1.3 * large_edges / small_edges, (small, large)
