@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import torch
 
 from gradlint.core.graph import LayerGraph
-from gradlint.estimate.normal_grid import WI, WO, ZI, ZO, Phi, W, Z, phi
+from gradlint.estimate.normal_grid import INV_SQRT_2PI, WI, WO, ZI, ZO, Phi, phi
 from gradlint.estimate.tensor_state import Moments
 
 _FLAT = 1e-12
@@ -93,27 +93,94 @@ def fit_rectified(x: Moments) -> tuple[float, float] | None:
     else:
         w = (t - ratios[k - 1]) / max(ratios[k] - ratios[k - 1], 1e-300)
         a = grid[k - 1] + w * (grid[k] - grid[k - 1])
-    second_at_unit = float(_relu_second(torch.tensor(a, dtype=torch.float64), 1.0))
+    second_at_unit = (a * a + 1.0) * _cdf(a) + a * _pdf(a)  # E relu(h)², h ~ N(a, 1)
     sd = math.sqrt(x.second / second_at_unit)
     return a * sd, sd
 
 
 def rectified_relu(x: Moments, f: Moments) -> tuple[float, float, float] | None:
     """E relu(s), E relu(s)² and P(s > 0) for s = relu(z) + F, z fitted to x, F ~ N(f's
-    mean, f's variance) independent of z; None where the model does not apply."""
+    mean, f's variance) independent of z; None where the model does not apply.
+
+    One of the two variables is integrated in closed form, the other on a Gauss-Legendre rule
+    over the half-line where the closed form changes (``_half_line``): given z, s is Gaussian
+    in F; given F < 0, relu(s) = relu(z + F), and given F >= 0, relu(s) = relu(z) + F. The
+    one integrated numerically is the one with the larger spread, so that the integrand is
+    smooth on the scale of its nodes (a 32,000-node grid did this at 0.5 ms a ReLU).
+    """
     fit = fit_rectified(x)
     var_f = f.second - f.mean * f.mean
     if fit is None or var_f <= _FLAT * max(f.second, 1.0):
         return None
     mu_z, sd_z = fit
-    sd_f = math.sqrt(var_f)
-    b = torch.clamp(mu_z + sd_z * Z, min=0.0) + f.mean  # the mean of s given z
-    alpha = b / sd_f
-    cdf, pdf = Phi(alpha), phi(alpha)
-    m1 = float((W * (b * cdf + sd_f * pdf)).sum())
-    m2 = float((W * ((b * b + var_f) * cdf + b * sd_f * pdf)).sum())
-    p = float((W * cdf).sum())
-    return m1, m2, p
+    sd_f, mf = math.sqrt(var_f), f.mean
+    if sd_z <= sd_f:  # over z: its atom at 0 leaves s = F; above it, s = z + F (mean b)
+        u0 = -mu_z / sd_z
+        q, t = _cdf(u0), mf / sd_f
+        s0, s1, s2, t0, t1 = _gaussian_sums(u0, math.inf, mu_z + mf, sd_z, sd_f)
+        return (q * (mf * _cdf(t) + sd_f * _pdf(t)) + s1 + sd_f * t0,
+                q * ((mf * mf + var_f) * _cdf(t) + mf * sd_f * _pdf(t)) + s2 + var_f * s0
+                + sd_f * t1,
+                q * _cdf(t) + s0)
+    # over F: at or above 0, relu(s) = relu(z) + F; below, relu(z + F) (mean c)
+    a = mu_z / sd_z
+    r1 = mu_z * _cdf(a) + sd_z * _pdf(a)
+    r2 = (mu_z * mu_z + sd_z * sd_z) * _cdf(a) + mu_z * sd_z * _pdf(a)
+    t = mf / sd_f
+    pf = _cdf(t)
+    ef = mf * pf + sd_f * _pdf(t)
+    ef2 = (mf * mf + var_f) * pf + mf * sd_f * _pdf(t)
+    s0, s1, s2, t0, t1 = _gaussian_sums(-math.inf, -t, mu_z + mf, sd_f, sd_z)
+    return (pf * r1 + ef + s1 + sd_z * t0,
+            pf * r2 + 2.0 * r1 * ef + ef2 + s2 + sd_z * sd_z * s0 + sd_z * t1,
+            pf + s0)
+
+
+def _cdf(t: float) -> float:
+    return 0.5 * math.erfc(-t / math.sqrt(2.0))
+
+
+def _pdf(t: float) -> float:
+    return math.exp(-0.5 * t * t) / math.sqrt(2.0 * math.pi)
+
+
+_REACH = 9.0  # standard units beyond which the normal density is below 1e-17
+_PANELS = 18  # of one standard unit at most, over [-_REACH, _REACH]
+
+
+@functools.cache
+def _legendre() -> tuple[torch.Tensor, torch.Tensor]:
+    """8-point Gauss-Legendre nodes on [0, 1] placed in _PANELS unit panels one after the
+    other (0.02, 0.10, ..., 17.98), and their weights."""
+    import numpy as np
+
+    t, w = np.polynomial.legendre.leggauss(8)
+    nodes = (np.arange(_PANELS)[:, None] + (t[None, :] + 1.0) / 2.0).reshape(-1)
+    return (torch.tensor(nodes, dtype=torch.float64),
+            torch.tensor(np.tile(w / 2.0, _PANELS), dtype=torch.float64))
+
+
+def _gaussian_sums(lo: float, hi: float, m: float, k: float, sd: float
+                   ) -> tuple[float, float, float, float, float]:
+    """With b = m + k u and α = b / sd, the integrals over u in [lo, hi] (clipped to ±9) of
+    Φ(α), b Φ(α), b² Φ(α), φ(α) and b φ(α), each against φ(u) du: 8 Gauss-Legendre nodes per
+    panel of at most one standard unit, ~1e-12 where α varies no faster than u (k <= sd)."""
+    lo, hi = max(lo, -_REACH), min(hi, _REACH)
+    if not hi > lo:
+        return 0.0, 0.0, 0.0, 0.0, 0.0
+    panels = max(1, math.ceil(hi - lo))
+    width = (hi - lo) / panels
+    nodes, weights = _legendre()
+    u = nodes[: 8 * panels] * width + lo
+    w = weights[: 8 * panels] * (width * INV_SQRT_2PI) * torch.exp(-0.5 * u * u)
+    b = u * k + m
+    alpha = b / sd
+    cdf = torch.special.ndtr(alpha)
+    pdf = torch.exp(-0.5 * alpha * alpha) * INV_SQRT_2PI
+    wb = w * b
+    sums = torch.stack((cdf, pdf)) @ torch.stack((w, wb, wb * b)).T
+    (s0, s1, s2), (t0, t1, _) = sums.tolist()
+    return s0, s1, s2, t0, t1
 
 
 def relu_step(x: Moments, f: Moments, gaussian: Moments) -> tuple[Moments, float] | None:

@@ -51,6 +51,39 @@ def test_moments_and_masks_match_sampling() -> None:
     assert ratio == pytest.approx(sampled.item(), abs=0.01)
 
 
+def _rectified_reference(x: Moments, f: Moments) -> tuple[float, float, float]:
+    """rectified_relu's three integrals on four million nodes over z (the atom's kink is
+    between nodes: first-order error ~1e-7 at most)."""
+    fit = fit_rectified(x)
+    assert fit is not None
+    mu, sd = fit
+    var_f = f.second - f.mean * f.mean
+    sf = math.sqrt(var_f)
+    u = torch.linspace(-12.0, 12.0, 4_000_001, dtype=torch.float64)
+    w = torch.exp(-0.5 * u * u)
+    w = w / w.sum()
+    b = torch.clamp(mu + sd * u, min=0.0) + f.mean
+    cdf, pdf = torch.special.ndtr(b / sf), torch.exp(-0.5 * (b / sf) ** 2) / math.sqrt(2 * math.pi)
+    return (float((w * (b * cdf + sf * pdf)).sum()),
+            float((w * ((b * b + var_f) * cdf + b * sf * pdf)).sum()), float((w * cdf).sum()))
+
+
+@pytest.mark.parametrize(("mu", "sd", "f_mean", "f_var"), [
+    (1.5, 2.0, 0.3, 1.0),  # the stream wider than the branch: integrated over F
+    (0.2, 0.5, -0.4, 4.0),  # the branch wider: over z
+    (3.0, 1.0, -2.5, 1e-4),  # a branch ~100x narrower than the stream
+    (-1.0, 0.3, 0.1, 25.0),  # a stream mostly at its atom
+    (0.0, 1.0, -6.0, 0.5),  # s almost never positive
+])
+def test_rectified_moments_match_a_fine_grid(mu: float, sd: float, f_mean: float,
+                                             f_var: float) -> None:
+    x, f = _relu_moments(mu, sd), Moments(f_mean, f_mean * f_mean + f_var, 0.0)
+    found = rectified_relu(x, f)
+    assert found is not None
+    for got, want in zip(found, _rectified_reference(x, f), strict=True):
+        assert got == pytest.approx(want, rel=1e-6, abs=1e-12)
+
+
 class _Stack(nn.Module):
     def __init__(self, block: type[nn.Module], channels: int, depth: int) -> None:
         super().__init__()
