@@ -22,7 +22,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from gradlint.run.child import PRELOAD, Spare
-from gradlint.run.huge_pages import HUGE_PAGES_FROM, collapsing
+from gradlint.run.huge_pages import HUGE_PAGES_FROM, Background
 from gradlint.run.process_tree import become_subreaper, die_with_parent, kill_below, reap
 from gradlint.run.warm_up import warm_up
 from gradlint.run.working_set import Runs, Scouting
@@ -166,8 +166,8 @@ def serve(control: socket.socket, max_memory: int | None, jobs: int, files: int)
     """Fork one child per job until the parent closes the control socket. ``files``: how many
     will come; for more than one, warm up first and scout the pages a check writes (for one
     file that is ~0.3 s its own process would pay anyway; a cold server warms up at its
-    second), and for many, move the server's memory to huge pages (gradlint/run/huge_pages.py),
-    a step at a time between jobs.
+    second), and for many, move the server's memory to huge pages (gradlint/run/huge_pages.py):
+    in a thread while it imports and warms up, then a step at a time between jobs.
 
     The memory limit is measured against what the imports reserved (gradlint/run/memory.py); a
     limit below that answers ("too-small", limit, footprint) and the server leaves."""
@@ -177,6 +177,8 @@ def serve(control: socket.socket, max_memory: int | None, jobs: int, files: int)
     # busy machine (CI, other hooks, --jobs workers) torch's spinning thread pool made the same
     # lint 5-8x slower (bench/speed.py); on an idle one a second thread saves little.
     torch.set_num_threads(1)
+    # torch's memory into huge pages on the other core while gradlint imports and warms up
+    early = Background() if files >= HUGE_PAGES_FROM else None
 
     import gradlint.run.check_file  # noqa: F401
     from gradlint.run import memory
@@ -192,11 +194,11 @@ def serve(control: socket.socket, max_memory: int | None, jobs: int, files: int)
     warm = files > 1
     if warm:
         warm_up()
+    rest = early.take_over() if early is not None else None  # no thread may run at a fork
     _freeze()
     conn.send(("ready",))
     server = _Server(control, conn, limit, budget, jobs, warm)
-    if files >= HUGE_PAGES_FROM:  # between jobs, while the first files are checked
-        server.collapsing = collapsing()
+    server.collapsing = rest  # the rest between jobs, while the first files are checked
     server.fork_spares()
     server.scouting = server.scout() if warm else None
     server.loop()

@@ -55,3 +55,44 @@ def test_collapse_backs_memory_with_huge_pages_and_children_still_copy_on_write(
         assert int(grew) >= 8 << 10  # at least half of the 16 MiB is now in huge pages
     else:
         assert done == "False"
+
+
+BACKGROUND = """
+import mmap, threading, time
+from gradlint.run.huge_pages import Background
+
+size = 32 << 20
+first = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+for at in range(0, size, 4096):
+    first[at] = 1
+
+def huge_kib():
+    with open("/proc/self/smaps_rollup") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("AnonHugePages"))
+
+before = huge_kib()
+early = Background()
+early.thread.join(60)  # let it finish what was mapped when it started
+later = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # mapped since
+for at in range(0, size, 4096):
+    later[at] = 1
+in_thread = huge_kib() - before
+rest = early.take_over()
+threads = threading.active_count()  # 1: nothing runs beside the server at its next fork
+for _ in rest:
+    pass
+print(in_thread, huge_kib() - before, threads)
+"""
+
+
+def test_background_collapse_stops_for_the_fork_and_the_rest_covers_later_memory() -> None:
+    proc = subprocess.run([sys.executable, "-c", BACKGROUND], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr
+    in_thread, in_all, threads = (int(x) for x in proc.stdout.split())
+    assert threads == 1
+    if _can_collapse():
+        assert in_thread >= 16 << 10  # most of the first 32 MiB, in the thread
+        assert in_all >= in_thread + (16 << 10)  # and the later 32 MiB, by the steps left
+    else:
+        assert in_thread == in_all == 0
