@@ -166,19 +166,21 @@ def project_root(path: str) -> str | None:
 
 
 def import_roots(path: str) -> tuple[str, ...]:
-    """The folders gradlint puts first on ``sys.path`` to import ``path``, in order: the file's
-    folder, the folder above its top package, the project's root and its ``src/`` (a ``src``
-    layout); installed-package folders are never among them."""
-    roots = [os.path.dirname(os.path.abspath(path))]
+    """The folders gradlint puts first on ``sys.path`` to import ``path``, in order: for a file
+    in a package the folder above its top package (as ``python -m pkg.model`` has it), then the
+    file's folder (sibling imports of scripts), the project's root and its ``src/`` (a ``src``
+    layout); installed-package folders are never among them. The package's folder goes first
+    so that a script beside the file named like its package (``style/style.py`` in the package
+    ``style``) cannot shadow the package the dotted import goes through."""
+    here = os.path.dirname(os.path.abspath(path))
     top = package_root(path)
-    if top is not None:
-        roots.append(os.path.dirname(top))
+    roots = [os.path.dirname(top), here] if top is not None else [here]
     project = project_root(path)
     if project is not None:
         roots.append(project)
         if os.path.isdir(os.path.join(project, "src")):
             roots.append(os.path.join(project, "src"))
-    return tuple(dict.fromkeys(r for r in roots if r == roots[0] or not _installed(r)))
+    return tuple(dict.fromkeys(r for r in roots if r == here or not _installed(r)))
 
 
 def _installed(folder: str) -> bool:

@@ -42,8 +42,8 @@ def test_roots_of_a_plain_folder_and_of_a_package(tmp_path: Path) -> None:
     _write(tmp_path, "proj/pkg/sub/__init__.py")
     assert import_resolver.search_roots(str(model)) == (str(tmp_path),)
     assert import_resolver.package_root(str(deep)) == str(tmp_path / "proj" / "pkg")
-    assert import_resolver.search_roots(str(deep)) == (str(tmp_path / "proj" / "pkg" / "sub"),
-                                              str(tmp_path / "proj"))
+    assert import_resolver.search_roots(str(deep)) == (str(tmp_path / "proj"),
+                                              str(tmp_path / "proj" / "pkg" / "sub"))
 
 
 def test_pythonpath_is_a_root_but_installed_folders_are_not(

@@ -147,6 +147,19 @@ def test_a_package_named_like_a_loaded_module_is_imported_by_path(tmp_path: Path
     assert checked(model) == ["Net"]
 
 
+def test_a_script_named_like_its_package_does_not_shadow_it(tmp_path: Path) -> None:
+    """``style/style.py`` (a script run as ``python style.py``, importing its siblings by
+    plain name) beside ``style/net.py`` in the package ``style``: net.py is imported as
+    ``style.net``, and ``style`` must be the package, not the script beside it (GL901 "'style'
+    is not a package" when the file's own folder came first on sys.path)."""
+    write(tmp_path, "app/style/__init__.py")
+    write(tmp_path, "app/style/parts.py", BLOCK)
+    write(tmp_path, "app/style/style.py", "import parts\n\nBlock = parts.Block\n")
+    net = write(tmp_path, "app/style/net.py", NET.format(import_line="from parts import Block"))
+    assert package_name(str(net)) == "style.net"
+    assert checked(net) == ["Net"]
+
+
 def test_package_names_and_roots(tmp_path: Path) -> None:
     write(tmp_path, "repo/setup.cfg")
     write(tmp_path, "repo/src/top/__init__.py")
@@ -158,7 +171,7 @@ def test_package_names_and_roots(tmp_path: Path) -> None:
     assert package_name(str(loose)) is None
     repo = str(tmp_path / "repo")
     assert import_resolver.import_roots(str(deep)) == (
-        os.path.join(repo, "src", "top", "sub"), os.path.join(repo, "src"), repo)
+        os.path.join(repo, "src"), os.path.join(repo, "src", "top", "sub"), repo)
     assert import_resolver.import_roots(str(loose)) == (
         os.path.join(repo, "scripts"), repo, os.path.join(repo, "src"))
 
