@@ -31,6 +31,9 @@ class Api:
     download flag. An entry with conditions also refuses ``**kwargs`` it cannot see into.
     ``stores``: the callable arguments are kept, not called (decorators, ``functools.partial``),
     and so is any callable given to what the call returns (``torch.no_grad()(f)``).
+    ``factory``: with ``stores``, the arguments configure the decorator the call returns
+    (``functools.wraps(fn)``), which is not the first argument (``functools.partial(f)`` is ``f``
+    when called).
     ``model``: the call builds a model, so a file assigning its result is worth importing."""
 
     pattern: str
@@ -40,6 +43,7 @@ class Api:
     absent: frozenset[str] = frozenset()
     max_positional: int | None = None
     stores: bool = False
+    factory: bool = False
     model: bool = False
 
     @property
@@ -110,7 +114,8 @@ APIS: tuple[Api, ...] = (
     Api(r"(lightning\.pytorch|lightning|pytorch_lightning)\.(LightningModule|seed_everything)"),
     Api(r"einops\.(\w+|layers\.torch\.\w+)"),
     # the standard library's pure parts
-    Api(r"(enum\.unique|abc\.abstractmethod|functools\.(partial|partialmethod|wraps|lru_cache"
+    Api(r"functools\.wraps", stores=True, factory=True),
+    Api(r"(enum\.unique|abc\.abstractmethod|functools\.(partial|partialmethod|lru_cache"
         r"|cache|cached_property|singledispatch|total_ordering)|contextlib\.contextmanager"
         r"|typing(_extensions)?\.(overload|final|override|no_type_check)"
         r"|dataclasses\.dataclass)", stores=True),

@@ -97,6 +97,68 @@ def test_gl907_names_the_imported_file_and_its_line(tmp_path: Path,
 # ---------------------------------------------------------------------------- must pass
 
 
+CACHED_METHOD = """
+from functools import wraps
+
+import torch.nn as nn
+
+
+def singleton(cache_key):
+    def inner_fn(fn):
+        @wraps(fn)
+        def wrapper(self, *args, **kwargs):
+            instance = getattr(self, cache_key)  # runs when the method is called, not at import
+            if instance is None:
+                instance = fn(self, *args, **kwargs)
+                setattr(self, cache_key, instance)
+            return instance
+        return wrapper
+    return inner_fn
+
+
+class Head(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.projector = None
+        self.fc = nn.Linear(4, 4)
+
+    @singleton("projector")
+    def _get_projector(self, hidden):
+        return nn.Linear(hidden.shape[-1], 4)
+
+    def forward(self, x):
+        return self.fc(x)
+"""
+
+
+def test_a_decorator_factory_runs_its_factory_and_decorator_but_not_the_wrapper() -> None:
+    """``@singleton("projector")`` runs ``singleton`` and ``inner_fn`` at import; ``wrapper``
+    (returned by the decorator, bound to the class) runs only when the method is called. The
+    whole of lucidrains/vit-pytorch was skipped (GL907) for this shape in one module its
+    package's ``__init__.py`` imports."""
+    assert prefilter_source(CACHED_METHOD) == Prefilter("model")
+
+
+@pytest.mark.parametrize("use", ["step = make()\nstep()  # MARK\n", "make()()  # MARK\n"])
+def test_a_closure_a_factory_returns_is_judged_where_it_is_called(use: str) -> None:
+    source = NET + ("import shutil\n\n\ndef make():\n    def step():\n"
+                    "        shutil.rmtree('cache')\n    return step\n\n\n") + use
+    verdict = prefilter_source(source)
+    assert (verdict.verdict, verdict.line) == ("does-work", mark_line(source)), verdict
+    assert "shutil.rmtree" in verdict.reason
+
+
+def test_a_closure_handed_to_unknown_code_is_judged_as_called() -> None:
+    """A function given to code gradlint cannot see may be called there, and so may what it
+    returns."""
+    source = NET + ("import shutil\n\n\ndef make(n):\n"
+                    "    def step():\n        shutil.rmtree('cache')\n    return step\n\n\n"
+                    "steps = list(map(make, [1, 2]))  # MARK\n")
+    verdict = prefilter_source(source)
+    assert (verdict.verdict, verdict.line) == ("does-work", mark_line(source)), verdict
+    assert "shutil.rmtree" in verdict.reason
+
+
 def test_gpt_from_a_local_module_is_a_model(tmp_path: Path) -> None:
     write_file(tmp_path, "parts.py", GPT_PARTS)
     model = write_file(tmp_path, "model.py", "from parts import GPT, GPTConfig\n\n"

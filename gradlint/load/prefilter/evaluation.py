@@ -226,8 +226,8 @@ class Evaluator(ClassHierarchy):
             owner = scope.owner()
             return (Super(owner),) if owner is not None else OPAQUE
         api = harmless.lookup(name)
-        if api is not None and api.stores:
-            return self.value(args[0], scope) if args else (Opaque(origin=name),)
+        if api is not None and api.stores and args and not api.factory:
+            return self.value(args[0], scope)
         return (Opaque(origin=name),)
 
     def stores(self, v: Val) -> bool:

@@ -30,7 +30,7 @@ class ExpressionJudge(SysPathTracker):
     """The work evaluating an expression does: its calls, and the values it hands on."""
 
     if TYPE_CHECKING:  # defined by Judge: calling a local function or class runs its body
-        def function(self, func: Func) -> Work | None:
+        def function(self, func: Func, handed_on: bool = True) -> Work | None:
             """The work calling a local function does."""
             ...
 
@@ -160,7 +160,7 @@ class ExpressionJudge(SysPathTracker):
                         why = why or harmless.violation(inner, synthetic, skip=1)
             return (where.link("work", shown, site, f"called{why}"),) if why else None
         if isinstance(v, Func):
-            found = self.function(v)
+            found = self.function(v, handed_on=False)
             return (where.link("call", shown, site),) + found if found else None
         if isinstance(v, ClassRef):
             found = self.construct(v.cls)

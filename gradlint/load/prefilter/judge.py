@@ -112,15 +112,24 @@ class Judge(ExpressionJudge):
             if self.universe_roots is not None and path not in self.in_universe:
                 self.grown(path)
 
-    def function(self, func: Func) -> Work | None:
-        """The work calling a local function does (its body, whatever the arguments)."""
+    def function(self, func: Func, handed_on: bool = True) -> Work | None:
+        """The work calling a local function does (its body, whatever the arguments).
+        ``handed_on``: its caller is not in sight (it was passed on, or the runtime calls it),
+        so what it returns may be called too. A direct call's caller judges what it does with
+        the result (``result``: a factory's closure called later is judged there), so then
+        its returns are not taken as called: a decorator factory's wrapper is not run at
+        import."""
         def run() -> Work | None:
             scope = self.func_scope(func)
             node = func.node
             if isinstance(node, ast.Lambda):
                 return self.expr(node.body, scope, Where(scope.path, None, ""))
-            return self.block(node.body, scope, "function")
-        return self.memo_run((func.node, id(func.scope)), run)
+            outer, self.returns_called = self.returns_called, handed_on
+            try:
+                return self.block(node.body, scope, "function")
+            finally:
+                self.returns_called = outer
+        return self.memo_run((func.node, id(func.scope), handed_on), run)
 
     def construct(self, cls: LocalClass) -> Work | None:
         """The work making an instance of a local class does: ``__new__``, ``__init__`` and
@@ -172,8 +181,9 @@ class Judge(ExpressionJudge):
         if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             found = self.assignment(stmt, scope, where, level)
         elif isinstance(stmt, ast.Return) and stmt.value is not None:
-            found = self.expr(stmt.value, scope, where) or self.escape(
-                self.value(stmt.value, scope), stmt.value, where)
+            found = self.expr(stmt.value, scope, where) or (self.escape(
+                self.value(stmt.value, scope), stmt.value, where) if self.returns_called
+                else None)
         elif isinstance(stmt, ast.Raise):
             for part in (stmt.exc, stmt.cause):
                 if part is not None:

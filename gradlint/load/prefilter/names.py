@@ -74,6 +74,9 @@ class NameResolver:
         self.active: dict[object, int] = {}
         self.low = 0
         self.bodies = 0
+        # the body being judged returns to a caller gradlint cannot see, which may call what
+        # it returns (``Judge.function``)
+        self.returns_called = True
         self.universe_roots: tuple[str, ...] | None = None  # the sys.path it was found on
         self.universe_classes: list[LocalClass] = []
         self.pending: list[str] = []  # modules whose classes join the universe when next asked
