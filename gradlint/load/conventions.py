@@ -38,14 +38,82 @@ class Recipe:
 
 
 def required_params(cls: Any) -> list[inspect.Parameter]:
-    """The constructor's parameters that have no default (``*args``/``**kwargs`` excluded)."""
+    """The constructor's parameters that have no default (``*args``/``**kwargs`` excluded).
+    A constructor that takes only ``*args, **kwargs`` and hands them all to
+    ``super().__init__`` (a mixin's ``DistillableViT(DistillMixin, ViT)``) needs what the
+    next ``__init__`` in the MRO needs: else it was built with no arguments and reported as
+    a constructor error (GL906), not as needing arguments (GL902)."""
     try:
         sig = inspect.signature(cls)
     except (TypeError, ValueError):
         return []
+    params = _required(sig)
+    if params or not isinstance(cls, type):
+        return params
+    return _forwarded(cls, sig)
+
+
+def _required(sig: inspect.Signature) -> list[inspect.Parameter]:
     return [p for p in sig.parameters.values()
             if p.default is inspect.Parameter.empty
             and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _forwarded(cls: type, sig: inspect.Signature) -> list[inspect.Parameter]:
+    """The required parameters of the ``__init__`` a pure ``*args, **kwargs`` constructor
+    hands everything on to through ``super().__init__``, followed down the MRO."""
+    mro = cls.__mro__
+    at = next((i for i, k in enumerate(mro) if "__init__" in vars(k)), None)
+    for _ in range(len(mro)):
+        if at is None or mro[at] is object:
+            return []
+        kinds = {p.kind for p in sig.parameters.values()}
+        init = vars(mro[at])["__init__"]
+        if not kinds or not kinds <= {inspect.Parameter.VAR_POSITIONAL,
+                                      inspect.Parameter.VAR_KEYWORD} or not _hands_on(init):
+            return []
+        at = next((i for i in range(at + 1, len(mro)) if "__init__" in vars(mro[i])), None)
+        if at is None or mro[at] is object:
+            return []
+        try:
+            sig = inspect.signature(vars(mro[at])["__init__"])
+        except (TypeError, ValueError):
+            return []
+        sig = sig.replace(parameters=list(sig.parameters.values())[1:])  # self
+        params = _required(sig)
+        if params:
+            return params
+    return []
+
+
+def _hands_on(init: Any) -> bool:
+    """``init`` calls ``super().__init__`` (or ``super(C, self).__init__``) with its own
+    ``*args`` and ``**kwargs``."""
+    import ast
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(init)))
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return False
+    func = tree.body[0] if tree.body else None
+    if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False
+    star = func.args.vararg.arg if func.args.vararg else None
+    double = func.args.kwarg.arg if func.args.kwarg else None
+    for node in ast.walk(func):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "__init__" and isinstance(node.func.value, ast.Call)
+                and isinstance(node.func.value.func, ast.Name)
+                and node.func.value.func.id == "super"):
+            continue
+        starred = {a.value.id for a in node.args
+                   if isinstance(a, ast.Starred) and isinstance(a.value, ast.Name)}
+        spread = {k.value.id for k in node.keywords
+                  if k.arg is None and isinstance(k.value, ast.Name)}
+        if (star is None or star in starred) and (double is None or double in spread):
+            return True
+    return False
 
 
 def build_recipe(expression: str, module: types.ModuleType) -> Recipe:

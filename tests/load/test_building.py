@@ -245,6 +245,59 @@ def test_gl902_names_what_was_tried_and_the_config_line(tmp_path: Path) -> None:
     assert all(t.status == "skipped" for t in found.values() if isinstance(t, ModelReport))
 
 
+FORWARDS = """
+import torch.nn as nn
+
+
+class Base(nn.Module):
+    def __init__(self, *, width, depth=2):
+        super().__init__()
+        self.fc = nn.Sequential(*[nn.Linear(width, width) for _ in range(depth)])
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+class Mixin:
+    def extra(self):
+        return 1
+
+
+class Distillable(Mixin, Base):  # hands everything on, as vit-pytorch's DistillableViT
+    def __init__(self, *args, **kwargs):
+        super(Distillable, self).__init__(*args, **kwargs)
+        self.kwargs = kwargs
+
+
+class Wrapped(nn.Module):  # takes *args, **kwargs for its own use: builds without them
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        self.fc = nn.Linear(4, 4, *args, **kwargs)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+class Plain(nn.Module):  # hands them on to nn.Module, which needs nothing
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.fc(x)
+"""
+
+
+def test_a_constructor_that_hands_everything_to_its_base_needs_what_the_base_needs(
+        tmp_path: Path) -> None:
+    """Built with no arguments, ``Distillable()`` raised the base's TypeError: GL906, an
+    error (exit 2), for a model that only needs configuration (GL902, with the line to add)."""
+    found = load(write(tmp_path, "forwards.py", FORWARDS))
+    assert checked(found) == {"Wrapped": None, "Plain": None}
+    assert codes(found)["Distillable"] == [("GL902", "info")]
+    assert "Distillable needs constructor arguments (width)" in message(found, "Distillable")
+
+
 def test_a_build_expression_and_kwargs_from_the_configuration(tmp_path: Path) -> None:
     model = write(tmp_path, "net.py", NEEDS)
     configs = {"net.py::Net": TargetConfig(build="Net(NetConfig(width=4))"),
