@@ -103,7 +103,7 @@ def rectified_relu(x: Moments, f: Moments) -> tuple[float, float, float] | None:
     mean, f's variance) independent of z; None where the model does not apply.
 
     One of the two variables is integrated in closed form, the other on a Gauss-Legendre rule
-    over the half-line where the closed form changes (``_half_line``): given z, s is Gaussian
+    over the half-line where the closed form changes (``_gaussian_sums``): given z, s is Gaussian
     in F; given F < 0, relu(s) = relu(z + F), and given F >= 0, relu(s) = relu(z) + F. The
     one integrated numerically is the one with the larger spread, so that the integrand is
     smooth on the scale of its nodes (a 32,000-node grid did this at 0.5 ms a ReLU).
