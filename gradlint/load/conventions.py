@@ -19,8 +19,10 @@ module's namespace (it is the user's own code, run like any constructor).
 
 from __future__ import annotations
 
+import ast
 import builtins
 import inspect
+import textwrap
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,21 +64,15 @@ def _required(sig: inspect.Signature) -> list[inspect.Parameter]:
 def _forwarded(cls: type, sig: inspect.Signature) -> list[inspect.Parameter]:
     """The required parameters of the ``__init__`` a pure ``*args, **kwargs`` constructor
     hands everything on to through ``super().__init__``, followed down the MRO."""
-    mro = cls.__mro__
-    at = next((i for i, k in enumerate(mro) if "__init__" in vars(k)), None)
-    for _ in range(len(mro)):
-        if at is None or mro[at] is object:
-            return []
+    owners = [k for k in cls.__mro__ if "__init__" in vars(k) and k is not object]
+    for owner, nxt in zip(owners, owners[1:], strict=False):
         kinds = {p.kind for p in sig.parameters.values()}
-        init = vars(mro[at])["__init__"]
         if not kinds or not kinds <= {inspect.Parameter.VAR_POSITIONAL,
-                                      inspect.Parameter.VAR_KEYWORD} or not _hands_on(init):
-            return []
-        at = next((i for i in range(at + 1, len(mro)) if "__init__" in vars(mro[i])), None)
-        if at is None or mro[at] is object:
+                                      inspect.Parameter.VAR_KEYWORD} or not _hands_on(
+                                          vars(owner)["__init__"]):
             return []
         try:
-            sig = inspect.signature(vars(mro[at])["__init__"])
+            sig = inspect.signature(vars(nxt)["__init__"])
         except (TypeError, ValueError):
             return []
         sig = sig.replace(parameters=list(sig.parameters.values())[1:])  # self
@@ -89,9 +85,6 @@ def _forwarded(cls: type, sig: inspect.Signature) -> list[inspect.Parameter]:
 def _hands_on(init: Any) -> bool:
     """``init`` calls ``super().__init__`` (or ``super(C, self).__init__``) with its own
     ``*args`` and ``**kwargs``."""
-    import ast
-    import textwrap
-
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(init)))
     except (OSError, TypeError, SyntaxError, IndentationError):

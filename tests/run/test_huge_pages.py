@@ -9,19 +9,29 @@ import subprocess
 import sys
 from pathlib import Path
 
-COLLAPSE = """
-import mmap, os, sys
-from gradlint.run.huge_pages import collapse
+# both scripts: private anonymous memory written page by page (as arenas), and how much of
+# this process's memory is in huge pages
+MEMORY = """
+import mmap, os, threading
 
-size = 16 << 20
-memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # as arenas
-for at in range(0, size, 4096):
-    memory[at] = 1
+
+def written(size):
+    memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    for at in range(0, size, 4096):
+        memory[at] = 1
+    return memory
+
 
 def huge_kib():
     with open("/proc/self/smaps_rollup") as f:
         return next(int(l.split()[1]) for l in f if l.startswith("AnonHugePages"))
+"""
 
+COLLAPSE = MEMORY + """
+from gradlint.run.huge_pages import collapse
+
+size = 16 << 20
+memory = written(size)
 before = huge_kib()
 done = collapse()
 after = huge_kib()
@@ -57,25 +67,15 @@ def test_collapse_backs_memory_with_huge_pages_and_children_still_copy_on_write(
         assert done == "False"
 
 
-BACKGROUND = """
-import mmap, threading, time
+BACKGROUND = MEMORY + """
 from gradlint.run.huge_pages import Background
 
 size = 32 << 20
-first = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-for at in range(0, size, 4096):
-    first[at] = 1
-
-def huge_kib():
-    with open("/proc/self/smaps_rollup") as f:
-        return next(int(l.split()[1]) for l in f if l.startswith("AnonHugePages"))
-
+first = written(size)
 before = huge_kib()
 early = Background()
 early.thread.join(60)  # let it finish what was mapped when it started
-later = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # mapped since
-for at in range(0, size, 4096):
-    later[at] = 1
+later = written(size)  # mapped since
 in_thread = huge_kib() - before
 rest = early.take_over()
 threads = threading.active_count()  # 1: nothing runs beside the server at its next fork

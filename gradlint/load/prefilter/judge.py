@@ -129,6 +129,8 @@ class Judge(ExpressionJudge):
                 return self.block(node.body, scope, "function")
             finally:
                 self.returns_called = outer
+        if not handed_on and self.memo.get((func.node, id(func.scope), True), 1) is None:
+            return None  # no work even with its returns called: none without (one body less)
         return self.memo_run((func.node, id(func.scope), handed_on), run)
 
     def construct(self, cls: LocalClass) -> Work | None:
