@@ -139,6 +139,8 @@ APIS: tuple[Api, ...] = (
     Api(r"logging\.(getLogger|StreamHandler|NullHandler|Formatter|Filter|captureWarnings"
         r"|disable|debug|info|warning|warn|error|critical|exception|log|getLevelName)"),
     Api(r"logging\.basicConfig", absent=frozenset({"filename", "filemode"})),
+    # loguru's logger writes to stderr unless a sink is added (``logger.add``, not listed)
+    Api(r"loguru\.logger\.(trace|debug|info|success|warning|error|critical|exception|log)"),
     Api(r"(numpy\.(random|linalg|fft)\.\w+)"),
     Api(r"numpy\.(?!(save|savez|savez_compressed|savetxt|load|loadtxt|genfromtxt|fromfile"
         r"|memmap|fromregex|DataSource|lib|ctypeslib|testing|f2py|distutils)$)[A-Za-z]\w*"),

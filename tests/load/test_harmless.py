@@ -15,6 +15,7 @@ from gradlint.load import harmless
     "torchvision.models.resnet50", "torchvision.models.ResNet", "timm.create_model",
     "transformers.BertConfig", "transformers.AutoConfig.for_model",
     "transformers.AutoModel.from_config", "transformers.LlamaForCausalLM",
+    "loguru.logger.warning",
 ])
 def test_harmless_apis(name: str) -> None:
     assert harmless.lookup(name) is not None
@@ -33,7 +34,7 @@ def test_harmless_apis(name: str) -> None:
     "torch.utils.tensorboard.SummaryWriter", "torch.distributed.init_process_group",
     "torch.multiprocessing.spawn", "torch.onnx.export", "torch.jit.save",
     "operator.methodcaller", "lightning.Trainer", "atexit.register", "threading.Thread",
-    "torch.nn.Module.__call__.<any>", "torch.<any>",
+    "torch.nn.Module.__call__.<any>", "torch.<any>", "loguru.logger.add",
 ])
 def test_apis_that_do_work(name: str) -> None:
     assert harmless.lookup(name) is None

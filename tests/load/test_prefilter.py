@@ -139,6 +139,86 @@ def test_a_decorator_factory_runs_its_factory_and_decorator_but_not_the_wrapper(
     assert prefilter_source(CACHED_METHOD) == Prefilter("model")
 
 
+EVAL_DECORATOR = """
+import shutil
+
+from somewhere_unknown import pad_at_dim
+
+
+def eval_decorator(fn):
+    def inner(self, *args, **kwargs):
+        was_training = self.training
+        self.eval()
+        out = fn(self, *args, **kwargs)
+        self.train(was_training)
+        return out
+    return inner
+
+
+class Wrapper(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    @eval_decorator
+    def generate(self, x):
+        return pad_at_dim(x, (0, 1))
+
+    def forward(self, x):
+        return self.fc(x)
+"""
+
+
+def test_a_decorator_that_only_wraps_runs_none_of_the_method_at_import() -> None:
+    """``eval_decorator`` calls ``fn`` only inside the closure it returns: decorating runs
+    neither, so the method's unknown call is not work at import. lucidrains/x-transformers was
+    skipped whole (27 GL907) for this shape."""
+    assert prefilter_source(NET + EVAL_DECORATOR) == Prefilter("model")
+
+
+# decorators that run or hand on their subject while decorating, or whose closure does work
+# where the decorated name is called: the work is found either way
+DECORATED = {
+    "closure_called": ("def deco(fn):\n    def inner(*a):\n        shutil.rmtree('cache')\n"
+                       "        return fn(*a)\n    return inner\n\n\n@deco\ndef f():\n"
+                       "    return 1\n\n\nf()  # MARK\n"),
+    "subject_called_through_closure": (
+        "def deco(fn):\n    def inner(*a):\n        return fn(*a)\n    return inner\n\n\n"
+        "@deco\ndef f():\n    shutil.rmtree('cache')\n\n\nf()  # MARK\n"),
+    "subject_called_while_decorating": (
+        "def deco(fn):\n    fn()\n    return fn\n\n\n@deco  # MARK\ndef f():\n"
+        "    shutil.rmtree('cache')\n"),
+    "closure_called_while_decorating": (
+        "def deco(fn):\n    def inner():\n        fn()\n    inner()\n    return inner\n\n\n"
+        "@deco  # MARK\ndef f():\n    shutil.rmtree('cache')\n"),
+    "subject_stored": (
+        "HOOKS = []\n\n\ndef deco(fn):\n    def inner():\n        fn()\n"
+        "    HOOKS.append(fn)\n    return inner\n\n\n@deco  # MARK\ndef f():\n"
+        "    shutil.rmtree('cache')\n"),
+    "closure_decorated_while_decorating": (
+        "def run_now(g):\n    g()\n    return g\n\n\ndef deco(fn):\n    @run_now\n"
+        "    def inner():\n"
+        "        fn()\n    return inner\n\n\n@deco  # MARK\ndef f():\n"
+        "    shutil.rmtree('cache')\n"),
+    "method_closure": (
+        "def deco(fn):\n    def inner(self):\n        shutil.rmtree('cache')\n"
+        "        return fn(self)\n    return inner\n\n\nclass Box:\n    @deco\n"
+        "    def run(self):\n        return 1\n\n\nBox().run()  # MARK\n"),
+    "decorated_class": (
+        "def deco(cls):\n    def make(*a):\n        shutil.rmtree('cache')\n"
+        "        return cls(*a)\n    return make\n\n\n@deco\nclass Box:\n    pass\n\n\n"
+        "Box()  # MARK\n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DECORATED))
+def test_what_a_decorated_name_runs_is_judged(name: str) -> None:
+    source = NET + "import shutil\n\n\n" + DECORATED[name]
+    verdict = prefilter_source(source)
+    assert (verdict.verdict, verdict.line) == ("does-work", mark_line(source)), verdict
+    assert "shutil.rmtree" in verdict.reason
+
+
 @pytest.mark.parametrize("use", ["step = make()\nstep()  # MARK\n", "make()()  # MARK\n"])
 def test_a_closure_a_factory_returns_is_judged_where_it_is_called(use: str) -> None:
     source = NET + ("import shutil\n\n\ndef make():\n    def step():\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import os
+from typing import TYPE_CHECKING
 
 from gradlint.load.prefilter.limits import MAX_MODULES, TooMuch
 from gradlint.load.prefilter.names import NameResolver
@@ -31,6 +32,11 @@ _PROPERTIES = frozenset({"property", "cached_property", "functools.cached_proper
 
 class ClassHierarchy(NameResolver):
     """Bases, MRO and subclasses of local classes, and the classes that can have instances."""
+
+    if TYPE_CHECKING:  # defined by Evaluator: a method's local decorators may wrap it
+        def method(self, cls: LocalClass, name: str) -> list[Func]:
+            """What calling the method ``cls.name`` runs."""
+            ...
 
     def bases(self, cls: LocalClass) -> list[Vals]:
         return [self.value(b, cls.scope) for b in cls.node.bases]
@@ -119,8 +125,8 @@ class ClassHierarchy(NameResolver):
         of ``value`` is not known."""
         universe = self.universe()
         if name not in self.named:
-            self.named[name] = [Func(c.methods[name], c.body, c) for c in universe
-                                if name in c.methods]
+            self.named[name] = [f for c in universe if name in c.methods
+                                for f in self.method(c, name)]
         return self.named[name]
 
     def self_attrs(self, cls: LocalClass, name: str) -> Vals:

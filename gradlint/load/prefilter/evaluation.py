@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 
 from gradlint.load import harmless, import_resolver
+from gradlint.load.prefilter import wrappers
 from gradlint.load.prefilter.class_hierarchy import ClassHierarchy
 from gradlint.load.prefilter.scopes import (
     OPAQUE,
@@ -101,7 +102,7 @@ class Evaluator(ClassHierarchy):
                     method = k.methods[name]
                     if instance and self.is_property(method):
                         return OPAQUE  # the getter ran when the instance was made
-                    return (Func(method, k.body, k),)
+                    return self.decorated(method, (Func(method, k.body, k),), k.body)
                 found = k.body.own(name)
                 if found is not None:
                     return found
@@ -147,7 +148,7 @@ class Evaluator(ClassHierarchy):
             for c in after:
                 if isinstance(c, LocalClass):
                     if name in c.methods:
-                        found = (Func(c.methods[name], c.body, c),)
+                        found = tuple(self.method(c, name))
                         break
                 elif name == "__init__":
                     found = (LibInit(c.name) if isinstance(c, Lib) else c,)
@@ -229,6 +230,52 @@ class Evaluator(ClassHierarchy):
         if api is not None and api.stores and args and not api.factory:
             return self.value(args[0], scope)
         return (Opaque(origin=name),)
+
+    def decorated(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
+                  subject: Vals, scope: Scope) -> Vals:
+        """What a decorated def or class name is bound to: ``subject`` and what each local
+        decorator returns (a wrapper closure runs where the name is called, and calls the
+        subject, judged there with it)."""
+        if not node.decorator_list:
+            return subject
+        key = (node, id(scope))
+        if key not in self.decorations:
+            self.decorations[key] = subject  # a decorator that refers to the name it decorates
+            current = subject
+            for decorator in reversed(node.decorator_list):
+                current = self.decoration(self.value(decorator, scope), current)
+            self.decorations[key] = current
+        return self.decorations[key]
+
+    def decoration(self, callee: Vals, received: Vals) -> Vals:
+        """What applying a decorator returns: what it received (a library decorator keeps or
+        wraps it) and what a local decorator function or class returns."""
+        out = list(received)
+        for v in callee:
+            if isinstance(v, Func):
+                out.extend(self.returns(v))
+            elif isinstance(v, ClassRef):
+                out.append(Inst(v.cls))
+        return union(out)
+
+    def only_wraps(self, v: Val) -> bool:
+        """A local decorator that calls its subject only inside the closures it returns:
+        applying it hands the subject on to nothing (``wrappers.only_wraps``)."""
+        if not isinstance(v, Func) or v.owner is not None:
+            return False
+        key = (v.node, id(v.scope))
+        if key not in self.wrapping:
+            scope = self.func_scope(v)
+            self.wrapping[key] = wrappers.only_wraps(v.node, lambda callee: bool(
+                found := self.value(callee, scope)) and all(self.stores(f) for f in found))
+        return self.wrapping[key]
+
+    def method(self, cls: LocalClass, name: str) -> list[Func]:
+        """What calling the method ``cls.name`` runs: its def and the closures its local
+        decorators return."""
+        node = cls.methods[name]
+        return [v for v in self.decorated(node, (Func(node, cls.body, cls),), cls.body)
+                if isinstance(v, Func)]
 
     def stores(self, v: Val) -> bool:
         """Calling ``v`` keeps its callable arguments instead of calling them."""

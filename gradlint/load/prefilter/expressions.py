@@ -61,8 +61,7 @@ class ExpressionJudge(SysPathTracker):
                 if isinstance(v, ClassRef):  # ``Config[int]`` runs __class_getitem__
                     for k in self.mro(v.cls):
                         if isinstance(k, LocalClass) and "__class_getitem__" in k.methods:
-                            method = k.methods["__class_getitem__"]
-                            found = self.function(Func(method, k.body, k))
+                            found = self.functions(self.method(k, "__class_getitem__"))
                             if found:
                                 return (where.link("call", f"`{k.name}.__class_getitem__`",
                                                    node),) + found
@@ -183,6 +182,14 @@ class ExpressionJudge(SysPathTracker):
             return self.call_opaque(v, shown, site, where)
         return None  # a parameter: what the caller passed was judged there
 
+    def functions(self, funcs: list[Func]) -> Work | None:
+        """The work calling a method does: its def, and the closures that wrap it."""
+        for func in funcs:
+            found = self.function(func)
+            if found:
+                return found
+        return None
+
     def library_init(self, cls: LocalClass, call: ast.Call, shown: str, site: ast.AST,
                      where: Where) -> Work | None:
         """A local class without its own ``__init__`` runs its library bases' constructor."""
@@ -204,7 +211,7 @@ class ExpressionJudge(SysPathTracker):
         for k in [v.cls] if v.exact else [v.cls, *self.subclasses(v.cls)]:
             for c in self.mro(k):
                 if isinstance(c, LocalClass) and "forward" in c.methods:
-                    found = self.function(Func(c.methods["forward"], c.body, c))
+                    found = self.functions(self.method(c, "forward"))
                     if found:
                         return (where.link("call", shown, site),) + found
                     break

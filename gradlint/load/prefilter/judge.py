@@ -151,7 +151,7 @@ class Judge(ExpressionJudge):
                     if not wanted:
                         continue
                     seen.add(name)
-                    found = self.function(Func(method, k.body, k))
+                    found = self.functions(self.method(k, name))
                     if found and name == "__init__":
                         return found
                     if found:
@@ -279,7 +279,9 @@ class Judge(ExpressionJudge):
 
     def decorate(self, stmt: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
                  subject: Vals, scope: Scope, inner: bool) -> Work | None:
-        """Decorators run bottom-up, each called with what the one below returned."""
+        """Decorators run bottom-up, each called with what the one below returned. One that
+        only wraps (``wrappers.only_wraps``) runs none of it; any other, but a storing one,
+        is handed it."""
         where = Where(scope.path, None, "" if inner else "decorator")
         for decorator in stmt.decorator_list:  # evaluated top-down
             found = self.expr(decorator, scope, where)
@@ -292,10 +294,11 @@ class Judge(ExpressionJudge):
                 if found:
                     return found
             keeps = (dotted(decorator) or "").endswith((".setter", ".getter", ".deleter"))
-            if not keeps and not all(self.stores(v) for v in callee):
+            if not keeps and not all(self.stores(v) or self.only_wraps(v) for v in callee):
                 found = self.escape(subject, decorator, where, name=stmt.name)
                 if found:
                     return found
+            subject = self.decoration(callee, subject)
         return None
 
     def class_definition(self, stmt: ast.ClassDef, scope: Scope, level: str) -> Work | None:
@@ -316,7 +319,7 @@ class Judge(ExpressionJudge):
         cls = self.class_of(stmt, scope)
         for k in self.mro(cls)[1:]:
             if isinstance(k, LocalClass) and "__init_subclass__" in k.methods:
-                found = self.function(Func(k.methods["__init_subclass__"], k.body, k))
+                found = self.functions(self.method(k, "__init_subclass__"))
                 if found:
                     return (where.link("call", f"`{k.name}.__init_subclass__`", stmt),) + found
         found = self.block(stmt.body, cls.body, "function" if inner else "class")

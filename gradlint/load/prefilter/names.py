@@ -47,6 +47,11 @@ class NameResolver:
             """``v.name``."""
             ...
 
+        def decorated(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
+                      subject: Vals, scope: Scope) -> Vals:
+            """What a decorated def or class name is bound to."""
+            ...
+
     if TYPE_CHECKING:  # defined by ClassHierarchy; ``cls`` in a class method is either
         def class_and_subclasses(self, cls: LocalClass) -> Vals:
             """The class and its local subclasses."""
@@ -82,6 +87,8 @@ class NameResolver:
         self.pending: list[str] = []  # modules whose classes join the universe when next asked
         self.subclass_cache: dict[LocalClass, list[LocalClass]] = {}
         self.values: dict[tuple[ast.AST, int], Vals] = {}
+        self.decorations: dict[tuple[ast.AST, int], Vals] = {}
+        self.wrapping: dict[tuple[ast.AST, int], bool] = {}
         self.returned: dict[tuple[ast.AST, int], Vals] = {}
         self.resolved: dict[tuple[str, str | None, int, tuple[str, ...]],
                             list[LocalModule] | None] = {}
@@ -156,7 +163,7 @@ class NameResolver:
         owner = scope.cls if isinstance(scope, ClassScope) else None
         for stmt in body:
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                scope.bind(stmt.name, ("vals", (Func(stmt, scope, owner),), None))
+                scope.bind(stmt.name, ("def", Func(stmt, scope, owner), None))
                 continue
             if isinstance(stmt, ast.ClassDef):
                 scope.bind(stmt.name, ("class", stmt, None))
@@ -255,9 +262,12 @@ class NameResolver:
         if kind == "outer":  # a default argument, evaluated where the function is defined
             assert isinstance(node, ast.expr) and scope.parent is not None
             return self.value(node, scope.parent)
+        if kind == "def":
+            assert isinstance(node, Func) and not isinstance(node.node, ast.Lambda)
+            return self.decorated(node.node, (node,), scope)
         if kind == "class":
             assert isinstance(node, ast.ClassDef)
-            return (ClassRef(self.class_of(node, scope)),)
+            return self.decorated(node, (ClassRef(self.class_of(node, scope)),), scope)
         assert isinstance(alias, ast.alias)
         if kind == "import":
             assert isinstance(node, ast.Import)
