@@ -55,6 +55,9 @@ class _Found:
     # when nothing else was checked or reported
     dropped: list[tuple[str, int, str]] = field(default_factory=list)
     names: set[str] = field(default_factory=set)  # every name dealt with
+    # GL906 of classes built with their defaults, kept unless the class is a part of a model
+    # that builds it with arguments (``DropPath(drop_prob=None)`` raising on its default)
+    defaults_failed: list[tuple[type, ModelReport]] = field(default_factory=list)
 
 
 def load_targets(req: LoadRequest) -> list[Target | ModelReport] | Diagnostic:
@@ -84,6 +87,7 @@ def load_targets(req: LoadRequest) -> list[Target | ModelReport] | Diagnostic:
     needs = [(cls, report) for cls, report in found.needs
              if cls not in inside and cls not in parts]
     results += _not_parts_of_neighbours(req, needs, found)
+    results += _failed_on_their_own(req, found, inside)
     if not results and not candidates and found.dropped:
         results.append(_nothing_checked(req, found.dropped))
     for c in candidates:
@@ -162,7 +166,11 @@ def _discover(req: LoadRequest, module: types.ModuleType, recorder: SiteRecorder
         elif required_params(obj):
             needs.append((name, obj))
         else:
-            _keep(found, build_configured(req, module, name, obj, TargetConfig(), recorder))
+            built = build_configured(req, module, name, obj, TargetConfig(), recorder)
+            if isinstance(built, ModelReport) and built.status == "failed":
+                found.defaults_failed.append((obj, built))
+            else:
+                _keep(found, built)
     _by_convention(req, module, recorder, needs, found)
 
 
@@ -230,6 +238,28 @@ def _not_parts_of_neighbours(req: LoadRequest, needs: list[tuple[type, ModelRepo
         else:
             found.dropped.append((cls.__name__, report.line, f"`{cls.__name__}` is a part of "
                                   f"{user[0]} ({display_path(user[1])})"))
+    return kept
+
+
+def _failed_on_their_own(req: LoadRequest, found: _Found, inside: set[type]
+                         ) -> list[ModelReport]:
+    """The GL906s of classes whose defaults fail to build them and that no model builds with
+    arguments: a part (``DropPath(drop_prob=None)``, built as ``DropPath(0.1)`` by the model of
+    this file or of a neighbouring one) is analysed there, and its defaults are not a bug."""
+    if not found.defaults_failed:
+        return []
+    users = part_users(req.path, {cls.__name__ for cls, _ in found.defaults_failed})
+    kept = []
+    for cls, report in found.defaults_failed:
+        user = next((c.name for c in found.candidates if cls in
+                     {type(m) for m in c.model.modules()}), None) if cls in inside else None
+        if user is None and cls.__name__ in users:
+            user = f"{users[cls.__name__][0]} ({display_path(users[cls.__name__][1])})"
+        if user is None:
+            kept.append(report)
+        else:
+            found.dropped.append((cls.__name__, report.line, f"`{cls.__name__}()` raised with "
+                                  f"its defaults, and it is a part of {user}"))
     return kept
 
 

@@ -584,3 +584,64 @@ def test_class_lines_agree_with_inspect(tmp_path: Path) -> None:
         assert [class_line(o) for o in objs[:4]] == [8, 11, 16, 21]
     finally:
         del sys.modules["lines_model"]
+
+
+DROP_PATH = """
+import torch
+import torch.nn as nn
+
+
+class DropPath(nn.Module):
+    def __init__(self, drop_prob=None):
+        super().__init__()
+        self.drop_prob = float(drop_prob)  # its default raises: always built with a value
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        return x * self.scale
+
+
+class Broken(nn.Module):
+    def __init__(self, width=None):
+        super().__init__()
+        self.fc = nn.Linear(int(width), 4)
+
+    def forward(self, x):
+        return self.fc(x)
+"""
+
+NET_WITH_PARTS = """
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.drop = DropPath(0.1)
+
+    def forward(self, x):
+        return self.drop(self.fc(x))
+"""
+
+
+def test_a_part_whose_defaults_fail_is_not_an_error(tmp_path: Path) -> None:
+    """``DropPath()`` raises with its defaults but the model of the file builds it with a
+    value: its GL906 is noise (a vit-pytorch file got two). A class no model builds keeps its
+    GL906, and so does the part when it is the file's only model."""
+    found = load(write(tmp_path, "model.py", DROP_PATH + NET_WITH_PARTS))
+    assert checked(found) == {"Net": None}
+    assert codes(found) == {"Broken": [("GL906", "error")]}
+    alone = load(write(tmp_path, "parts.py", DROP_PATH))
+    assert codes(alone) == {"Broken": [("GL906", "error")], "DropPath": [("GL906", "error")]}
+
+
+def test_a_part_a_neighbour_builds_whose_defaults_fail_is_not_an_error(tmp_path: Path) -> None:
+    pkg = tmp_path / "droppkg"
+    pkg.mkdir()
+    write(pkg, "__init__.py", "")
+    write(pkg, "layers.py", DROP_PATH.split("\n\nclass Broken")[0] + "\n")
+    write(pkg, "model.py", "import torch.nn as nn\n\nfrom .layers import DropPath\n\n"
+          + textwrap.dedent(NET_WITH_PARTS))
+    found = load(pkg / "layers.py")
+    (name,) = found
+    assert "DropPath()` raised with its defaults, and it is a part of Net" in message(
+        found, name), message(found, name)
+    assert codes(found)[name] == [("GL902", "info")]
