@@ -118,7 +118,7 @@ def fit_error(model: nn.Module, args: tuple[Any, ...]) -> BaseException | None:
     when the meta run fails for a reason of its own (``.item()``, an op without a meta kernel).
     The model is left as it was: modes, buffers, attributes its ``forward`` set, and the
     random streams."""
-    if _meta_first(model):
+    if meta_first(model):
         try:
             with _kept(model):
                 _run_on_meta(model, args)
@@ -134,6 +134,21 @@ def fit_error(model: nn.Module, args: tuple[Any, ...]) -> BaseException | None:
         return exc
 
 
+def forward_flops(model: nn.Module, args: tuple[Any, ...]) -> int | None:
+    """The floating-point operations of one forward on ``args``, counted on the meta device
+    (no arithmetic; torch's FlopCounterMode counts matmuls, convolutions and attention); None
+    when the meta run fails. The model is left as it was. The meta kernels' first use costs
+    ~1 s: callers count where fit checks ran on meta already (``meta_first``)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        with FlopCounterMode(display=False) as counter, _kept(model):
+            _run_on_meta(model, args)
+    except Exception:  # noqa: BLE001 - the user's forward, or an op without a meta kernel
+        return None
+    return int(counter.get_total_flops())
+
+
 @contextlib.contextmanager
 def _kept(model: nn.Module) -> Iterator[None]:
     with torch.no_grad(), restored(model), user_code(), torch.random.fork_rng(devices=[]):
@@ -145,7 +160,8 @@ def _on_meta(model: nn.Module) -> bool:
     return any(p.device.type == "meta" for p in model.parameters())
 
 
-def _meta_first(model: nn.Module) -> bool:
+def meta_first(model: nn.Module) -> bool:
+    """Fit checks of this model run on meta first: it is built there, or it is large."""
     count = 0
     for p in model.parameters():
         if p.device.type == "meta":

@@ -125,6 +125,29 @@ def input_for(mod: nn.Module) -> torch.Tensor | None:
     return None
 
 
+def batch_dim(mod: nn.Module) -> int:
+    """The batch dimension of ``input_for(mod)``: 1 for sequence-first RNNs and attention."""
+    if isinstance(mod, (nn.RNNBase, nn.MultiheadAttention)) and not mod.batch_first:
+        return 1
+    return 0
+
+
+def one_example(inputs: tuple[Any, ...], firsts: list[nn.Module | None]
+                ) -> tuple[Any, ...] | None:
+    """The first example of a batch of inferred inputs (one per first layer), or None when an
+    input has no dimension of BATCH where its layer's batch goes."""
+    out: list[Any] = []
+    for t, mod in zip(inputs, firsts, strict=True):
+        if not isinstance(t, torch.Tensor) or mod is None:
+            return None
+        dim = batch_dim(mod) if t.dim() > batch_dim(mod) and (
+            t.shape[batch_dim(mod)] == BATCH) else 0
+        if t.dim() == 0 or t.shape[dim] != BATCH:
+            return None
+        out.append(t.narrow(dim, 0, 1).clone())
+    return tuple(out)
+
+
 def input_specs(inputs: tuple[Any, ...]) -> tuple[InputSpec, ...]:
     """One spec per positional argument: a tensor's shape, dtype and (for integers) the
     exclusive upper bound of its values; anything else (a tuple of tensors, None, an int) as a

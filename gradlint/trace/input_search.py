@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from gradlint.core.values import Location, StageError, Target
-from gradlint.load.given_inputs import fit_error
+from gradlint.load.given_inputs import fit_error, forward_flops, meta_first
 from gradlint.load.sources import exception_line
 from gradlint.trace.example_inputs import (
     BATCH,
@@ -31,6 +31,7 @@ from gradlint.trace.example_inputs import (
     generator,
     guess,
     input_for,
+    one_example,
 )
 
 IMAGE_SIZES = (32, 28, 64, 96, 128, 224, 256, 16)
@@ -39,6 +40,9 @@ VOLUME_SIZES = (16, 32, 8, 64)
 TOKENS = (16, 32, 64, 128, 256, 512, 8, 1024, 4, 1)
 SOLVE_RANGE = (1, 1024)  # sizes the bisection looks in
 BUDGET_S = 10.0  # wall time the search may take before it gives up
+# floating-point operations of one forward on a searched input above which the shape pass
+# runs on one example (~1-3 s on two cores; a ViT-B/16 at 224x224 and batch 4 is 70e9)
+FLOP_BUDGET = 100e9
 
 Make = Callable[[int], torch.Tensor]
 
@@ -92,6 +96,23 @@ def _own_layouts(mod: nn.Module) -> list[Layout]:
 
 def _randn(shape: Callable[[int], tuple[int, ...]]) -> Make:
     return lambda s: torch.randn(BATCH, *shape(s), generator=generator())
+
+
+def affordable(model: nn.Module, inputs: tuple[Any, ...], firsts: list[nn.Module | None]
+               ) -> tuple[Any, ...]:
+    """``inputs``, or their first example when one forward on the whole batch costs more than
+    FLOP_BUDGET. A searched input is the model's real size (a ViT's 224x224 image); the shape
+    pass and the attention masks' readings run on it for real, and an attention over 3,136
+    tokens at batch 4 took minutes. One example measures the same coherence per example.
+    Counted on meta, only for a model whose fit checks ran there (its meta kernels are
+    loaded); kept whole when one example does not run (BatchNorm needs two)."""
+    if not meta_first(model) or any(p.is_meta for p in model.parameters()):
+        return inputs
+    flops = forward_flops(model, inputs)
+    if flops is None or flops <= FLOP_BUDGET:
+        return inputs
+    small = one_example(inputs, firsts)
+    return small if small is not None and forward_flops(model, small) is not None else inputs
 
 
 def search(model: nn.Module, firsts: list[nn.Module | None]) -> tuple[Any, ...] | None:
@@ -255,7 +276,7 @@ def forward_inputs(target: Target, model: nn.Module) -> tuple[Any, ...]:
         return first
     found = search(model, firsts)
     if found is not None:
-        return found
+        return affordable(model, found, firsts)
     if fed:
         return first
     raise cannot_feed(target, model, firsts, describe(error))

@@ -22,7 +22,13 @@ from gradlint.load.model_state import restored
 from gradlint.load.sources import exception_line, exception_site, failure_sites, trace_site
 from gradlint.trace import attention_keys, token_coherence
 from gradlint.trace.example_inputs import first_layers_fx, guess, input_specs
-from gradlint.trace.input_search import cannot_feed, describe, first_layers_ran, search
+from gradlint.trace.input_search import (
+    affordable,
+    cannot_feed,
+    describe,
+    first_layers_ran,
+    search,
+)
 from gradlint.trace.op_lookup import function_op, method_op, splices
 from gradlint.trace.splice import record_leaf_inputs
 
@@ -176,6 +182,7 @@ def shape_pass(target: Target, model: nn.Module, graph: fx.Graph, spliced: set[s
             failure, fed = failed, ran()
     found = search(model, firsts)
     if found is not None:
+        found = affordable(model, found, firsts)
         return _record(target, model, graph, spliced, default_init, found)
     if fed:  # its first layers took the guess: the failure is the model's, where it broke
         raise _node_error(target, model, first, failure)

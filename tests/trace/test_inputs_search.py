@@ -193,3 +193,50 @@ def test_sizes_that_cannot_change_a_linear_fan_in_are_not_all_tried(
     with pytest.raises(StageError) as err:
         shapes_of(model)
     assert err.value.code == "GL903"  # conv took the input: the head is the model's own bug
+
+
+class Tokens(nn.Module):
+    """A patch embedding whose position table fixes the image size (64x64: 256 tokens), and
+    an attention over the tokens; ``norm``: a BatchNorm1d over the pooled features, which
+    needs two examples in train mode."""
+
+    def __init__(self, norm: bool = False) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, 32, 4, 4)
+        self.pos = nn.Parameter(torch.zeros(1, 256, 32))
+        self.qkv = nn.Linear(32, 96)
+        self.norm = nn.BatchNorm1d(32) if norm else nn.Identity()
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.patch(x).flatten(2).transpose(1, 2) + self.pos
+        q, k, v = self.qkv(t).chunk(3, dim=-1)
+        t = F.scaled_dot_product_attention(q, k, v)
+        return self.head(self.norm(t.mean(1)))
+
+
+@pytest.mark.parametrize("norm, batch", [(False, 1), (True, 4)])
+def test_a_searched_input_past_the_flop_budget_runs_one_example(
+        monkeypatch: pytest.MonkeyPatch, norm: bool, batch: int) -> None:
+    """Past FLOP_BUDGET (counted on meta, for a model whose fit checks ran there) the shape
+    pass runs on the batch's first example; a model one example does not run (BatchNorm in
+    train mode) keeps the batch. Within the budget the batch stays."""
+    import gradlint.trace.input_search as input_search
+
+    monkeypatch.setattr(given_inputs, "REAL_PARAMS", 0)
+    assert shapes_of(Tokens(norm)) == [(4, 3, 64, 64)]
+    monkeypatch.setattr(input_search, "FLOP_BUDGET", 1e6)
+    assert shapes_of(Tokens(norm)) == [(batch, 3, 64, 64)]
+
+
+def test_one_example_takes_the_batch_where_the_first_layer_has_it() -> None:
+    from gradlint.trace.example_inputs import BATCH, input_for, one_example
+
+    lstm, linear = nn.LSTM(8, 8), nn.Linear(8, 2)
+    inputs = (input_for(lstm), input_for(linear))
+    assert inputs[0] is not None and inputs[0].shape == (16, BATCH, 8)
+    small = one_example(inputs, [lstm, linear])
+    assert small is not None
+    assert [t.shape for t in small] == [(16, 1, 8), (1, 8)]
+    assert torch.equal(small[0][:, 0], inputs[0][:, 0])
+    assert one_example((torch.randn(3, 8),), [linear]) is None  # not a batch of BATCH
