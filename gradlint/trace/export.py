@@ -248,7 +248,8 @@ class AtenConverter(IRBuilder):
         """Arithmetic, activations and the rest of the catalogue, with their settings."""
         key = aten_op(n.target)
         if key == "einsum":
-            return self.einsum(args[0] if args else None, flat(args[1:]), common)
+            return self.einsum(args[0] if args else None, flat(args[1:]), common,
+                               self.alike.get(n))
         ins = self.operands(args)
         if key in ("sub", "rsub", "add"):
             alpha = n.kwargs.get("alpha", 1.0)

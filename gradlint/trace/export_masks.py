@@ -32,7 +32,7 @@ _DROPOUT = ("aten.dropout", "aten.native_dropout", "aten.feature_dropout", "aten
 
 
 _PRODUCTS = {"aten.bmm": "matmul", "aten.matmul": "matmul", "aten.mm": "matmul",
-             "aten.scaled_dot_product_attention": "sdpa"}
+             "aten.scaled_dot_product_attention": "sdpa", "aten.einsum": "einsum"}
 
 
 class Readings(NamedTuple):
@@ -71,8 +71,8 @@ def program_keys(graph: fx.Graph, state: dict[str, Any], placeholders: dict[str,
                         rows[n] = row
                 if keys is not None:
                     found[n] = keys
-                if packet in _PRODUCTS and (shared := _coherence(n, _PRODUCTS[packet],
-                                                                 evaluator)) is not None:
+                if packet in _PRODUCTS and (shared := _coherence(
+                        n, _PRODUCTS[packet], evaluator, placeholders)) is not None:
                     alike[n] = shared
     finally:
         torch._C._set_grad_enabled(grad)
@@ -86,9 +86,19 @@ def _row(n: fx.Node, ev: _Evaluator) -> float | None:
     return None if value is None else token_coherence.of_softmax((value, dim), {})
 
 
-def _coherence(n: fx.Node, op: str, ev: _Evaluator) -> token_coherence.Coherence | None:
+def _coherence(n: fx.Node, op: str, ev: _Evaluator, placeholders: dict[str, str]
+               ) -> token_coherence.Coherence | None:
     """The product's operands evaluated (the ones it reads: keys and values, or the right
     factor), then measured."""
+    if op == "einsum":  # aten.einsum(equation, [operands])
+        nodes = list(n.args[1]) if len(n.args) > 1 and isinstance(n.args[1], (list, tuple)) \
+            else []
+        values = [ev.value(a) for a in nodes]
+        if not nodes or any(v is None for v in values):
+            return None
+        return token_coherence.of_einsum(n.args[0], values, [
+            not (isinstance(a, fx.Node) and a.op == "placeholder" and a.name in placeholders)
+            for a in nodes])
     wanted = (1, 2) if op == "sdpa" else (1,)
     args = list(n.args)
     for i in wanted:

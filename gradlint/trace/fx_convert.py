@@ -153,7 +153,8 @@ class FxConverter(IRBuilder):
                                         _arg(n, 1, "other"), common)
             return
         if key == "einsum":
-            self.index[n] = self.einsum(n.args[0] if n.args else None, flat(n.args[1:]), common)
+            self.index[n] = self.einsum(n.args[0] if n.args else None, flat(n.args[1:]), common,
+                                        n.meta.get("token_coherence"))
             return
         if key == "opaque" and "leaf_inputs" in n.meta:
             if (i := self.splice_function(n)) is not None:

@@ -18,6 +18,8 @@ from torch.fx.passes.shape_prop import TensorMetadata
 from gradlint.core.graph import GraphNode, ParamStats
 from gradlint.core.values import Location, Target
 from gradlint.load.sources import model_site, trace_site
+from gradlint.trace.einsum_layout import einsum_terms, pair_subscripts
+from gradlint.trace.token_coherence import Coherence
 from gradlint.trace.weight_stats import tensor_stats
 
 # the signs of a sum's two operands: ``a - b`` is add with scales (1, -1)
@@ -217,10 +219,13 @@ class IRBuilder:
             second *= alpha
         return self.add("add", ins, scales=(first, second), **kw)
 
-    def einsum(self, equation: Any, operands: list[Any], common: dict[str, Any]) -> int:
+    def einsum(self, equation: Any, operands: list[Any], common: dict[str, Any],
+               coherence: Coherence | None = None) -> int:
         """``torch.einsum`` lowered onto matmul and sum (``EinsumLowering``); ``operands``:
         the graph nodes of its tensors (their recorded shapes are the real ones: a parameter's
-        IR node has a leading 1). Opaque when the equation or a shape is not known."""
+        IR node has a leading 1); ``coherence``: the token coherence the trace measured for a
+        two-operand product (``token_coherence.of_einsum``). Opaque when the equation or a
+        shape is not known."""
         ins = self.operands(operands)
         shapes = [shape_of(a.meta.get("tensor_meta", a.meta.get("val")))
                   if isinstance(a, fx.Node) else None for a in operands]
@@ -229,7 +234,8 @@ class IRBuilder:
             and None not in shapes) else None
         if terms is None:
             return self.add("opaque", ins, **common)
-        return EinsumLowering(self, common).lower(*terms, ins, shapes, common.get("shape"))
+        lowering = EinsumLowering(self, common, coherence if len(terms[0]) == 2 else None)
+        return lowering.lower(*terms, ins, shapes, common.get("shape"))
 
     def source_site(self, stack_trace: str | None, hint: str | None = None
                     ) -> tuple[Location | None, Location | None]:
@@ -251,33 +257,6 @@ class IRBuilder:
 
 # --- einsum: lowered onto the matmuls and sums it computes ------------------------------------
 
-def einsum_terms(equation: str, ndims: list[int]) -> tuple[list[str], str] | None:
-    """Each operand's subscripts and the output's, ``...`` spelled out as spare letters
-    (aligned from the right, shared by every operand); None for what is not understood
-    (a repeated subscript: a diagonal)."""
-    eq = equation.replace(" ", "")
-    lhs, arrow, out = eq.partition("->")
-    terms = lhs.split(",")
-    if len(terms) != len(ndims):
-        return None
-    ell = max((nd - len(t.replace("...", "")) for t, nd in zip(terms, ndims, strict=True)
-               if "..." in t), default=0)
-    spare = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in eq][:ell]
-    spelled = []
-    for t, nd in zip(terms, ndims, strict=True):
-        n = nd - len(t.replace("...", ""))
-        spelled.append(t.replace("...", "".join(spare[ell - n:]) if n > 0 else ""))
-    if arrow:
-        out = out.replace("...", "".join(spare))
-    else:  # implicit output: the ellipsis, then the subscripts used once, sorted
-        once = [c for c in sorted(set("".join(spelled))) if "".join(spelled).count(c) == 1]
-        out = "".join(spare) + "".join(c for c in once if c not in spare)
-    if any(len(set(t)) != len(t) for t in [*spelled, out]) or any(
-            len(t) != nd for t, nd in zip(spelled, ndims, strict=True)):
-        return None
-    return spelled, out
-
-
 def _product(sizes: Any) -> int:
     n = 1
     for s in sizes:
@@ -293,9 +272,11 @@ class EinsumLowering:
     activation's first subscript is the example's (the estimate is per example): a batch
     dimension of the matmul, never counted in n or m."""
 
-    def __init__(self, builder: IRBuilder, common: dict[str, Any]) -> None:
+    def __init__(self, builder: IRBuilder, common: dict[str, Any],
+                 coherence: Coherence | None = None) -> None:
         self.b = builder
         self.common = {k: v for k, v in common.items() if k != "shape"}
+        self.coherence = coherence  # of a two-operand product's right factor, measured
         self.size: dict[str, int] = {}
         self.examples: set[str] = set()
 
@@ -327,16 +308,13 @@ class EinsumLowering:
 
     def pair(self, a_idx: str, a: int, b_idx: str, b: int, needed: set[str],
              shape: tuple[int, ...] | None) -> tuple[str, int]:
-        batch = [c for c in a_idx + b_idx if c in needed and (
-            c in a_idx and c in b_idx or c in self.examples)]
-        batch = sorted(set(batch), key=batch.index)
-        inner = [c for c in a_idx if c in b_idx and c not in needed]
-        free_a = [c for c in a_idx if c not in b_idx and c not in batch]
-        free_b = [c for c in b_idx if c not in a_idx and c not in batch]
+        batch, inner, free_a, free_b = pair_subscripts(a_idx, b_idx, needed, self.examples)
         lead = tuple(self.size[c] for c in batch) or (1,)
         n, k, m = (_product(self.size[c] for c in cs) for cs in (free_a, inner, free_b))
         pa = self.b.add("passthrough", (a,), shape=(*lead, n, k), **self.common)
         pb = self.b.add("passthrough", (b,), shape=(*lead, k, m), **self.common)
         idx = "".join(batch + free_a + free_b)
         out_shape = shape if shape is not None else (*lead, n, m)
-        return idx, self.b.add("matmul", (pa, pb), shape=out_shape, **self.common)
+        attrs = {"coherence": self.coherence} if self.coherence is not None else {}
+        return idx, self.b.add("matmul", (pa, pb), shape=out_shape, attrs=attrs,
+                               **self.common)

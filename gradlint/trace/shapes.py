@@ -29,6 +29,7 @@ from gradlint.trace.input_search import (
     first_layers_ran,
     search,
 )
+from gradlint.trace.ir_builder import flat
 from gradlint.trace.op_lookup import function_op, method_op, splices
 from gradlint.trace.splice import record_leaf_inputs
 
@@ -77,7 +78,11 @@ class ShapeRecorder(fx.Interpreter):
                 return _recorded(n, args[0])
         if (op := _averaging_op(n)) is not None:
             args, kwargs = self.fetch_args_kwargs_from_env(n)
-            if (shared := token_coherence.of_call(op, args, kwargs)) is not None:
+            shared = token_coherence.of_einsum(
+                args[0] if args else None, flat(args[1:]),
+                [not (isinstance(a, fx.Node) and a.op == "get_attr") for a in flat(n.args[1:])]
+            ) if op == "einsum" else token_coherence.of_call(op, args, kwargs)
+            if shared is not None:
                 n.meta["token_coherence"] = shared
         try:
             result = super().run_node(n)
@@ -134,11 +139,11 @@ def _attention_op(n: fx.Node, root: nn.Module) -> tuple[str, nn.Module | None] |
 
 
 def _averaging_op(n: fx.Node) -> str | None:
-    """"sdpa" or "matmul" for the calls whose operands' token coherence the estimate reads
-    (gradlint/trace/token_coherence.py), else None."""
+    """"sdpa", "matmul" or "einsum" for the calls whose operands' token coherence the estimate
+    reads (gradlint/trace/token_coherence.py), else None."""
     if n.op == "call_function":
         key = function_op(n.target)
-        return key if key in ("sdpa", "matmul") else None
+        return key if key in ("sdpa", "matmul", "einsum") else None
     if n.op == "call_method" and method_op(str(n.target)) == "matmul":
         return "matmul"
     return None

@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from gradlint.trace.einsum_layout import right_factor
+
 Coherence = tuple[float, float]
 
 
@@ -61,6 +63,19 @@ def of_call(op: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Coherence
     if pair[0] is None or pair[1] is None:
         return None
     return (round(pair[0], 4), round(pair[1], 4))
+
+
+def of_einsum(equation: Any, operands: list[Any], activations: list[bool]) -> Coherence | None:
+    """(rows, columns) of a two-operand einsum's right factor as the estimate's matmul has it
+    (``einsum_layout.right_factor``): an attention written ``einsum('bhij,bhjd->bhid')`` or a
+    pooling ``einsum('bn,bnd->bd')`` reads its values' coherence as ``attn @ v`` does."""
+    if not isinstance(equation, str) or not all(isinstance(t, torch.Tensor) for t in operands):
+        return None
+    try:
+        b = right_factor(equation, operands, activations)
+    except Exception:  # noqa: BLE001 - shapes the einsum itself rejects: the call fails there
+        return None
+    return None if b is None else of_call("matmul", (None, b), {})
 
 
 def of_softmax(args: tuple[Any, ...], kwargs: dict[str, Any], module: Any = None

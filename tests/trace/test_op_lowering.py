@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gradlint.trace.ir_builder import einsum_terms
+from gradlint.trace.einsum_layout import einsum_terms
 
 TOLERANCE = 0.3  # decades, as the splice and verify tests
 
