@@ -167,6 +167,56 @@ FILES = {
 
         note("imported")  # MARK
         """,
+    "wrapped.py": """
+        import pathlib
+        import shutil
+
+        import torch.nn as nn
+
+
+        def eval_decorator(fn):
+            def inner(self, *args, **kwargs):
+                was_training = self.training
+                self.eval()
+                out = fn(self, *args, **kwargs)
+                self.train(was_training)
+                return out
+            return inner
+
+
+        class Sampler(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 4)
+
+            @eval_decorator
+            def generate(self, x):
+                shutil.rmtree(pathlib.Path(__file__).with_name("cache"))
+                return self.fc(x)
+
+            def forward(self, x):
+                return self.fc(x)
+        """,
+    "wrapped_call.py": """
+        import pathlib
+
+        import torch.nn as nn
+
+
+        def logged(fn):
+            def inner(*args):
+                pathlib.Path(__file__).with_name("WRAPPER_RAN").touch()
+                return fn(*args)
+            return inner
+
+
+        @logged
+        def make():
+            return nn.Linear(4, 4)
+
+
+        layer = make()  # MARK
+        """,
     "pkg/__init__.py": "",
     "pkg/parts.py": """
         import pathlib
@@ -200,7 +250,7 @@ FILES = {
                 return self.block(x)
         """,
 }
-MARKERS = ("TRAINED", "CTOR_RAN", "HELPER_RAN", "pkg/PARTS_RAN")
+MARKERS = ("TRAINED", "CTOR_RAN", "HELPER_RAN", "pkg/PARTS_RAN", "WRAPPER_RAN")
 
 
 def _mark(path: Path) -> int:
@@ -232,7 +282,8 @@ def test_nothing_the_skipped_code_would_write_exists(checked: Any) -> None:
     assert [m for m in MARKERS if (folder / m).exists()] == []
 
 
-@pytest.mark.parametrize("rel", ["train.py", "saver.py", "helper.py", "pkg/parts.py"])
+@pytest.mark.parametrize("rel", ["train.py", "saver.py", "helper.py", "pkg/parts.py",
+                                 "wrapped_call.py"])
 def test_files_that_do_work_at_import_are_skipped_at_the_line(checked: Any, rel: str) -> None:
     folder, _, doc = checked
     assert _gl907(doc, rel)["line"] == _mark(folder / rel)
@@ -255,7 +306,8 @@ def test_a_relative_import_of_a_module_that_does_work_is_skipped(checked: Any) -
     assert f"at line {_mark(folder / 'pkg' / 'parts.py')}" in diag["message"]
 
 
-@pytest.mark.parametrize("target", ["gpt_model.py::gpt", "net_loops.py::Net", "hf_tiny.py::bert"])
+@pytest.mark.parametrize("target", ["gpt_model.py::gpt", "net_loops.py::Net", "hf_tiny.py::bert",
+                                    "wrapped.py::Sampler"])
 def test_model_files_that_only_build_models_are_checked(checked: Any, target: str) -> None:
     _, _, doc = checked
     (model,) = [m for m in doc["models"] if m["target"] == f"case/{target}"]
