@@ -62,7 +62,10 @@ def _expand_call(model: nn.Module, arg: int, depth: int, active: set[int]
 
 def _expand(mod: nn.Module, depth: int, active: set[int]) -> Iterator[nn.Module]:
     """A called module as the layers it runs, in order: a container's children, a custom
-    module's own calls (or its registration order when its source cannot be read)."""
+    module's own calls (or its registration order when its source cannot be read). A
+    container's empty slot (``nn.ModuleList([None, block])``) runs nothing."""
+    if not isinstance(mod, nn.Module):
+        return
     if isinstance(mod, KNOWN_LAYERS) or depth > MAX_DEPTH or id(mod) in active:
         yield mod
         return

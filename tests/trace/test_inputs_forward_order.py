@@ -118,3 +118,30 @@ def test_unreadable_source_falls_back_to_registration_order() -> None:
     model = namespace["Hidden"]()  # type: ignore[operator]
     assert layers_on(model) == []
     assert first_layers_forward(model) == [model.fc]
+
+
+class Holes(nn.Module):
+    """A ModuleList with an empty slot (vit-pytorch's ScalableViT keeps None for a stage
+    without a block): a gradlint error (GL905) before."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stages = nn.ModuleList([nn.Sequential(nn.Linear(8, 8)), None])
+        self.stages[1] = None
+        self.inner = nn.ModuleList([nn.ModuleList([None, nn.Linear(8, 4)])])
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for stage in self.stages:
+            if stage is not None:
+                x = stage(x)
+        for block in self.inner:
+            x = block(x)
+        return self.head(x)
+
+
+def test_an_empty_slot_in_a_container_runs_nothing() -> None:
+    model = Holes()
+    layers = layers_on(model)
+    assert layers[0] is model.stages[0][0] and model.head in layers
+    assert all(isinstance(m, nn.Module) for m in layers)
