@@ -11,11 +11,12 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
+import itertools
 import linecache
 import os
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,7 @@ from gradlint.load.meta_probe import (
 )
 from gradlint.load.size_guard import REAL_FIRST_BYTES, at_most, tensor_bytes
 from gradlint.load.sources import user_traceback
+from gradlint.load.usages import usage_recipes
 
 
 @dataclass(frozen=True)
@@ -252,7 +254,9 @@ def build_by_convention(req: LoadRequest, module: types.ModuleType, name: str, c
     if not params:
         return None
     need = NeedsArguments(cls, [p.name for p in params])
-    for recipe in conventions(cls, module):
+    recipes = itertools.chain(conventions(cls, module),  # the repository's own calls next,
+                              _later(lambda: usage_recipes(cls, module, req.path)))  # if need be
+    for recipe in recipes:
         try:
             model = construct(recipe.make, recorder, req.meta, req.budget)
         except KeyboardInterrupt:
@@ -263,6 +267,10 @@ def build_by_convention(req: LoadRequest, module: types.ModuleType, name: str, c
         if isinstance(model, nn.Module):
             return Candidate(name, model, class_line(cls), cls, recipe.text)
     return needs_arguments(req, name, class_line(cls), need)
+
+
+def _later(find: Callable[[], list[Recipe]]) -> Iterator[Recipe]:
+    yield from find()
 
 
 def construct(make: Callable[[], Any], recorder: SiteRecorder, meta: bool,

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch.nn as nn
 
 from gradlint.core.options import TargetConfig
 from gradlint.core.values import Diagnostic, ModelReport, Target
@@ -645,3 +646,136 @@ def test_a_part_a_neighbour_builds_whose_defaults_fail_is_not_an_error(tmp_path:
     assert "DropPath()` raised with its defaults, and it is a part of Net" in message(
         found, name), message(found, name)
     assert codes(found)[name] == [("GL902", "info")]
+
+
+WRAPPER = """
+import torch.nn as nn
+
+
+class Decoder(nn.Module):
+    def __init__(self, dim, depth, act=None):
+        super().__init__()
+        self.layers = nn.Sequential(*[nn.Sequential(nn.Linear(dim, dim), act or nn.ReLU())
+                                      for _ in range(depth)])
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class Wrapper(nn.Module):
+    def __init__(self, num_classes, attn_layers):
+        super().__init__()
+        self.body = attn_layers
+        self.head = nn.Linear(self.body.layers[0][0].in_features, num_classes)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+"""
+
+
+def _repository(root: Path, package: str, readme: str = "",
+                scripts: dict[str, str] | None = None) -> Path:
+    """A project: pyproject.toml, a package (``wrap`` in the sources, renamed: each test
+    imports its own in this process) whose model.py holds WRAPPER, a README and scripts."""
+    write(root, "pyproject.toml", f"[project]\nname = '{package}'\n")
+    (root / package).mkdir()
+    write(root / package, "__init__.py", "from .model import Decoder, Wrapper\n")
+    model = write(root / package, "model.py", WRAPPER)
+    if readme:
+        write(root, "README.md", readme.replace("wrap", package))
+    for rel, text in (scripts or {}).items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        write(root, rel, text.replace("wrap", package))
+    return model
+
+
+README_USAGE = '''
+# wrap
+
+```bash
+pip install wrap
+```
+
+```python
+from wrap import Wrapper, Decoder
+```
+
+A model:
+
+```python
+import torch.nn as nn
+
+model = Wrapper(num_classes=10, attn_layers=Decoder(dim=16, depth=4, act=nn.GELU()))
+```
+'''
+
+
+def test_a_call_in_the_readme_builds_a_model_that_needs_arguments(tmp_path: Path) -> None:
+    """The README's example is the recipe: its imports (in an earlier block) resolve its
+    names to the very classes, its arguments are literals and calls of the package's
+    classes and of nn modules. A bash block in front is no Python."""
+    model = _repository(tmp_path, "wrap_readme", README_USAGE)
+    found = load(model)
+    assert set(checked(found)) == {"Wrapper"}, codes(found)
+    built = checked(found)["Wrapper"]
+    assert built is not None and built.startswith(
+        "Wrapper(num_classes=10, attn_layers=Decoder(dim=16, depth=4, act=nn.GELU()))")
+    line = README_USAGE.lstrip("\n").splitlines().index(
+        "model = Wrapper(num_classes=10, attn_layers=Decoder(dim=16, depth=4, act=nn.GELU()))")
+    assert built.endswith(f"README.md:{line + 1} builds it"), built
+    target = found["Wrapper"]
+    assert isinstance(target, Target) and target.model is not None
+    assert len(target.model.body.layers) == 4
+    assert isinstance(target.model.body.layers[0][1], nn.GELU)
+
+
+SCRIPTS = {
+    "tests/test_model.py": """
+        from wrap import Wrapper, Decoder
+
+
+        def test_tiny():
+            Wrapper(num_classes=2, attn_layers=Decoder(dim=4, depth=1))
+        """,
+    "train.py": """
+        import pathlib
+
+        from wrap.model import Decoder, Wrapper
+
+        width = 32
+        pathlib.Path(__file__).with_name("TRAINED").touch()
+        skipped = Wrapper(num_classes=10, attn_layers=Decoder(dim=width, depth=6))
+        model = Wrapper(num_classes=10, attn_layers=Decoder(dim=32, depth=6))
+        """,
+}
+
+
+def test_scripts_come_before_tests_and_are_never_run(tmp_path: Path) -> None:
+    """A script's call with literal arguments is taken before a test's (its configuration is
+    the real one); a call with a variable argument is not; the script is parsed, not run."""
+    model = _repository(tmp_path, "wrap_scripts", scripts=SCRIPTS)
+    found = load(model)
+    built = checked(found)["Wrapper"]
+    assert built is not None and built.startswith(
+        "Wrapper(num_classes=10, attn_layers=Decoder(dim=32, depth=6))"), built
+    assert "train.py:" in built
+    assert not (tmp_path / "TRAINED").exists()
+
+
+def test_a_call_of_another_class_of_the_same_name_is_not_taken(tmp_path: Path) -> None:
+    """Names resolve through the source's imports to the very class: the package's other
+    ``Wrapper`` (in ``alt.py``, imported too) does not build this one."""
+    model = _repository(tmp_path, "wrap_other", scripts={
+        "use.py": "from wrap_other.alt import Wrapper\n\n"
+                  "w = Wrapper(num_classes=3, attn_layers=None)\n"})
+    write(model.parent, "alt.py", "class Wrapper:\n"
+          "    def __init__(self, num_classes, attn_layers):\n        pass\n")
+    write(model.parent, "__init__.py", "from . import alt\nfrom .model import Decoder, Wrapper\n")
+    found = load(model)
+    assert codes(found)["Wrapper"] == [("GL902", "info")]
+    assert "no convention supplies them" in message(found, "Wrapper")
+    # the same call through this class's own name builds it (and fails: attn_layers=None)
+    write(tmp_path, "use.py", "from wrap_other.model import Wrapper\n\n"
+          "w = Wrapper(num_classes=3, attn_layers=None)\n")
+    found = load(model)
+    assert "tried Wrapper(num_classes=3, attn_layers=None) as " in message(found, "Wrapper")
