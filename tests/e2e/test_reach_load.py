@@ -345,3 +345,72 @@ def test_config_keys_are_relative_to_the_pyproject_folder(run_gradlint: Any, tmp
         build = "GPT(GPTConfig(n_embd=8, n_layer=3))"
     """)
     assert check(run_gradlint, tmp_path / "gpt", "model.py") == (0, {"GPT": "ok"}, [])
+
+
+LIBRARY = """
+import torch.nn as nn
+
+
+class Encoder(nn.Module):
+    def __init__(self, dim, depth):
+        super().__init__()
+        self.layers = nn.Sequential(*[nn.Sequential(nn.Linear(dim, dim), nn.ReLU())
+                                      for _ in range(depth)])
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class Classifier(nn.Module):
+    def __init__(self, num_classes, encoder):
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(encoder.layers[0][0].in_features, num_classes)
+
+    def forward(self, x):
+        return self.head(self.encoder(x))
+"""
+
+LIBRARY_README = """
+# lib
+
+```bash
+pip install lib
+```
+
+```python
+from lib import Classifier, Encoder
+
+model = Classifier(num_classes=10, encoder=Encoder(dim=32, depth=2))
+```
+"""
+
+
+def test_a_library_model_is_built_as_its_readme_builds_it(run_gradlint: Any, tmp_path: Path
+                                                          ) -> None:
+    """A library whose models all need arguments: the README's example builds the outer one
+    (the inner one is analysed inside it), said in the report; a training script beside it
+    is parsed for calls, never run."""
+    write(tmp_path, "pyproject.toml", "[project]\nname = 'lib'\n")
+    write(tmp_path, "lib/__init__.py", "from .models import Classifier, Encoder\n")
+    write(tmp_path, "lib/models.py", LIBRARY)
+    write(tmp_path, "README.md", LIBRARY_README)
+    write(tmp_path, "train.py", """
+        import pathlib
+
+        from lib import Classifier, Encoder
+
+        pathlib.Path(__file__).with_name("TRAINED").touch()
+        model = Classifier(num_classes=10, encoder=Encoder(dim=64, depth=12))
+    """)
+    proc = run_gradlint("lib", "--format", "json", "--jobs", "2", cwd=tmp_path)
+    doc = json.loads(proc.stdout)
+    assert_counts(doc)
+    (model,) = [m for m in doc["models"] if m["status"] == "ok"]
+    assert model["name"] == "Classifier", model
+    line = textwrap.dedent(LIBRARY_README).lstrip("\n").splitlines().index(
+        "model = Classifier(num_classes=10, encoder=Encoder(dim=32, depth=2))") + 1
+    assert model["built_as"] == ("Classifier(num_classes=10, encoder=Encoder(dim=32, depth=2)) "
+                                 f"as README.md:{line} builds it"), model["built_as"]
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "TRAINED").exists()
