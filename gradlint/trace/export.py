@@ -250,6 +250,8 @@ class AtenConverter(IRBuilder):
         if key == "einsum":
             return self.einsum(args[0] if args else None, flat(args[1:]), common,
                                self.alike.get(n))
+        if key in ("var", "std"):
+            return self.variance(key, args[0] if args else None, common)
         ins = self.operands(args)
         if key in ("sub", "rsub", "add"):
             alpha = n.kwargs.get("alpha", 1.0)

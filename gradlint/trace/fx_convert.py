@@ -156,6 +156,9 @@ class FxConverter(IRBuilder):
             self.index[n] = self.einsum(n.args[0] if n.args else None, flat(n.args[1:]), common,
                                         n.meta.get("token_coherence"))
             return
+        if key in ("var", "std"):
+            self.index[n] = self.variance(key, n.args[0] if n.args else None, common)
+            return
         if key == "opaque" and "leaf_inputs" in n.meta:
             if (i := self.splice_function(n)) is not None:
                 self.index[n] = i

@@ -219,6 +219,22 @@ class IRBuilder:
             second *= alpha
         return self.add("add", ins, scales=(first, second), **kw)
 
+    def variance(self, key: str, x: Any, common: dict[str, Any]) -> int:
+        """``torch.var``/``torch.std`` (a hand-written channel LayerNorm's statistic) lowered
+        onto what it computes, mean((x - mean(x))²), then sqrt for std: a centring, a square
+        and two means, all ops the estimate knows (the n/(n-1) correction is left out)."""
+        ins = self.operands([x])
+        shape = common.get("shape")
+        src = self.nodes[ins[0]].shape if ins else None
+        if not ins or shape is None or src is None:
+            return self.add("opaque", ins, **common)
+        kw = {k: v for k, v in common.items() if k != "shape"}
+        mean = self.add("mean", ins, shape=shape, **kw)
+        centred = self.signed_sum("sub", (ins[0], mean), shape=src, **kw)
+        square = self.add("pow", (centred,), attrs={"exponent": 2.0}, shape=src, **kw)
+        var = self.add("mean", (square,), shape=shape, **kw)
+        return self.add("sqrt", (var,), shape=shape, **kw) if key == "std" else var
+
     def einsum(self, equation: Any, operands: list[Any], common: dict[str, Any],
                coherence: Coherence | None = None) -> int:
         """``torch.einsum`` lowered onto matmul and sum (``EinsumLowering``); ``operands``:

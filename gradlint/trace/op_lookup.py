@@ -212,6 +212,8 @@ _FUNCTIONS: dict[Any, str] = {
     torch.exp: "exp", torch.reciprocal: "reciprocal",
     # lowered onto matmul and sum by the IR builder (ir_builder.EinsumLowering)
     torch.einsum: "einsum",
+    # lowered onto mean((x - mean x)^2) by the IR builder (IRBuilder.variance)
+    torch.var: "var", torch.std: "std",
 }
 if hasattr(F, "rms_norm"):
     _FUNCTIONS[F.rms_norm] = "rms_norm"
@@ -222,7 +224,7 @@ _METHODS: dict[str, str] = {
     "mul": "mul", "mul_": "mul", "div": "div", "neg": "neg", "matmul": "matmul", "bmm": "matmul",
     "mm": "matmul", "softmax": "softmax", "log_softmax": "log_softmax", "mean": "mean",
     "sum": "sum", "pow": "pow", "sqrt": "sqrt", "rsqrt": "rsqrt", "exp": "exp",
-    "reciprocal": "reciprocal", "div_": "div", "sub_": "sub",
+    "reciprocal": "reciprocal", "div_": "div", "sub_": "sub", "var": "var", "std": "std",
     # a drop-path mask, ``x.new_empty(shape).bernoulli_(keep).div_(keep)``, as export has it
     "bernoulli_": "bernoulli", "bernoulli": "bernoulli",
 }
@@ -323,6 +325,7 @@ ATEN: dict[str, str] = {
     "aten.pow": "pow", "aten.rsqrt": "rsqrt", "aten.sqrt": "sqrt", "aten.reciprocal":
     "reciprocal", "aten.exp": "exp", "aten.sin": "constant", "aten.cos": "constant",
     "aten.where": "where", "aten.masked_fill": "passthrough", "aten.einsum": "einsum",
+    "aten.var": "var", "aten.std": "std",
     # F.normalize's x / max(||x||, eps): the norm's second moment is k·P, as a sum of k
     # zero-mean entries has; what passes back through the division to it is neglected (div)
     "aten.linalg_vector_norm": "sum",

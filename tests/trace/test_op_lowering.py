@@ -1,7 +1,8 @@
 """Issue 17 (item 9): GL904 only for ops the estimate cannot express. ``einsum`` is lowered
-onto the matmuls and sums it computes, ``pow``/``sqrt``/``rsqrt``/``exp`` have entries on
-the fx path as on the export path, and dtype casts are identity; each estimate agrees with
-autograd (``--verify``) within the usual tolerance."""
+onto the matmuls and sums it computes, ``var``/``std`` onto mean((x - mean x)²),
+``pow``/``sqrt``/``rsqrt``/``exp`` have entries on the fx path as on the export path, and
+dtype casts are identity; each estimate agrees with autograd (``--verify``) within the usual
+tolerance."""
 
 from __future__ import annotations
 
@@ -97,6 +98,32 @@ class Casts(nn.Module):
         return self.c(torch.tanh(h))
 
 
+class Variance(nn.Module):
+    """A hand-written LayerNorm with torch.var, then a division by x.std()."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(16, 16)
+        self.b = nn.Linear(16, 16)
+        self.c = nn.Linear(16, 8)
+
+    def forward(self, x):
+        h = self.a(x)
+        var = torch.var(h, dim=-1, unbiased=False, keepdim=True)
+        h = torch.tanh((h - h.mean(-1, keepdim=True)) / (var + 1e-5).sqrt())
+        h = self.b(h)
+        return self.c(h / (h.std(-1, keepdim=True) + 1e-5))
+
+
+class ExportedVariance(Variance):
+    """The same through torch.export's aten.var."""
+
+    def forward(self, x):
+        if x.size(-1) == 16:
+            x = x * 1.0
+        return super().forward(x)
+
+
 def example_inputs():
     return (torch.randn(4, 8, 16),)
 '''
@@ -122,8 +149,10 @@ def test_lowered_ops_are_estimated_as_autograd_measures(run_gradlint: Any,
     doc = json.loads(proc.stdout)
     assert not doc["diagnostics"]  # no GL904: every op has an entry
     models = {m["name"]: m for m in doc["models"]}
-    assert set(models) == {"Outer", "Attention", "Mixer", "ExportedEinsum", "Smooth", "Casts"}
+    assert set(models) == {"Outer", "Attention", "Mixer", "ExportedEinsum", "Smooth", "Casts",
+                           "Variance", "ExportedVariance"}
     assert models["ExportedEinsum"]["tracer"] == "export"
+    assert models["ExportedVariance"]["tracer"] == "export"
     for name, model in models.items():
         assert model["status"] == "ok", name
         for layer in model["layers"]:
