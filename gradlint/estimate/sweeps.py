@@ -599,8 +599,11 @@ def _owner_gradients(graph: LayerGraph, moments: list[Moments], log_r: list[floa
                 site = i
         main = owner.main
         if main is not None and main.name in uses:
-            for i in uses[main.name]:  # each entry sums the gradient over the positions it
-                total = logaddexp(total, log_r[i] + math.log(max(spread[i], 1.0)))  # reaches
+            for i in uses[main.name]:  # each entry sums the gradient over the k positions
+                k = max(spread[i], 1.0)  # it reaches: k (r - s) + k² s, s alike at all of them
+                total = logaddexp(total, log_r[i] + math.log(k))
+                if log_s and k > 1.0 and log_s[i] > NEG_INF:
+                    total = logaddexp(total, log_s[i] + math.log(k * (k - 1.0)))
                 if site is None or log_r[i] > log_r[site]:
                     site = i
         raw.append((owner, total, site))
