@@ -111,6 +111,19 @@ for step in range(3):  # MARK
     torch.save(model.state_dict(), f"step{step}.pt")
 """
 
+# lucidrains' eval_decorator (x-transformers): calls its subject only inside the closure it
+# returns, so a method it decorates does not run at import
+EVAL_DECORATOR = """\
+def eval_decorator(fn):
+    def inner(self, *args, **kwargs):
+        was_training = self.training
+        self.eval()
+        out = fn(self, *args, **kwargs)
+        self.train(was_training)
+        return out
+    return inner
+"""
+
 
 def snippet(text: str) -> str:
     """``text`` dedented, without its leading newline."""

@@ -25,7 +25,7 @@ import sys
 import tokenize
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 # bytes of source whose syntax trees are kept (a tree takes ~10x its source): a run over a
@@ -145,6 +145,24 @@ def package_root(path: str) -> str | None:
             break
         folder = parent
     return top
+
+
+def python_files(root: str, here: str, limit: int, descend: Callable[[str], bool]
+                 ) -> Iterator[str]:
+    """The ``.py`` files under ``root`` but ``here``, folders in sorted order, the first
+    ``limit`` of them (a larger tree is not read further); ``descend(name)``: whether to
+    look into a subfolder."""
+    seen = 0
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if descend(d))
+        for name in sorted(files):
+            full = os.path.join(folder, name)
+            if not name.endswith(".py") or full == here:
+                continue
+            seen += 1
+            if seen > limit:
+                return
+            yield full
 
 
 PROJECT_FILES = ("pyproject.toml", "setup.py", "setup.cfg")

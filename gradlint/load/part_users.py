@@ -12,7 +12,7 @@ import ast
 import os
 from collections.abc import Iterator
 
-from gradlint.load.import_resolver import package_root, parse, resolve_import
+from gradlint.load.import_resolver import package_root, parse, python_files, resolve_import
 
 MAX_FILES = 200  # a larger tree is not scanned: the GL902s stay, nothing is hidden by guessing
 
@@ -38,21 +38,11 @@ def part_users(path: str, names: set[str]) -> dict[str, tuple[str, str]]:
 
 
 def _neighbours(here: str) -> Iterator[str]:
+    """The files of the top package's tree, or of the file's own folder only."""
     top = package_root(here)
-    folders = [top] if top is not None else [os.path.dirname(here)]
-    seen = 0
-    for folder in folders:
-        for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames[:] = sorted(d for d in dirnames
-                                 if top is not None and not d.startswith((".", "__")))
-            for name in sorted(filenames):
-                full = os.path.join(dirpath, name)
-                if not name.endswith(".py") or full == here:
-                    continue
-                seen += 1
-                if seen > MAX_FILES:
-                    return
-                yield full
+    if top is None:
+        return python_files(os.path.dirname(here), here, MAX_FILES, lambda d: False)
+    return python_files(top, here, MAX_FILES, lambda d: not d.startswith((".", "__")))
 
 
 def _imported_from(importer: str, tree: ast.Module, here: str, names: set[str]

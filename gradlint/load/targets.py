@@ -15,6 +15,7 @@ import inspect
 import os
 import textwrap
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -227,18 +228,8 @@ def _not_parts_of_neighbours(req: LoadRequest, needs: list[tuple[type, ModelRepo
     """The GL902s of classes no model of a neighbouring file builds; the others are parts
     (UNet's ``Down`` in unet_parts.py, built by ``UNet`` in unet_model.py): analysed there,
     they only explain a file that yields nothing else."""
-    if not needs:
-        return []
-    users = part_users(req.path, {cls.__name__ for cls, _ in needs})
-    kept = []
-    for cls, report in needs:
-        user = users.get(cls.__name__)
-        if user is None:
-            kept.append(report)
-        else:
-            found.dropped.append((cls.__name__, report.line, f"`{cls.__name__}` is a part of "
-                                  f"{user[0]} ({display_path(user[1])})"))
-    return kept
+    return _unless_parts(req, needs, {}, found, lambda name, user: (
+        f"`{name}` is a part of {user}"))
 
 
 def _failed_on_their_own(req: LoadRequest, found: _Found, inside: set[type]
@@ -246,20 +237,32 @@ def _failed_on_their_own(req: LoadRequest, found: _Found, inside: set[type]
     """The GL906s of classes whose defaults fail to build them and that no model builds with
     arguments: a part (``DropPath(drop_prob=None)``, built as ``DropPath(0.1)`` by the model of
     this file or of a neighbouring one) is analysed there, and its defaults are not a bug."""
-    if not found.defaults_failed:
+    here = {cls: next(c.name for c in found.candidates
+                      if cls in {type(m) for m in c.model.modules()})
+            for cls, _ in found.defaults_failed if cls in inside}
+    return _unless_parts(req, found.defaults_failed, here, found, lambda name, user: (
+        f"`{name}()` raised with its defaults, and it is a part of {user}"))
+
+
+def _unless_parts(req: LoadRequest, reports: list[tuple[type, ModelReport]],
+                  users: dict[type, str], found: _Found, why: Callable[[str, str], str]
+                  ) -> list[ModelReport]:
+    """The reports of classes that are no part of a model: of one of this file (``users``,
+    by class) or of a neighbouring file (``part_users``). A part's report joins the file's
+    dropped list (said once, when nothing else is checked)."""
+    if not reports:
         return []
-    users = part_users(req.path, {cls.__name__ for cls, _ in found.defaults_failed})
+    neighbours = part_users(req.path, {cls.__name__ for cls, _ in reports})
     kept = []
-    for cls, report in found.defaults_failed:
-        user = next((c.name for c in found.candidates if cls in
-                     {type(m) for m in c.model.modules()}), None) if cls in inside else None
-        if user is None and cls.__name__ in users:
-            user = f"{users[cls.__name__][0]} ({display_path(users[cls.__name__][1])})"
+    for cls, report in reports:
+        user = users.get(cls)
+        if user is None and cls.__name__ in neighbours:
+            name, file = neighbours[cls.__name__]
+            user = f"{name} ({display_path(file)})"
         if user is None:
             kept.append(report)
         else:
-            found.dropped.append((cls.__name__, report.line, f"`{cls.__name__}()` raised with "
-                                  f"its defaults, and it is a part of {user}"))
+            found.dropped.append((cls.__name__, report.line, why(cls.__name__, user)))
     return kept
 
 

@@ -34,6 +34,7 @@ from gradlint.load.import_resolver import (
     parse,
     parse_source,
     project_root,
+    python_files,
     signature,
 )
 from gradlint.load.sources import display_path
@@ -53,10 +54,11 @@ def usage_recipes(cls: type, module: types.ModuleType, path: str) -> list[Recipe
     found: dict[str, Recipe] = {}
     here = os.path.abspath(path)
     for where, tree in _sources(here):
-        calls = _calls(tree).get(cls.__name__, [])
-        names = _Names(tree, module if where == here else None) if calls else None
+        calls = _calls(tree).get(cls.__name__)
+        if not calls:
+            continue
+        names = _Names(tree, module if where == here else None)
         for call in calls:
-            assert names is not None
             if names.resolve(call.func) is not cls:
                 continue
             make = _maker(call, names, package)
@@ -124,17 +126,8 @@ def _sources(here: str) -> Iterator[tuple[str, ast.Module]]:
 
 
 def _scripts(root: str, here: str) -> Iterator[str]:
-    seen = 0
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")) and d not in _SKIPPED)
-        for name in sorted(files):
-            full = os.path.join(folder, name)
-            if not name.endswith(".py") or full == here:
-                continue
-            seen += 1
-            if seen > MAX_FILES:
-                return
-            yield full
+    return python_files(root, here, MAX_FILES,
+                        lambda d: not d.startswith((".", "_")) and d not in _SKIPPED)
 
 
 _readmes: dict[str, tuple[tuple[int, int, int] | None, ast.Module | None]] = {}

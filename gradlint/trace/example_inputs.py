@@ -140,8 +140,9 @@ def one_example(inputs: tuple[Any, ...], firsts: list[nn.Module | None]
     for t, mod in zip(inputs, firsts, strict=True):
         if not isinstance(t, torch.Tensor) or mod is None:
             return None
-        dim = batch_dim(mod) if t.dim() > batch_dim(mod) and (
-            t.shape[batch_dim(mod)] == BATCH) else 0
+        dim = batch_dim(mod)
+        if t.dim() <= dim or t.shape[dim] != BATCH:
+            dim = 0
         if t.dim() == 0 or t.shape[dim] != BATCH:
             return None
         out.append(t.narrow(dim, 0, 1).clone())

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prefilter_sources import EVAL_DECORATOR
 
 pytestmark = pytest.mark.e2e  # also run on torch 2.13 (.ci/run)
 
@@ -167,22 +168,8 @@ FILES = {
 
         note("imported")  # MARK
         """,
-    "wrapped.py": """
-        import pathlib
-        import shutil
-
-        import torch.nn as nn
-
-
-        def eval_decorator(fn):
-            def inner(self, *args, **kwargs):
-                was_training = self.training
-                self.eval()
-                out = fn(self, *args, **kwargs)
-                self.train(was_training)
-                return out
-            return inner
-
+    "wrapped.py": "import pathlib\nimport shutil\n\nimport torch.nn as nn\n\n\n"
+                  + EVAL_DECORATOR + textwrap.dedent("""
 
         class Sampler(nn.Module):
             def __init__(self):
@@ -196,7 +183,7 @@ FILES = {
 
             def forward(self, x):
                 return self.fc(x)
-        """,
+        """),
     "wrapped_call.py": """
         import pathlib
 

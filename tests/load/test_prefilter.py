@@ -9,7 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from prefilter_sources import GPT_PARTS, NET, TRAIN, mark_line, snippet, write_file
+from prefilter_sources import (
+    EVAL_DECORATOR,
+    GPT_PARTS,
+    NET,
+    TRAIN,
+    mark_line,
+    snippet,
+    write_file,
+)
 
 from gradlint.core.options import Options
 from gradlint.core.values import Diagnostic
@@ -139,21 +147,13 @@ def test_a_decorator_factory_runs_its_factory_and_decorator_but_not_the_wrapper(
     assert prefilter_source(CACHED_METHOD) == Prefilter("model")
 
 
-EVAL_DECORATOR = """
+WRAPPED_METHOD = """
 import shutil
 
 from somewhere_unknown import pad_at_dim
 
 
-def eval_decorator(fn):
-    def inner(self, *args, **kwargs):
-        was_training = self.training
-        self.eval()
-        out = fn(self, *args, **kwargs)
-        self.train(was_training)
-        return out
-    return inner
-
+""" + EVAL_DECORATOR + """
 
 class Wrapper(nn.Module):
     def __init__(self):
@@ -173,7 +173,7 @@ def test_a_decorator_that_only_wraps_runs_none_of_the_method_at_import() -> None
     """``eval_decorator`` calls ``fn`` only inside the closure it returns: decorating runs
     neither, so the method's unknown call is not work at import. lucidrains/x-transformers was
     skipped whole (27 GL907) for this shape."""
-    assert prefilter_source(NET + EVAL_DECORATOR) == Prefilter("model")
+    assert prefilter_source(NET + WRAPPED_METHOD) == Prefilter("model")
 
 
 # decorators that run or hand on their subject while decorating, or whose closure does work

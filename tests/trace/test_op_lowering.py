@@ -98,14 +98,8 @@ class Casts(nn.Module):
         return self.c(torch.tanh(h))
 
 
-class Variance(nn.Module):
-    """A hand-written LayerNorm with torch.var, then a division by x.std()."""
-
-    def __init__(self):
-        super().__init__()
-        self.a = nn.Linear(16, 16)
-        self.b = nn.Linear(16, 16)
-        self.c = nn.Linear(16, 8)
+class Variance(Smooth):
+    """Smooth's layers with a hand-written LayerNorm (torch.var), then a division by x.std()."""
 
     def forward(self, x):
         h = self.a(x)
