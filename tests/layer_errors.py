@@ -11,13 +11,16 @@ from gradlint.verify.compare import verify_model
 
 
 def layer_errors(model: nn.Module, shape: tuple[int, ...], batch: int = 8,
-                 seeds: tuple[int, ...] = (0, 1)) -> dict[str, float]:
+                 seeds: tuple[int, ...] = (0, 1),
+                 extra: tuple[tuple[int, ...], ...] = ()) -> dict[str, float]:
     """Estimated minus measured log10 weight-gradient RMS of each layer, both relative to the
-    model's largest (``--verify``'s protocol), for inputs of ``shape``."""
+    model's largest (``--verify``'s protocol), for inputs of ``shape`` (and of ``extra``'s
+    shapes, forward's further arguments)."""
     torch.manual_seed(0)
-    report = check_model(model, torch.randn(*shape))
-    check = verify_model(model, (InputSpec(shape, "float32"),), report.layers, batch=batch,
-                         seeds=seeds)
+    shapes = (shape, *extra)
+    report = check_model(model, tuple(torch.randn(*s) for s in shapes))
+    check = verify_model(model, tuple(InputSpec(s, "float32") for s in shapes), report.layers,
+                         batch=batch, seeds=seeds)
     assert check.error is None
     found = {}
     for le in report.layers:

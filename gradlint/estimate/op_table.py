@@ -112,6 +112,19 @@ def _same_everywhere(node: GraphNode, src: GraphNode, r: float, s: float, g: flo
     return NEG_INF if s == NEG_INF else s + g
 
 
+def _per_group_mean(node: GraphNode, src: GraphNode, r: float, s: float, g: float,
+                    moments: list[Moments]) -> float:
+    """GroupNorm's backward subtracts each group's mean over its channels and positions: of a
+    gradient alike at every position (one value per channel) it removes the group's mean over
+    its channels, ~groups/channels of it; InstanceNorm (a group per channel) removes it all."""
+    if s == NEG_INF or not node.shape or len(node.shape) < 3:
+        return NEG_INF
+    channels = node.shape[1]
+    groups = channels if node.op == "instance_norm" else node.attrs.get("groups", 1)
+    kept = 1.0 - groups / max(channels, 1)
+    return s + g + math.log(kept) if kept > 0 else NEG_INF
+
+
 def _strided(node: GraphNode, src: GraphNode, r: float, s: float, g: float,
              moments: list[Moments]) -> float:
     """A conv with stride: an input position receives the taps of its residue class (mod the
@@ -279,7 +292,8 @@ KIND_ENTRIES: dict[str, OpEntry] = {
     "div": OpEntry(fw.div, keeps_positions=_same_shape),
     "scale": OpEntry(fw.scale, position_coherence=_same_everywhere, homogeneous=_always,
                      keeps_positions=_same_shape),
-    "cat": OpEntry(fw.cat),
+    # each input receives its slice of the gradient: what is alike at every position stays so
+    "cat": OpEntry(fw.cat, position_coherence=_same_everywhere),
     "pool": _POOL,
     "reduce": OpEntry(fw.reduce, position_coherence=_pooled, pools_positions=True,
                       reads_shared=True),
@@ -302,6 +316,8 @@ OP_ENTRIES: dict[str, OpEntry] = {
     "batch_norm": dataclasses.replace(_NORM, position_coherence=_same_everywhere,
                                       reads_shared=True),
     "layer_norm": _POSITION_NORM,
+    "group_norm": dataclasses.replace(_NORM, position_coherence=_per_group_mean),
+    "instance_norm": _NORM,  # removes each channel's mean over positions: all of it
     "rms_norm": _POSITION_NORM,
     # x / ||x|| (F.normalize, cosine attention): not a norm over positions
     "l2_normalize": OpEntry(fw.l2_normalize, position_coherence=_same_everywhere),

@@ -15,7 +15,7 @@ from typing import Any
 
 from gradlint.core.gc_pause import collector_paused
 from gradlint.core.graph import GraphNode, LayerGraph, ModuleInfo, ParamStats
-from gradlint.core.op_kinds import AFFINE_KINDS, GATE_RMS, WEIGHT_KINDS
+from gradlint.core.op_kinds import AFFINE_KINDS, GATE_RMS, SOURCE_KINDS, WEIGHT_KINDS
 from gradlint.core.values import LayerEstimate
 from gradlint.estimate.activations import negative_second_moment
 from gradlint.estimate.centred_logits import centred_gains
@@ -168,7 +168,8 @@ def _position_mixing(graph: LayerGraph) -> tuple[frozenset[int], dict[int, int]]
     """Where what is alike at every position stops being alike: Linear layers that mix
     positions (an MLP-Mixer's token MLP, after a transpose: their last input dimension is not
     the channels), and space-to-depth views (a Swin patch merging: k neighbouring positions
-    gathered into k times the channels, by a reshape or a concat of strided slices), through
+    gathered into k times the channels, by a reshape or a concat of strided slices of one
+    tensor), through
     which only 1/k stays alike (each residue class gets its own slice of the Linear after it,
     as below a strided conv).
 
@@ -203,10 +204,45 @@ def _position_mixing(graph: LayerGraph) -> tuple[frozenset[int], dict[int, int]]
             chan[i] = src
         elif (src is not None and len(shape) >= 3 and node.kind in ("passthrough", "cat")
               and shape[-1] % src == 0 and shape[-1] // src > 1
-              and len(nodes[node.inputs[0]].shape or ()) >= 3):
+              and len(nodes[node.inputs[0]].shape or ()) >= 3
+              and (node.kind == "passthrough" or _slices_of_one(nodes, node))):
             merges[i] = shape[-1] // src  # k positions' channels side by side
             chan[i] = shape[-1]
     return frozenset(mixing), merges
+
+
+def _broadcast_inputs(graph: LayerGraph) -> dict[tuple[int, int], float]:
+    """(node, slot) -> k for an add's or a product's input broadcast over k of its output's
+    entries per example (a time embedding added at every position, a squeeze-excitation's
+    gate): its gradient is the sum of theirs. Inputs of the example's own, not parameters
+    (their sum is the owner's, _owner_gradients) or constants."""
+    nodes = graph.nodes
+    found: dict[tuple[int, int], float] = {}
+    for node in nodes:
+        if node.kind not in ("add", "mul") or not node.shape or len(node.inputs) < 2:
+            continue
+        for slot, p in enumerate(node.inputs):
+            src = nodes[p]
+            shape = src.shape
+            if (not shape or len(shape) != len(node.shape) or shape[0] != node.shape[0]
+                    or src.numel_per_example >= node.numel_per_example
+                    or _view_root(nodes, p).kind in SOURCE_KINDS - {"input"}):
+                continue
+            found[(node.index, slot)] = node.numel_per_example / max(src.numel_per_example, 1)
+    return found
+
+
+def _view_root(nodes: Sequence[GraphNode], i: int) -> GraphNode:
+    """The tensor a chain of views starts from."""
+    while nodes[i].kind == "passthrough" and nodes[i].inputs:
+        i = nodes[i].inputs[0]
+    return nodes[i]
+
+
+def _slices_of_one(nodes: Sequence[GraphNode], cat: GraphNode) -> bool:
+    """A concat whose inputs are all views of one tensor (strided slices: space-to-depth), not
+    of different tensors whose channels it puts side by side (a U-Net's skip and stream)."""
+    return len({_view_root(nodes, i).index for i in cat.inputs}) == 1
 
 
 def _backward(graph: LayerGraph, log_gains: list[tuple[float, ...]],
@@ -236,6 +272,7 @@ def _backward(graph: LayerGraph, log_gains: list[tuple[float, ...]],
     floor = homogeneous_floor(graph, moments)
     mixing, merges = _position_mixing(graph)
     values = _value_matmuls(graph)
+    broadcast = _broadcast_inputs(graph)
     log = math.log
     for c in range(n - 1, -1, -1):
         rc = log_r[c]
@@ -275,6 +312,10 @@ def _backward(graph: LayerGraph, log_gains: list[tuple[float, ...]],
                     alike -= log(merged)
                 if alike > r:  # a mean over positions (attention's values) whose gain
                     r = alike  # holds only the part that differs by position
+            spread = broadcast.get((c, slot)) if broadcast else None
+            if spread is not None:  # summed over the k entries it reaches: k (r - a) + k² a
+                r = logaddexp(r + log(spread), alike + log(spread * (spread - 1.0)))
+                alike = alike + 2 * log(spread) if alike != NEG_INF else NEG_INF
             q = qc + g if keeps_q else r - log(nodes[p].numel_per_example)  # >= 1
             if skip is not None and p == skip.skip:
                 extra = qc + g + log(skip.gain)
@@ -452,10 +493,6 @@ POOLED_POSITIONS = 16
 
 
 NORM_BEFORE_POOL = "norm-before-pool"  # a norm's γ summed over a global pool's positions
-# a squeeze-excitation's layers: the gate's gradient sums x's positions as a norm's γ does
-# before a global pool (measured on EfficientNet-B0: 0.9-1.3 decades low over 64-1024
-# positions, 0.5 over 16, 0.2 over 4)
-POOLED_GATE = "pooled-gate"
 
 
 def _norms_before_global_pool(graph: LayerGraph) -> set[int]:
@@ -496,7 +533,8 @@ def _norms_before_global_pool(graph: LayerGraph) -> set[int]:
 
 
 def _batch_centred(graph: LayerGraph) -> set[int]:
-    """Weight layers whose output feeds only BatchNorm (through views). In training,
+    """Weight layers whose output feeds only BatchNorm (through views and concatenations of
+    channels, DenseNet's: each channel still reaches one norm's channel). In training,
     BatchNorm's input gradient sums to zero over the batch, so the weight gradient
     sum_b delta_b x_b^T sees only the input's spread around its batch mean (P - S), not P:
     behind a sigmoid (mean 0.5) that is ~7x less in mean square."""
@@ -513,13 +551,20 @@ def _batch_centred(graph: LayerGraph) -> set[int]:
             us = users[stack.pop()]
             ok = bool(us)
             for c in us:
-                if nodes[c].kind == "passthrough":
+                if nodes[c].kind == "passthrough" or _channel_cat(nodes[c]):
                     stack.append(c)
                 elif nodes[c].op != "batch_norm":
                     ok = False
         if ok:
             out.add(node.index)
     return out
+
+
+def _channel_cat(node: GraphNode) -> bool:
+    """A concatenation along dim 1 (not a stack): each input channel is an output channel."""
+    rank = len(node.shape or ())
+    return (node.kind == "cat" and rank >= 3 and not node.attrs.get("stack")
+            and node.attrs.get("dim") in (1, 1 - rank))
 
 
 def _centred(x: Moments) -> Moments:
@@ -622,24 +667,13 @@ def _top_gradient(raw: list[tuple[ModuleInfo, float, int | None]]) -> float:
 
 
 def _why_low(low: str | None, nodes: Sequence[GraphNode], site: int | None,
-             pooled: set[int], branch: int | None = None) -> str | None:
+             pooled: set[int]) -> str | None:
     """The reason code of a low confidence: from the path to the loss, or the layer's own."""
     if low or site is None:
         return low
     if gated_cell(nodes[site]):
         return STACKED_RECURRENT
-    if site in pooled:
-        return NORM_BEFORE_POOL
-    return POOLED_GATE if branch is not None and _squeezes(nodes, nodes[branch]) else None
-
-
-def _squeezes(nodes: Sequence[GraphNode], mul: GraphNode) -> bool:
-    """Is ``mul`` x * gate with a gate of one value per channel for POOLED_POSITIONS or more
-    positions of x (a squeeze-excitation over a global pool)?"""
-    if mul.op != "mul" or len(mul.inputs) < 2:
-        return False
-    small = min(nodes[i].numel_per_example for i in mul.inputs[:2])
-    return mul.numel_per_example >= POOLED_POSITIONS * max(small, 1)
+    return NORM_BEFORE_POOL if site in pooled else None
 
 
 def _update_ratio(g: float, site: GraphNode | None) -> float | None:
@@ -707,7 +741,7 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
             "frozen": owner.frozen,
             "aliases": owner.aliases,
             "zero": zero,
-            "confidence": "low" if (why := _why_low(low, nodes, site, pooled_norms, branch))
+            "confidence": "low" if (why := _why_low(low, nodes, site, pooled_norms))
             else "high",
             "low_reason": why,
             "anchor": owner.anchor, "range": None, "largest_factor": largest,

@@ -65,11 +65,10 @@ class SqueezeExcite(nn.Module):
         return self.head((h * gate).flatten(1))
 
 
-def test_a_squeeze_over_many_positions_makes_its_gate_low() -> None:
-    """The gate's gradient sums x's positions, which neighbouring taps correlate: on
-    EfficientNet-B0's SE layers 0.9-1.3 decades low over 64-1024 positions, 0.2 over 4."""
+def test_a_squeeze_over_many_positions_keeps_its_gate_high() -> None:
+    """The gate's gradient is the sum over the positions it scales, which the estimate now
+    takes (tests/estimate/test_broadcast_inputs.py): no longer a reason for low confidence
+    (it was 0.9-1.3 decades low on EfficientNet-B0's gates; within 0.5 now)."""
     torch.manual_seed(0)
     got = _reasons(SqueezeExcite(8), torch.randn(4, 3, 8, 8))
-    assert got == {"conv": None, "fc1": "pooled-gate", "fc2": "pooled-gate", "head": None}
-    small = _reasons(SqueezeExcite(2), torch.randn(4, 3, 2, 2))  # 4 positions: high
-    assert small["fc1"] is None and small["fc2"] is None
+    assert got == {"conv": None, "fc1": None, "fc2": None, "head": None}
