@@ -248,6 +248,7 @@ class Target:
     sites: dict[str, tuple[Location | None, Location | None]] = field(default_factory=dict)
     output_key: str | None = None
     built_as: str | None = None  # a convention that built it: "GPT(GPTConfig())"
+    image_size: int | None = None  # the image side its constructor was given (image_size=256)
 
 
 class StageError(Exception):

@@ -17,6 +17,7 @@ from typing import Any
 import torch.nn as nn
 
 from gradlint.core.values import Location
+from gradlint.load.declared_sizes import image_size
 from gradlint.load.sources import is_library_file, stack_sites
 
 Site = tuple[Location | None, Location | None]
@@ -39,6 +40,7 @@ def _recording_init(self: nn.Module, *args: Any, **kwargs: Any) -> None:
     _orig_init(self, *args, **kwargs)
     if _active and id(self) not in _active[-1].sites:
         _active[-1].note(self, sys._getframe(1))
+        _active[-1].note_size(self, sys._getframe(1))
 
 
 def _recording_deepcopy(x: Any, memo: dict[int, Any] | None = None, _nil: Any = ()) -> Any:
@@ -62,12 +64,29 @@ class SiteRecorder:
     def __init__(self, anchor_file: str) -> None:
         self.anchor_file = anchor_file
         self.sites: dict[int, Site] = {}
+        self.sizes: dict[int, int] = {}  # id(module) -> the image side its constructor was given
         self._keep: list[nn.Module] = []  # ids stay unique while we hold the objects
         self.copying = False
 
     def note(self, mod: nn.Module, frame: types.FrameType | None) -> None:
         self.sites[id(mod)] = stack_sites(_construction_frame(frame, mod), self.anchor_file)
         self._keep.append(mod)
+
+    def note_size(self, mod: nn.Module, frame: types.FrameType | None) -> None:
+        """The image side among the arguments of ``mod``'s ``__init__`` chain, if any."""
+        while frame is not None and frame.f_locals.get("self") is mod:
+            side = image_size(frame)
+            if side is not None:
+                self.sizes[id(mod)] = side
+                return
+            frame = frame.f_back
+
+    def image_size(self, model: nn.Module) -> int | None:
+        """The image side ``model`` or, failing that, its first submodule was built for."""
+        for m in model.modules():
+            if id(m) in self.sizes:
+                return self.sizes[id(m)]
+        return None
 
     def sites_of(self, model: nn.Module) -> dict[str, Site]:
         return {name: self.sites.get(id(m), (None, None))

@@ -110,7 +110,8 @@ def _target(req: LoadRequest, module: types.ModuleType, recorder: SiteRecorder,
             "GL906", f"building example inputs for {c.name} raised {describe_exception(exc)}",
             loc, f"{req.path}::{c.name}"))
     return Target(f"{req.path}::{c.name}", c.model, req.path, c.line, inputs,
-                  _sites(recorder, c, req.path), cfg.output if cfg else None, c.built_as)
+                  _sites(recorder, c, req.path), cfg.output if cfg else None, c.built_as,
+                  recorder.image_size(c.model))
 
 
 def _build_names(req: LoadRequest, module: types.ModuleType, recorder: SiteRecorder,

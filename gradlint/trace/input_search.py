@@ -55,11 +55,12 @@ class Layout:
     make: Make
     sizes: tuple[int, ...]
     solvable: bool = False
+    image: bool = False  # (C, s, s): what a constructor's image size is a side of
 
 
 def layouts(mod: nn.Module) -> list[Layout]:
     """The candidate inputs of a first layer, its own kind's first, the first guess first."""
-    images = [Layout(_randn(_square(c)), IMAGE_SIZES, True) for c in (3, 1)]
+    images = [Layout(_randn(_square(c)), IMAGE_SIZES, True, True) for c in (3, 1)]
     vectors = [Layout(_randn(lambda s: (s,)), LENGTHS)]
     return _own_layouts(mod) + images + vectors
 
@@ -74,7 +75,7 @@ def _own_layouts(mod: nn.Module) -> list[Layout]:
     once = [Layout(lambda s: first, (0,))]  # the first guess, as it was drawn
     if isinstance(mod, (nn.Conv2d, nn.BatchNorm2d)):
         c = mod.in_channels if isinstance(mod, nn.Conv2d) else mod.num_features
-        return once + [Layout(_randn(_square(c)), IMAGE_SIZES, True)]
+        return once + [Layout(_randn(_square(c)), IMAGE_SIZES, True, True)]
     if isinstance(mod, nn.Conv1d):
         return once + [Layout(_randn(lambda s: (mod.in_channels, s)), LENGTHS, True)]
     if isinstance(mod, nn.Conv3d):
@@ -113,6 +114,27 @@ def affordable(model: nn.Module, inputs: tuple[Any, ...], firsts: list[nn.Module
         return inputs
     small = one_example(inputs, firsts)
     return small if small is not None and forward_flops(model, small) is not None else inputs
+
+
+def declared(model: nn.Module, firsts: list[nn.Module | None], side: int | None
+             ) -> tuple[Any, ...] | None:
+    """Inputs of the image side the model's constructor was given (``image_size=256``:
+    gradlint/load/declared_sizes.py), when they run: images for the first layers that take
+    them (their own channels, else 3, else 1), the first guess for the others. Tried before
+    the first guess, which a position table that slices or broadcasts to fit would also take,
+    with other token counts than the model was built for."""
+    if side is None or not firsts or any(m is None or input_for(m) is None for m in firsts):
+        return None
+    mods = [m for m in firsts if m is not None]
+    plans = [[lay for lay in layouts(m) if lay.image] for m in mods]
+    if not any(plans):
+        return None
+    for k in range(max(len(p) for p in plans)):
+        args = tuple(p[min(k, len(p) - 1)].make(side) if p else input_for(m)
+                     for p, m in zip(plans, mods, strict=True))
+        if fit_error(model, args) is None:
+            return args
+    return None
 
 
 def search(model: nn.Module, firsts: list[nn.Module | None]) -> tuple[Any, ...] | None:
@@ -266,6 +288,9 @@ def forward_inputs(target: Target, model: nn.Module) -> tuple[Any, ...]:
     guess when its first layers took it and nothing else runs either (the export then says
     where the model fails); GL902 when no input can be found."""
     firsts = first_layers_forward(model)
+    found = declared(model, firsts, target.image_size)
+    if found is not None:
+        return affordable(model, found, firsts)
     first = guess(firsts)
     if first is None:
         raise cannot_feed(target, model, firsts, describe(None))

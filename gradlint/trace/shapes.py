@@ -25,6 +25,7 @@ from gradlint.trace.example_inputs import first_layers_fx, guess, input_specs
 from gradlint.trace.input_search import (
     affordable,
     cannot_feed,
+    declared,
     describe,
     first_layers_ran,
     search,
@@ -177,6 +178,10 @@ def shape_pass(target: Target, model: nn.Module, graph: fx.Graph, spliced: set[s
     if target.inputs is not None:
         return _record(target, model, graph, spliced, default_init, target.inputs)
     firsts = first_layers_fx(model, graph)
+    found = declared(model, firsts, target.image_size)
+    if found is not None:
+        return _record(target, model, graph, spliced, default_init,
+                       affordable(model, found, firsts))
     first = guess(firsts)
     if first is None:
         raise cannot_feed(target, model, firsts, describe(None))

@@ -1,7 +1,8 @@
 """Issue 17's inputs through the installed command, no configuration: inputs inferred from the
 first layer ``forward`` uses (fx graph order, or the AST of ``forward`` when fx fails and
 torch.export is used), sizes solved from the first Linear after a flatten (an MNIST net is fed
-28x28), a reshaping helper in front of the first layer, one ``example_inputs()`` in a file with
+28x28), a reshaping helper in front of the first layer, the image size a constructor was given
+(``image_size=64``), one ``example_inputs()`` in a file with
 two models (a GAN), an LSTM's ``(x, (h, c))`` kept by ``--verify``, and a model no input feeds
 (GL902 info with the config line that feeds it, which then works). Plain torch only."""
 
@@ -162,6 +163,26 @@ class Raw(nn.Module):  # weights used directly: no layer says how large the inpu
         return torch.relu(x @ self.w1) @ self.w2
 """
 
+DECLARED = """
+import torch
+import torch.nn as nn
+
+
+class PatchViT(nn.Module):  # vit-pytorch's kind: the position table is sliced to fit
+    def __init__(self, image_size, patch=8, dim=32):
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, patch, stride=patch)
+        self.pos = nn.Parameter(torch.randn(1, (image_size // patch) ** 2, dim))
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x):
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        return self.head((x + self.pos[:, :x.shape[1]]).mean(1))
+
+
+model = PatchViT(image_size=64)
+"""
+
 
 def write(root: Path, rel: str, text: str) -> Path:
     path = root / rel
@@ -189,8 +210,9 @@ def inferred(run_gradlint: Any, tmp_path_factory: pytest.TempPathFactory
     write(root, "order_fx.py", OUT_OF_ORDER.replace("{control}", FX_TRACES))
     write(root, "rearrange.py", REARRANGE)
     write(root, "gan.py", GAN)
+    write(root, "declared.py", DECLARED)
     return run(run_gradlint, root, "mnist.py", "order_export.py", "order_fx.py",
-               "rearrange.py", "gan.py")
+               "rearrange.py", "gan.py", "declared.py")
 
 
 def model(doc: dict[str, Any], target: str) -> dict[str, Any]:
@@ -207,8 +229,9 @@ def test_every_model_is_checked_and_nothing_fails(inferred: Any) -> None:
     assert code == 0, doc["diagnostics"]
     assert {m["target"]: m["status"] for m in doc["models"]} == {
         "mnist.py::Net": "ok", "order_export.py::Seq2Seq": "ok", "order_fx.py::Seq2Seq": "ok",
-        "rearrange.py::ViT": "ok", "gan.py::Generator": "ok", "gan.py::Discriminator": "ok"}
-    assert doc["summary"]["checked"] == 6 and doc["summary"]["failed"] == 0
+        "rearrange.py::ViT": "ok", "gan.py::Generator": "ok", "gan.py::Discriminator": "ok",
+        "declared.py::model": "ok"}
+    assert doc["summary"]["checked"] == 7 and doc["summary"]["failed"] == 0
     assert not [d for d in doc["diagnostics"] if d["code"] in ("GL902", "GL903")]
 
 
@@ -234,6 +257,12 @@ def test_layers_registered_out_of_forward_order_get_token_inputs(
 def test_a_parameterless_reshape_in_front_does_not_hide_the_first_layer(inferred: Any) -> None:
     vit = model(inferred[1], "rearrange.py::ViT")
     assert {"to_patch.1", "head"} <= estimated(vit)
+
+
+def test_a_model_is_fed_the_image_size_its_constructor_was_given(inferred: Any) -> None:
+    """32x32 runs too (the table is sliced), with 16 tokens instead of the 64 it was built
+    for."""
+    assert model(inferred[1], "declared.py::model")["inputs"] == ["4x3x64x64"]
 
 
 def test_one_example_inputs_in_a_gan_file_feeds_the_model_it_fits(inferred: Any) -> None:
