@@ -36,20 +36,29 @@ _SCALE_KEEPING = HOMOGENEOUS | {"relu6", "identity"}
 _PER_CHANNEL_NORMS = frozenset({"batch_norm", "instance_norm", "group_norm"})
 
 
-def scaled_away(graph: LayerGraph, moments: list[Moments]) -> dict[int, float]:
+# below this share of its mean-field mean square, a γ whose scale passes a clip (ReLU6) before
+# the norm that divides it out is what a few clipped entries keep: a sample's tail, not the
+# Gaussian moments (MobileNetV3-like blocks: -4.9 and -5.1 decades in two seeds, -2.3 in a
+# third; the mean square over the three is the third's)
+TAIL_SHARE = 1e-2
+
+
+def scaled_away(graph: LayerGraph, moments: list[Moments]) -> dict[int, tuple[float, bool]]:
     """Per norm node whose γ a later per-channel norm divides out: the natural-log change of
-    its γ's mean squared gradient (``_kept``)."""
+    its γ's mean squared gradient (``_kept``), and whether what is left rests on a clip's
+    tail (a ReLU6 on the way, less than TAIL_SHARE left: confidence low)."""
     if "norm" not in graph.kinds() or not graph.ops() & _PER_CHANNEL_NORMS:
         return {}
     nodes = graph.nodes
     users = graph.consumers()
-    out: dict[int, float] = {}
+    out: dict[int, tuple[float, bool]] = {}
     for node in nodes:
         if node.op not in _PER_CHANNEL_NORMS or not _channel_gain(node):
             continue
-        kept = _kept(node, nodes, users, moments)
-        if kept is not None:
-            out[node.index] = math.log(max(kept, 1e-300))
+        found = _kept(node, nodes, users, moments)
+        if found is not None:
+            kept, clips = found
+            out[node.index] = (math.log(max(kept, 1e-300)), clips and kept < TAIL_SHARE)
     return out
 
 
@@ -62,15 +71,15 @@ def _channel_gain(node: GraphNode) -> bool:
 
 
 def _kept(start: GraphNode, nodes: Sequence[GraphNode], users: list[list[int]],
-          moments: list[Moments]) -> float | None:
+          moments: list[Moments]) -> tuple[float, bool] | None:
     """If every use of ``start``'s output reaches a per-channel norm through channel-keeping
     ops, all positively homogeneous but for one activation right after ``start``: the share of
     γ's mean squared gradient left, the activation's ``scale_kept`` plus what the reached
-    norms' eps keep of the rest, (eps / (var + eps))^2 of the norm that keeps most; else None.
-    """
+    norms' eps keep of the rest, (eps / (var + eps))^2 of the norm that keeps most, and
+    whether a clip (ReLU6) is on the way; else None."""
     stack = [(start.index, True)]  # (node, nothing but views since start)
     seen = {start.index}
-    eps_kept, curved = 0.0, 0.0
+    eps_kept, curved, clips = 0.0, 0.0, False
     while stack:
         at, fresh = stack.pop()
         us = users[at]
@@ -91,10 +100,11 @@ def _kept(start: GraphNode, nodes: Sequence[GraphNode], users: list[list[int]],
                                                 max(x.second - x.mean * x.mean, 0.0)))
             elif not _keeps_channels_and_scale(user, nodes):
                 return None
+            clips = clips or user.op == "relu6"
             if c not in seen:
                 seen.add(c)
                 stack.append((c, fresh and user.kind in ("passthrough", "scale")))
-    return curved + (1.0 - curved) * eps_kept
+    return curved + (1.0 - curved) * eps_kept, clips
 
 
 def _divides_out(node: GraphNode) -> bool:

@@ -130,10 +130,13 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
               } if "param" in graph.ops() else {}
     # a norm's γ that a later norm divides out: its own gradient only, not the paths'
     owner_fix = dict(weight_fix)
-    for i, f in scaled_away(graph, moments).items():
+    tails: set[int] = set()  # of those, the ones whose γ's gradient rests on a clip's tail
+    for i, (f, tail) in scaled_away(graph, moments).items():
         owner_fix[i] = owner_fix.get(i, 0.0) + f
+        if tail:
+            tails.add(i)
     layers = _layer_estimates(graph, moments, log_r, paths, spread, grads, centred,
-                              log_s, owner_fix)
+                              log_s, owner_fix, tails)
     if attention:
         layers = _token_coherence_range(graph, entries, moments, log_gains, skips, layers, paths,
                                         spread, centred, attention, owner_fix, masks)
@@ -493,6 +496,7 @@ POOLED_POSITIONS = 16
 
 
 NORM_BEFORE_POOL = "norm-before-pool"  # a norm's γ summed over a global pool's positions
+CLIPPED_TAIL = "clipped-tail"  # a γ a later norm divides out, but for what a clip keeps
 
 
 def _norms_before_global_pool(graph: LayerGraph) -> set[int]:
@@ -667,12 +671,14 @@ def _top_gradient(raw: list[tuple[ModuleInfo, float, int | None]]) -> float:
 
 
 def _why_low(low: str | None, nodes: Sequence[GraphNode], site: int | None,
-             pooled: set[int]) -> str | None:
+             pooled: set[int], tails: frozenset[int] | set[int] = frozenset()) -> str | None:
     """The reason code of a low confidence: from the path to the loss, or the layer's own."""
     if low or site is None:
         return low
     if gated_cell(nodes[site]):
         return STACKED_RECURRENT
+    if site in tails:
+        return CLIPPED_TAIL
     return NORM_BEFORE_POOL if site in pooled else None
 
 
@@ -704,9 +710,11 @@ def _branch_name(nodes: Sequence[GraphNode], mul: GraphNode) -> str:
 def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[float],
                      paths: list[PathState], spread: dict[int, float], grads: list[float],
                      centred: set[int], log_s: list[float] | None = None,
-                     fix: dict[int, float] | None = None) -> tuple[LayerEstimate, ...]:
+                     fix: dict[int, float] | None = None,
+                     tails: frozenset[int] | set[int] = frozenset()) -> tuple[LayerEstimate, ...]:
     """One LayerEstimate per parameter owner; ``grads``: _weight_grads (natural log); ``fix``:
-    position_profiles' corrections of the other calls' weight gradients."""
+    position_profiles' corrections of the other calls' weight gradients; ``tails``: norms
+    whose γ's gradient rests on a clip's tail (scaled_away)."""
     nodes = graph.nodes
     calls, uses = _call_sites(graph)
     nearest = max((i for ids in calls.values() for i in ids if log_r[i] > NEG_INF), default=None)
@@ -741,7 +749,7 @@ def _layer_estimates(graph: LayerGraph, moments: list[Moments], log_r: list[floa
             "frozen": owner.frozen,
             "aliases": owner.aliases,
             "zero": zero,
-            "confidence": "low" if (why := _why_low(low, nodes, site, pooled_norms))
+            "confidence": "low" if (why := _why_low(low, nodes, site, pooled_norms, tails))
             else "high",
             "low_reason": why,
             "anchor": owner.anchor, "range": None, "largest_factor": largest,
