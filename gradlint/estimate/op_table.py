@@ -289,7 +289,8 @@ KIND_ENTRIES: dict[str, OpEntry] = {
     "add": OpEntry(fw.add, position_coherence=_same_everywhere, keeps_unit_share=True,
                    keeps_positions=_same_shape),
     "mul": OpEntry(fw.mul, position_coherence=_times_the_other, keeps_positions=_same_shape),
-    "div": OpEntry(fw.div, keeps_positions=_same_shape),
+    # x / d for a nearly constant d (a hand-written norm's scale): as a scale by 1 / d
+    "div": OpEntry(fw.div, position_coherence=_same_everywhere, keeps_positions=_same_shape),
     "scale": OpEntry(fw.scale, position_coherence=_same_everywhere, homogeneous=_always,
                      keeps_positions=_same_shape),
     # each input receives its slice of the gradient: what is alike at every position stays so
