@@ -125,6 +125,17 @@ def _per_group_mean(node: GraphNode, src: GraphNode, r: float, s: float, g: floa
     return s + g + math.log(kept) if kept > 0 else NEG_INF
 
 
+def _sum_kept(node: GraphNode, src: GraphNode, r: float, s: float, g: float,
+              moments: list[Moments]) -> float:
+    """A local pool or a resize hands each output's gradient to its window's inputs (a max
+    pool to one of them) and keeps the sum: what was alike at every output is, on average
+    over the inputs, n_out / n_in of it at each."""
+    if s == NEG_INF:
+        return NEG_INF
+    ratio = node.numel_per_example / max(src.numel_per_example, 1)
+    return s + 2 * math.log(ratio) if ratio > 0 else NEG_INF
+
+
 def _strided(node: GraphNode, src: GraphNode, r: float, s: float, g: float,
              moments: list[Moments]) -> float:
     """A conv with stride: an input position receives the taps of its residue class (mod the
@@ -271,7 +282,7 @@ class OpEntry:
 _NORM = OpEntry(fw.norm, weight_grad=_norm_grad, keeps_positions=_per_position_norm)
 # LayerNorm and RMSNorm act alike at every position: what was alike stays alike
 _POSITION_NORM = dataclasses.replace(_NORM, position_coherence=_same_everywhere)
-_POOL = OpEntry(fw.pool, homogeneous=_always)
+_POOL = OpEntry(fw.pool, position_coherence=_sum_kept, homogeneous=_always)
 
 KIND_ENTRIES: dict[str, OpEntry] = {
     "elementwise": OpEntry(fw.elementwise, position_coherence=_slope_weighted,
@@ -304,7 +315,7 @@ KIND_ENTRIES: dict[str, OpEntry] = {
     "attention": OpEntry(fw.attention, weight_grad=_attention_grad),
     "smooth": OpEntry(fw.smooth),
     "sdpa": OpEntry(fw.sdpa, position_coherence=_averaged_values, pools_positions=True),
-    "upsample": OpEntry(fw.upsample),
+    "upsample": OpEntry(fw.upsample, position_coherence=_sum_kept),
     "recurrent": OpEntry(fw.recurrent, weight_grad=_recurrent_grad),
     "opaque": OpEntry(fw.opaque),
     "passthrough": OpEntry(fw.passthrough, position_coherence=_same_everywhere,

@@ -537,8 +537,9 @@ def _norms_before_global_pool(graph: LayerGraph) -> set[int]:
 
 
 def _batch_centred(graph: LayerGraph) -> set[int]:
-    """Weight layers whose output feeds only BatchNorm (through views and concatenations of
-    channels, DenseNet's: each channel still reaches one norm's channel). In training,
+    """Weight layers whose output feeds only BatchNorm (through views, pools and resizes, which
+    keep each channel's sum of the gradient, and concatenations of channels, DenseNet's: each
+    channel still reaches one norm's channel). In training,
     BatchNorm's input gradient sums to zero over the batch, so the weight gradient
     sum_b delta_b x_b^T sees only the input's spread around its batch mean (P - S), not P:
     behind a sigmoid (mean 0.5) that is ~7x less in mean square."""
@@ -555,13 +556,16 @@ def _batch_centred(graph: LayerGraph) -> set[int]:
             us = users[stack.pop()]
             ok = bool(us)
             for c in us:
-                if nodes[c].kind == "passthrough" or _channel_cat(nodes[c]):
+                if nodes[c].kind in _SUM_KEEPING or _channel_cat(nodes[c]):
                     stack.append(c)
                 elif nodes[c].op != "batch_norm":
                     ok = False
         if ok:
             out.add(node.index)
     return out
+
+
+_SUM_KEEPING = frozenset({"passthrough", "pool", "upsample"})
 
 
 def _channel_cat(node: GraphNode) -> bool:
