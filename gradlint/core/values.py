@@ -249,6 +249,7 @@ class Target:
     output_key: str | None = None
     built_as: str | None = None  # a convention that built it: "GPT(GPTConfig())"
     image_size: int | None = None  # the image side its constructor was given (image_size=256)
+    frames: int | None = None  # the video frame count it was given (frames=16)
 
 
 class StageError(Exception):

@@ -17,7 +17,7 @@ from typing import Any
 import torch.nn as nn
 
 from gradlint.core.values import Location
-from gradlint.load.declared_sizes import image_size
+from gradlint.load.declared_sizes import frame_count, image_size
 from gradlint.load.sources import is_library_file, stack_sites
 
 Site = tuple[Location | None, Location | None]
@@ -58,6 +58,13 @@ def _recording_deepcopy(x: Any, memo: dict[int, Any] | None = None, _nil: Any = 
     return result
 
 
+def _first(model: nn.Module, found: dict[int, int]) -> int | None:
+    for m in model.modules():
+        if id(m) in found:
+            return found[id(m)]
+    return None
+
+
 class SiteRecorder:
     """Context manager collecting ``id(module) -> (definition, anchor)`` while active."""
 
@@ -65,6 +72,7 @@ class SiteRecorder:
         self.anchor_file = anchor_file
         self.sites: dict[int, Site] = {}
         self.sizes: dict[int, int] = {}  # id(module) -> the image side its constructor was given
+        self.frames: dict[int, int] = {}  # id(module) -> the frame count it was given
         self._keep: list[nn.Module] = []  # ids stay unique while we hold the objects
         self.copying = False
 
@@ -73,20 +81,24 @@ class SiteRecorder:
         self._keep.append(mod)
 
     def note_size(self, mod: nn.Module, frame: types.FrameType | None) -> None:
-        """The image side among the arguments of ``mod``'s ``__init__`` chain, if any."""
+        """The image side and frame count among the arguments of ``mod``'s ``__init__``
+        chain, if any."""
         while frame is not None and frame.f_locals.get("self") is mod:
-            side = image_size(frame)
+            side, frames = image_size(frame), frame_count(frame)
             if side is not None:
-                self.sizes[id(mod)] = side
-                return
+                self.sizes.setdefault(id(mod), side)
+            if frames is not None:
+                self.frames.setdefault(id(mod), frames)
             frame = frame.f_back
 
     def image_size(self, model: nn.Module) -> int | None:
         """The image side ``model`` or, failing that, its first submodule was built for."""
-        for m in model.modules():
-            if id(m) in self.sizes:
-                return self.sizes[id(m)]
-        return None
+        return _first(model, self.sizes)
+
+    def frame_count(self, model: nn.Module) -> int | None:
+        """The video frame count ``model`` or, failing that, its first submodule was built
+        for."""
+        return _first(model, self.frames)
 
     def sites_of(self, model: nn.Module) -> dict[str, Site]:
         return {name: self.sites.get(id(m), (None, None))

@@ -111,7 +111,7 @@ def _target(req: LoadRequest, module: types.ModuleType, recorder: SiteRecorder,
             loc, f"{req.path}::{c.name}"))
     return Target(f"{req.path}::{c.name}", c.model, req.path, c.line, inputs,
                   _sites(recorder, c, req.path), cfg.output if cfg else None, c.built_as,
-                  recorder.image_size(c.model))
+                  recorder.image_size(c.model), recorder.frame_count(c.model))
 
 
 def _build_names(req: LoadRequest, module: types.ModuleType, recorder: SiteRecorder,

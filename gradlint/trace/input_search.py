@@ -116,17 +116,18 @@ def affordable(model: nn.Module, inputs: tuple[Any, ...], firsts: list[nn.Module
     return small if small is not None and forward_flops(model, small) is not None else inputs
 
 
-def declared(model: nn.Module, firsts: list[nn.Module | None], side: int | None
-             ) -> tuple[Any, ...] | None:
-    """Inputs of the image side the model's constructor was given (``image_size=256``:
-    gradlint/load/declared_sizes.py), when they run: images for the first layers that take
-    them (their own channels, else 3, else 1), the first guess for the others. Tried before
-    the first guess, which a position table that slices or broadcasts to fit would also take,
-    with other token counts than the model was built for."""
+def declared(model: nn.Module, firsts: list[nn.Module | None], side: int | None,
+             frames: int | None = None) -> tuple[Any, ...] | None:
+    """Inputs of the image side (and, for a video model, the frame count) the model's
+    constructor was given (``image_size=256``, ``frames=16``: gradlint/load/declared_sizes.py),
+    when they run: images, or videos (C, T, H, W), for the first layers that take them (their
+    own channels, else 3, else 1), the first guess for the others. Tried before the first
+    guess, which a position table that slices or broadcasts to fit would also take, with other
+    token counts than the model was built for."""
     if side is None or not firsts or any(m is None or input_for(m) is None for m in firsts):
         return None
     mods = [m for m in firsts if m is not None]
-    plans = [[lay for lay in layouts(m) if lay.image] for m in mods]
+    plans = [_declared_layouts(m, frames) for m in mods]
     if not any(plans):
         return None
     for k in range(max(len(p) for p in plans)):
@@ -135,6 +136,20 @@ def declared(model: nn.Module, firsts: list[nn.Module | None], side: int | None
         if fit_error(model, args) is None:
             return args
     return None
+
+
+def _declared_layouts(mod: nn.Module, frames: int | None) -> list[Layout]:
+    """Videos of ``frames`` frames first when there are, then the first layer's images."""
+    images = [lay for lay in layouts(mod) if lay.image]
+    if frames is None:
+        return images
+    own = mod.in_channels if isinstance(mod, nn.Conv3d) else None
+    return [Layout(_randn(_video(c, frames)), IMAGE_SIZES, True, True)
+            for c in ((own,) if own else (3, 1))] + images
+
+
+def _video(channels: int, frames: int) -> Callable[[int], tuple[int, ...]]:
+    return lambda s: (channels, frames, s, s)
 
 
 def search(model: nn.Module, firsts: list[nn.Module | None]) -> tuple[Any, ...] | None:
@@ -288,7 +303,7 @@ def forward_inputs(target: Target, model: nn.Module) -> tuple[Any, ...]:
     guess when its first layers took it and nothing else runs either (the export then says
     where the model fails); GL902 when no input can be found."""
     firsts = first_layers_forward(model)
-    found = declared(model, firsts, target.image_size)
+    found = declared(model, firsts, target.image_size, target.frames)
     if found is not None:
         return affordable(model, found, firsts)
     first = guess(firsts)

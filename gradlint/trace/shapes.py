@@ -178,7 +178,7 @@ def shape_pass(target: Target, model: nn.Module, graph: fx.Graph, spliced: set[s
     if target.inputs is not None:
         return _record(target, model, graph, spliced, default_init, target.inputs)
     firsts = first_layers_fx(model, graph)
-    found = declared(model, firsts, target.image_size)
+    found = declared(model, firsts, target.image_size, target.frames)
     if found is not None:
         return _record(target, model, graph, spliced, default_init,
                        affordable(model, found, firsts))
@@ -223,10 +223,21 @@ def _node_error(target: Target, model: nn.Module, inputs: tuple[Any, ...],
     loc, related = failure_sites(failed.node.stack_trace, cause)
     if loc is None:
         loc = trace_site(failed.node.stack_trace, target.file)[0] or exception_site(cause)
+    if _out_of_memory(cause):  # the machine's limit, not the model's fault
+        return StageError("GL905", f"ran out of memory running {type(model).__name__} on an "
+                          f"example input of shape {_shapes(inputs)} "
+                          f"({exception_line(cause, 160)}); pass a smaller --input SHAPE[:DTYPE] "
+                          "or define example_inputs() in the file", loc, related)
     return StageError("GL903", f"running {type(model).__name__} on an example input of shape "
                       f"{_shapes(inputs)} failed: {exception_line(cause)}; "
                       "pass --input SHAPE[:DTYPE] or define example_inputs() in the file",
                       loc, related)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """torch's CPU allocator fails with a RuntimeError, not a MemoryError."""
+    return isinstance(exc, MemoryError) or (
+        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
 
 
 def _shapes(inputs: tuple[Any, ...]) -> str:

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from gradlint.core.values import Diagnostic, Target
-from gradlint.load.declared_sizes import image_size
+from gradlint.load.declared_sizes import frame_count, image_size
 from gradlint.load.targets import LoadRequest, load_targets
 from gradlint.trace.fx import trace_target
 
@@ -25,7 +25,7 @@ def _frame_of(**kwargs: object) -> types.FrameType:
 
     class Probe:
         def __init__(self, dim: int = 8, image_size: object = None, img_size: object = None,
-                     input_size: object = None, **rest: object) -> None:
+                     input_size: object = None, frames: object = None, **rest: object) -> None:
             seen.append(sys._getframe())
 
     Probe(**kwargs)
@@ -40,6 +40,14 @@ def _frame_of(**kwargs: object) -> types.FrameType:
 def test_the_side_read_from_constructor_arguments(kwargs: dict[str, object],
                                                   side: int | None) -> None:
     assert image_size(_frame_of(**kwargs)) == side
+
+
+@pytest.mark.parametrize(("kwargs", "count"), [
+    ({"frames": 16}, 16), ({"num_frames": 8}, 8), ({"frames": True}, None),
+    ({"frames": 0}, None), ({"image_size": 16}, None)])
+def test_the_frame_count_read_from_constructor_arguments(kwargs: dict[str, object],
+                                                         count: int | None) -> None:
+    assert frame_count(_frame_of(**kwargs)) == count
 
 
 VIT = """
@@ -68,8 +76,21 @@ class Plain(nn.Module):
     def forward(self, x):
         return self.head(self.conv(x).mean((2, 3)))
 
+class Video(nn.Module):  # tubelets of 2 frames x 8 x 8: its table fits what it was built for
+
+    def __init__(self, image_size, frames, dim=32):
+        super().__init__()
+        self.tubelets = nn.Conv3d(3, dim, (2, 8, 8), stride=(2, 8, 8))
+        self.pos = nn.Parameter(torch.randn(1, frames // 2 * (image_size // 8) ** 2, dim))
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x):
+        x = self.tubelets(x).flatten(2).transpose(1, 2)
+        return self.head((x + self.pos).mean(1))
+
 model = PatchViT(image_size=128)
 plain = Plain()
+video = Video(image_size=64, frames=4)
 """
 
 
@@ -79,10 +100,22 @@ def test_a_model_runs_on_the_image_size_it_was_built_for(tmp_path: Path) -> None
     found = load_targets(LoadRequest(str(path)))
     assert not isinstance(found, Diagnostic)
     vit, plain = (next(t for t in found if t.name.endswith(f"::{n}")) for n in ("model", "plain"))
+    assert isinstance(vit, Target) and vit.frames is None
     assert isinstance(vit, Target) and isinstance(plain, Target)
     assert vit.image_size == 128 and plain.image_size is None
     assert [s.shape for s in trace_target(vit).inputs] == [(4, 3, 128, 128)]
     assert [s.shape for s in trace_target(plain).inputs] == [(4, 3, 32, 32)]  # as before
+
+
+def test_a_video_model_gets_its_frames(tmp_path: Path) -> None:
+    """No volume the search tries fits its table: (C, T, H, W) of what it was built for."""
+    path = tmp_path / "vit.py"
+    path.write_text(textwrap.dedent(VIT), encoding="utf-8")
+    found = load_targets(LoadRequest(str(path)))
+    assert not isinstance(found, Diagnostic)
+    video = next(t for t in found if t.name.endswith("::video"))
+    assert isinstance(video, Target) and (video.image_size, video.frames) == (64, 4)
+    assert [s.shape for s in trace_target(video).inputs] == [(4, 3, 4, 64, 64)]
 
 
 class _Untraceable(nn.Module):

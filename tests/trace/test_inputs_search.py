@@ -141,6 +141,27 @@ def test_a_model_its_first_layer_takes_the_input_of_and_still_fails_is_gl903() -
     assert err.value.location is not None and err.value.location.line > 1
 
 
+class Huge(nn.Module):
+    """Its forward allocates more than any address space holds: the machine's limit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc(x)
+        scratch = h.new_empty(1 << 60)  # 8 EiB: fits on meta, nowhere else
+        return h + scratch[:8]
+
+
+def test_running_out_of_memory_on_the_example_is_gl905_not_the_models_error() -> None:
+    with pytest.raises(StageError) as err:
+        shapes_of(Huge())
+    assert err.value.code == "GL905"
+    assert err.value.message.startswith("ran out of memory running Huge on an example input")
+    assert "--input" in err.value.message
+
+
 @pytest.mark.parametrize("meta_first", [False, True])
 def test_the_search_leaves_the_model_as_it_was(monkeypatch: pytest.MonkeyPatch,
                                                meta_first: bool) -> None:
