@@ -59,8 +59,7 @@ def conv(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
     """Each input entry feeds C_out/groups * k / stride outputs."""
     a = node.attrs
     ksize, stride, groups = prod(a["kernel"]), prod(a["stride"]), a.get("groups", 1)
-    return _weight_layer(node, ins[0] if ins else NO_INPUT, a["in"] // groups * ksize,
-                         a["out"] // groups * ksize / stride)
+    return _conv_layer(node, ins, a["in"] // groups * ksize, a["out"] // groups * ksize / stride)
 
 
 def conv_transpose(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
@@ -68,8 +67,25 @@ def conv_transpose(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNod
     """The transpose of conv: the stride divides the forward fan instead."""
     a = node.attrs
     ksize, stride, groups = prod(a["kernel"]), prod(a["stride"]), a.get("groups", 1)
-    return _weight_layer(node, ins[0] if ins else NO_INPUT,
-                         a["in"] // groups * ksize / stride, a["out"] // groups * ksize)
+    return _conv_layer(node, ins, a["in"] // groups * ksize / stride, a["out"] // groups * ksize)
+
+
+def _conv_layer(node: GraphNode, ins: list[Moments], fan_in: float, back: float) -> Step:
+    """A parameter weight's layer, or, for a weight computed in forward (weight
+    standardization, a weight norm; its second input), the same with E[W²] from that input's
+    moments, and to the weight the gradient each entry sums over the output's positions
+    (m r P of the input, as a weight's own gradient)."""
+    x = ins[0] if ins else NO_INPUT
+    if len(ins) < 2 or node.weight is not None:
+        return _weight_layer(node, x, fan_in, back)
+    ew2 = ins[1].second
+    positions = node.numel_per_example / max(node.attrs["out"], 1)
+    seen = x
+    if node.attrs.get("centred"):  # rows summing to zero: the input's common mean cancels
+        common = x.mean * x.mean
+        seen = Moments(0.0, max(x.second - common, 0.0), max(x.shared - common, 0.0))
+    return make_step((_affine(seen, fan_in * ew2, None, node.bias),
+                      (_log(back * ew2), _log(positions * x.second)), False))
 
 
 def graph_input(node: GraphNode, ins: list[Moments], nodes: Sequence[GraphNode],
@@ -331,6 +347,8 @@ def norm_scale(node: GraphNode, x: Moments) -> tuple[float, float, float]:
     op = node.op
     if op == "batch_norm":
         var = second - x_shared
+        if var <= 1e-9 * second:  # alike across the batch: a weight, standardized over its
+            var = second - mean * mean  # fan-in (F.batch_norm on (1, C, fan): timm's StdConv)
     elif op == "rms_norm":
         var = second
     else:

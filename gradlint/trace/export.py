@@ -287,18 +287,26 @@ class AtenConverter(IRBuilder):
     def norm_call(self, n: fx.Node, packet: str, args: list[Any], common: dict[str, Any]) -> int:
         """A normalization; its module is its weight's owner, else the calling module."""
         key, wi, bi = ATEN_NORMS[packet]
-        ps = tuple(p for p in (self.param(args[wi] if wi < len(args) else None, "weight"),
-                               self.param(args[bi] if bi is not None and bi < len(args)
-                                          else None, "bias")) if p is not None)
+        found: list[ParamStats] = []
+        computed: list[tuple[str, int]] = []  # a γ or β computed in forward
+        for pos, role in ((wi, "weight"), (bi, "bias")):
+            a = args[pos] if pos is not None and pos < len(args) else None
+            p = self.param(a, role)
+            if p is not None:
+                found.append(p)
+            elif (i := self.operand(a)) is not None:
+                computed.append((role, i))
+        ps = tuple(found)
         stack = n.meta.get("nn_module_stack") or {}
         scope = list(stack.values())[-1][0] if stack else None
         module = owner(ps[0]) if ps else (scope or "")
         x = self.operand(args[0])
         eps = _argument(n, "eps")
         attrs = {"eps": float(eps)} if isinstance(eps, (int, float)) else {}
-        return self.add(key, (x,) if x is not None else (), params=ps,
-                        module=module if ps else None, module_type=key, attrs=attrs,
-                        **self.at_module(module, common))
+        where = self.at_module(module, common)
+        out = self.add(key, (x,) if x is not None else (), params=ps,
+                       module=module if ps else None, module_type=key, attrs=attrs, **where)
+        return self.computed_affine(out, computed, where) if computed else out
 
     def linear_call(self, packet: str, args: list[Any], common: dict[str, Any]) -> int:
         """``aten.linear``, or ``aten.addmm`` of a parameter (GPT-2's Conv1D)."""
@@ -319,9 +327,14 @@ class AtenConverter(IRBuilder):
                            **self.at_module(owner(wp), common))
 
     def conv_call(self, packet: str, args: list[Any], common: dict[str, Any]) -> int:
-        """A convolution (plain or transposed) of a parameter weight."""
+        """A convolution (plain or transposed) of a parameter weight, or of a weight computed
+        in forward (NFNet's weight standardization), which is then an input."""
         x, w = self.operand(args[0]), self.param(args[1], "weight")
-        if x is None or w is None:
+        weight: ParamStats | int | None = w if w is not None else self.operand(args[1])
+        shape = (tuple(w.shape) if w is not None else
+                 tuple(getattr(args[1].meta.get("val"), "shape", ())) if weight is not None
+                 else ())
+        if x is None or weight is None or len(shape) < 3:
             return self.add("opaque", tuple(i for i in (x,) if i is not None), **common)
         b = self.param(args[2] if len(args) > 2 else None, "bias")
         transposed = "transpose" in packet or (packet == "aten.convolution" and bool(args[6]))
@@ -329,18 +342,10 @@ class AtenConverter(IRBuilder):
         # groups: aten.convolution's 9th argument; conv{1,2,3}d's and conv_transpose's 7th
         groups = int(args[8] if packet == "aten.convolution" and len(args) > 8
                      else args[6] if len(args) > 6 else 1)
-        k = tuple(w.shape[2:])
-        stride_t = tuple(stride) if isinstance(stride, (list, tuple)) else (int(stride),) * len(k)
-        if transposed:
-            c_in, c_out = w.shape[0], w.shape[1] * groups
-        else:
-            c_out, c_in = w.shape[0], w.shape[1] * groups
-        module = owner(w)
-        return self.add(
-            "conv_transpose" if transposed else "conv", (x,),
-            attrs={"in": c_in, "out": c_out, "kernel": k, "stride": stride_t, "groups": groups},
-            params=(w,) + ((b,) if b else ()), module=module, module_type="Conv",
-            **self.at_module(module, common))
+        module = owner(w) if w is not None else None
+        where = self.at_module(module, common) if module is not None else common
+        return self.conv(x, weight, shape, b, stride, groups, transposed, module=module,
+                         module_type="Conv", **where)
 
 
 def _aten_take(packet: str, args: list[Any], kwargs: dict[str, Any],

@@ -172,8 +172,13 @@ class FxConverter(IRBuilder):
                 self.index[n] = i
                 return
             key = "opaque"
+        elif key == "conv_fn":
+            if (i := self.functional_conv(n, common)) is not None:
+                self.index[n] = i
+                return
+            key = "opaque"
         elif key in NORM_AFFINE and n.op == "call_function":
-            ins = self.functional_norm(key, n, ins, common)
+            ins, computed = self.functional_norm(key, n, ins, common)
         attrs.update(call_settings(key, n.args, n.kwargs))
         if key == "passthrough" and (take := _take(n)) is not None:
             attrs["take"] = take
@@ -186,6 +191,8 @@ class FxConverter(IRBuilder):
         if "row_coherence" in n.meta:
             attrs["row_coherence"] = n.meta["row_coherence"]
         self.index[n] = self.add_op(key, ins, attrs=attrs, **common)
+        if key in NORM_AFFINE and n.op == "call_function" and computed:
+            self.index[n] = self.computed_affine(self.index[n], computed, common)
 
     def splice_function(self, n: fx.Node) -> int | None:
         """A function fx kept whole (``torch.fx.wrap``), exported on the inputs the shape pass
@@ -236,19 +243,49 @@ class FxConverter(IRBuilder):
         b = self.in_role(ins[2], "bias") if len(ins) > 2 else None
         return self.linear(ins[0], w, b, **common)
 
+    def functional_conv(self, n: fx.Node, common: dict[str, Any]) -> int | None:
+        """``F.conv2d(x, w, b, stride, padding, dilation, groups)``: a conv of a parameter
+        weight, owned by its module, or of a weight computed in forward (timm's StdConv2d,
+        NFNet's ScaledStdConv2d standardize it each call), which is an input."""
+        x = self.operand(n.args[0] if n.args else _arg(n, 0, "input"))
+        wi = self.operand(_arg(n, 1, "weight"))
+        if x is None or wi is None:
+            return None
+        w = self.in_role(wi, "weight")
+        shape = tuple(w.shape) if w is not None else tuple(self.nodes[wi].shape or ())
+        if len(shape) < 3:
+            return None
+        b = self.in_role(self.operand(_arg(n, 2, "bias")), "bias")
+        stride, groups = _arg(n, 3, "stride", 1), _arg(n, 6, "groups", 1)
+        if not isinstance(groups, int) or isinstance(stride, fx.Node):
+            return None
+        module = owner(w) if w is not None else None
+        where = self.at_module(module, common) if module is not None else common
+        return self.conv(x, w if w is not None else wi, shape, b, stride, groups, False,
+                         module=module, module_type="Conv", **where)
+
     def functional_norm(self, key: str, n: fx.Node, ins: tuple[int, ...],
-                        common: dict[str, Any]) -> tuple[int, ...]:
+                        common: dict[str, Any]) -> tuple[tuple[int, ...], list[tuple[str, int]]]:
         """``F.layer_norm``, ``F.batch_norm``... with parameter tensors: the norm takes them
-        over (running statistics and sizes are not inputs: train mode normalizes by the batch)."""
+        over (running statistics and sizes are not inputs: train mode normalizes by the batch).
+        A γ or β computed in forward (NFNet's ``gain * scale``) is returned with its role, for
+        a product and a sum after the norm."""
         x = self.operand(n.args[0]) if n.args else None
-        roles = zip(NORM_AFFINE[key], ("weight", "bias"), strict=True)
-        params = tuple(p for p in (self.in_role(self.operand(_arg(n, pos, role)), role)
-                                   for pos, role in roles if pos is not None)
-                       if p is not None)
-        common["params"] = params
+        params: list[ParamStats] = []
+        computed: list[tuple[str, int]] = []
+        for pos, role in zip(NORM_AFFINE[key], ("weight", "bias"), strict=True):
+            if pos is None:
+                continue
+            i = self.operand(_arg(n, pos, role))
+            p = self.in_role(i, role)
+            if p is not None:
+                params.append(p)
+            elif i is not None:
+                computed.append((role, i))
+        common["params"] = tuple(params)
         if params:
             common["module"] = owner(params[0])
-        return (x,) if x is not None else ins[:1]
+        return ((x,) if x is not None else ins[:1]), computed
 
     def primary_output(self, n: fx.Node) -> int:
         """The output the loss is taken on: a dict's (or dataclass's) requested key, ``logits``

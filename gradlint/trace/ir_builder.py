@@ -9,6 +9,7 @@ the rule that an op outside the catalogue with no tensor input makes a constant.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -206,6 +207,48 @@ class IRBuilder:
         out_f, in_f = weight.shape
         return self.add("linear", (x,), attrs={"fan_in": in_f, "fan_out": out_f},
                         params=(weight,) + ((bias,) if bias else ()), module=owner(weight), **kw)
+
+    def conv(self, x: int, weight: ParamStats | int, w_shape: tuple[int, ...],
+             bias: ParamStats | None, stride: Any, groups: int, transposed: bool,
+             **kw: Any) -> int:
+        """A convolution (or its transpose) of a weight of ``w_shape`` (out, in / groups, *k;
+        transposed: in, out / groups, *k): a parameter, owned by its module, or a tensor
+        computed in forward (weight standardization, a weight norm), which is an input."""
+        k = tuple(w_shape[2:])
+        stride_t = tuple(stride) if isinstance(stride, (list, tuple)) else (int(stride),) * len(k)
+        if transposed:
+            c_in, c_out = w_shape[0], w_shape[1] * groups
+        else:
+            c_out, c_in = w_shape[0], w_shape[1] * groups
+        attrs = {"in": c_in, "out": c_out, "kernel": k, "stride": stride_t, "groups": groups}
+        op = "conv_transpose" if transposed else "conv"
+        if isinstance(weight, int):
+            w = self.nodes[weight]
+            if w.shape == tuple(w_shape):  # one example's tensor, as parameters are shaped
+                self.nodes[weight] = dataclasses.replace(w, shape=(1, *w_shape))
+            if self._standardized(weight):
+                attrs["centred"] = True
+            return self.add(op, (x, weight), attrs=attrs, params=(bias,) if bias else (),
+                            **kw)
+        return self.add(op, (x,), attrs=attrs, params=(weight,) + ((bias,) if bias else ()),
+                        **kw)
+
+    def _standardized(self, weight: int) -> bool:
+        """A weight computed by a norm over each output's fan-in (StdConv, NFNet), through
+        views and a γ: each of its rows sums to zero."""
+        node = self.nodes[weight]
+        while node.kind in ("passthrough", "mul", "scale") and node.inputs:
+            node = self.nodes[node.inputs[0]]
+        return node.kind == "norm"
+
+    def computed_affine(self, norm: int, computed: list[tuple[str, int]],
+                        common: dict[str, Any]) -> int:
+        """A norm's γ or β computed in forward (NFNet's ``gain * scale`` for a standardized
+        weight), not a parameter the norm can own: ``x̂ * γ + β`` after the norm node."""
+        plain = {k: v for k, v in common.items() if k not in ("params", "module", "module_type")}
+        for role, i in computed:
+            norm = self.add("mul" if role == "weight" else "add", (norm, i), **plain)
+        return norm
 
     def scale(self, src: int, factor: float, **kw: Any) -> int:
         """``x * factor``: one input times a constant."""

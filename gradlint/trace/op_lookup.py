@@ -199,6 +199,8 @@ _FUNCTIONS: dict[Any, str] = {
     F.log_softmax: "log_softmax",
     torch.matmul: "matmul", operator.matmul: "matmul", torch.bmm: "matmul", torch.mm: "matmul",
     F.linear: "linear_fn", F.layer_norm: "layer_norm", F.normalize: "l2_normalize",
+    F.conv1d: "conv_fn", F.conv2d: "conv_fn", F.conv3d: "conv_fn",
+    torch.conv1d: "conv_fn", torch.conv2d: "conv_fn", torch.conv3d: "conv_fn",
     F.batch_norm: "batch_norm", F.group_norm: "group_norm", F.instance_norm: "instance_norm",
     F.scaled_dot_product_attention: "sdpa",
     F.interpolate: "upsample", F.pad: "passthrough", F.pixel_shuffle: "passthrough",
@@ -336,8 +338,8 @@ for _p in ("view", "reshape", "_unsafe_view", "transpose", "permute", "unsqueeze
            "expand", "slice", "select", "index", "clone", "contiguous", "alias", "to",
            "_to_copy", "detach", "dropout", "native_dropout", "t", "flatten", "unflatten",
            "split", "split_with_sizes", "chunk", "unbind", "narrow", "gather", "lift_fresh_copy",
-           "pad", "constant_pad_nd", "repeat", "expand_as", "view_as", "type_as", "flip",
-           "roll", "movedim", "float", "masked_fill_", "copy", "half", "double", "bfloat16",
+           "pad", "constant_pad_nd", "repeat", "expand_as", "view_as", "reshape_as", "type_as",
+           "flip", "roll", "movedim", "float", "masked_fill_", "copy", "half", "double", "bfloat16",
            "type"):
     ATEN[f"aten.{_p}"] = "passthrough"
 for _c in ("arange", "ones", "zeros", "full", "new_ones", "new_zeros", "empty", "ones_like",
