@@ -125,9 +125,8 @@ def estimate_gradients(graph: LayerGraph) -> GraphEstimate:
     weight_grad = [g / LN10 for g in grads]  # log10, as the path factors use them
     paths = analyse_paths(graph, log_r, contrib, gates, weight_grad, attention)
     # a parameter read directly in forward reaches this many positions (broadcast)
-    spread = {i: max((nodes[c].numel_per_example for c, _ in contrib[i]), default=1)
-              / max(nodes[i].numel_per_example, 1) for i in range(n) if nodes[i].op == "param"
-              } if "param" in graph.ops() else {}
+    spread = {i: _reached(nodes, contrib, i) / max(nodes[i].numel_per_example, 1)
+              for i in range(n) if nodes[i].op == "param"} if "param" in graph.ops() else {}
     # a norm's γ that a later norm divides out: its own gradient only, not the paths'
     owner_fix = dict(weight_fix)
     tails: set[int] = set()  # of those, the ones whose γ's gradient rests on a clip's tail
@@ -233,6 +232,25 @@ def _broadcast_inputs(graph: LayerGraph) -> dict[tuple[int, int], float]:
                 continue
             found[(node.index, slot)] = node.numel_per_example / max(src.numel_per_example, 1)
     return found
+
+
+def _reached(nodes: Sequence[GraphNode], contrib: list[list[tuple[int, float]]], i: int,
+             through_view: bool = False) -> int:
+    """The most entries per example a tensor's value reaches in one read: its consumers' size,
+    and through views of it the size of a sum or product it is broadcast in
+    (``self.bias.view(1, 1, 1, -1)`` added at every position; not a class token's expand
+    concatenated in front of the patches, which reaches one position)."""
+    size = nodes[i].numel_per_example
+    most = 1
+    for c, _ in contrib[i]:
+        node = nodes[c]
+        if node.kind == "passthrough" and node.numel_per_example == size and contrib[c]:
+            most = max(most, _reached(nodes, contrib, c, True))
+        elif not through_view or node.kind in ("add", "mul"):
+            most = max(most, node.numel_per_example)
+        else:
+            most = max(most, size)
+    return most
 
 
 def _view_root(nodes: Sequence[GraphNode], i: int) -> GraphNode:

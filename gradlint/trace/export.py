@@ -31,6 +31,7 @@ from gradlint.trace.ir_builder import (
     call_settings,
     flat,
     is_number,
+    norm_order,
     owner,
     scale_factor,
     shape_of,
@@ -252,6 +253,10 @@ class AtenConverter(IRBuilder):
                                self.alike.get(n))
         if key in ("var", "std"):
             return self.variance(key, args[0] if args else None, common)
+        if key == "vector_norm":
+            return self.vector_norm(args[0] if args else None, norm_order(args, n.kwargs), common)
+        if key in ("addcmul", "addcdiv"):
+            return self.add_product(key, args, n.kwargs.get("value", 1), common)
         ins = self.operands(args)
         if key in ("sub", "rsub", "add"):
             alpha = n.kwargs.get("alpha", 1.0)

@@ -24,6 +24,7 @@ from gradlint.trace.ir_builder import (
     call_settings,
     flat,
     is_number,
+    norm_order,
     owner,
     scale_factor,
     shape_of,
@@ -158,6 +159,13 @@ class FxConverter(IRBuilder):
             return
         if key in ("var", "std"):
             self.index[n] = self.variance(key, n.args[0] if n.args else None, common)
+            return
+        if key == "vector_norm":
+            self.index[n] = self.vector_norm(n.args[0] if n.args else None,
+                                             norm_order(n.args, n.kwargs), common)
+            return
+        if key in ("addcmul", "addcdiv"):
+            self.index[n] = self.add_product(key, n.args, n.kwargs.get("value", 1), common)
             return
         if key == "opaque" and "leaf_inputs" in n.meta:
             if (i := self.splice_function(n)) is not None:

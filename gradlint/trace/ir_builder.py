@@ -42,6 +42,8 @@ _SETTINGS: dict[str, tuple[tuple[int | None, str, str], ...]] = {
     "group_norm": ((1, "num_groups", "groups"), (4, "eps", "eps")), "cat": ((1, "dim", "dim"),),
     "bernoulli": ((1, "p", "p"),), "l2_normalize": ((2, "dim", "dim"),),
 }
+# the orders of a norm that are the L2 norm (a matrix norm's default is Frobenius, the same sum)
+_L2_ORDERS = frozenset({2.0, "fro"})
 # where a functional norm takes its affine parameters: (weight, bias) positions (and keywords)
 NORM_AFFINE: dict[str, tuple[int | None, int | None]] = {
     "layer_norm": (2, 3), "rms_norm": (2, None), "group_norm": (2, 3), "batch_norm": (3, 4),
@@ -63,6 +65,15 @@ def call_settings(key: str, args: tuple[Any, ...] | list[Any], kwargs: dict[str,
         if v is not None and not isinstance(v, fx.Node):
             attrs[attr] = v
     return attrs
+
+
+def norm_order(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> Any:
+    """The order a norm call asks for: ``p`` of ``torch.norm``/``Tensor.norm``, ``ord`` of
+    ``torch.linalg``'s and ATen's norms, the second argument of each; None when not given."""
+    for keyword in ("p", "ord"):
+        if keyword in kwargs:
+            return kwargs[keyword]
+    return args[1] if len(args) > 1 else None
 
 
 def take_of(index: Any, shape: tuple[int, ...] | None) -> tuple[int, int, int, bool] | None:
@@ -277,6 +288,34 @@ class IRBuilder:
         square = self.add("pow", (centred,), attrs={"exponent": 2.0}, shape=src, **kw)
         var = self.add("mean", (square,), shape=shape, **kw)
         return self.add("sqrt", (var,), shape=shape, **kw) if key == "std" else var
+
+    def vector_norm(self, x: Any, order: Any, common: dict[str, Any]) -> int:
+        """``x.norm()``, ``torch.linalg.vector_norm`` (ConvNeXt-V2's global response norm, a
+        hand-written normalize) lowered onto what the L2 norm computes, sqrt(sum(x²)): a square,
+        a sum and a root, all ops the estimate knows. Other orders stay opaque."""
+        ins = self.operands([x])
+        shape = common.get("shape")
+        src = self.nodes[ins[0]].shape if ins else None
+        if not ins or shape is None or src is None or not (
+                order is None or isinstance(order, (int, float, str)) and order in _L2_ORDERS):
+            return self.add("opaque", ins, **common)
+        kw = {k: v for k, v in common.items() if k != "shape"}
+        square = self.add("pow", (ins[0],), attrs={"exponent": 2.0}, shape=src, **kw)
+        total = self.add("sum", (square,), shape=shape, **kw)
+        return self.add("sqrt", (total,), shape=shape, **kw)
+
+    def add_product(self, key: str, args: Any, value: Any, common: dict[str, Any]) -> int:
+        """``torch.addcmul(x, a, b, value=v)`` = x + v·a·b (a GRN's affine: x + β + γ·(...))
+        and ``addcdiv`` (x + v·a/b), lowered onto a product, a scale and a sum; opaque unless
+        all three are tensors."""
+        ins = tuple(self.operand(a) for a in args[:3])
+        if len(ins) != 3 or None in ins or not is_number(value):
+            return self.add("opaque", tuple(i for i in ins if i is not None), **common)
+        x, a, b = (int(i) for i in ins if i is not None)
+        product = self.add("mul" if key == "addcmul" else "div", (a, b), **common)
+        if float(value) != 1.0:
+            product = self.scale(product, float(value), **common)
+        return self.signed_sum("add", (x, product), **common)
 
     def einsum(self, equation: Any, operands: list[Any], common: dict[str, Any],
                coherence: Coherence | None = None) -> int:

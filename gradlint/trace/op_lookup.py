@@ -216,6 +216,9 @@ _FUNCTIONS: dict[Any, str] = {
     torch.einsum: "einsum",
     # lowered onto mean((x - mean x)^2) by the IR builder (IRBuilder.variance)
     torch.var: "var", torch.std: "std",
+    # lowered onto sqrt(sum(x²)) and x + v·a·b (IRBuilder.vector_norm, IRBuilder.add_product)
+    torch.norm: "vector_norm", torch.linalg.vector_norm: "vector_norm",
+    torch.linalg.norm: "vector_norm", torch.addcmul: "addcmul", torch.addcdiv: "addcdiv",
 }
 if hasattr(F, "rms_norm"):
     _FUNCTIONS[F.rms_norm] = "rms_norm"
@@ -227,6 +230,7 @@ _METHODS: dict[str, str] = {
     "mm": "matmul", "softmax": "softmax", "log_softmax": "log_softmax", "mean": "mean",
     "sum": "sum", "pow": "pow", "sqrt": "sqrt", "rsqrt": "rsqrt", "exp": "exp",
     "reciprocal": "reciprocal", "div_": "div", "sub_": "sub", "var": "var", "std": "std",
+    "norm": "vector_norm", "addcmul": "addcmul", "addcdiv": "addcdiv",
     # a drop-path mask, ``x.new_empty(shape).bernoulli_(keep).div_(keep)``, as export has it
     "bernoulli_": "bernoulli", "bernoulli": "bernoulli",
 }
@@ -328,9 +332,9 @@ ATEN: dict[str, str] = {
     "reciprocal", "aten.exp": "exp", "aten.sin": "constant", "aten.cos": "constant",
     "aten.where": "where", "aten.masked_fill": "passthrough", "aten.einsum": "einsum",
     "aten.var": "var", "aten.std": "std",
-    # F.normalize's x / max(||x||, eps): the norm's second moment is k·P, as a sum of k
-    # zero-mean entries has; what passes back through the division to it is neglected (div)
-    "aten.linalg_vector_norm": "sum",
+    # lowered onto sqrt(sum(x²)) (F.normalize's norm; IRBuilder.vector_norm) and x + v·a·b
+    "aten.linalg_vector_norm": "vector_norm", "aten.norm": "vector_norm",
+    "aten.addcmul": "addcmul", "aten.addcdiv": "addcdiv",
     # clamps at init stay in their range (a norm's eps floor, a logit scale's cap): identity
     "aten.clamp": "passthrough", "aten.clamp_min": "passthrough", "aten.clamp_max": "passthrough",
 }
