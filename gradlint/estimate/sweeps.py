@@ -235,17 +235,19 @@ def _broadcast_inputs(graph: LayerGraph) -> dict[tuple[int, int], float]:
 
 
 def _reached(nodes: Sequence[GraphNode], contrib: list[list[tuple[int, float]]], i: int,
-             through_view: bool = False) -> int:
-    """The most entries per example a tensor's value reaches in one read: its consumers' size,
-    and through views of it the size of a sum or product it is broadcast in
-    (``self.bias.view(1, 1, 1, -1)`` added at every position; not a class token's expand
-    concatenated in front of the patches, which reaches one position)."""
-    size = nodes[i].numel_per_example
+             size: int | None = None) -> int:
+    """The most entries per example a parameter's value reaches in one read: its consumers'
+    size, and through views of it (of its ``size``) the size of a
+    sum or product it is broadcast in (``self.bias.view(1, 1, 1, -1)`` or ``w[:, None, None]``
+    added at every position; not a class token's expand concatenated in front of the patches,
+    which reaches one position)."""
+    through_view = size is not None
+    size = size if size is not None else nodes[i].numel_per_example
     most = 1
     for c, _ in contrib[i]:
         node = nodes[c]
         if node.kind == "passthrough" and node.numel_per_example == size and contrib[c]:
-            most = max(most, _reached(nodes, contrib, c, True))
+            most = max(most, _reached(nodes, contrib, c, size))
         elif not through_view or node.kind in ("add", "mul"):
             most = max(most, node.numel_per_example)
         else:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import io
+import keyword
 import os
 import sys
 import tokenize
@@ -135,7 +136,9 @@ def _is_package_dir(folder: str) -> bool:
 
 def package_root(path: str) -> str | None:
     """The folder of the top package holding ``path`` (walking up through ``__init__.py``
-    folders), or None when the file's folder is not a package."""
+    folders); for a file outside packages that imports relatively (``from .utils import
+    GRN`` in ``models/`` without ``__init__.py``, as ``import models.net`` from the folder above
+    runs it) the namespace folder its dots reach; else None."""
     folder = os.path.dirname(os.path.abspath(path))
     top = None
     while _is_package_dir(folder):
@@ -144,7 +147,23 @@ def package_root(path: str) -> str | None:
         if parent == folder:
             break
         folder = parent
-    return top
+    return top if top is not None else _namespace_root(path)
+
+
+def _namespace_root(path: str) -> str | None:
+    """The folder ``path``'s deepest relative import reaches (``.`` its own folder, ``..`` the
+    one above), when every folder from there down is a name an import can spell."""
+    tree = parse(path)
+    level = max((n.level for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)),
+                default=0) if tree is not None else 0
+    if level == 0:
+        return None
+    folder = _relative_base(path, level)
+    here = os.path.dirname(os.path.abspath(path))
+    if folder is None or os.path.dirname(folder) == folder:
+        return None
+    rel = os.path.relpath(here, os.path.dirname(folder)).split(os.sep)
+    return folder if all(p.isidentifier() and not keyword.iskeyword(p) for p in rel) else None
 
 
 def python_files(root: str, here: str, limit: int, descend: Callable[[str], bool]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
 import keyword
 import os
@@ -68,6 +69,7 @@ def import_file(path: str, recorder: SiteRecorder, meta: bool = False) -> types.
     with recorder, user_code(), (torch.device("meta") if meta else contextlib.nullcontext()):
         dotted = package_name(path)
         if dotted is not None and _importable_as(dotted, path):
+            _claim_namespace(dotted, path)
             return _import_dotted(dotted, path)
         return _import_unique(path)
 
@@ -97,6 +99,22 @@ def _importable_as(dotted: str, path: str) -> bool:
     top = os.path.dirname(package_root(path) or path)
     where = [*getattr(loaded, "__path__", ()), getattr(loaded, "__file__", None) or ""]
     return any(os.path.abspath(w).startswith(top + os.sep) for w in where if w)
+
+
+def _claim_namespace(dotted: str, path: str) -> None:
+    """Load the folders of a namespace package (``models/`` without ``__init__.py``, imported
+    relatively) as packages of exactly those folders: Python's finder would let a regular
+    package of the same name anywhere on ``sys.path`` (an installed ``models``) take them."""
+    top = package_root(path)
+    if top is None or os.path.isfile(os.path.join(top, "__init__.py")):
+        return
+    folder, name = os.path.dirname(top), ""
+    for part in dotted.split(".")[:-1]:
+        folder, name = os.path.join(folder, part), f"{name}.{part}" if name else part
+        if name not in sys.modules:
+            spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+            spec.submodule_search_locations = [folder]
+            sys.modules[name] = importlib.util.module_from_spec(spec)
 
 
 def _import_dotted(dotted: str, path: str) -> types.ModuleType:

@@ -10,6 +10,7 @@ the rule that an op outside the catalogue with no tensor input makes a constant.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import torch
@@ -168,12 +169,23 @@ class IRBuilder:
         self.model_site = model_site(target)
         self.nodes: list[GraphNode] = []
         self.index: dict[fx.Node, int] = {}
+        self.unbatched: set[int] = set()  # parameters and their views: no batch dimension
         self._sites: dict[tuple[str | None, str | None],
                           tuple[Location | None, Location | None]] = {}
 
     def add(self, op: str, inputs: tuple[int, ...] = (), **kw: Any) -> int:
-        """Append a node; returns its index."""
+        """Append a node; returns its index. A view of a parameter gets a leading 1, as the
+        parameter has (one example's tensor): ``w[:, None, None]`` is (1, C, 1, 1), not C
+        examples of one entry each."""
         i = len(self.nodes)
+        if op == "param":
+            self.unbatched.add(i)
+        elif op == "passthrough" and inputs and inputs[0] in self.unbatched:
+            shape = kw.get("shape")
+            if shape and math.prod(shape) == self.nodes[inputs[0]].numel_per_example:
+                self.unbatched.add(i)
+                if shape[0] != 1:
+                    kw["shape"] = (1, *shape)
         self.nodes.append(GraphNode(index=i, op=op, inputs=inputs, **kw))
         return i
 

@@ -121,6 +121,24 @@ def test_package_with_relative_and_absolute_imports(
     assert check(run_gradlint, tmp_path, "repo") == (0, {"Net": "ok", "Block": "ok"}, [])
 
 
+def test_a_namespace_folder_imported_relatively(run_gradlint: Any, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``models/`` folder without ``__init__.py`` whose files import each other relatively:
+    checked from the repository's root, from inside the folder, and the folder as a whole."""
+    write(tmp_path, "repo/models/parts.py", BLOCK)
+    write(tmp_path, "repo/models/model.py", NET.format(imports="from .parts import Block"))
+    for cwd, arg in ((tmp_path / "repo", "models/model.py"),
+                     (tmp_path / "repo" / "models", "model.py")):
+        assert check(run_gradlint, cwd, arg) == (0, {"Net": "ok"}, []), cwd
+    assert check(run_gradlint, tmp_path / "repo", "models") == (
+        0, {"Net": "ok", "Block": "ok"}, [])
+    # a regular package named alike later on the path (an installed ``models``) does not win
+    write(tmp_path, "site/models/__init__.py", "raise ImportError('the other models')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
+    assert check(run_gradlint, tmp_path / "repo", "models/model.py") == (
+        0, {"Net": "ok"}, [])
+
+
 def test_src_layout_and_a_wrapper_instance_in_examples(run_gradlint: Any, tmp_path: Path
                                                        ) -> None:
     write(tmp_path, "pyproject.toml", "[project]\nname = 'mylib'\n")

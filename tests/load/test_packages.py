@@ -117,6 +117,29 @@ def test_src_layout_and_a_script_beside_the_package(tmp_path: Path) -> None:
     assert checked(script) == ["net"]
 
 
+def test_a_folder_without_init_imported_relatively_is_a_namespace_package(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``nets/net.py`` doing ``from .utils import Block`` in a folder without ``__init__.py``
+    (ConvNeXt-V2's ``models/``): ``import nets.net`` from the folder above runs it, so gradlint
+    does too. Before, GL901 "attempted relative import with no known parent package"."""
+    write(tmp_path, "repo/nets/utils.py", BLOCK)
+    net = write(tmp_path, "repo/nets/net.py", NET.format(import_line="from .utils import Block"))
+    deep = write(tmp_path, "repo/a/b/net.py", NET.format(import_line="from ..parts import Block"))
+    write(tmp_path, "repo/a/parts.py", BLOCK)
+    plain = write(tmp_path, "repo/loose/net.py", NET.format(import_line="from utils import Block"))
+    write(tmp_path, "repo/loose/utils.py", BLOCK)
+    bad = write(tmp_path, "repo/my-models/net.py", NET.format(import_line="from .u import Block"))
+    assert package_name(str(net)) == "nets.net"
+    assert package_name(str(deep)) == "a.b.net"
+    assert package_name(str(plain)) is None and package_name(str(bad)) is None
+    assert import_resolver.import_roots(str(net))[0] == str(tmp_path / "repo")
+    monkeypatch.chdir(tmp_path)
+    assert prefilter_file(str(net)).verdict == "model"
+    for path, module in ((net, "nets.net"), (deep, "a.b.net")):
+        target = loaded(path)["Net"]
+        assert isinstance(target, Target) and type(target.model).__module__ == module
+
+
 def test_files_outside_packages_keep_unique_names(tmp_path: Path) -> None:
     """Two ``model.py`` in different folders, each with its own ``parts.py``."""
     for width, folder in ((8, "a"), (16, "b")):
