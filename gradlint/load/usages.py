@@ -186,7 +186,13 @@ class _Names:
     def __init__(self, tree: ast.Module, module: types.ModuleType | None) -> None:
         self.module = module
         self.bound: dict[str, tuple[str, str | None]] = {}  # name -> (module, attribute)
+        # a variable's assignments (line, value), and what is set on it after: ``cfg = C()``,
+        # then ``cfg.depth = 12`` / ``cfg["depth"] = 12`` -> (line, path, value)
+        self.assigned: dict[str, list[tuple[int, ast.expr]]] = {}
+        self.updates: dict[str, list[tuple[int, list[str | ast.expr], ast.expr]]] = {}
         for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                self._note(node.targets[0], node.value, node.lineno)
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.asname:
@@ -198,6 +204,29 @@ class _Names:
                 for alias in node.names:
                     if alias.name != "*":
                         self.bound[alias.asname or alias.name] = (node.module, alias.name)
+
+    def _note(self, target: ast.expr, value: ast.expr, line: int) -> None:
+        if isinstance(target, ast.Name):
+            self.assigned.setdefault(target.id, []).append((line, value))
+            return
+        path: list[str | ast.expr] = []
+        while isinstance(target, (ast.Attribute, ast.Subscript)):
+            path.append(target.attr if isinstance(target, ast.Attribute) else target.slice)
+            target = target.value
+        if path and isinstance(target, ast.Name):
+            self.updates.setdefault(target.id, []).append((line, path[::-1], value))
+
+    def variable(self, name: str, at: int
+                 ) -> tuple[int, ast.expr, list[tuple[int, list[str | ast.expr], ast.expr]]] | None:
+        """The last assignment of ``name`` before line ``at`` and what is set on it between
+        the two, in order; None when it is not assigned before."""
+        before = [a for a in self.assigned.get(name, ()) if a[0] < at]
+        if not before:
+            return None
+        line, value = max(before, key=lambda a: a[0])
+        sets = sorted((u for u in self.updates.get(name, ()) if line < u[0] < at),
+                      key=lambda u: u[0])
+        return line, value, sets
 
     def resolve(self, node: ast.expr) -> Any:
         """The object a name or attribute chain stands for, or None."""
@@ -222,15 +251,16 @@ class _Names:
 
 def _maker(call: ast.Call, names: _Names, package: str) -> Make | None:
     """A function making a fresh object for ``call`` (arguments may be changed by the
-    constructor), or None when an argument is not a literal or a package call of literals."""
+    constructor), or None when an argument is not a literal, a package call of literals, or a
+    variable assigned one before the call (then changed only by literals set on it)."""
     if any(isinstance(a, ast.Starred) for a in call.args) or any(
             k.arg is None for k in call.keywords):
         return None
     fn = names.resolve(call.func)
     if fn is None or not _own(fn, package):
         return None
-    args = [_value(a, names, package) for a in call.args]
-    kwargs = {k.arg: _value(k.value, names, package) for k in call.keywords if k.arg}
+    args = [_value(a, names, package, call.lineno) for a in call.args]
+    kwargs = {k.arg: _value(k.value, names, package, call.lineno) for k in call.keywords if k.arg}
     if any(a is None for a in args) or any(v is None for v in kwargs.values()):
         return None
     made_args = [a for a in args if a is not None]
@@ -238,7 +268,8 @@ def _maker(call: ast.Call, names: _Names, package: str) -> Make | None:
     return lambda: fn(*[a() for a in made_args], **{k: v() for k, v in made_kwargs.items()})
 
 
-def _value(node: ast.expr, names: _Names, package: str) -> Make | None:
+def _value(node: ast.expr, names: _Names, package: str, at: int) -> Make | None:
+    """What makes the value of argument ``node`` of a call on line ``at``."""
     try:
         value = ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
@@ -247,14 +278,59 @@ def _value(node: ast.expr, names: _Names, package: str) -> Make | None:
         return lambda: copy.deepcopy(value)
     if isinstance(node, ast.Call):
         return _maker(node, names, package)
+    if isinstance(node, ast.Name):
+        return _variable(node.id, names, package, at)
     if isinstance(node, (ast.List, ast.Tuple)):
-        items = [_value(e, names, package) for e in node.elts]
+        items = [_value(e, names, package, at) for e in node.elts]
         if any(i is None for i in items) or any(isinstance(e, ast.Starred) for e in node.elts):
             return None
         kind = list if isinstance(node, ast.List) else tuple
         made = [i for i in items if i is not None]
         return lambda: kind(i() for i in made)
     return None
+
+
+def _variable(name: str, names: _Names, package: str, at: int) -> Make | None:
+    """A configuration built in steps, as READMEs write it: ``cfg = GPT.get_default_config()``,
+    ``cfg.vocab_size = 50257``, ..., then ``GPT(cfg)``: the assignment's value, then each
+    setting in order; None when any of them is not a value ``_value`` can make."""
+    found = names.variable(name, at)
+    if found is None:
+        return None
+    line, value, sets = found
+    base = _value(value, names, package, line)
+    if base is None:
+        return None
+    steps: list[tuple[list[Any], Make]] = []
+    for where, path, assigned in sets:
+        keys: list[Any] = []
+        for part in path:
+            if isinstance(part, str):
+                keys.append(part)
+                continue
+            try:
+                keys.append((ast.literal_eval(part),))  # a subscript's key, boxed
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                return None
+        made = _value(assigned, names, package, where)
+        if made is None:
+            return None
+        steps.append((keys, made))
+
+    def make() -> Any:
+        obj = base()
+        for keys, made in steps:
+            holder = obj
+            for key in keys[:-1]:
+                holder = holder[key[0]] if isinstance(key, tuple) else getattr(holder, key)
+            last = keys[-1]
+            if isinstance(last, tuple):
+                holder[last[0]] = made()
+            else:
+                setattr(holder, last, made())
+        return obj
+
+    return make
 
 
 def _own(fn: Any, package: str) -> bool:

@@ -738,11 +738,12 @@ SCRIPTS = {
             Wrapper(num_classes=2, attn_layers=Decoder(dim=4, depth=1))
         """,
     "train.py": """
+        import os
         import pathlib
 
         from wrap.model import Decoder, Wrapper
 
-        width = 32
+        width = int(os.environ.get("WIDTH", "64"))
         pathlib.Path(__file__).with_name("TRAINED").touch()
         skipped = Wrapper(num_classes=10, attn_layers=Decoder(dim=width, depth=6))
         model = Wrapper(num_classes=10, attn_layers=Decoder(dim=32, depth=6))
@@ -752,7 +753,8 @@ SCRIPTS = {
 
 def test_scripts_come_before_tests_and_are_never_run(tmp_path: Path) -> None:
     """A script's call with literal arguments is taken before a test's (its configuration is
-    the real one); a call with a variable argument is not; the script is parsed, not run."""
+    the real one); a call with an argument computed when the script runs is not; the script
+    is parsed, not run."""
     model = _repository(tmp_path, "wrap_scripts", scripts=SCRIPTS)
     found = load(model)
     built = checked(found)["Wrapper"]
@@ -779,3 +781,73 @@ def test_a_call_of_another_class_of_the_same_name_is_not_taken(tmp_path: Path) -
           "w = Wrapper(num_classes=3, attn_layers=None)\n")
     found = load(model)
     assert "tried Wrapper(num_classes=3, attn_layers=None) as " in message(found, "Wrapper")
+
+
+CONFIGURED = """
+import torch.nn as nn
+
+
+class Settings:
+    def __init__(self):
+        self.width = None
+        self.depth = 2
+        self.extra = {"act": "relu"}
+
+
+class Net(nn.Module):
+    @staticmethod
+    def default_settings():
+        return Settings()
+
+    def __init__(self, settings):
+        super().__init__()
+        assert settings.width is not None
+        act = nn.GELU if settings.extra["act"] == "gelu" else nn.ReLU
+        self.layers = nn.Sequential(*[nn.Sequential(nn.Linear(settings.width, settings.width),
+                                                    act()) for _ in range(settings.depth)])
+
+    def forward(self, x):
+        return self.layers(x)
+"""
+
+README_STEPS = '''
+```python
+from steps.model import Net
+
+settings = Net.default_settings()
+settings.width = 24
+settings.depth = 5
+settings.extra["act"] = "gelu"
+model = Net(settings)
+```
+
+Trained on your data:
+
+```python
+settings = Net.default_settings()
+settings.width = dataset.features()
+model = Net(settings)
+```
+'''
+
+
+def test_a_configuration_built_in_steps_in_the_readme(tmp_path: Path) -> None:
+    """``settings = Net.default_settings()``, then literals set on it (attributes, keys), then
+    ``Net(settings)``, as minGPT's README builds its GPT: the recipe makes the object and
+    replays the settings. A setting computed at run time (the second example) is no recipe."""
+    write(tmp_path, "pyproject.toml", "[project]\nname = 'steps'\n")
+    (tmp_path / "steps").mkdir()
+    write(tmp_path / "steps", "__init__.py", "")
+    model = write(tmp_path / "steps", "model.py", CONFIGURED)
+    write(tmp_path, "README.md", README_STEPS)
+    found = load(model)
+    built = checked(found)["Net"]
+    assert built is not None and built.startswith("Net(settings) as "), (built, codes(found))
+    assert built.endswith("README.md:8 builds it"), built
+    target = found["Net"]
+    assert isinstance(target, Target) and target.model is not None
+    assert len(target.model.layers) == 5 and target.model.layers[0][0].in_features == 24
+    assert isinstance(target.model.layers[0][1], nn.GELU)
+    write(tmp_path, "README.md", README_STEPS.split("Trained")[1])
+    found = load(model)
+    assert codes(found)["Net"] == [("GL902", "info")]
