@@ -73,6 +73,10 @@ APIS: tuple[Api, ...] = (
     Api(r"builtins\.[A-Z]\w*(Error|Exception|Warning|Exit|Interrupt|Iteration)"),
     # torch: tensors and tensor ops, seeding, defaults (top level, not save/load/from_file)
     Api(r"torch\.(no_grad|enable_grad|inference_mode|set_grad_enabled|compile)", stores=True),
+    # mixed precision: ``@autocast('cuda', enabled=False)``, ``@custom_fwd(device_type=...)``
+    # wrap a method, never call it (the arguments configure the decorator)
+    Api(r"torch\.((cuda\.|cpu\.)?amp\.)?(autocast|custom_fwd|custom_bwd)", stores=True,
+        factory=True),
     Api(rf"torch\.(?!(save|load|from_file|{_TORCH_MODULES})$)[A-Za-z]\w*"),
     Api(r"torch\.(nn|linalg|fft|special|distributions|autograd|func|nested|masked|amp|random"
         r"|types|signal)(\.\w+)+"),

@@ -6,6 +6,7 @@ local modules: test_prefilter_local_modules.py; the allow-list: test_harmless.py
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -209,6 +210,24 @@ DECORATED = {
         "        return cls(*a)\n    return make\n\n\n@deco\nclass Box:\n    pass\n\n\n"
         "Box()  # MARK\n"),
 }
+
+
+@pytest.mark.parametrize("decorator", [
+    "from torch.amp import autocast\n\n@autocast('cuda', enabled=False)",
+    "import torch\n\n@torch.autocast(device_type='cuda')",
+    "from torch.cuda.amp import custom_fwd\n\n@custom_fwd",
+    "from torch.amp import custom_fwd\n\n@custom_fwd(device_type='cuda')"])
+def test_mixed_precision_decorators_only_wrap(decorator: str) -> None:
+    """A method under ``@autocast(...)`` or ``@custom_fwd`` runs when it is called, not at
+    import: its unknown call is not work then. lucidrains/denoising-diffusion-pytorch was
+    skipped whole (16 GL907) for ``@autocast('cuda', enabled=False)`` on a method calling
+    scipy."""
+    imports, _, line = decorator.rpartition("\n\n")
+    method = textwrap.indent(f"{line}\ndef assign(self, x):\n    return linear_sum_assignment(x)\n",
+                             "    ")
+    source = (f"{imports}\nfrom scipy.optimize import linear_sum_assignment\n" + NET + method
+              + "\n\nnet = Net()\n")
+    assert prefilter_source(source) == Prefilter("model"), prefilter_source(source)
 
 
 @pytest.mark.parametrize("name", sorted(DECORATED))
