@@ -107,6 +107,9 @@ APIS: tuple[Api, ...] = (
     Api(r"timm\.create_model", falsy=frozenset({"pretrained", "checkpoint_path"}),
         max_positional=1, model=True),
     Api(r"timm\.(list_models|is_model|layers\.\w+|models\.layers\.\w+)"),
+    # the classes of timm's model files (PatchEmbed, Attention, VisionTransformer): layers,
+    # built without weights (those come through create_model's pretrained=True)
+    Api(r"timm\.models\.\w+\.[A-Z]\w*"),
     Api(r"timm\.models\.(_registry\.|registry\.)?register_model", stores=True),
     Api(r"transformers\.(\w+\.)*[A-Z]\w*Config"),
     Api(r"transformers\.(\w+\.)*[A-Z]\w*Config\.(for_model|from_dict)"),

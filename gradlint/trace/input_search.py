@@ -33,6 +33,7 @@ from gradlint.trace.example_inputs import (
     input_for,
     one_example,
 )
+from gradlint.trace.forward_order import forward_params
 
 IMAGE_SIZES = (32, 28, 64, 96, 128, 224, 256, 16)
 LENGTHS = (64, 128, 256, 512, 1024, 32, 16, 784)  # 1-D signals (784: a flattened MNIST row)
@@ -43,6 +44,11 @@ BUDGET_S = 10.0  # wall time the search may take before it gives up
 # floating-point operations of one forward on a searched input above which the shape pass
 # runs on one example (~1-3 s on two cores; a ViT-B/16 at 224x224 and batch 4 is 70e9)
 FLOP_BUDGET = 100e9
+# forward parameters that take one number per example, tried as such first: a diffusion
+# model's timestep or noise level, a class-conditional model's label (DiT's forward(x, t, y))
+PER_EXAMPLE = frozenset({"t", "time", "times", "timestep", "timesteps", "sigma", "sigmas",
+                         "noise_level", "noise_levels", "y", "label", "labels", "class_label",
+                         "class_labels", "classes", "class_ids"})
 
 Make = Callable[[int], torch.Tensor]
 
@@ -63,6 +69,17 @@ def layouts(mod: nn.Module) -> list[Layout]:
     images = [Layout(_randn(_square(c)), IMAGE_SIZES, True, True) for c in (3, 1)]
     vectors = [Layout(_randn(lambda s: (s,)), LENGTHS)]
     return _own_layouts(mod) + images + vectors
+
+
+def _per_example(mod: nn.Module) -> Layout:
+    """One number per example: a class label for an Embedding (``y``), else a diffusion
+    timestep in [0, 1000) (``t``, which a sinusoidal table turns into the first Linear's
+    features)."""
+    if isinstance(mod, nn.Embedding):
+        vocab = mod.num_embeddings
+        return Layout(lambda s: torch.randint(0, vocab, (BATCH,), generator=generator()), (0,))
+    return Layout(lambda s: torch.randint(0, 1000, (BATCH,), generator=generator()).float(),
+                  (0,))
 
 
 def _square(channels: int) -> Callable[[int], tuple[int, ...]]:
@@ -157,7 +174,9 @@ def search(model: nn.Module, firsts: list[nn.Module | None]) -> tuple[Any, ...] 
     input together), or None when none does within the time budget."""
     if not firsts or any(m is None or input_for(m) is None for m in firsts):
         return None
-    plans = [layouts(m) for m in firsts if m is not None]
+    names = forward_params(model)
+    plans = [([_per_example(m)] if i < len(names) and names[i] in PER_EXAMPLE else [])
+             + layouts(m) for i, m in enumerate(firsts) if m is not None]
     deadline = time.monotonic() + BUDGET_S
     for k in range(max(len(p) for p in plans)):
         chosen = [p[min(k, len(p) - 1)] for p in plans]

@@ -39,3 +39,14 @@ def test_harmless_apis(name: str) -> None:
 def test_apis_that_do_work(name: str) -> None:
     assert harmless.lookup(name) is None
     assert not harmless.inert(name)
+
+
+def test_timm_model_file_classes_are_harmless() -> None:
+    """DiT's models.py builds ``timm.models.vision_transformer.PatchEmbed`` (and Attention,
+    Mlp) in its constructor: layers without weights. It was skipped with GL907."""
+    for name in ("timm.models.vision_transformer.PatchEmbed",
+                 "timm.models.vision_transformer.Attention",
+                 "timm.models.vision_transformer.VisionTransformer"):
+        assert harmless.lookup(name) is not None, name
+    assert harmless.lookup("timm.models.load_checkpoint") is None
+    assert harmless.lookup("timm.models.vision_transformer.checkpoint_filter_fn") is None

@@ -261,3 +261,44 @@ def test_one_example_takes_the_batch_where_the_first_layer_has_it() -> None:
     assert [t.shape for t in small] == [(16, 1, 8), (1, 8)]
     assert torch.equal(small[0][:, 0], inputs[0][:, 0])
     assert one_example((torch.randn(3, 8),), [linear]) is None  # not a batch of BATCH
+
+
+class _Conditioned(nn.Module):
+    """DiT's forward(x, t, y): latents patchified by a conv, a timestep through a sinusoidal
+    table into a Linear, a class label into an Embedding, added and broadcast over the
+    patches. ``t`` and ``y`` take one number per example."""
+
+    def __init__(self, dim: int = 32, first: str = "t") -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(4, dim, 2, stride=2)
+        self.time = nn.Linear(64, dim)
+        self.label = nn.Embedding(11, dim)
+        self.out = nn.Linear(dim, 4 * 4)
+        self.first = first
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        freqs = torch.exp(-torch.arange(32) / 32.0)
+        args = t[:, None].float() * freqs[None]
+        c = self.time(torch.cat([torch.cos(args), torch.sin(args)], dim=-1)) + self.label(y)
+        h = self.patch(x).flatten(2).transpose(1, 2) + c[:, None]
+        return self.out(h)
+
+
+class _NamedLikeATimestep(nn.Module):
+    """A parameter named ``t`` that is a feature vector after all: the next candidate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(24, 8)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return self.fc(t.view(t.shape[0], 2, 12).flatten(1))
+
+
+def test_a_timestep_and_a_label_are_one_number_per_example() -> None:
+    """Before, ``t`` got the time Linear's features (4x64) and the model no input: GL902."""
+    model = _Conditioned()
+    graph = trace_target(Target("m.py::M", model, "m.py", 1))
+    assert [spec.shape[1:] for spec in graph.inputs] == [(4, 32, 32), (), ()]
+    assert [spec.dtype for spec in graph.inputs][1:] == ["float32", "int64"]
+    assert shapes_of(_NamedLikeATimestep())[0][1:] == (24,)
