@@ -250,6 +250,18 @@ def _user_and_library(frames: list[tuple[str, int]], prefer: str | None = None
     return _site(*frames[at]), tuple(_site(*fr) for fr in below[-1:])
 
 
+def in_user_code(where: Location | None, related: tuple[Location, ...], fallback: Location
+                 ) -> tuple[Location, tuple[Location, ...]]:
+    """(where, related) with ``where`` in the user's code: a failure no user frame saw (a
+    library's forward calling the user's override with arguments it does not take) is
+    reported at ``fallback`` (the model's class), the library's line as related."""
+    if where is None:
+        return fallback, related
+    if is_installed_file(where.file):
+        return fallback, (where, *related)
+    return where, related
+
+
 def _site(filename: str, line: int) -> Location:
     return Location(display_path(filename), line)
 

@@ -22,7 +22,7 @@ from torch.utils import _pytree as pytree
 from gradlint.core.graph import InputSpec, LayerGraph, ParamStats
 from gradlint.core.values import Location, StageError, Target
 from gradlint.load.model_state import attributes_kept
-from gradlint.load.sources import exception_line, exception_sites
+from gradlint.load.sources import exception_line, exception_sites, in_user_code
 from gradlint.trace.aten_program import aten_program
 from gradlint.trace.attention_keys import KeyCounts
 from gradlint.trace.export_masks import program_keys
@@ -51,10 +51,9 @@ def export_target(target: Target, model: nn.Module, inputs: tuple[Any, ...],
             kwargs = no_cache(model, len(inputs))
             ep = aten_program(model, tuple(inputs), kwargs)
     except Exception as exc:  # noqa: BLE001 - the user's model failed to export
-        where, related = exception_sites(exc)
+        where, related = in_user_code(*exception_sites(exc), Location(target.file, target.line))
         raise StageError("GL903", f"torch.export could not trace {type(model).__name__} either: "
-                         f"{exception_line(exc)}",
-                         where or Location(target.file, target.line), related) from exc
+                         f"{exception_line(exc)}", where, related) from exc
     conv = AtenConverter(target, ep, stats)
     if not default_init:  # masks are read off real values; a meta model has none
         conv.read_masks((tuple(inputs), kwargs))

@@ -21,7 +21,7 @@ import torch.nn as nn
 from gradlint.core.graph import LayerGraph, ParamStats
 from gradlint.core.values import Location, StageError, Target
 from gradlint.load.model_state import attributes_kept, restored
-from gradlint.load.sources import exception_line, exception_site, exception_sites
+from gradlint.load.sources import exception_line, exception_site, exception_sites, in_user_code
 from gradlint.trace.example_inputs import input_specs
 from gradlint.trace.export import export_target
 from gradlint.trace.fx_convert import to_layer_graph
@@ -162,10 +162,11 @@ def _export_fallback(target: Target, model: nn.Module, fx_error: BaseException,
         guessed = "" if target.inputs is not None else (
             " (with an input guessed from the first layer: pass --input SHAPE[:DTYPE] or "
             "define example_inputs() in the file)")
+        at, near = (where, related) if where else (err.location, err.related)
+        at, near = in_user_code(at, near, Location(target.file, target.line))
         failed = StageError("GL903", f"torch.fx could not trace {type(model).__name__} ({why}); "
                             f"{err.message}{guessed}; rewrite the data-dependent control flow "
-                            "in forward() or lint the submodules separately",
-                            where or err.location, related if where else err.related)
+                            "in forward() or lint the submodules separately", at, near)
         # --debug prints the cause (gradlint/run/check_file.py): export's failure, which
         # Python chains to fx's (it was raised while fx's was handled)
         raise failed from (err.__cause__ or fx_error)

@@ -14,6 +14,7 @@ that no candidate feeds is given up on, as GL902 (info) with the config line tha
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -316,6 +317,18 @@ def describe(exc: BaseException | None) -> str:
 
 
 
+# a call inside the model that does not fit the callee's signature: no input can change that
+# (MAE's forward_features(x) under a newer timm, which calls it with attn_mask=...)
+_SIGNATURE = re.compile(r"got an unexpected keyword argument|missing \d+ required "
+                        r"(positional|keyword-only) argument|takes (from )?\d+ (to \d+ )?"
+                        r"positional arguments? but \d+ (were|was) given|got multiple values")
+
+
+def call_mismatch(exc: BaseException | None) -> bool:
+    """Whether a failure is such a call (then it is the model's, whatever the input)."""
+    return isinstance(exc, TypeError) and _SIGNATURE.search(str(exc)) is not None
+
+
 def forward_inputs(target: Target, model: nn.Module) -> tuple[Any, ...]:
     """Inputs for a model fx could not trace (the export fallback): from the first layers
     ``forward`` applies to its inputs, checked by running it, else searched for; the first
@@ -336,6 +349,6 @@ def forward_inputs(target: Target, model: nn.Module) -> tuple[Any, ...]:
     found = search(model, firsts)
     if found is not None:
         return affordable(model, found, firsts)
-    if fed:
+    if fed or call_mismatch(error):
         return first
     raise cannot_feed(target, model, firsts, describe(error))

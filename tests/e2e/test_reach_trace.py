@@ -199,3 +199,51 @@ def test_a_failure_in_a_library_is_reported_at_the_users_line(run_gradlint: Any,
     (related,) = diag["related"]
     assert (tmp_path / related["file"]).resolve() == library.resolve()  # relative to the cwd
     assert related["line"] == _line(library, "if x.sum() > 0")
+
+
+LIBRARY_BASE = '''
+import torch.nn as nn
+
+
+class BaseModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward_features(self, x, mask=None):
+        return self.fc(x)
+
+    def forward(self, x, mask=None):
+        return self.forward_features(x, mask=mask)
+'''
+
+OVERRIDES_LIBRARY = '''
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent / "site-packages"))
+from fakebase import BaseModel  # noqa: E402
+
+
+class Pooled(BaseModel):
+    def forward_features(self, x):  # the library's newer release passes mask=
+        return self.fc(x).relu()
+'''
+
+
+def test_an_override_the_library_calls_with_other_arguments_is_gl903_at_the_class(
+        run_gradlint: Any, tmp_path: Path) -> None:
+    """MAE's models_vit.py under a newer timm: the library's forward calls the user's
+    forward_features with a keyword it does not take. No input can fix that: GL903 at the
+    user's class (no user frame is in the traceback), the library's call as related. Before,
+    GL902 "cannot infer an example input", reported in site-packages."""
+    library = _write(tmp_path, "site-packages/fakebase/__init__.py", LIBRARY_BASE)
+    user = _write(tmp_path, "overrides.py", OVERRIDES_LIBRARY)
+    code, doc = _run(run_gradlint, tmp_path, "overrides.py")
+    assert code == 2, doc
+    (diag,) = doc["diagnostics"]
+    assert diag["code"] == "GL903" and "unexpected keyword argument 'mask'" in diag["message"]
+    assert (diag["file"], diag["line"]) == ("overrides.py", _line(user, "class Pooled"))
+    (related,) = diag["related"]
+    assert (tmp_path / related["file"]).resolve() == library.resolve()
+    assert related["line"] == _line(library, "return self.forward_features(x, mask=mask)")

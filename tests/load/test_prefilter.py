@@ -571,3 +571,17 @@ def test_a_chain_too_deep_to_follow_is_not_assumed_harmless() -> None:
     assert verdict.verdict == "does-work" and "too deep" in verdict.reason
     short = "def f0():\n    return f1()\n\n\ndef f1():\n    return 1\n\n\nVALUE = f0()\n"
     assert prefilter_source(NET + short) == Prefilter("model")
+
+
+@pytest.mark.parametrize("base", ["timm.models.vision_transformer.VisionTransformer",
+                                  "torchvision.models.resnet.ResNet", "timm.layers.Mlp"])
+def test_a_subclass_of_a_library_model_class_is_a_model(base: str) -> None:
+    """MAE's models_vit.py subclasses timm's VisionTransformer: the file was skipped as
+    having no model."""
+    module, _, name = base.rpartition(".")
+    source = (f"import torch\nfrom {module} import {name}\n\n\nclass Mine({name}):\n"
+              "    def forward_features(self, x):\n        return x\n")
+    assert prefilter_source(source) == Prefilter("model"), prefilter_source(source)
+    weights = "from torchvision.models.resnet import ResNet50_Weights\n\n\n" \
+        "class Mine(ResNet50_Weights):\n    pass\n"
+    assert prefilter_source(weights).verdict != "model"

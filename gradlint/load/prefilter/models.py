@@ -18,6 +18,7 @@ TORCH_PACKAGES = frozenset({"torch", "transformers", "torchvision", "timm", "lig
                             "pytorch_lightning"})
 MODULE_BASES = frozenset({"Module", "Sequential", "ModuleList", "ModuleDict"})
 MODEL_LIBRARIES = ("transformers.", "torchvision.models.", "timm.")
+LAYER_FILES = ("timm.models.", "timm.layers.", "torchvision.models.", "torchvision.ops.")
 
 
 def top_imports(tree: ast.Module) -> Iterator[ast.Import | ast.ImportFrom]:
@@ -42,10 +43,15 @@ def model_name(name: str) -> bool:
 
 
 def library_model(name: str) -> bool:
+    """A module class of torch or a model library: ``nn.Linear``, ``BertModel``, and the
+    classes of timm's and torchvision's model and layer files (``VisionTransformer``, which
+    MAE's models_vit.py subclasses; ``PatchEmbed``), not their weight enums or configs."""
     last = name.rsplit(".", 1)[-1]
     return (name.startswith(("torch.nn.", "nn.")) and last[:1].isupper()) or (
         name.startswith(MODEL_LIBRARIES) and last[:1].isupper()
-        and ("Model" in last or "For" in last))
+        and ("Model" in last or "For" in last)) or (
+        name.startswith(LAYER_FILES) and last[:1].isupper()
+        and not last.endswith(("Weights", "Enum", "Config", "Cfg")))
 
 
 class ModelFinder:
