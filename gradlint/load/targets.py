@@ -213,7 +213,9 @@ def _by_convention(req: LoadRequest, module: types.ModuleType, recorder: SiteRec
 def _components(found: _Found) -> set[type]:
     """Classes that need arguments and that another model class of the file builds (a GPT's
     ``Block(config)``): the outer class's GL902 covers them, and once it is configured they are
-    analysed inside it. Two classes that name each other both keep theirs."""
+    analysed inside it. Two classes that name each other both keep theirs, and so does a base
+    class its subclass names (improved-diffusion's ``SuperResModel(UNetModel)``: the UNet is
+    the main model, not a part of the variant)."""
     if not found.needs:  # nothing to share: no class source is read
         return set()
     classes = {cls for cls, _ in found.needs}
@@ -221,7 +223,8 @@ def _components(found: _Found) -> set[type]:
     named = {cls: _names_in(cls) for cls in classes}
     return {cls for cls, _ in found.needs
             if any(cls.__name__ in names and other.__name__ not in named[cls]
-                   for other, names in named.items() if other is not cls)}
+                   for other, names in named.items()
+                   if other is not cls and cls not in other.__mro__)}
 
 
 def _not_parts_of_neighbours(req: LoadRequest, needs: list[tuple[type, ModelReport]],

@@ -466,6 +466,32 @@ def test_components_of_a_model_that_needs_arguments_share_its_gl902(tmp_path: Pa
                             "Pong": [("GL902", "info")]}
 
 
+VARIANT = """
+import torch.nn as nn
+
+
+class UNet(nn.Module):
+    def __init__(self, in_channels, width):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, width, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class SuperRes(UNet):
+    def __init__(self, in_channels, *args, **kwargs):
+        super().__init__(in_channels * 2, *args, **kwargs)
+"""
+
+
+def test_a_base_class_its_subclass_names_keeps_its_gl902(tmp_path: Path) -> None:
+    """``SuperRes(UNet)`` names UNet as its base: UNet is the main model, not a component the
+    variant builds (improved-diffusion's UNetModel was not reported at all)."""
+    found = load(write(tmp_path, "unet.py", VARIANT))
+    assert codes(found) == {"UNet": [("GL902", "info")], "SuperRes": [("GL902", "info")]}
+
+
 PARTS = """
 import torch.nn as nn
 
