@@ -393,6 +393,11 @@ def _spatial(node: GraphNode | None) -> int:
 def _pool(node: GraphNode, x: Moments, src: GraphNode | None) -> Step:
     k_in = _spatial(src)
     k_out = max(_spatial(node), 1)
+    if node.op in ("adaptive_avg_pool", "adaptive_max_pool") and k_out > k_in > 0:
+        # to a larger size: each input is copied to k_out / k_in outputs and gets all their
+        # gradients (AlexNet's 6x6 pool after features of 1x1 at 64x64, its convs estimated a
+        # decade low), as an upsample
+        return Step(x, (_log(k_out / k_in),))
     ratio = max(k_in / k_out, 1.0)  # input entries per output entry
     if node.op in ("adaptive_avg_pool", "adaptive_max_pool"):
         window = ratio

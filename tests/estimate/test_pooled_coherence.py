@@ -144,3 +144,28 @@ def test_a_conv_behind_a_pool_and_batchnorm_is_centred() -> None:
     torch.manual_seed(0)
     errors = layer_errors(_Transition(), (1, 3, 16, 16), seeds=(0,))
     assert abs(errors["transition"]) < 0.25, errors
+
+
+class _PooledUp(nn.Module):
+    """AlexNet's shape at a small input: convs down to 1x1, an adaptive average pool to 4x4
+    (sixteen copies of each channel), a flatten and a classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.convs = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(),
+                                   nn.Conv2d(16, 16, 3, stride=2, padding=1), nn.ReLU(),
+                                   nn.AdaptiveMaxPool2d(1))
+        self.pool = nn.AdaptiveAvgPool2d(4)
+        self.fc = nn.Linear(16 * 16, 32)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.fc(self.pool(self.convs(x)).flatten(1))))
+
+
+def test_an_adaptive_pool_to_a_larger_size_copies_against_autograd() -> None:
+    """Each input entry gets the gradients of its 16 copies: before, the convs came out
+    0.6 decades low (torchvision's AlexNet at 64x64: 1 decade, mean error 0.64 -> 0.19)."""
+    torch.manual_seed(0)
+    errors = layer_errors(_PooledUp(), (1, 3, 16, 16), seeds=(0,))
+    assert max(abs(e) for e in errors.values()) < 0.3, errors
