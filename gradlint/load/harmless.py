@@ -120,6 +120,9 @@ APIS: tuple[Api, ...] = (
         r"|enable_progress_bar))"),
     Api(r"(lightning\.pytorch|lightning|pytorch_lightning)\.(LightningModule|seed_everything)"),
     Api(r"einops\.(\w+|layers\.torch\.\w+)"),
+    # version checks at import (``if version.parse(torch.__version__) < version.parse("1.7")``)
+    Api(r"packaging\.(version\.(parse|Version)|specifiers\.\w+|requirements\.Requirement"
+        r"|markers\.Marker|utils\.\w+)"),
     # the standard library's pure parts
     Api(r"functools\.wraps", stores=True, factory=True),
     Api(r"(enum\.unique|abc\.abstractmethod|functools\.(partial|partialmethod|lru_cache"

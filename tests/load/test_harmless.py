@@ -50,3 +50,12 @@ def test_timm_model_file_classes_are_harmless() -> None:
         assert harmless.lookup(name) is not None, name
     assert harmless.lookup("timm.models.load_checkpoint") is None
     assert harmless.lookup("timm.models.vision_transformer.checkpoint_filter_fn") is None
+
+
+def test_version_checks_are_harmless() -> None:
+    """``if version.parse(torch.__version__) < version.parse("1.7")`` at import (DETR's and
+    CLIP's utilities) skipped their whole packages with GL907."""
+    for name in ("packaging.version.parse", "packaging.version.Version",
+                 "packaging.specifiers.SpecifierSet"):
+        assert harmless.lookup(name) is not None, name
+    assert harmless.lookup("packaging.tags.sys_tags") is None
