@@ -234,6 +234,12 @@ def _broadcast_inputs(graph: LayerGraph) -> dict[tuple[int, int], float]:
     return found
 
 
+# ops that copy their input (expand, repeat, a resize) and whose backward already sums the
+# copies' gradients: a parameter read through them is not summed over their size again (a
+# position table resized to the input, DINO's interpolate_pos_encoding, came out 0.3 high)
+_COPIES_SUMMED = frozenset({"passthrough", "upsample", "pool"})
+
+
 def _reached(nodes: Sequence[GraphNode], contrib: list[list[tuple[int, float]]], i: int,
              size: int | None = None) -> int:
     """The most entries per example a parameter's value reaches in one read: its consumers'
@@ -248,6 +254,8 @@ def _reached(nodes: Sequence[GraphNode], contrib: list[list[tuple[int, float]]],
         node = nodes[c]
         if node.kind == "passthrough" and node.numel_per_example == size and contrib[c]:
             most = max(most, _reached(nodes, contrib, c, size))
+        elif node.kind in _COPIES_SUMMED:  # its own backward sums the copies already
+            most = max(most, size)
         elif not through_view or node.kind in ("add", "mul"):
             most = max(most, node.numel_per_example)
         else:

@@ -327,6 +327,11 @@ ATEN: dict[str, str] = {
     "adaptive_avg_pool", "aten.adaptive_avg_pool3d": "adaptive_avg_pool",
     "aten.adaptive_max_pool2d": "adaptive_max_pool",
     "aten.upsample_nearest2d": "upsample", "aten.upsample_bilinear2d": "upsample",
+    "aten.upsample_bicubic2d": "upsample", "aten.upsample_nearest1d": "upsample",
+    "aten.upsample_nearest3d": "upsample", "aten.upsample_linear1d": "upsample",
+    "aten.upsample_trilinear3d": "upsample", "aten._upsample_nearest_exact1d": "upsample",
+    "aten._upsample_nearest_exact2d": "upsample", "aten._upsample_nearest_exact3d": "upsample",
+    "aten._upsample_bilinear2d_aa": "upsample", "aten._upsample_bicubic2d_aa": "upsample",
     "aten.scaled_dot_product_attention": "sdpa",
     "aten.pow": "pow", "aten.rsqrt": "rsqrt", "aten.sqrt": "sqrt", "aten.reciprocal":
     "reciprocal", "aten.exp": "exp", "aten.sin": "constant", "aten.cos": "constant",

@@ -1,7 +1,8 @@
 """Issue 17 (item 9): GL904 only for ops the estimate cannot express. ``einsum`` is lowered
 onto the matmuls and sums it computes, ``var``/``std`` onto mean((x - mean x)²),
 ``pow``/``sqrt``/``rsqrt``/``exp`` have entries on the fx path as on the export path, and
-dtype casts are identity; each estimate agrees with autograd (``--verify``) within the usual
+dtype casts are identity, ATen's resizes (``upsample_linear1d``, ``upsample_bicubic2d``...) are
+upsamples; each estimate agrees with autograd (``--verify``) within the usual
 tolerance."""
 
 from __future__ import annotations
@@ -118,6 +119,24 @@ class ExportedVariance(Variance):
         return super().forward(x)
 
 
+class ExportedResize(nn.Module):
+    """A position table resized to the input's length (DINO's interpolate_pos_encoding, in 1-D)
+    and a nearest-neighbour upsampling, through torch.export's upsample ops."""
+
+    def __init__(self):
+        super().__init__()
+        self.pos = nn.Parameter(torch.randn(1, 8, 4) * 0.5)
+        self.a = nn.Conv1d(8, 8, 3, padding=1)
+        self.c = nn.Linear(32, 4)
+
+    def forward(self, x):
+        if x.size(-1) == 16:
+            x = x * 1.0
+        pos = nn.functional.interpolate(self.pos, size=x.shape[-1], mode="linear")
+        h = self.a(x + pos)
+        return self.c(nn.functional.interpolate(h, scale_factor=2, mode="nearest"))
+
+
 def example_inputs():
     return (torch.randn(4, 8, 16),)
 '''
@@ -144,9 +163,10 @@ def test_lowered_ops_are_estimated_as_autograd_measures(run_gradlint: Any,
     assert not doc["diagnostics"]  # no GL904: every op has an entry
     models = {m["name"]: m for m in doc["models"]}
     assert set(models) == {"Outer", "Attention", "Mixer", "ExportedEinsum", "Smooth", "Casts",
-                           "Variance", "ExportedVariance"}
+                           "Variance", "ExportedVariance", "ExportedResize"}
     assert models["ExportedEinsum"]["tracer"] == "export"
     assert models["ExportedVariance"]["tracer"] == "export"
+    assert models["ExportedResize"]["tracer"] == "export"
     for name, model in models.items():
         assert model["status"] == "ok", name
         for layer in model["layers"]:
