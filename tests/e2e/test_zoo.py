@@ -169,10 +169,15 @@ def test_library_layers_keep_their_lines_and_diagnostics_sit_on_the_users(
 def test_only_norms_feeding_a_wide_global_pool_are_low(zoo: dict[str, Any]) -> None:
     """DenseNetish's last BatchNorm feeds an 8x8 global pool (measured 0.66 decades off):
     low. MobileNetish's last one feeds a 2x2 pool (0.01 off) and its squeeze-excitation
-    BatchNorms also feed the gate's product: high."""
+    BatchNorms also feed the gate's product: high. Its two BatchNorms whose γ the next norm
+    divides out behind a ReLU6 are low for another reason (clipped-tail: their gradient is the
+    few entries past 6, a sample's tail; -4.75 estimated, -1.83 to -5.08 measured by seed)."""
     dense = {le["module"]: le for le in zoo["models"]["densenet.py::DenseNetish"]["layers"]}
     assert dense["features.6"]["confidence"] == "low"
     assert all(le["confidence"] == "high" for m, le in dense.items()
                if le["type"] == "BatchNorm2d" and m != "features.6")
     mobile = zoo["models"]["mobilenet.py::MobileNetish"]["layers"]
-    assert all(le["confidence"] == "high" for le in mobile if le["type"] == "BatchNorm2d")
+    clipped = {le["module"] for le in mobile if le.get("low_reason") == "clipped-tail"}
+    assert clipped == {"blocks.1.block.0.1", "blocks.2.block.0.1"}
+    assert all(le["confidence"] == "high" for le in mobile
+               if le["type"] == "BatchNorm2d" and le["module"] not in clipped)
