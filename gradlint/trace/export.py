@@ -21,6 +21,7 @@ from torch.utils import _pytree as pytree
 
 from gradlint.core.graph import InputSpec, LayerGraph, ParamStats
 from gradlint.core.values import Location, StageError, Target
+from gradlint.load.given_inputs import tree_map_tensors
 from gradlint.load.model_state import attributes_kept
 from gradlint.load.sources import exception_line, exception_sites, in_user_code
 from gradlint.trace.aten_program import aten_program
@@ -46,10 +47,14 @@ def export_target(target: Target, model: nn.Module, inputs: tuple[Any, ...],
                   default_init: bool) -> LayerGraph:
     """Trace to ATen (``aten_program``: as torch.export with ``strict=False`` does) and
     convert; failures become GL903 at the user's line."""
+    traced = tuple(inputs)
+    if default_init:  # a model built on meta runs on meta inputs and makes its tensors there
+        traced = tuple(tree_map_tensors(lambda t: t.to("meta"), traced))
     try:
-        with torch.no_grad(), quiet_logs(), attributes_kept(model):
+        with torch.no_grad(), quiet_logs(), attributes_kept(model), (
+                torch.device("meta") if default_init else contextlib.nullcontext()):
             kwargs = no_cache(model, len(inputs))
-            ep = aten_program(model, tuple(inputs), kwargs)
+            ep = aten_program(model, traced, kwargs)
     except Exception as exc:  # noqa: BLE001 - the user's model failed to export
         where, related = in_user_code(*exception_sites(exc), Location(target.file, target.line))
         raise StageError("GL903", f"torch.export could not trace {type(model).__name__} either: "

@@ -42,6 +42,39 @@ def test_meta_flag_lints_a_llama_config_end_to_end(tmp_path: Path, run_gradlint)
                if layer["module"] != "lm_head")
 
 
+MAKES_TENSORS = """
+import torch
+import torch.nn as nn
+
+
+class Timed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.time = nn.Linear(16, 32)
+        self.fc = nn.Linear(32, 32)
+
+    def forward(self, x, t):
+        if x.shape[0] > 0:  # fx cannot branch on a size: the export path
+            x = x * 1.0
+        freqs = torch.exp(-torch.arange(8) / 8.0)  # made in forward, on the default device
+        emb = torch.cat([torch.cos(t[:, None] * freqs), torch.sin(t[:, None] * freqs)], -1)
+        return self.fc(x + self.time(emb))
+"""
+
+
+def test_a_meta_model_that_makes_tensors_in_forward_is_exported_on_meta(
+        tmp_path: Path, run_gradlint) -> None:  # type: ignore[no-untyped-def]
+    """DiT-XL over --jobs 2's memory budget is built on meta; its forward makes a frequency
+    table with torch.arange. Exported on the CPU inputs it failed (GL903 "weight is on meta,
+    different from other tensors on cpu"); the export runs on meta inputs and device now."""
+    (tmp_path / "timed.py").write_text(MAKES_TENSORS)
+    run = run_gradlint("timed.py", "--meta", "--format", "json", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    model = json.loads(run.stdout)["models"][0]
+    assert (model["status"], model["tracer"], model["init"]) == ("ok", "export", "default")
+    assert {layer["module"] for layer in model["layers"]} == {"time", "fc"}
+
+
 def test_a_model_over_the_memory_budget_is_built_on_meta(tmp_path: Path) -> None:
     (tmp_path / "wide.py").write_text(
         "import torch.nn as nn\n\n\nclass Wide(nn.Module):\n    def __init__(self):\n"
