@@ -123,6 +123,9 @@ APIS: tuple[Api, ...] = (
     # version checks at import (``if version.parse(torch.__version__) < version.parse("1.7")``)
     Api(r"packaging\.(version\.(parse|Version)|specifiers\.\w+|requirements\.Requirement"
         r"|markers\.Marker|utils\.\w+)"),
+    # whether a package is installed (read from its metadata, lazily): Lightning's guards
+    Api(r"lightning_utilities\.core\.imports\.(RequirementCache|ModuleAvailableCache"
+        r"|module_available|package_available|compare_version)"),
     # the standard library's pure parts
     Api(r"functools\.wraps", stores=True, factory=True),
     Api(r"(enum\.unique|abc\.abstractmethod|functools\.(partial|partialmethod|lru_cache"

@@ -59,3 +59,10 @@ def test_version_checks_are_harmless() -> None:
                  "packaging.specifiers.SpecifierSet"):
         assert harmless.lookup(name) is not None, name
     assert harmless.lookup("packaging.tags.sys_tags") is None
+
+
+def test_installed_package_guards_are_harmless() -> None:
+    """litgpt's ``_LITDATA_AVAILABLE = RequirementCache("litdata")`` reads package metadata."""
+    for name in ("lightning_utilities.core.imports.RequirementCache",
+                 "lightning_utilities.core.imports.module_available"):
+        assert harmless.lookup(name) is not None, name

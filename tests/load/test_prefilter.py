@@ -585,3 +585,43 @@ def test_a_subclass_of_a_library_model_class_is_a_model(base: str) -> None:
     weights = "from torchvision.models.resnet import ResNet50_Weights\n\n\n" \
         "class Mine(ResNet50_Weights):\n    pass\n"
     assert prefilter_source(weights).verdict != "model"
+
+
+CONFIG_TABLE = NET + """
+base = [dict(name="tiny", n_layer=2), dict(name="small", n_layer=4)]
+configs = list(base)
+for c in base:
+    for kind in ("", "-chat"):
+        copy = dict(c)
+        copy["name"] = c["name"] + kind
+        configs.append(copy)
+for i, c in enumerate(configs):
+    c["index"] = i
+for name, value in {"a": 1}.items():
+    pass
+"""
+
+
+def test_module_level_loops_over_literal_configurations_are_not_work() -> None:
+    """litgpt's config.py builds its table with module-level loops over lists of dict
+    literals: every file of the package was GL907 for it. The body is judged all the same."""
+    assert prefilter_source(CONFIG_TABLE) == Prefilter("model"), prefilter_source(CONFIG_TABLE)
+    writes = CONFIG_TABLE + "for c in configs:\n    open(c['name'], 'w')  # MARK\n"
+    verdict = prefilter_source(writes)
+    assert (verdict.verdict, verdict.line) == ("does-work", mark_line(writes)), verdict
+
+
+@pytest.mark.parametrize("loop", [
+    "for step in range(3):  # MARK\n    pass\n",  # a training script's loop, at the loop
+    "items = make()\nfor x in items:  # MARK\n    pass\n",  # __iter__ of something unknown
+    "from os import environ as table\nfor x in table:  # MARK\n    pass\n",
+    "table = [1]\ntable = make()\nfor x in table:  # MARK\n    pass\n",  # rebound
+    "table = [1]\nfor x in sorted(table, key=make):  # MARK\n    pass\n",
+    "table = [1]\nwhile table:  # MARK\n    table.pop()\n",
+    "class Holder:\n    for x in (1, 2):  # MARK\n        pass\n",  # class bodies: as before
+])
+def test_other_module_level_loops_are_work(loop: str) -> None:
+    source = NET + "\n\ndef make():\n    return []\n\n\n" + loop
+    verdict = prefilter_source(source)
+    assert (verdict.verdict, verdict.line) == ("does-work", mark_line(source)), verdict
+    assert "loop" in verdict.reason, verdict.reason

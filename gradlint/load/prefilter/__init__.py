@@ -33,7 +33,9 @@ called later by whoever receives them (``self.apply(self._init_weights)``), so a
 or class handed on is judged as if called, and a library name handed on must be harmless to call
 with any arguments (``nn.ReLU`` is, ``os.remove`` is not). Loops, ``with`` blocks and
 comprehensions are fine inside judged function bodies (constructors build layers in loops); at
-module level and in class bodies a ``for``/``while``/``with`` is work, as in a training script.
+module level and in class bodies a ``for``/``while``/``with`` is work, as in a training script,
+but for a module-level ``for`` over literal data (a configuration table: ``literal_loops``),
+whose body is judged as module-level code.
 
 Installed libraries are trusted with what their own code does (their import, a library base
 class's ``__init_subclass__``); what is judged is the user's code and the library calls it makes.

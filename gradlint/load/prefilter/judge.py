@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from gradlint.load.prefilter.expressions import ExpressionJudge
 from gradlint.load.prefilter.limits import MAX_BODIES, MAX_DEPTH, MAX_MODULES, TooDeep, TooMuch
+from gradlint.load.prefilter.literal_loops import literal_iterable
 from gradlint.load.prefilter.module_verdicts import (
     VERDICTS_KEPT,
     ModuleVerdict,
@@ -175,7 +176,9 @@ class Judge(ExpressionJudge):
             return self.class_definition(stmt, scope, level)
         if isinstance(stmt, (ast.Import, ast.ImportFrom)):
             return self.import_(stmt, scope, where)
-        if type(stmt) in LOOPS and level != "function":
+        if type(stmt) in LOOPS and level != "function" and not (
+                level == "module" and isinstance(stmt, ast.For)
+                and literal_iterable(stmt.iter, scope.module().tree)):
             return (where.link("work", LOOPS[type(stmt)], stmt),)
         if isinstance(stmt, ast.If) and is_guard(stmt.test):
             return self.block(stmt.orelse, scope, level)
