@@ -234,10 +234,11 @@ def _broadcast_inputs(graph: LayerGraph) -> dict[tuple[int, int], float]:
     return found
 
 
-# ops that copy their input (expand, repeat, a resize) and whose backward already sums the
-# copies' gradients: a parameter read through them is not summed over their size again (a
-# position table resized to the input, DINO's interpolate_pos_encoding, came out 0.3 high)
-_COPIES_SUMMED = frozenset({"passthrough", "upsample", "pool"})
+# views, pools and resizes: each input entry's gradient is the sum of its copies' (an expand,
+# a resize) or of its window's, so each channel's sum is kept (a BatchNorm behind them still
+# centres), and a parameter read through them is not summed over their size again (a position
+# table resized to the input, DINO's interpolate_pos_encoding, came out 0.3 high)
+_SUM_KEEPING = frozenset({"passthrough", "pool", "upsample"})
 
 
 def _reached(nodes: Sequence[GraphNode], contrib: list[list[tuple[int, float]]], i: int,
@@ -254,12 +255,10 @@ def _reached(nodes: Sequence[GraphNode], contrib: list[list[tuple[int, float]]],
         node = nodes[c]
         if node.kind == "passthrough" and node.numel_per_example == size and contrib[c]:
             most = max(most, _reached(nodes, contrib, c, size))
-        elif node.kind in _COPIES_SUMMED:  # its own backward sums the copies already
-            most = max(most, size)
-        elif not through_view or node.kind in ("add", "mul"):
-            most = max(most, node.numel_per_example)
+        elif node.kind in _SUM_KEEPING or (through_view and node.kind not in ("add", "mul")):
+            most = max(most, size)  # summed by the op's own backward, or read once
         else:
-            most = max(most, size)
+            most = max(most, node.numel_per_example)
     return most
 
 
@@ -591,9 +590,6 @@ def _batch_centred(graph: LayerGraph) -> set[int]:
         if ok:
             out.add(node.index)
     return out
-
-
-_SUM_KEEPING = frozenset({"passthrough", "pool", "upsample"})
 
 
 def _channel_cat(node: GraphNode) -> bool:
